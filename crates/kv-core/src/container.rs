@@ -1,0 +1,65 @@
+//! Containers: a Tencent namespace, an Aliyun namespace, a Huawei store or table. The engine only
+//! knows their name, scope, kind, free-form attributes and limits; what they mean is the dialect's.
+
+use serde::{Deserialize, Serialize};
+
+/// Flat containers hold opaque values under byte-string keys; document containers hold BSON
+/// documents whose keys are derived from a key schema (see `doc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerKind {
+    Flat,
+    Document,
+}
+
+/// Quotas that the engine enforces inside the same commit as the write, so they are exact.
+/// `None` means unlimited. Account-level limits apply to all containers of one account that share
+/// `account_group` (e.g. `"aliyun-esa"`), so ESA and DCDN quotas stay apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_bytes: Option<i64>,
+    pub max_items: Option<i64>,
+    pub account_group: String,
+    pub account_max_bytes: Option<i64>,
+    pub account_max_items: Option<i64>,
+    pub account_max_containers: Option<i64>,
+}
+
+/// What a dialect asks for when it creates a container.
+#[derive(Clone, Debug)]
+pub struct NewContainer {
+    pub account: String,
+    /// Groups containers that are listed together, e.g. `"tencent/zone-1"` or `"huawei/mystore"`.
+    pub scope: String,
+    pub name: String,
+    pub kind: ContainerKind,
+    /// Dialect-owned metadata (remark, key schema, indexes ...), kept verbatim.
+    pub attrs: serde_json::Value,
+    pub limits: Limits,
+}
+
+/// A container as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    /// Internal id; item keys are prefixed with it, so a recreated name never sees old items.
+    pub id: u64,
+    pub account: String,
+    pub scope: String,
+    pub name: String,
+    pub kind: ContainerKind,
+    pub attrs: serde_json::Value,
+    pub limits: Limits,
+    /// Engine clock, unix milliseconds.
+    pub created_at_ms: u64,
+    pub modified_at_ms: u64,
+    /// The store version of the metadata record, for optimistic updates.
+    #[serde(skip)]
+    pub meta_version: u64,
+}
+
+/// How much a container (or an account group) holds right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub bytes: i64,
+    pub items: i64,
+}

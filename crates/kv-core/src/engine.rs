@@ -1,0 +1,944 @@
+//! The engine: containers and items over a `Store`, with optimistic transactions, exact quotas
+//! and expiry. Every write is read, compute, then commit with version checks on what was read; a
+//! lost race is retried here, so callers see either their outcome or a real error.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::clock::Clock;
+use crate::container::{Container, NewContainer, Usage};
+use crate::error::{Error, Quota, Result};
+use crate::keys;
+use crate::store::{self, Batch, Check, Key, KeyRange, Record, Rejected, Store, StoreStats, Write};
+
+/// How often a transaction is retried after losing an optimistic race before giving up.
+const MAX_ATTEMPTS: usize = 64;
+/// How many expired items one sweep step removes.
+const SWEEP_CHUNK: usize = 512;
+
+/// A live item as a reader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub key: Vec<u8>,
+    pub value: Bytes,
+    pub expires_at: Option<u64>,
+    pub version: u64,
+}
+
+impl Item {
+    /// Bytes charged against quotas: key plus value.
+    pub fn size(&self) -> usize {
+        self.key.len() + self.value.len()
+    }
+}
+
+/// A condition on the item's current (logical) state for a single-item write.
+#[derive(Clone, Default)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// The item must not exist (or must have expired).
+    Absent,
+    /// The item must exist.
+    Present,
+    /// The item must exist with exactly this version.
+    Version(u64),
+    /// A predicate on the stored item (None when absent), evaluated by the engine on a read that
+    /// the commit then checks by version.
+    Matches(Arc<dyn Fn(Option<&Item>) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for Precondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Precondition::None => f.write_str("None"),
+            Precondition::Absent => f.write_str("Absent"),
+            Precondition::Present => f.write_str("Present"),
+            Precondition::Version(v) => write!(f, "Version({v})"),
+            Precondition::Matches(_) => f.write_str("Matches(..)"),
+        }
+    }
+}
+
+impl Precondition {
+    fn holds(&self, current: Option<&Item>) -> bool {
+        match self {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Present => current.is_some(),
+            Precondition::Version(v) => current.is_some_and(|i| i.version == *v),
+            Precondition::Matches(f) => f(current),
+        }
+    }
+}
+
+/// A range scan over one container's items.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub start: Bound<Vec<u8>>,
+    pub end: Bound<Vec<u8>>,
+    pub limit: usize,
+    pub reverse: bool,
+}
+
+impl ScanOptions {
+    /// Items whose key starts with `prefix`, strictly after `after` when given.
+    pub fn prefix(prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Self {
+        let range = KeyRange::prefix(prefix);
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
+            _ => range.start,
+        };
+        ScanOptions {
+            start,
+            end: range.end,
+            limit,
+            reverse: false,
+        }
+    }
+}
+
+/// One page of items, from one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct ScanPage {
+    pub items: Vec<Item>,
+    /// True when the range holds more items after the last one returned.
+    pub more: bool,
+}
+
+impl ScanPage {
+    /// An opaque continuation cursor (the last key, hex) when more remain.
+    pub fn cursor(&self) -> Option<String> {
+        match (self.more, self.items.last()) {
+            (true, Some(last)) => Some(encode_cursor(&last.key)),
+            _ => None,
+        }
+    }
+}
+
+/// Encodes a resume point as an opaque printable string.
+pub fn encode_cursor(key: &[u8]) -> String {
+    let mut s = String::with_capacity(key.len() * 2);
+    for b in key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Decodes a cursor made by [`encode_cursor`]; anything else is `Invalid`.
+pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
+    let bad = || Error::Invalid("malformed cursor".into());
+    if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+        return Err(bad());
+    }
+    (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16).map_err(|_| bad()))
+        .collect()
+}
+
+/// A single write inside an `Engine::write_items` call.
+#[derive(Clone, Debug)]
+pub enum ItemWrite {
+    Put {
+        key: Vec<u8>,
+        value: Bytes,
+        expires_at: Option<u64>,
+        precondition: Precondition,
+    },
+    Delete {
+        key: Vec<u8>,
+        precondition: Precondition,
+    },
+}
+
+/// The engine. Share it behind an `Arc`.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Engine { store, clock }
+    }
+
+    /// Opens the embedded redb backend at `path`.
+    pub fn open_redb(path: &Path, durable: bool, clock: Clock) -> Result<Self> {
+        Ok(Self::new(
+            Arc::new(store::redb::RedbStore::open(path, durable)?),
+            clock,
+        ))
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Engine time, unix seconds.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Starts an optimistic transaction at the current engine time.
+    pub fn begin(&self) -> Txn<'_> {
+        Txn::new(self)
+    }
+
+    /// Drops all data.
+    pub async fn reset(&self) -> Result<()> {
+        self.store.reset().await
+    }
+
+    pub async fn stats(&self) -> Result<StoreStats> {
+        self.store.stats().await
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        self.store.close().await
+    }
+
+    // ---------------------------------------------------------------- containers
+
+    /// Creates a container; `AlreadyExists` if the name is taken in its scope, `QuotaExceeded`
+    /// when the account group already has its maximum number of containers.
+    pub async fn create_container(&self, new: NewContainer) -> Result<Container> {
+        for (what, s) in [
+            ("account", &new.account),
+            ("scope", &new.scope),
+            ("name", &new.name),
+        ] {
+            if s.as_bytes().contains(&0) {
+                return Err(Error::Invalid(format!("{what} contains a NUL byte")));
+            }
+        }
+        let meta_key = keys::container(&new.account, &new.scope, &new.name);
+        let now_ms = self.clock.now_millis();
+        retry(|| async {
+            let mut tx = self.begin();
+            if tx.physical(&meta_key).await?.is_some() {
+                return Err(Error::AlreadyExists(format!("container {}", new.name)));
+            }
+            let id = fresh_id();
+            let container = Container {
+                id,
+                account: new.account.clone(),
+                scope: new.scope.clone(),
+                name: new.name.clone(),
+                kind: new.kind.clone(),
+                attrs: new.attrs.clone(),
+                limits: new.limits.clone(),
+                created_at_ms: now_ms,
+                modified_at_ms: now_ms,
+                meta_version: 0,
+            };
+            tx.checks.push(Check::Absent(keys::registry(id)));
+            tx.raw_put(meta_key.clone(), encode_meta(&container)?, None);
+            tx.raw_put(keys::registry(id), Bytes::from(meta_key.clone()), None);
+            tx.add(
+                keys::account_containers(&new.account, &new.limits.account_group),
+                1,
+                new.limits
+                    .account_max_containers
+                    .map(|m| (m, Quota::AccountContainers)),
+            );
+            let version = tx.commit().await?;
+            Ok(Container {
+                meta_version: version,
+                ..container
+            })
+        })
+        .await
+    }
+
+    /// The container `name` in `scope`, or `NotFound`.
+    pub async fn container(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
+        let key = keys::container(account, scope, name);
+        let records = self.store.get_many(std::slice::from_ref(&key)).await?;
+        match records.into_iter().next().flatten() {
+            Some(r) => decode_meta(&r),
+            None => Err(Error::NotFound(format!("container {name}"))),
+        }
+    }
+
+    /// Containers of one scope in name order, strictly after `after`, at most `limit`.
+    pub async fn list_containers(
+        &self,
+        account: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Container>, bool)> {
+        let prefix = keys::container_scope_prefix(account, scope);
+        let mut range = KeyRange::prefix(&prefix);
+        if let Some(after) = after {
+            let mut k = prefix.clone();
+            k.extend_from_slice(after.as_bytes());
+            range.start = Bound::Excluded(k);
+        }
+        let page = self.store.scan(range, limit, false, 0).await?;
+        let containers = page
+            .records
+            .iter()
+            .map(|(_, r)| decode_meta(r))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((containers, page.more))
+    }
+
+    /// Every container of every account (for snapshots and the dashboard).
+    pub async fn all_containers(&self) -> Result<Vec<Container>> {
+        let page = self
+            .store
+            .scan(KeyRange::prefix(&[keys::CONTAINER]), usize::MAX, false, 0)
+            .await?;
+        page.records.iter().map(|(_, r)| decode_meta(r)).collect()
+    }
+
+    /// Replaces a container's dialect attributes; `NotFound` if it is gone.
+    pub async fn update_container_attrs(
+        &self,
+        account: &str,
+        scope: &str,
+        name: &str,
+        attrs: serde_json::Value,
+    ) -> Result<Container> {
+        let now_ms = self.clock.now_millis();
+        retry(|| async {
+            let current = self.container(account, scope, name).await?;
+            let mut tx = self.begin();
+            let updated = Container {
+                attrs: attrs.clone(),
+                modified_at_ms: now_ms,
+                ..current.clone()
+            };
+            let meta_key = keys::container(account, scope, name);
+            tx.checks
+                .push(Check::AtVersion(meta_key.clone(), current.meta_version));
+            tx.raw_put(meta_key, encode_meta(&updated)?, None);
+            let version = tx.commit().await?;
+            Ok(Container {
+                meta_version: version,
+                ..updated
+            })
+        })
+        .await
+    }
+
+    /// Deletes a container and every item in it, and gives its usage back to the account.
+    pub async fn delete_container(
+        &self,
+        account: &str,
+        scope: &str,
+        name: &str,
+    ) -> Result<Container> {
+        retry(|| async {
+            let current = self.container(account, scope, name).await?;
+            let usage = self.usage(&current).await?;
+            let id = current.id;
+            let group = &current.limits.account_group;
+            let mut tx = self.begin();
+            let meta_key = keys::container(account, scope, name);
+            tx.checks
+                .push(Check::AtVersion(meta_key.clone(), current.meta_version));
+            tx.checks
+                .push(Check::CounterEquals(keys::container_bytes(id), usage.bytes));
+            tx.checks
+                .push(Check::CounterEquals(keys::container_items(id), usage.items));
+            tx.writes.push(Write::Delete { key: meta_key });
+            tx.writes.push(Write::Delete {
+                key: keys::registry(id),
+            });
+            let items = keys::items_prefix(id);
+            tx.writes.push(Write::DeleteRange {
+                end: store::prefix_end(&items).unwrap_or_default(),
+                start: items,
+            });
+            tx.writes.push(Write::ResetCounter {
+                counter: keys::container_bytes(id),
+            });
+            tx.writes.push(Write::ResetCounter {
+                counter: keys::container_items(id),
+            });
+            tx.add(keys::account_bytes(account, group), -usage.bytes, None);
+            tx.add(keys::account_items(account, group), -usage.items, None);
+            tx.add(keys::account_containers(account, group), -1, None);
+            tx.commit().await?;
+            Ok(current.clone())
+        })
+        .await
+    }
+
+    /// Bytes and items stored in a container now (expired items count until swept).
+    pub async fn usage(&self, container: &Container) -> Result<Usage> {
+        let counters = self
+            .store
+            .counters(&[
+                keys::container_bytes(container.id),
+                keys::container_items(container.id),
+            ])
+            .await?;
+        Ok(Usage {
+            bytes: counters[0],
+            items: counters[1],
+        })
+    }
+
+    /// Bytes, items and containers of an account group.
+    pub async fn account_usage(&self, account: &str, group: &str) -> Result<(Usage, i64)> {
+        let c = self
+            .store
+            .counters(&[
+                keys::account_bytes(account, group),
+                keys::account_items(account, group),
+                keys::account_containers(account, group),
+            ])
+            .await?;
+        Ok((
+            Usage {
+                bytes: c[0],
+                items: c[1],
+            },
+            c[2],
+        ))
+    }
+
+    // ---------------------------------------------------------------- items
+
+    /// A live item, or None.
+    pub async fn get(&self, container: &Container, key: &[u8]) -> Result<Option<Item>> {
+        Ok(self
+            .get_many(container, &[key.to_vec()])
+            .await?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    /// Live items in request order, from one snapshot.
+    pub async fn get_many(
+        &self,
+        container: &Container,
+        item_keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Item>>> {
+        let physical: Vec<Key> = item_keys
+            .iter()
+            .map(|k| keys::item(container.id, k))
+            .collect();
+        let now = self.now();
+        let records = self.store.get_many(&physical).await?;
+        Ok(records
+            .into_iter()
+            .zip(item_keys)
+            .map(|(r, k)| r.and_then(|r| live_item(k, r, now)))
+            .collect())
+    }
+
+    /// Writes one item if `precondition` holds; returns the new version.
+    pub async fn put(
+        &self,
+        container: &Container,
+        key: &[u8],
+        value: Bytes,
+        expires_at: Option<u64>,
+        precondition: Precondition,
+    ) -> Result<u64> {
+        self.write_items(
+            container,
+            vec![ItemWrite::Put {
+                key: key.to_vec(),
+                value,
+                expires_at,
+                precondition,
+            }],
+        )
+        .await
+    }
+
+    /// Deletes items; returns how many were live. Missing keys are not an error.
+    pub async fn delete(&self, container: &Container, item_keys: &[Vec<u8>]) -> Result<usize> {
+        retry(|| async {
+            let mut tx = self.begin();
+            let mut live = 0;
+            for k in item_keys {
+                if tx.delete(container, k).await? {
+                    live += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(live)
+        })
+        .await
+    }
+
+    /// Applies several writes to one container atomically: all preconditions hold and all writes
+    /// land, or `PreconditionFailed`/`QuotaExceeded` and nothing changes. Returns the version.
+    pub async fn write_items(&self, container: &Container, writes: Vec<ItemWrite>) -> Result<u64> {
+        retry(|| async {
+            let mut tx = self.begin();
+            for w in &writes {
+                match w {
+                    ItemWrite::Put {
+                        key,
+                        value,
+                        expires_at,
+                        precondition,
+                    } => {
+                        let current = tx.get(container, key).await?;
+                        if !precondition.holds(current.as_ref()) {
+                            return Err(Error::PreconditionFailed(format!("{precondition:?}")));
+                        }
+                        tx.put(container, key, value.clone(), *expires_at).await?;
+                    }
+                    ItemWrite::Delete { key, precondition } => {
+                        let current = tx.get(container, key).await?;
+                        if !precondition.holds(current.as_ref()) {
+                            return Err(Error::PreconditionFailed(format!("{precondition:?}")));
+                        }
+                        tx.delete(container, key).await?;
+                    }
+                }
+            }
+            tx.commit().await
+        })
+        .await
+    }
+
+    /// Live items of a range, in key order (or reverse), from one snapshot.
+    pub async fn scan(&self, container: &Container, options: ScanOptions) -> Result<ScanPage> {
+        let map = |b: Bound<Vec<u8>>| match b {
+            Bound::Included(k) => Bound::Included(keys::item(container.id, &k)),
+            Bound::Excluded(k) => Bound::Excluded(keys::item(container.id, &k)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let all = KeyRange::prefix(&keys::items_prefix(container.id));
+        let start = match map(options.start) {
+            Bound::Unbounded => all.start,
+            b => b,
+        };
+        let end = match map(options.end) {
+            Bound::Unbounded => all.end,
+            b => b,
+        };
+        let now = self.now();
+        let page = self
+            .store
+            .scan(KeyRange { start, end }, options.limit, options.reverse, now)
+            .await?;
+        let items = page
+            .records
+            .into_iter()
+            .filter_map(|(k, r)| {
+                let (_, item_key) = keys::split_item(&k)?;
+                live_item(item_key, r, now)
+            })
+            .collect();
+        Ok(ScanPage {
+            items,
+            more: page.more,
+        })
+    }
+
+    // ---------------------------------------------------------------- expiry
+
+    /// Deletes up to `max` expired items through the expiry index and gives their space back to
+    /// the quotas. Returns how many were removed.
+    pub async fn sweep_expired(&self, max: usize) -> Result<usize> {
+        let now = self.now();
+        let expired = self.store.expired(now, max).await?;
+        let mut removed = 0;
+        let mut groups: HashMap<u64, Option<(String, String)>> = HashMap::new();
+        for chunk in expired.chunks(SWEEP_CHUNK) {
+            let mut tx = self.begin();
+            for e in chunk {
+                let Some((id, item_key)) = keys::split_item(&e.key) else {
+                    // Only items carry expiries today; anything else is dropped as it is.
+                    tx.checks.push(Check::AtVersion(e.key.clone(), e.version));
+                    tx.writes.push(Write::Delete { key: e.key.clone() });
+                    continue;
+                };
+                if !groups.contains_key(&id) {
+                    let owner = self.container_by_id(id).await?;
+                    groups.insert(id, owner.map(|c| (c.account, c.limits.account_group)));
+                }
+                tx.checks.push(Check::AtVersion(e.key.clone(), e.version));
+                tx.writes.push(Write::Delete { key: e.key.clone() });
+                let size = (item_key.len() as i64).saturating_add(e.value_len as i64);
+                tx.add(keys::container_bytes(id), -size, None);
+                tx.add(keys::container_items(id), -1, None);
+                if let Some(Some((account, group))) = groups.get(&id) {
+                    tx.add(keys::account_bytes(account, group), -size, None);
+                    tx.add(keys::account_items(account, group), -1, None);
+                }
+            }
+            match tx.commit().await {
+                Ok(_) => removed += chunk.len(),
+                // Someone rewrote one of them meanwhile; the next sweep sees the fresh state.
+                Err(Error::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs `sweep_expired` every `interval` until the returned handle is aborted.
+    pub fn spawn_sweeper(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                loop {
+                    match engine.sweep_expired(SWEEP_CHUNK * 4).await {
+                        Ok(n) if n >= SWEEP_CHUNK * 4 => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "expiry sweep failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn container_by_id(&self, id: u64) -> Result<Option<Container>> {
+        let reg = self.store.get_many(&[keys::registry(id)]).await?;
+        let Some(meta_key) = reg.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let meta = self.store.get_many(&[meta_key.value.to_vec()]).await?;
+        meta.into_iter()
+            .next()
+            .flatten()
+            .map(|r| decode_meta(&r))
+            .transpose()
+    }
+}
+
+/// Runs `attempt` (which begins and commits its own `Txn`) until it stops losing optimistic
+/// races, i.e. until it returns anything but `Error::Conflict`. When a write is refused for a quota,
+/// expired items may still be holding that space; one sweep and one more try make quotas exact
+/// with respect to what is live.
+pub async fn retry<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for n in 0..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(Error::Conflict) => {
+                if n > 4 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            other => return other,
+        }
+    }
+    Err(Error::Conflict)
+}
+
+fn live_item(key: &[u8], record: Record, now: u64) -> Option<Item> {
+    if record.expires_at.is_some_and(|exp| exp <= now) {
+        return None;
+    }
+    Some(Item {
+        key: key.to_vec(),
+        value: record.value,
+        expires_at: record.expires_at,
+        version: record.version,
+    })
+}
+
+fn encode_meta(c: &Container) -> Result<Bytes> {
+    serde_json::to_vec(c)
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(format!("encoding container: {e}")))
+}
+
+fn decode_meta(r: &Record) -> Result<Container> {
+    let mut c: Container = serde_json::from_slice(&r.value)
+        .map_err(|e| Error::Internal(format!("corrupt container metadata: {e}")))?;
+    c.meta_version = r.version;
+    Ok(c)
+}
+
+/// A container id that no live or past container is likely to have; the commit checks it.
+fn fresh_id() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// An optimistic transaction: reads record what they saw, writes are buffered, and `commit`
+/// turns both into one `Batch` whose checks make the commit fail with `Conflict` if anything read
+/// changed meanwhile. Quota counters are adjusted for every write from what was there before.
+pub struct Txn<'e> {
+    engine: &'e Engine,
+    now: u64,
+    /// Physical state as this transaction sees it: what it read, overlaid by what it wrote.
+    view: HashMap<Key, Option<Record>>,
+    /// The first physical version read per key (None = absent), checked at commit.
+    observed: BTreeMap<Key, Option<u64>>,
+    containers: HashSet<u64>,
+    checks: Vec<Check>,
+    writes: Vec<Write>,
+    counters: BTreeMap<Key, (i64, Option<(i64, Quota)>)>,
+}
+
+impl<'e> Txn<'e> {
+    fn new(engine: &'e Engine) -> Self {
+        Txn {
+            engine,
+            now: engine.now(),
+            view: HashMap::new(),
+            observed: BTreeMap::new(),
+            containers: HashSet::new(),
+            checks: Vec::new(),
+            writes: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// Engine time this transaction runs at.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    async fn physical(&mut self, key: &Key) -> Result<Option<Record>> {
+        if let Some(r) = self.view.get(key) {
+            return Ok(r.clone());
+        }
+        let record = self
+            .engine
+            .store
+            .get_many(std::slice::from_ref(key))
+            .await?
+            .into_iter()
+            .next()
+            .flatten();
+        self.observed
+            .entry(key.clone())
+            .or_insert(record.as_ref().map(|r| r.version));
+        self.view.insert(key.clone(), record.clone());
+        Ok(record)
+    }
+
+    /// Reads several physical keys in one snapshot, recording what was seen.
+    async fn prefetch(&mut self, keys: &[Key]) -> Result<()> {
+        let missing: Vec<Key> = keys
+            .iter()
+            .filter(|k| !self.view.contains_key(*k))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let records = self.engine.store.get_many(&missing).await?;
+        for (k, r) in missing.into_iter().zip(records) {
+            self.observed
+                .entry(k.clone())
+                .or_insert(r.as_ref().map(|r| r.version));
+            self.view.insert(k, r);
+        }
+        Ok(())
+    }
+
+    /// The live item, as this transaction sees it.
+    pub async fn get(&mut self, container: &Container, key: &[u8]) -> Result<Option<Item>> {
+        let record = self.physical(&keys::item(container.id, key)).await?;
+        Ok(record.and_then(|r| live_item(key, r, self.now)))
+    }
+
+    /// Live items in order, read in one snapshot.
+    pub async fn get_many(
+        &mut self,
+        container: &Container,
+        item_keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Item>>> {
+        let physical: Vec<Key> = item_keys
+            .iter()
+            .map(|k| keys::item(container.id, k))
+            .collect();
+        self.prefetch(&physical).await?;
+        Ok(physical
+            .iter()
+            .zip(item_keys)
+            .map(|(p, k)| {
+                self.view
+                    .get(p)
+                    .cloned()
+                    .flatten()
+                    .and_then(|r| live_item(k, r, self.now))
+            })
+            .collect())
+    }
+
+    /// Buffers a write of one item, charging the size difference to the quotas.
+    pub async fn put(
+        &mut self,
+        container: &Container,
+        key: &[u8],
+        value: Bytes,
+        expires_at: Option<u64>,
+    ) -> Result<()> {
+        let physical_key = keys::item(container.id, key);
+        let old = self.physical(&physical_key).await?;
+        let new_size = (key.len() + value.len()) as i64;
+        let old_size = old.as_ref().map(|r| (key.len() + r.value.len()) as i64);
+        let bytes_delta = new_size - old_size.unwrap_or(0);
+        let items_delta = if old.is_none() { 1 } else { 0 };
+        self.charge(container, bytes_delta, items_delta);
+        self.view.insert(
+            physical_key.clone(),
+            Some(Record {
+                value: value.clone(),
+                expires_at,
+                version: u64::MAX,
+            }),
+        );
+        self.writes.push(Write::Put {
+            key: physical_key,
+            value,
+            expires_at,
+        });
+        Ok(())
+    }
+
+    /// Buffers a delete; returns whether a live item was there.
+    pub async fn delete(&mut self, container: &Container, key: &[u8]) -> Result<bool> {
+        let physical_key = keys::item(container.id, key);
+        let Some(old) = self.physical(&physical_key).await? else {
+            return Ok(false);
+        };
+        let live = old.expires_at.is_none_or(|exp| exp > self.now);
+        self.charge(container, -((key.len() + old.value.len()) as i64), -1);
+        self.view.insert(physical_key.clone(), None);
+        self.writes.push(Write::Delete { key: physical_key });
+        Ok(live)
+    }
+
+    fn charge(&mut self, c: &Container, bytes: i64, items: i64) {
+        self.containers.insert(c.id);
+        let l = &c.limits;
+        if bytes != 0 {
+            self.add(
+                keys::container_bytes(c.id),
+                bytes,
+                l.max_bytes.map(|m| (m, Quota::ContainerBytes)),
+            );
+            self.add(
+                keys::account_bytes(&c.account, &l.account_group),
+                bytes,
+                l.account_max_bytes.map(|m| (m, Quota::AccountBytes)),
+            );
+        }
+        if items != 0 {
+            self.add(
+                keys::container_items(c.id),
+                items,
+                l.max_items.map(|m| (m, Quota::ContainerItems)),
+            );
+            self.add(
+                keys::account_items(&c.account, &l.account_group),
+                items,
+                l.account_max_items.map(|m| (m, Quota::AccountItems)),
+            );
+        }
+    }
+
+    fn add(&mut self, counter: Key, delta: i64, limit: Option<(i64, Quota)>) {
+        let entry = self.counters.entry(counter).or_insert((0, None));
+        entry.0 = entry.0.saturating_add(delta);
+        if limit.is_some() {
+            entry.1 = limit;
+        }
+    }
+
+    fn raw_put(&mut self, key: Key, value: Bytes, expires_at: Option<u64>) {
+        self.writes.push(Write::Put {
+            key,
+            value,
+            expires_at,
+        });
+    }
+
+    /// Commits atomically. `Conflict` if anything read changed (the caller retries);
+    /// `QuotaExceeded` if a limit would be passed; `NotFound` if a container written to is gone.
+    ///
+    /// Boxed because a quota refusal sweeps expired items, which commits in turn.
+    pub fn commit(self) -> futures_util::future::BoxFuture<'e, Result<u64>> {
+        use futures_util::FutureExt;
+        self.commit_inner().boxed()
+    }
+
+    async fn commit_inner(self) -> Result<u64> {
+        if self.writes.is_empty() && self.counters.is_empty() {
+            return Ok(0);
+        }
+        let mut checks = self.checks;
+        for (k, v) in self.observed {
+            checks.push(match v {
+                Some(v) => Check::AtVersion(k, v),
+                None => Check::Absent(k),
+            });
+        }
+        let container_checks: Vec<Check> = self
+            .containers
+            .iter()
+            .map(|id| Check::Present(keys::registry(*id)))
+            .collect();
+        checks.extend(container_checks);
+        let mut writes = self.writes;
+        for (counter, (delta, limit)) in self.counters {
+            if delta != 0 {
+                writes.push(Write::Add {
+                    counter,
+                    delta,
+                    limit,
+                });
+            }
+        }
+        let store = &self.engine.store;
+        match store.commit(Batch { checks, writes }).await? {
+            Ok(version) => Ok(version),
+            Err(Rejected::Check(Check::Present(k))) if k.first() == Some(&keys::REGISTRY) => {
+                Err(Error::NotFound("container".into()))
+            }
+            Err(Rejected::Check(_)) => Err(Error::Conflict),
+            Err(Rejected::Quota(q)) => {
+                // Expired but unswept items may hold the space; free it so the retry is exact.
+                if self.engine.sweep_expired(usize::MAX).await.unwrap_or(0) > 0 {
+                    Err(Error::Conflict)
+                } else {
+                    Err(Error::QuotaExceeded(q))
+                }
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(e: &Engine, c: &Container) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(e.put(c, b"k", Bytes::new(), None, Precondition::None));
+    is_send(e.delete_container("a", "s", "n"));
+    is_send(e.scan(c, ScanOptions::prefix(b"", None, 1)));
+}

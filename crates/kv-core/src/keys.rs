@@ -1,0 +1,96 @@
+//! How the engine lays its model out in the store's one ordered keyspace. Every key starts with
+//! one tag byte, so each family is a contiguous range:
+//!
+//! | tag | key | value |
+//! |---|---|---|
+//! | `c` | account `\0` scope `\0` name | the container's metadata (JSON) |
+//! | `r` | container id (u64 BE) | the container's `c` key (finds a container from an item key) |
+//! | `i` | container id (u64 BE) + item key bytes | the item's value |
+//! | counters | `qb`/`qn` + id; `qB`/`qN`/`qC` + account `\0` group | bytes, items, containers |
+//!
+//! Names may not contain `\0` (the engine refuses them), which keeps the separators unambiguous
+//! and makes a listing of one scope a prefix scan in name order.
+
+use crate::store::Key;
+
+pub(crate) const CONTAINER: u8 = b'c';
+pub(crate) const REGISTRY: u8 = b'r';
+pub(crate) const ITEM: u8 = b'i';
+
+pub(crate) fn container_scope_prefix(account: &str, scope: &str) -> Key {
+    let mut k = Vec::with_capacity(3 + account.len() + scope.len());
+    k.push(CONTAINER);
+    k.extend_from_slice(account.as_bytes());
+    k.push(0);
+    k.extend_from_slice(scope.as_bytes());
+    k.push(0);
+    k
+}
+
+pub(crate) fn container(account: &str, scope: &str, name: &str) -> Key {
+    let mut k = container_scope_prefix(account, scope);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub(crate) fn registry(id: u64) -> Key {
+    let mut k = vec![REGISTRY];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn items_prefix(id: u64) -> Key {
+    let mut k = vec![ITEM];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn item(id: u64, key: &[u8]) -> Key {
+    let mut k = items_prefix(id);
+    k.extend_from_slice(key);
+    k
+}
+
+/// Splits an item key back into (container id, item key).
+pub(crate) fn split_item(key: &[u8]) -> Option<(u64, &[u8])> {
+    if key.len() < 9 || key[0] != ITEM {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&key[1..9]);
+    Some((u64::from_be_bytes(id), &key[9..]))
+}
+
+pub(crate) fn container_bytes(id: u64) -> Key {
+    counter_for_id(b'b', id)
+}
+
+pub(crate) fn container_items(id: u64) -> Key {
+    counter_for_id(b'n', id)
+}
+
+fn counter_for_id(kind: u8, id: u64) -> Key {
+    let mut k = vec![b'q', kind];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn account_bytes(account: &str, group: &str) -> Key {
+    counter_for_account(b'B', account, group)
+}
+
+pub(crate) fn account_items(account: &str, group: &str) -> Key {
+    counter_for_account(b'N', account, group)
+}
+
+pub(crate) fn account_containers(account: &str, group: &str) -> Key {
+    counter_for_account(b'C', account, group)
+}
+
+fn counter_for_account(kind: u8, account: &str, group: &str) -> Key {
+    let mut k = vec![b'q', kind];
+    k.extend_from_slice(account.as_bytes());
+    k.push(0);
+    k.extend_from_slice(group.as_bytes());
+    k
+}

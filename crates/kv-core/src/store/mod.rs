@@ -1,0 +1,171 @@
+//! The backend seam. Everything below this trait is bytes: no vendor, no container, no document.
+//! A backend only has to apply batches atomically with their checks, read consistent snapshots,
+//! and find expired records through an index. Quota arithmetic, container layout and document
+//! logic all live above it, in the engine, so redb and SQL fit the same shape.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use crate::error::{Quota, Result};
+
+pub mod redb;
+
+/// A key in the store's single ordered keyspace (the engine lays out its prefixes, see `keys`).
+pub type Key = Vec<u8>;
+
+/// A stored value with its expiry and the version of the commit that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub value: Bytes,
+    /// Unix seconds (engine clock) after which the record is logically gone.
+    pub expires_at: Option<u64>,
+    /// The commit sequence number that wrote it; strictly increasing across commits.
+    pub version: u64,
+}
+
+/// One atomic change: every check holds and every write lands, or nothing happens.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub checks: Vec<Check>,
+    pub writes: Vec<Write>,
+}
+
+/// A precondition on physical state, checked inside the commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// No record is stored under the key (expired-but-unswept records count as present).
+    Absent(Key),
+    /// A record is stored under the key, whatever its version.
+    Present(Key),
+    /// The stored record has exactly this version.
+    AtVersion(Key, u64),
+    /// A counter has exactly this value (absent counters are 0).
+    CounterEquals(Key, i64),
+}
+
+/// One write inside a batch, applied in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    Put {
+        key: Key,
+        value: Bytes,
+        expires_at: Option<u64>,
+    },
+    Delete {
+        key: Key,
+    },
+    /// Deletes every record with `start <= key < end` (and their expiry index entries).
+    DeleteRange {
+        start: Key,
+        end: Key,
+    },
+    /// Adds to a counter. Commutative, so concurrent writers never conflict on it; the batch fails
+    /// as a whole with `QuotaExceeded(quota)` if a positive delta would take it past `limit`.
+    Add {
+        counter: Key,
+        delta: i64,
+        limit: Option<(i64, Quota)>,
+    },
+    /// Removes a counter entirely.
+    ResetCounter {
+        counter: Key,
+    },
+}
+
+/// Why a batch was not applied, when the reason is the batch's own (not the backend's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// This check did not hold.
+    Check(Check),
+    /// A counter limit would have been passed.
+    Quota(Quota),
+}
+
+/// The outcome of one batch: its commit version, or why it was rejected.
+pub type CommitResult = Result<std::result::Result<u64, Rejected>>;
+
+/// A half-open key range for scans.
+#[derive(Clone, Debug)]
+pub struct KeyRange {
+    pub start: Bound<Key>,
+    pub end: Bound<Key>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        KeyRange {
+            start: Bound::Included(prefix.to_vec()),
+            end: match prefix_end(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            },
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (None if prefix is all 0xff).
+pub fn prefix_end(prefix: &[u8]) -> Option<Key> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// One page of a scan, read from one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub records: Vec<(Key, Record)>,
+    /// True when the range holds more records after the last one returned.
+    pub more: bool,
+}
+
+/// A record whose expiry has passed, as found through the expiry index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expired {
+    pub key: Key,
+    pub version: u64,
+    pub value_len: u64,
+}
+
+/// Size figures for metrics.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub records: u64,
+    pub file_bytes: u64,
+}
+
+/// A transactional ordered key-value backend.
+///
+/// Guarantees every backend gives: `commit` returns `Ok` only once the batch is durable (unless the
+/// backend was opened non-durable for benchmarks); a batch is applied whole or not at all; reads
+/// (`get_many`, one `scan` call, `counters`) each see one consistent snapshot.
+pub trait Store: Send + Sync + 'static {
+    fn get_many<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<Option<Record>>>>;
+    /// Up to `limit` records of `range` that are visible at `now` (no expiry, or `now <
+    /// expires_at`), in key order or in reverse when `reverse`. Expired records are skipped inside
+    /// the same snapshot, so a page never mixes two points in time.
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: usize,
+        reverse: bool,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Page>>;
+    fn counters<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<i64>>>;
+    /// Applies one batch. The outer `Result` is the backend's health, the inner one the batch's fate.
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, CommitResult>;
+    /// Up to `max` records with `expires_at <= now`, oldest first; work proportional to `max`.
+    fn expired(&self, now: u64, max: usize) -> BoxFuture<'_, Result<Vec<Expired>>>;
+    /// Drops every record and counter.
+    fn reset(&self) -> BoxFuture<'_, Result<()>>;
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats>>;
+    /// Flushes and closes; later calls fail. Called once on shutdown.
+    fn close(&self) -> BoxFuture<'_, Result<()>>;
+}
