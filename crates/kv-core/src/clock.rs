@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Wall time plus an offset that only grows. Cloning shares the offset.
+/// Wall time (or a frozen base time, for deterministic tests) plus an offset that only grows.
+/// Cloning shares the offset.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset_secs: Arc<AtomicI64>,
+    frozen_base: Option<u64>,
 }
 
 impl Clock {
@@ -17,19 +19,34 @@ impl Clock {
         Self::default()
     }
 
+    /// A clock that stands still at `unix_secs` until advanced.
+    pub fn frozen_at(unix_secs: u64) -> Self {
+        Clock {
+            offset_secs: Arc::default(),
+            frozen_base: Some(unix_secs),
+        }
+    }
+
     /// Engine time in unix seconds.
     pub fn now(&self) -> u64 {
-        let wall = wall_clock_secs() as i64;
-        (wall + self.offset_secs.load(Ordering::Relaxed)).max(0) as u64
+        (self.now_millis() / 1000) as u64
     }
 
     /// Engine time in unix milliseconds (for reply timestamps that want sub-second precision).
     pub fn now_millis(&self) -> u64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        (wall + self.offset_secs.load(Ordering::Relaxed) * 1000).max(0) as u64
+        let base_ms = match self.frozen_base {
+            Some(secs) => secs.saturating_mul(1000) as i64,
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        };
+        (base_ms
+            + self
+                .offset_secs
+                .load(Ordering::Relaxed)
+                .saturating_mul(1000))
+        .max(0) as u64
     }
 
     /// Moves engine time forward by `seconds` and returns the new engine time.

@@ -1,1 +1,192 @@
-fn main() {}
+//! kvmux: one binary that speaks Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS on one port.
+
+mod admin;
+mod config;
+mod metrics;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use kv_core::{Clock, Dialect, DialectContext, Engine};
+
+use crate::config::{Config, DialectName};
+
+#[derive(Parser)]
+#[command(
+    name = "kvmux",
+    version,
+    about = "One gateway for Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (default: $KVMUX_CONFIG, else config/kvmux.toml if present, else built-in).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config.
+        #[arg(long, env = "KVMUX_LISTEN")]
+        listen: Option<String>,
+        /// Data directory, overriding the config.
+        #[arg(long, env = "KVMUX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the effective configuration of FILE (secrets masked), or where it is wrong.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(config) => {
+                print!("{}", config.to_masked_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kvmux: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            init_tracing();
+            let (mut config, source) = match config::resolve(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("kvmux: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kvmux: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config, source)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvmux: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// Builds the enabled dialects in dispatch order.
+fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>> {
+    let context = |name: DialectName| DialectContext {
+        engine: engine.clone(),
+        credentials: config.credentials_for(name),
+        auth_mode: config.auth.mode,
+        options: config.options_for(name),
+        vendor_rate_limits: config.limits.vendor_rate_limits,
+    };
+    let mut dialects: Vec<Arc<dyn Dialect>> = Vec::new();
+    for name in DialectName::ALL {
+        if !config.enabled(name) {
+            continue;
+        }
+        let ctx = context(name);
+        // The dialect crates are registered here as they export their `*Dialect` types.
+        let _ = ctx;
+    }
+    dialects
+}
+
+async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
+    if config.storage.is_some() {
+        return Err("storage = \"postgres://...\" is not available in this build yet; remove it to use the embedded redb store".into());
+    }
+    let db_path = config.data_dir.join("kvmux.redb");
+    let engine = Arc::new(
+        Engine::open_redb(&db_path, config.durable, Clock::new())
+            .map_err(|e| format!("opening {}: {e}", db_path.display()))?,
+    );
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    let dialects = build_dialects(&config, &engine);
+    let gateway = Arc::new(server::Gateway {
+        dialects,
+        engine: engine.clone(),
+        metrics: metrics::Metrics::new(),
+        started: Instant::now(),
+        config,
+    });
+    tracing::info!(
+        listen = %local,
+        data = %db_path.display(),
+        config = %source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
+        dialects = ?gateway.dialect_names(),
+        "kvmux listening on http://{local}"
+    );
+    let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
+    server::run(gateway, listener, shutdown_signal(), Duration::from_secs(8)).await;
+    sweeper.abort();
+    engine
+        .close()
+        .await
+        .map_err(|e| format!("closing the store: {e}"))?;
+    tracing::info!("kvmux stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; draining");
+}

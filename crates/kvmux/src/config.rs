@@ -1,0 +1,410 @@
+//! The config file and how it is found. The keys shown in DESIGN.md are a contract users rely on;
+//! unknown keys are refused (with line and column) so that a typo never silently does nothing.
+
+use std::path::{Path, PathBuf};
+
+use kv_core::{AuthMode, Credential};
+use serde::{Deserialize, Serialize};
+
+/// The default config file, read when no `--config`/`KVMUX_CONFIG` is given and it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "config/kvmux.toml";
+pub const DEV_SECRET: &str = "kvmuxdevsecret";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `postgres://...` selects the scale-out backend; absent means the embedded redb file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// fsync before every acknowledged write (group-committed). Off only for benchmarks.
+    pub durable: bool,
+    pub dialects: Dialects,
+    pub auth: Auth,
+    pub limits: LimitsConfig,
+    /// Each dialect's own options, handed to it verbatim.
+    pub tencent: toml::Table,
+    pub aliyun: toml::Table,
+    pub huawei: toml::Table,
+    pub credentials: Vec<CredentialConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dialects {
+    pub tencent: bool,
+    pub aliyun: bool,
+    pub huawei: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub mode: AuthMode,
+}
+
+/// Gateway-level limits. The vendors' own limits live in the dialects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Emulate the vendors' documented rate limits (off so bulk test setups are not throttled).
+    pub vendor_rate_limits: bool,
+    /// Connections served at once; more wait in the accept queue.
+    pub max_connections: usize,
+    /// A client must finish sending its request headers within this many seconds.
+    pub header_timeout_secs: u64,
+    /// ... and its body within this many seconds.
+    pub body_timeout_secs: u64,
+    /// Largest request head (request line + headers) in bytes.
+    pub max_header_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub dialect: DialectName,
+    pub id: String,
+    pub secret: String,
+    pub account: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectName {
+    Tencent,
+    Aliyun,
+    Huawei,
+}
+
+impl DialectName {
+    pub const ALL: [DialectName; 3] = [
+        DialectName::Tencent,
+        DialectName::Aliyun,
+        DialectName::Huawei,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialectName::Tencent => "tencent",
+            DialectName::Aliyun => "aliyun",
+            DialectName::Huawei => "huawei",
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:9090".into(),
+            data_dir: PathBuf::from("data"),
+            storage: None,
+            durable: true,
+            dialects: Dialects::default(),
+            auth: Auth::default(),
+            limits: LimitsConfig::default(),
+            tencent: toml::Table::new(),
+            aliyun: toml::Table::new(),
+            huawei: toml::Table::new(),
+            credentials: dev_credentials(),
+        }
+    }
+}
+
+impl Default for Dialects {
+    fn default() -> Self {
+        Dialects {
+            tencent: true,
+            aliyun: true,
+            huawei: true,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            vendor_rate_limits: false,
+            max_connections: 10_000,
+            header_timeout_secs: 30,
+            body_timeout_secs: 300,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One dev credential per dialect, all for account `dev`: what every SDK recipe in the README uses.
+pub fn dev_credentials() -> Vec<CredentialConfig> {
+    [
+        (DialectName::Tencent, "AKIDkvmuxdev"),
+        (DialectName::Aliyun, "LTAIkvmuxdev"),
+        (DialectName::Huawei, "HWkvmuxdev"),
+    ]
+    .into_iter()
+    .map(|(dialect, id)| CredentialConfig {
+        dialect,
+        id: id.into(),
+        secret: DEV_SECRET.into(),
+        account: "dev".into(),
+    })
+    .collect()
+}
+
+/// A config file that could not be used, with where in it the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Parses config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_and_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "listen = {:?} is not an address like 127.0.0.1:9090",
+                self.listen
+            ));
+        }
+        if let Some(storage) = &self.storage {
+            if !storage.starts_with("postgres://") && !storage.starts_with("postgresql://") {
+                return Err(format!(
+                    "storage = {storage:?}: only postgres:// URLs are accepted"
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.credentials {
+            if c.id.is_empty() || c.secret.is_empty() || c.account.is_empty() {
+                return Err(format!(
+                    "credential {:?}: id, secret and account must be non-empty",
+                    c.id
+                ));
+            }
+            if !seen.insert((c.dialect, c.id.as_str())) {
+                return Err(format!(
+                    "credential id {:?} is listed twice for {}",
+                    c.id,
+                    c.dialect.as_str()
+                ));
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn enabled(&self, dialect: DialectName) -> bool {
+        match dialect {
+            DialectName::Tencent => self.dialects.tencent,
+            DialectName::Aliyun => self.dialects.aliyun,
+            DialectName::Huawei => self.dialects.huawei,
+        }
+    }
+
+    /// The credentials of one dialect, as the engine's type.
+    pub fn credentials_for(&self, dialect: DialectName) -> Vec<Credential> {
+        self.credentials
+            .iter()
+            .filter(|c| c.dialect == dialect)
+            .map(|c| Credential {
+                id: c.id.clone(),
+                secret: c.secret.clone(),
+                account: c.account.clone(),
+            })
+            .collect()
+    }
+
+    /// A dialect's options table as JSON (`Null` when empty).
+    pub fn options_for(&self, dialect: DialectName) -> serde_json::Value {
+        let table = match dialect {
+            DialectName::Tencent => &self.tencent,
+            DialectName::Aliyun => &self.aliyun,
+            DialectName::Huawei => &self.huawei,
+        };
+        if table.is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::to_value(table).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The effective config as TOML, with secrets masked (for `check-config` and logs).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for c in &mut shown.credentials {
+            c.secret = "********".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Where the config comes from: the flag, then `KVMUX_CONFIG`, then `config/kvmux.toml` if it
+/// exists, else the built-in defaults.
+pub fn resolve(flag: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    let path = flag
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("KVMUX_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from(DEFAULT_CONFIG_PATH);
+            p.exists().then_some(p)
+        });
+    match path {
+        Some(p) => Ok((Config::load(&p)?, Some(p))),
+        None => Ok((Config::default(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9090");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert!(c.dialects.tencent && c.dialects.aliyun && c.dialects.huawei);
+        assert_eq!(c.auth.mode, AuthMode::Enforce);
+        let ids: Vec<_> = c.credentials.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["AKIDkvmuxdev", "LTAIkvmuxdev", "HWkvmuxdev"]);
+        assert!(c
+            .credentials
+            .iter()
+            .all(|c| c.secret == DEV_SECRET && c.account == "dev"));
+    }
+
+    #[test]
+    fn the_shipped_default_file_parses_to_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/kvmux.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+listen = "127.0.0.1:9090"
+data_dir = "data"
+[dialects]
+tencent = true
+aliyun = false
+huawei = true
+[auth]
+mode = "log"
+[[credentials]]
+dialect = "tencent"
+id = "AKIDkvmuxdev"
+secret = "kvmuxdevsecret"
+account = "dev"
+"#;
+        let c = Config::parse(text, Path::new("x.toml")).unwrap();
+        assert!(!c.dialects.aliyun);
+        assert_eq!(c.auth.mode, AuthMode::Log);
+        assert_eq!(c.credentials.len(), 1);
+        assert_eq!(c.credentials_for(DialectName::Tencent)[0].account, "dev");
+        assert!(c.credentials_for(DialectName::Huawei).is_empty());
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = Config::parse(
+            "listen = \"127.0.0.1:1\"\n\n[auth]\nmode = \"sometimes\"\n",
+            Path::new("k.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("k.toml:4:8:"), "{err}");
+        let err = Config::parse("listne = 1\n", Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.toml:1:1:") && err.contains("listne"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("listen = \"nowhere\"", Path::new("k")).is_err());
+        assert!(Config::parse("storage = \"mysql://x\"", Path::new("k")).is_err());
+        let dup = "[[credentials]]\ndialect=\"aliyun\"\nid=\"a\"\nsecret=\"s\"\naccount=\"x\"\n"
+            .repeat(2);
+        assert!(Config::parse(&dup, Path::new("k"))
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+    }
+
+    #[test]
+    fn options_reach_the_dialect_as_json() {
+        let c = Config::parse("[tencent]\nstrict_keys = true\n", Path::new("k")).unwrap();
+        assert_eq!(
+            c.options_for(DialectName::Tencent)["strict_keys"],
+            serde_json::json!(true)
+        );
+        assert_eq!(c.options_for(DialectName::Huawei), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn masked_toml_hides_secrets_and_round_trips() {
+        let c = Config::default();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains(DEV_SECRET));
+        let back = Config::parse(&shown, Path::new("k")).unwrap();
+        assert_eq!(back.listen, c.listen);
+        assert_eq!(back.credentials.len(), 3);
+    }
+}

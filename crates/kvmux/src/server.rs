@@ -1,0 +1,335 @@
+//! The listener: one port, HTTP/1.1 keep-alive, dispatch to the admin API or the first dialect
+//! that claims the request, body limits enforced before buffering, graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use kv_core::{Dialect, Engine, GatewayError, PeerAddr, RequestInfo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::admin;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct Gateway {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub dialects: Vec<Arc<dyn Dialect>>,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+impl Gateway {
+    pub fn dialect_names(&self) -> Vec<&'static str> {
+        self.dialects.iter().map(|d| d.name()).collect()
+    }
+}
+
+/// Plain-text reply for requests no dialect claims: nothing vendor-shaped can be said about them.
+fn unclaimed(gw: &Gateway) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(format!(
+        "kvmux: this request is not for any enabled dialect ({}). Tencent requests carry X-TC-Action \
+         or a TC3-HMAC-SHA256 Authorization; Aliyun requests carry x-acs-action or ?Action=; Huawei \
+         requests are POST /v1/<operation>. The admin API is under /_kvmux/.\n",
+        gw.dialect_names().join(", ")
+    )));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn declared_length(parts: &http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Serves one request; never fails (errors become responses).
+pub async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+
+    if admin::is_admin_path(&path) {
+        let body = match read_body(
+            body,
+            admin::ADMIN_BODY_LIMIT,
+            gw.config.limits.body_timeout_secs,
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(_) => Bytes::new(),
+        };
+        let (operation, resp) = admin::handle(&gw, &method, &path, body).await;
+        finish(
+            &gw,
+            "admin",
+            operation,
+            &RequestInfo::default(),
+            &resp,
+            started,
+        );
+        return Ok(resp.map(Full::new));
+    }
+
+    let Some(dialect) = gw.dialects.iter().find(|d| d.claims(&parts)).cloned() else {
+        let resp = unclaimed(&gw);
+        finish(
+            &gw,
+            "none",
+            "unclaimed",
+            &RequestInfo::default(),
+            &resp,
+            started,
+        );
+        return Ok(resp.map(Full::new));
+    };
+
+    let limit = dialect.body_limit(&parts);
+    if declared_length(&parts).is_some_and(|n| n > limit) {
+        // Refused before a byte of the body is read; the connection is closed rather than drained.
+        let mut resp = dialect.gateway_error(&parts, GatewayError::BodyTooLarge { limit });
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        let info = info_of(&resp);
+        finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+        return Ok(resp.map(Full::new));
+    }
+
+    let body = match read_body(body, limit, gw.config.limits.body_timeout_secs).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            let mut resp = dialect.gateway_error(&parts, GatewayError::BodyTooLarge { limit });
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            let info = info_of(&resp);
+            finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+            return Ok(resp.map(Full::new));
+        }
+        Err(BodyError::Other(reason)) => {
+            let mut resp = dialect.gateway_error(&parts, GatewayError::BadBody(reason));
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            let info = info_of(&resp);
+            finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+            return Ok(resp.map(Full::new));
+        }
+    };
+
+    let mut request = Request::from_parts(parts, body);
+    request.extensions_mut().insert(PeerAddr(peer));
+    let parts_for_panic = {
+        let (p, _) = Request::new(()).into_parts();
+        let mut p = p;
+        p.method = request.method().clone();
+        p.uri = request.uri().clone();
+        p.headers = request.headers().clone();
+        p
+    };
+    // A panic in a dialect is a bug; it still must not take the connection down without an answer.
+    let resp = match std::panic::AssertUnwindSafe(dialect.serve(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::error!(dialect = dialect.name(), path = %path, "dialect panicked");
+            dialect.gateway_error(&parts_for_panic, GatewayError::Internal)
+        }
+    };
+    let info = info_of(&resp);
+    finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+    Ok(resp.map(Full::new))
+}
+
+fn info_of(resp: &Response<Bytes>) -> RequestInfo {
+    resp.extensions()
+        .get::<RequestInfo>()
+        .cloned()
+        .unwrap_or_else(|| RequestInfo {
+            operation: "unknown".into(),
+            ..Default::default()
+        })
+}
+
+fn finish(
+    gw: &Gateway,
+    dialect: &str,
+    operation: &str,
+    info: &RequestInfo,
+    resp: &Response<Bytes>,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    gw.metrics.observe(dialect, operation, status, elapsed);
+    tracing::info!(
+        request_id = %info.request_id,
+        dialect,
+        operation,
+        account = info.account.as_deref().unwrap_or("-"),
+        status,
+        code = info.code.as_deref().unwrap_or("-"),
+        latency_us = elapsed.as_micros() as u64,
+        "request"
+    );
+}
+
+enum BodyError {
+    TooLarge,
+    Other(String),
+}
+
+async fn read_body(body: Incoming, limit: u64, timeout_secs: u64) -> Result<Bytes, BodyError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(Duration::from_secs(timeout_secs), collect).await {
+        Err(_) => Err(BodyError::Other(
+            "the request body was not received in time".into(),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(BodyError::TooLarge)
+            } else {
+                Err(BodyError::Other(format!("reading the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// A TCP stream that re-arms TCP_QUICKACK after every read. SDKs that write headers and body in
+/// two segments with Nagle on would otherwise wait for our delayed ACK (~40 ms a call).
+struct QuickAckStream(TcpStream);
+
+impl AsyncRead for QuickAckStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.0).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let _ = socket2::SockRef::from(&this.0).set_tcp_quickack(true);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for QuickAckStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then drains in-flight requests (at most
+/// `drain` long) and returns.
+pub async fn run(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) {
+    let limits = gw.config.limits.clone();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gw.clone();
+        let service = hyper::service::service_fn(move |req| handle(gw.clone(), peer, req));
+        let conn = http.serve_connection(TokioIo::new(QuickAckStream(stream)), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain) => tracing::warn!("drain timed out; closing remaining connections"),
+    }
+}

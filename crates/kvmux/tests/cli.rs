@@ -1,0 +1,60 @@
+//! The command line: `check-config` prints the effective config or where the file is wrong.
+
+use std::process::Command;
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_masked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvmux"))
+        .args([
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/kvmux.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:9090\""), "{text}");
+    assert!(
+        text.contains("AKIDkvmuxdev") && text.contains("HWkvmuxdev"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("kvmuxdevsecret"),
+        "a secret was printed: {text}"
+    );
+}
+
+#[test]
+fn check_config_names_line_and_column_of_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:9090\"\n[dialects]\ntencent = \"yes\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kvmux"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.toml:3:11:"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_broken_config_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.toml");
+    std::fs::write(&path, "[auth]\nmode = \"maybe\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kvmux"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("k.toml:2:8:"));
+}
