@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs every kvmux test on a fresh machine: formatting and lints, the Rust unit, property and
+# end-to-end tests, then the real vendor SDK suites (Python, Node, Go, Java) against the real
+# binary. Installs what the suites need (a Python venv with the pinned SDKs, npm packages, Go
+# modules, Maven artifacts) from the package registries.
+#
+# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java (default: all)
+# Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000)
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SUITES=("$@")
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java)
+
+failed=()
+passed=()
+log() { printf '\n==> %s\n' "$*"; }
+want() { local s; for s in "${SUITES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+record() { # record NAME STATUS
+  if [ "$2" -eq 0 ]; then passed+=("$1"); else failed+=("$1"); fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+KVMUX_BIN="$ROOT/target/debug/kvmux"
+export KVMUX_BIN
+
+# Runs "$@" with a fresh kvmux (default dev credentials) on a free port, exported as
+# KVMUX_ENDPOINT, and stops that kvmux by its PID afterwards.
+with_kvmux() {
+  local dir port pid status
+  dir=$(mktemp -d)
+  port=$(free_port)
+  cat >"$dir/kvmux.toml" <<TOML
+listen = "127.0.0.1:$port"
+data_dir = "$dir/data"
+TOML
+  "$KVMUX_BIN" serve --config "$dir/kvmux.toml" >"$dir/kvmux.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/_kvmux/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  KVMUX_ENDPOINT="127.0.0.1:$port" "$@"
+  status=$?
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  if [ $status -ne 0 ]; then
+    echo "--- kvmux log (last 40 lines) ---"; tail -n 40 "$dir/kvmux.log"
+  fi
+  rm -rf "$dir"
+  return $status
+}
+
+if want lint; then
+  log "cargo fmt --check and cargo clippy"
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+  record lint $?
+fi
+
+if want rust; then
+  log "cargo test (unit, property, end-to-end)"
+  cargo test --workspace
+  record rust $?
+fi
+
+if want python || want node || want go || want java; then
+  log "building the kvmux binary for the SDK suites"
+  cargo build -p kvmux || { failed+=(build); want python && failed+=(python); SUITES=(); }
+fi
+
+if want python; then
+  log "Python SDK suites (pytest, pinned SDKs in a venv)"
+  (
+    set -e
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0
+    for req in tests/sdk/requirements-*.txt; do
+      [ -e "$req" ] && .venv/bin/pip install -q --disable-pip-version-check -r "$req"
+    done
+    .venv/bin/pytest -q -p no:cacheprovider tests/sdk
+  )
+  record python $?
+fi
+
+if want node; then
+  for dir in tests/sdk/node/*/; do
+    [ -f "$dir/package.json" ] || continue
+    log "Node SDK suite: $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && with_kvmux npm test --silent)
+    record "node:$(basename "$dir")" $?
+  done
+fi
+
+if want go; then
+  for dir in tests/sdk/go/*/; do
+    [ -f "$dir/go.mod" ] || continue
+    log "Go SDK suite: $dir"
+    (cd "$dir" && with_kvmux go test -count=1 ./...)
+    record "go:$(basename "$dir")" $?
+  done
+fi
+
+if want java; then
+  for dir in tests/sdk/java/*/; do
+    [ -f "$dir/pom.xml" ] || continue
+    log "Java SDK suite: $dir"
+    (cd "$dir" && with_kvmux mvn -q -B test)
+    record "java:$(basename "$dir")" $?
+  done
+fi
+
+log "summary"
+echo "passed suites: ${passed[*]:-none}"
+echo "failed suites: ${failed[*]:-none}"
+echo "suites: ${#passed[@]} passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]
