@@ -29,7 +29,7 @@ impl Clock {
 
     /// Engine time in unix seconds.
     pub fn now(&self) -> u64 {
-        (self.now_millis() / 1000) as u64
+        self.now_millis() / 1000
     }
 
     /// Engine time in unix milliseconds (for reply timestamps that want sub-second precision).

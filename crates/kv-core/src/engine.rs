@@ -37,6 +37,9 @@ impl Item {
     }
 }
 
+/// A caller's test of the stored item (None when absent).
+pub type ItemPredicate = Arc<dyn Fn(Option<&Item>) -> bool + Send + Sync>;
+
 /// A condition on the item's current (logical) state for a single-item write.
 #[derive(Clone, Default)]
 pub enum Precondition {
@@ -50,7 +53,7 @@ pub enum Precondition {
     Version(u64),
     /// A predicate on the stored item (None when absent), evaluated by the engine on a read that
     /// the commit then checks by version.
-    Matches(Arc<dyn Fn(Option<&Item>) -> bool + Send + Sync>),
+    Matches(ItemPredicate),
 }
 
 impl std::fmt::Debug for Precondition {
@@ -133,7 +136,7 @@ pub fn encode_cursor(key: &[u8]) -> String {
 /// Decodes a cursor made by [`encode_cursor`]; anything else is `Invalid`.
 pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
     let bad = || Error::Invalid("malformed cursor".into());
-    if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
         return Err(bad());
     }
     (0..cursor.len())
@@ -565,9 +568,9 @@ impl Engine {
                     tx.writes.push(Write::Delete { key: e.key.clone() });
                     continue;
                 };
-                if !groups.contains_key(&id) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = groups.entry(id) {
                     let owner = self.container_by_id(id).await?;
-                    groups.insert(id, owner.map(|c| (c.account, c.limits.account_group)));
+                    slot.insert(owner.map(|c| (c.account, c.limits.account_group)));
                 }
                 tx.checks.push(Check::AtVersion(e.key.clone(), e.version));
                 tx.writes.push(Write::Delete { key: e.key.clone() });

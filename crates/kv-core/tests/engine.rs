@@ -454,7 +454,7 @@ async fn data_survives_closing_and_reopening_the_file() {
         .items
         .iter()
         .enumerate()
-        .all(|(i, item)| item.value == Bytes::from(i.to_string())));
+        .all(|(i, item)| item.value == i.to_string()));
     assert_eq!(engine.usage(&c).await.unwrap().items, 100);
 }
 

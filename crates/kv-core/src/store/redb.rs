@@ -223,6 +223,12 @@ fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)
     }
 }
 
+/// One entry of a redb range iterator over the records table.
+type RangeEntry<'a> = std::result::Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+
+/// A counter's summed delta within one batch, and the limit it must stay under.
+type PendingCounter = (i64, Option<(i64, crate::Quota)>);
+
 /// Checks every precondition and counter limit of `batch` against the transaction's current state
 /// (which includes earlier batches of the same group). Returns the first reason to reject it.
 fn check_batch(tx: &WriteTransaction, batch: &Batch) -> Result<Option<Rejected>> {
@@ -246,7 +252,7 @@ fn check_batch(tx: &WriteTransaction, batch: &Batch) -> Result<Option<Rejected>>
     }
     // Counter limits: sum the deltas per counter first, so two adds to one counter are judged
     // together, and a batch that only shrinks a counter is never refused.
-    let mut pending: HashMap<&[u8], (i64, Option<(i64, crate::Quota)>)> = HashMap::new();
+    let mut pending: HashMap<&[u8], PendingCounter> = HashMap::new();
     for write in &batch.writes {
         match write {
             Write::Add {
@@ -390,11 +396,7 @@ impl Store for RedbStore {
             let bounds = (bound_ref(&range.start), bound_ref(&range.end));
             let iter = table.range::<&[u8]>(bounds)?;
             let mut page = Page::default();
-            let mut push = |entry: std::result::Result<
-                (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-                redb::StorageError,
-            >|
-             -> Result<bool> {
+            let mut push = |entry: RangeEntry| -> Result<bool> {
                 let (k, v) = entry?;
                 let (_, expires_at) = decode_header(v.value())?;
                 if expires_at.is_some_and(|exp| exp <= now) {
