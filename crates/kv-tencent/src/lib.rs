@@ -1,1 +1,333 @@
-//! placeholder
+//! Tencent EdgeOne (TEO API 2022-09-01) EdgeKV for kvmux: the 8 EdgeKV actions over the kvmux
+//! engine, signed with TC3-HMAC-SHA256 (POST or GET) or the legacy HmacSHA1/HmacSHA256 form, and
+//! answered in Tencent's envelope (always HTTP 200, errors in `Response.Error`), so the unmodified
+//! Python SDK, tccli, and the Node, Go and Java SDKs work with only their endpoint changed.
+//!
+//! The wire truth is `shared/specs/tencent.md`; the module layout is the one every kvmux dialect
+//! shares: `router` (request -> `Operation`), `auth`, `wire`, `ops/`, `error`.
+
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod router;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::request::Parts;
+use http::{Method, Request, Response};
+use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
+use serde_json::{Map, Value};
+
+use crate::auth::{Refused, SignedRequest, Verified};
+use crate::error::{codes, error_response, envelope, ApiError};
+use crate::ops::{Ctx, Options};
+use crate::router::{Operation, Style, API_VERSION};
+use crate::wire::Params;
+
+/// Bodies up to this size are read. A 1 MB value of CJK text escaped by the Python SDK as `\uXXXX`
+/// makes a body of about 6 MB, and an oversized value must get EdgeKV's own
+/// `InvalidParameterValue`, not a transport refusal.
+pub const BODY_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Requests per second per action and account when vendor rate limits are emulated
+/// ("默认接口请求频率限制：20次/秒").
+pub const VENDOR_RATE_LIMIT_PER_SEC: u32 = 20;
+
+/// The Tencent EdgeKV dialect.
+pub struct TencentDialect {
+    ctx: DialectContext,
+    options: Options,
+    rate: Mutex<HashMap<(String, Operation), (u64, u32)>>,
+}
+
+impl TencentDialect {
+    pub fn new(ctx: DialectContext) -> Self {
+        let options = Options::from_json(&ctx.options);
+        TencentDialect {
+            ctx,
+            options,
+            rate: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = request.into_parts();
+        let mut info = RequestInfo {
+            operation: "unknown".to_string(),
+            request_id: request_id.clone(),
+            ..Default::default()
+        };
+        let mut response = match self.process(&parts, &body, &mut info).await {
+            Ok(fields) => envelope(fields, &request_id),
+            Err(e) => {
+                info.code = Some(e.code.to_string());
+                error_response(&e, &request_id)
+            }
+        };
+        response.extensions_mut().insert(info);
+        response
+    }
+
+    async fn process(
+        &self,
+        parts: &Parts,
+        body: &Bytes,
+        info: &mut RequestInfo,
+    ) -> Result<Map<String, Value>, ApiError> {
+        if parts.method != Method::POST && parts.method != Method::GET {
+            return Err(ApiError::new(
+                codes::UNSUPPORTED_PROTOCOL,
+                format!("The HTTP method {} is not supported.", parts.method),
+            ));
+        }
+        let style = router::style(parts);
+        let host = header(parts, "host")
+            .map(str::to_string)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let query = parts.uri.query().unwrap_or_default();
+
+        // Where the action, version and business parameters are depends on the style.
+        let (action, version, params, signed) = match style {
+            Style::Tc3 => {
+                let params = if parts.method == Method::GET {
+                    Params::from_flat(&decode_pairs(query.as_bytes()))
+                } else if is_form(parts) {
+                    Params::from_flat(&decode_pairs(body))
+                } else {
+                    Params::from_json(body)
+                };
+                (
+                    header(parts, "x-tc-action").map(str::to_string),
+                    header(parts, "x-tc-version").map(str::to_string),
+                    params,
+                    None,
+                )
+            }
+            Style::Legacy => {
+                let mut pairs = decode_pairs(query.as_bytes());
+                if parts.method == Method::POST {
+                    pairs.extend(decode_pairs(body));
+                }
+                let param = |name: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let (action, version) = (param("Action"), param("Version"));
+                let business: Vec<(String, String)> = pairs
+                    .iter()
+                    .filter(|(k, _)| !auth::LEGACY_COMMON_PARAMS.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                (action, version, Params::from_flat(&business), Some(pairs))
+            }
+        };
+        let operation = action.as_deref().and_then(Operation::from_action);
+        if let Some(op) = operation {
+            info.operation = op.name().to_string();
+        }
+
+        // Authenticate before anything about the request's content is revealed.
+        let now = kv_core::clock::wall_clock_secs();
+        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.as_str());
+        let outcome: Result<Verified, Refused> = match &signed {
+            None => auth::verify_tc3(
+                &SignedRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query,
+                    headers: &parts.headers,
+                    body,
+                },
+                secret_of,
+                now,
+            ),
+            Some(pairs) => auth::verify_legacy(
+                parts.method.as_str(),
+                &host,
+                parts.uri.path(),
+                pairs,
+                secret_of,
+                now,
+            ),
+        };
+        let claimed_id = match &outcome {
+            Ok(v) => Some(v.secret_id.clone()),
+            Err(r) => r.secret_id.clone(),
+        };
+        let account = match (outcome, self.ctx.auth_mode) {
+            (Ok(v), _) => self.account_of(Some(&v.secret_id)),
+            (Err(refused), AuthMode::Enforce) => {
+                info.account = claimed_id
+                    .as_deref()
+                    .and_then(|id| self.ctx.credential(id))
+                    .map(|c| c.account.clone());
+                info.signature = Some(refused.diagnostics);
+                return Err(refused.error);
+            }
+            (Err(refused), AuthMode::Log) => {
+                tracing::warn!(
+                    code = refused.error.code,
+                    reason = %refused.diagnostics.reason,
+                    "tencent signature refused (auth mode log: serving anyway)"
+                );
+                info.signature = Some(refused.diagnostics);
+                self.account_of(claimed_id.as_deref())
+            }
+            (Err(_), AuthMode::Off) => self.account_of(claimed_id.as_deref()),
+        };
+        info.account = Some(account.clone());
+
+        match version.as_deref() {
+            None => {
+                return Err(ApiError::new(
+                    codes::MISSING_PARAMETER,
+                    "The request is missing the API version (X-TC-Version).",
+                ))
+            }
+            Some(API_VERSION) => {}
+            Some(other) => {
+                return Err(ApiError::new(
+                    codes::NO_SUCH_VERSION,
+                    format!("The API version `{other}` does not exist; EdgeKV is {API_VERSION}."),
+                ))
+            }
+        }
+        let Some(operation) = operation else {
+            return Err(match action {
+                None => ApiError::new(
+                    codes::MISSING_PARAMETER,
+                    "The request is missing the action (X-TC-Action).",
+                ),
+                Some(a) => ApiError::new(
+                    codes::INVALID_ACTION,
+                    format!("The action `{a}` does not exist."),
+                ),
+            });
+        };
+        if self.ctx.vendor_rate_limits && !self.admit(&account, operation, now) {
+            return Err(ApiError::new(
+                codes::REQUEST_LIMIT_EXCEEDED,
+                format!(
+                    "Request rate limit of {VENDOR_RATE_LIMIT_PER_SEC}/s for {} exceeded.",
+                    operation.name()
+                ),
+            ));
+        }
+
+        let params = params?;
+        let ctx = Ctx {
+            engine: &self.ctx.engine,
+            account: &account,
+            options: &self.options,
+        };
+        match operation {
+            Operation::CreateEdgeKVNamespace => ops::namespace::create(&ctx, &params).await,
+            Operation::DeleteEdgeKVNamespace => ops::namespace::delete(&ctx, &params).await,
+            Operation::ModifyEdgeKVNamespace => ops::namespace::modify(&ctx, &params).await,
+            Operation::DescribeEdgeKVNamespaces => ops::namespace::describe(&ctx, &params).await,
+            Operation::EdgeKVPut => ops::kv::put(&ctx, &params).await,
+            Operation::EdgeKVGet => ops::kv::get(&ctx, &params).await,
+            Operation::EdgeKVDelete => ops::kv::delete(&ctx, &params).await,
+            Operation::EdgeKVList => ops::kv::list(&ctx, &params).await,
+        }
+    }
+
+    /// The tenant of a SecretId; unknown ids (only possible with auth log/off) get the fallback.
+    fn account_of(&self, secret_id: Option<&str>) -> String {
+        secret_id
+            .and_then(|id| self.ctx.credential(id))
+            .map(|c| c.account.clone())
+            .unwrap_or_else(|| self.ctx.fallback_account())
+    }
+
+    /// A fixed one-second window per (account, action), the granularity Tencent documents.
+    fn admit(&self, account: &str, operation: Operation, now: u64) -> bool {
+        let Ok(mut windows) = self.rate.lock() else {
+            return true;
+        };
+        let entry = windows
+            .entry((account.to_string(), operation))
+            .or_insert((now, 0));
+        if entry.0 != now {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= VENDOR_RATE_LIMIT_PER_SEC
+    }
+}
+
+fn header<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_form(parts: &Parts) -> bool {
+    header(parts, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+impl Dialect for TencentDialect {
+    fn name(&self) -> &'static str {
+        "tencent"
+    }
+
+    fn claims(&self, parts: &Parts) -> bool {
+        router::claims(parts)
+    }
+
+    fn body_limit(&self, _parts: &Parts) -> u64 {
+        BODY_LIMIT
+    }
+
+    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let api_error = match error {
+            GatewayError::BodyTooLarge { limit } => ApiError::new(
+                codes::REQUEST_SIZE_LIMIT_EXCEEDED,
+                format!("The request body is larger than {limit} bytes."),
+            ),
+            GatewayError::BadBody(why) => ApiError::new(
+                codes::INVALID_PARAMETER,
+                format!("The request body could not be read: {why}."),
+            ),
+            GatewayError::Throttled => ApiError::new(
+                codes::REQUEST_LIMIT_EXCEEDED,
+                "The request rate limit was exceeded.",
+            ),
+            GatewayError::Internal => {
+                ApiError::new(codes::INTERNAL_ERROR, "An internal error occurred.")
+            }
+        };
+        let mut response = error_response(&api_error, &request_id);
+        response.extensions_mut().insert(RequestInfo {
+            operation: self
+                .operation_hint(parts)
+                .unwrap_or_else(|| "unknown".to_string()),
+            code: Some(api_error.code.to_string()),
+            request_id,
+            ..Default::default()
+        });
+        response
+    }
+
+    fn operation_hint(&self, parts: &Parts) -> Option<String> {
+        header(parts, "x-tc-action")
+            .map(str::to_string)
+            .or_else(|| router::query_param(parts, "Action"))
+    }
+
+    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
+        Box::pin(self.handle(request))
+    }
+}

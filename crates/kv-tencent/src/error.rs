@@ -1,0 +1,141 @@
+//! The one error table of the Tencent dialect: every failure becomes a Tencent error code inside
+//! the TC3 envelope. Tencent answers errors with HTTP 200 (the SDKs read the code from the body and
+//! turn any other status into a network error that loses the code), so there is no status column.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use kv_core::{Error as EngineError, Quota};
+use serde_json::{json, Value};
+
+/// A Tencent API error: the `Error.Code` and `Error.Message` of the envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn missing(field: &str) -> Self {
+        Self::new(
+            codes::MISSING_PARAMETER,
+            format!("The request is missing a required parameter `{field}`."),
+        )
+    }
+
+    pub fn wrong_type(field: &str, expected: &str) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            format!("The parameter `{field}` must be of type {expected}."),
+        )
+    }
+
+    pub fn bad_value(field: &str, why: impl std::fmt::Display) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("The value of parameter `{field}` is invalid: {why}."),
+        )
+    }
+
+    pub fn namespace_not_found(namespace: &str) -> Self {
+        Self::new(
+            codes::NAMESPACE_NOT_FOUND,
+            format!("The KV namespace `{namespace}` does not exist."),
+        )
+    }
+
+    /// Maps an engine error. Every engine call this dialect makes is on a namespace of the request,
+    /// so `NotFound` is always the namespace (a missing key is not an error in EdgeKV).
+    pub fn from_engine(e: EngineError, namespace: &str) -> Self {
+        match e {
+            EngineError::NotFound(_) => Self::namespace_not_found(namespace),
+            EngineError::AlreadyExists(_) => Self::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("The KV namespace `{namespace}` already exists in this zone."),
+            ),
+            EngineError::QuotaExceeded(Quota::AccountContainers) => Self::new(
+                codes::NAMESPACE_LIMIT_EXCEEDED,
+                "The maximum number of KV namespaces has been reached.",
+            ),
+            EngineError::QuotaExceeded(q) => Self::new(
+                codes::LIMIT_EXCEEDED,
+                format!("The KV namespace `{namespace}` is full ({q} quota exceeded)."),
+            ),
+            EngineError::TooLarge(m) | EngineError::Invalid(m) => {
+                Self::new(codes::INVALID_PARAMETER_VALUE, m)
+            }
+            EngineError::PreconditionFailed(m) => Self::new(codes::FAILED_OPERATION, m),
+            EngineError::Conflict => Self::new(
+                codes::FAILED_OPERATION,
+                "Too many concurrent writes to the same keys; retry the request.",
+            ),
+            EngineError::Internal(m) => {
+                tracing::error!(error = %m, "engine failure");
+                Self::new(codes::INTERNAL_ERROR, "An internal error occurred.")
+            }
+        }
+    }
+}
+
+/// Every code this dialect emits, named once.
+pub mod codes {
+    pub const INVALID_AUTHORIZATION: &str = "AuthFailure.InvalidAuthorization";
+    pub const SECRET_ID_NOT_FOUND: &str = "AuthFailure.SecretIdNotFound";
+    pub const SIGNATURE_EXPIRE: &str = "AuthFailure.SignatureExpire";
+    pub const SIGNATURE_FAILURE: &str = "AuthFailure.SignatureFailure";
+    pub const INVALID_ACTION: &str = "InvalidAction";
+    pub const NO_SUCH_VERSION: &str = "NoSuchVersion";
+    pub const MISSING_PARAMETER: &str = "MissingParameter";
+    pub const UNKNOWN_PARAMETER: &str = "UnknownParameter";
+    pub const INVALID_PARAMETER: &str = "InvalidParameter";
+    pub const INVALID_PARAMETER_VALUE: &str = "InvalidParameterValue";
+    pub const BAD_NAMESPACE_NAME: &str = "InvalidParameter.BadNamespaceName";
+    pub const REMARK_TOO_LONG: &str = "InvalidParameter.RemarkTooLong";
+    pub const INVALID_FILTER_NAME: &str = "InvalidParameter.InvalidFilterName";
+    pub const INVALID_SORT_BY: &str = "InvalidParameter.InvalidSortBy";
+    pub const INVALID_SORT_ORDER: &str = "InvalidParameter.InvalidSortOrder";
+    pub const KEYS_TOO_MANY: &str = "InvalidParameter.KeysTooMany";
+    pub const NAMESPACE_NOT_FOUND: &str = "ResourceUnavailable.NamespaceNotFound";
+    pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+    pub const NAMESPACE_LIMIT_EXCEEDED: &str = "LimitExceeded.NamespaceLimitExceeded";
+    pub const REQUEST_LIMIT_EXCEEDED: &str = "RequestLimitExceeded";
+    pub const REQUEST_SIZE_LIMIT_EXCEEDED: &str = "RequestSizeLimitExceeded";
+    pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
+    pub const FAILED_OPERATION: &str = "FailedOperation";
+    pub const INTERNAL_ERROR: &str = "InternalError";
+}
+
+/// `{"Response": {...fields, "RequestId"}}` with HTTP 200 and `Content-Type: application/json`
+/// exactly: the Python SDK and tccli only raise an error when the content type is exactly that
+/// (a `; charset=` suffix makes them report an error as a success).
+pub fn envelope(mut fields: serde_json::Map<String, Value>, request_id: &str) -> Response<Bytes> {
+    fields.insert("RequestId".into(), Value::String(request_id.to_string()));
+    let body = serde_json::to_vec(&json!({ "Response": fields }))
+        .unwrap_or_else(|_| br#"{"Response":{"Error":{"Code":"InternalError","Message":"encoding failed"}}}"#.to_vec());
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-tc-requestid", v);
+    }
+    response
+}
+
+/// The error envelope for `error`.
+pub fn error_response(error: &ApiError, request_id: &str) -> Response<Bytes> {
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "Error".into(),
+        json!({ "Code": error.code, "Message": error.message }),
+    );
+    envelope(fields, request_id)
+}
