@@ -1,1 +1,395 @@
-//! placeholder
+//! kv-aliyun: the Alibaba Cloud ESA (2024-09-10) and DCDN (2018-01-15) KV dialect of kvmux,
+//! with the OpenPlatform `AuthorizeFileUpload` + OSS PostObject pair that the SDKs' high-capacity
+//! `*Advance` methods need. The wire truth is `shared/specs/aliyun.md`.
+//!
+//! A request goes: [`router::route`] -> signature ([`auth`], V3 or V2, with a nonce replay
+//! cache) -> parameters (query merged with the form body, [`wire::Params`]) -> [`ops`] ->
+//! JSON reply with `RequestId`, or the POP error envelope from [`error`].
+
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod router;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
+
+use crate::auth::{NonceCache, Refusal, Scheme};
+use crate::error::ApiError;
+use crate::router::{Operation, Product, RouteError};
+use crate::wire::{decode_form, Params};
+
+/// Body limit of ordinary actions: a 2,000,000-byte value or KvList, percent-encoded (up to 3×)
+/// in a form body, plus the other fields.
+pub const ACTION_BODY_LIMIT: u64 = 8 * 1024 * 1024;
+/// Body limit of the OSS upload: a 100 MB batch object plus multipart overhead.
+pub const UPLOAD_BODY_LIMIT: u64 = 101 * 1024 * 1024;
+/// Nonces remembered at most (15 minutes' worth at ~1,000 signed requests per second).
+const NONCE_CAPACITY: usize = 1_000_000;
+
+/// State shared by all requests of one dialect instance.
+pub struct Shared {
+    pub nonces: NonceCache,
+    /// `[aliyun] upload_endpoint = "127.0.0.1:9090"`: where AuthorizeFileUpload sends uploads.
+    pub upload_endpoint: Option<String>,
+    /// Calls per (account, action) in the current second, for the emulated rate limits.
+    rate: Mutex<HashMap<(String, &'static str), (u64, u32)>>,
+}
+
+/// The Aliyun dialect.
+pub struct AliyunDialect {
+    ctx: DialectContext,
+    shared: Shared,
+}
+
+impl AliyunDialect {
+    pub fn new(ctx: DialectContext) -> Self {
+        let upload_endpoint = ctx
+            .options
+            .get("upload_endpoint")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        AliyunDialect {
+            ctx,
+            shared: Shared {
+                nonces: NonceCache::new(NONCE_CAPACITY),
+                upload_endpoint,
+                rate: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    /// The documented per-user rate limits (spec §1.3), when `vendor_rate_limits` is on.
+    fn throttled(&self, account: &str, op: Operation) -> bool {
+        if !self.ctx.vendor_rate_limits {
+            return false;
+        }
+        let per_second = match op {
+            Operation::PutDcdnKv => 50,
+            Operation::DeleteDcdnKvNamespace => 5,
+            _ => return false,
+        };
+        let now = kv_core::clock::wall_clock_secs();
+        let Ok(mut rate) = self.shared.rate.lock() else {
+            return false;
+        };
+        if rate.len() > 100_000 {
+            rate.retain(|_, (sec, _)| *sec == now);
+        }
+        let slot = rate
+            .entry((account.to_string(), op.name()))
+            .or_insert((now, 0));
+        if slot.0 != now {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        slot.1 > per_second
+    }
+
+    async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let request_id = new_request_id();
+        let (parts, body) = request.into_parts();
+        let mut info = RequestInfo {
+            operation: "unknown".into(),
+            request_id: request_id.clone(),
+            ..Default::default()
+        };
+        let op = match router::route(&parts) {
+            Ok(op) => op,
+            Err(e) => {
+                let product = product_of(&parts);
+                let err = match e {
+                    RouteError::MissingAction => ApiError::missing_parameter("Action"),
+                    RouteError::UnknownAction { .. } => ApiError::action_not_found(),
+                };
+                return error_response(&err, product, info);
+            }
+        };
+        info.operation = op.name().to_string();
+
+        if op == Operation::OssPostObject {
+            let ct = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let (mut resp, code) =
+                ops::upload::post_object(&self.ctx.engine, ct, body, &request_id).await;
+            info.code = code.map(str::to_string);
+            resp.extensions_mut().insert(info);
+            return resp;
+        }
+        let product = op.product();
+
+        let query = parts
+            .uri
+            .query()
+            .map(|q| decode_form(q.as_bytes()))
+            .unwrap_or_default();
+        let form = if is_form(&parts, &body) {
+            decode_form(&body)
+        } else {
+            Vec::new()
+        };
+
+        // Authentication.
+        let scheme = auth::detect(&parts.headers, &query);
+        let now = kv_core::clock::wall_clock_secs();
+        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.clone());
+        let verified = match scheme {
+            Scheme::V3 => auth::verify_v3(
+                parts.method.as_str(),
+                &query,
+                &parts.headers,
+                &body,
+                &secret_of,
+                now,
+            ),
+            Scheme::V2 => {
+                let mut all = query.clone();
+                all.extend(form.iter().cloned());
+                auth::verify_v2(parts.method.as_str(), &all, &secret_of, now)
+            }
+            Scheme::Unsigned => Err(Refusal {
+                error: ApiError::incomplete_signature(),
+                diagnostics: kv_core::SignatureDiagnostics {
+                    reason: "no Authorization header and no Signature parameter".into(),
+                    ..Default::default()
+                },
+                access_key_id: None,
+            }),
+        };
+        let account = match (verified, self.ctx.auth_mode) {
+            (Ok(caller), mode) => {
+                let fresh = match (&caller.nonce, mode) {
+                    (Some(n), AuthMode::Enforce | AuthMode::Log) => {
+                        self.shared.nonces.first_use(&caller.access_key_id, n, now)
+                    }
+                    _ => true,
+                };
+                if !fresh && mode == AuthMode::Enforce {
+                    info.account = self.account_of(Some(&caller.access_key_id));
+                    return error_response(&ApiError::nonce_used(), product, info);
+                }
+                self.account_of(Some(&caller.access_key_id))
+                    .unwrap_or_else(|| self.ctx.fallback_account())
+            }
+            (Err(refusal), AuthMode::Enforce) => {
+                info.account = self.account_of(refusal.access_key_id.as_deref());
+                info.signature = Some(refusal.diagnostics);
+                return error_response(&refusal.error, product, info);
+            }
+            (Err(refusal), mode) => {
+                if mode == AuthMode::Log {
+                    tracing::warn!(
+                        code = %refusal.error.code,
+                        reason = %refusal.diagnostics.reason,
+                        "aliyun: signature refused (auth mode log: serving anyway)"
+                    );
+                    info.signature = Some(refusal.diagnostics);
+                }
+                let id = refusal.access_key_id.or_else(|| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == "AccessKeyId")
+                        .map(|(_, v)| v.clone())
+                });
+                self.account_of(id.as_deref())
+                    .unwrap_or_else(|| self.ctx.fallback_account())
+            }
+        };
+        info.account = Some(account.clone());
+
+        if self.throttled(&account, op) {
+            let mut resp = error_response(&ApiError::too_many_requests(), product, info);
+            resp.headers_mut()
+                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
+            return resp;
+        }
+
+        let mut pairs = query;
+        pairs.extend(form);
+        let params = Params::new(pairs);
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+            .to_string();
+        let ctx = ops::Ctx {
+            engine: &self.ctx.engine,
+            shared: &self.shared,
+            account: &account,
+            op,
+            product,
+            params: &params,
+            host: &host,
+        };
+        match ops::dispatch(&ctx).await {
+            Ok(mut fields) => {
+                fields.insert("RequestId".into(), serde_json::json!(request_id));
+                json_response(200, &serde_json::Value::Object(fields), info)
+            }
+            Err(e) => error_response(&e, product, info),
+        }
+    }
+
+    fn account_of(&self, access_key_id: Option<&str>) -> Option<String> {
+        access_key_id
+            .and_then(|id| self.ctx.credential(id))
+            .map(|c| c.account.clone())
+    }
+}
+
+/// Uppercase UUID v4, as the service sends.
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+fn product_of(parts: &Parts) -> Product {
+    router::action_and_version(parts)
+        .1
+        .and_then(|v| Product::from_version(&v))
+        .unwrap_or(Product::Esa)
+}
+
+/// Whether the body is a form: the SDKs send `application/x-www-form-urlencoded`; a body with no
+/// content type at all is read as one too (hand-written clients).
+fn is_form(parts: &Parts, body: &Bytes) -> bool {
+    match parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(ct) => ct
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded"),
+        None => !body.is_empty(),
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value, info: RequestInfo) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&info.request_id) {
+        h.insert("x-acs-request-id", v);
+    }
+    resp.extensions_mut().insert(info);
+    resp
+}
+
+fn error_response(err: &ApiError, product: Product, mut info: RequestInfo) -> Response<Bytes> {
+    info.code = Some(err.code.clone());
+    let body = err.body(&info.request_id, product);
+    json_response(err.status, &body, info)
+}
+
+impl Dialect for AliyunDialect {
+    fn name(&self) -> &'static str {
+        "aliyun"
+    }
+
+    fn claims(&self, parts: &Parts) -> bool {
+        claims(parts)
+    }
+
+    fn body_limit(&self, parts: &Parts) -> u64 {
+        if router::is_oss_post(parts) {
+            UPLOAD_BODY_LIMIT
+        } else {
+            ACTION_BODY_LIMIT
+        }
+    }
+
+    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
+        let request_id = new_request_id();
+        let info = RequestInfo {
+            operation: self
+                .operation_hint(parts)
+                .unwrap_or_else(|| "unknown".into()),
+            request_id: request_id.clone(),
+            ..Default::default()
+        };
+        if router::is_oss_post(parts) {
+            let (status, code, msg) = match &error {
+                GatewayError::BodyTooLarge { .. } => (
+                    400,
+                    "EntityTooLarge",
+                    "Your proposed upload exceeds the maximum allowed size.",
+                ),
+                GatewayError::BadBody(_) => (400, "InvalidArgument", "The body could not be read."),
+                GatewayError::Throttled => (
+                    503,
+                    "ServiceUnavailable",
+                    "Please reduce your request rate.",
+                ),
+                GatewayError::Internal => {
+                    (500, "InternalError", "We encountered an internal error.")
+                }
+            };
+            let mut resp = ops::upload::oss_error(status, code, msg, &request_id);
+            resp.extensions_mut().insert(RequestInfo {
+                code: Some(code.into()),
+                ..info
+            });
+            return resp;
+        }
+        let product = product_of(parts);
+        let err = match error {
+            GatewayError::BodyTooLarge { .. } => ApiError::value_too_large("2,000,000"),
+            GatewayError::BadBody(m) => ApiError::invalid_parameter(product, m),
+            GatewayError::Throttled => ApiError::too_many_requests(),
+            GatewayError::Internal => ApiError::internal(),
+        };
+        error_response(&err, product, info)
+    }
+
+    fn operation_hint(&self, parts: &Parts) -> Option<String> {
+        router::route(parts).ok().map(|op| op.name().to_string())
+    }
+
+    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
+        Box::pin(self.handle(request))
+    }
+}
+
+/// Whether a request is for this dialect: an `x-acs-action` header or `ACS3-` Authorization (V3),
+/// an `Action` query parameter with one of our API versions (V2; Tencent's legacy signature also
+/// uses `Action=`, but never these versions), or the multipart OSS upload.
+pub fn claims(parts: &Parts) -> bool {
+    if parts.uri.path().starts_with("/_kvmux") {
+        return false;
+    }
+    if parts.headers.contains_key("x-acs-action") {
+        return true;
+    }
+    if parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.trim_start().starts_with("ACS3-"))
+    {
+        return true;
+    }
+    if router::is_oss_post(parts) && parts.uri.path() == "/" {
+        return true;
+    }
+    let (action, version) = router::action_and_version(parts);
+    action.is_some() && version.as_deref().and_then(Product::from_version).is_some()
+}
+
+#[cfg(test)]
+mod tests;

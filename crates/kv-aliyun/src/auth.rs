@@ -1,0 +1,513 @@
+//! The two signature algorithms the Alibaba SDKs use (spec §3): ACS3-HMAC-SHA256 ("V3", the tea
+//! SDKs' default) and RPC HMAC-SHA1 ("V2", the legacy SDK and `signature_algorithm='v2'`), plus
+//! the 15-minute timestamp window and the SignatureNonce replay cache.
+//!
+//! Both verifiers are pure functions of the request and a clock so that the shared vectors can
+//! be replayed at their recorded time; the caller owns the nonce cache.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use kv_core::SignatureDiagnostics;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// RFC 3986 unreserved characters stay; everything else is `%XX` (space `%20`, `*` `%2A`).
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The freshness window for `x-acs-date` / `Timestamp`, and how long a nonce is remembered.
+pub const WINDOW_SECS: u64 = 15 * 60;
+
+/// The V3 algorithm name.
+pub const ACS3: &str = "ACS3-HMAC-SHA256";
+/// The name used for V2 in diagnostics (matches the vectors file).
+pub const RPC_V2: &str = "aliyun-rpc-v2-HMAC-SHA1";
+
+pub fn pct(s: &str) -> String {
+    utf8_percent_encode(s, RFC3986).to_string()
+}
+
+/// Which signature a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    V3,
+    V2,
+    Unsigned,
+}
+
+/// Detects the scheme: an `Authorization: ACS3-…` header is V3; a `Signature` query parameter is
+/// V2 (spec §3.3).
+pub fn detect(headers: &HeaderMap, query: &[(String, String)]) -> Scheme {
+    let authz = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if authz.trim_start().starts_with("ACS3-") {
+        Scheme::V3
+    } else if query.iter().any(|(k, _)| k == "Signature") {
+        Scheme::V2
+    } else {
+        Scheme::Unsigned
+    }
+}
+
+/// A verified (or, in log/off mode, merely identified) caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub access_key_id: String,
+    pub nonce: Option<String>,
+}
+
+/// A refused signature: the vendor error plus what the verifier computed.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub error: ApiError,
+    pub diagnostics: SignatureDiagnostics,
+    /// The key id the request named, so log mode can still pick the account.
+    pub access_key_id: Option<String>,
+}
+
+/// The parsed `Authorization: ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acs3Authorization {
+    pub algorithm: String,
+    pub credential: String,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+}
+
+pub fn parse_acs3_authorization(value: &str) -> Option<Acs3Authorization> {
+    let (algorithm, rest) = value.trim().split_once(' ')?;
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        match k {
+            "Credential" => credential = Some(v.to_string()),
+            "SignedHeaders" => signed = Some(v.to_string()),
+            "Signature" => signature = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(Acs3Authorization {
+        algorithm: algorithm.to_string(),
+        credential: credential?,
+        signed_headers: signed?
+            .split(';')
+            .filter(|h| !h.is_empty())
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        signature: signature?,
+    })
+}
+
+/// The V3 canonical query: the decoded pairs re-encoded per RFC 3986 and sorted. With
+/// `bare_empty`, an empty value is rendered as `k` instead of `k=` (some non-Python SDKs).
+pub fn v3_canonical_query(query: &[(String, String)], bare_empty: bool) -> String {
+    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (pct(k), pct(v))).collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() && bare_empty {
+                k.clone()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The V3 canonical request and string-to-sign.
+pub fn v3_canonical(
+    method: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    signed_headers: &[String],
+    hashed_payload: &str,
+    bare_empty: bool,
+) -> (String, String) {
+    let mut names: Vec<&String> = signed_headers.iter().collect();
+    names.sort();
+    names.dedup();
+    let mut canonical_headers = String::new();
+    for name in &names {
+        let mut values: Vec<String> = headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            .collect();
+        values.sort();
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&values.join(","));
+        canonical_headers.push('\n');
+    }
+    let signed: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let canonical = format!(
+        "{method}\n/\n{}\n{canonical_headers}\n{}\n{hashed_payload}",
+        v3_canonical_query(query, bare_empty),
+        signed.join(";")
+    );
+    let sts = format!(
+        "{ACS3}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    (canonical, sts)
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+    match Hmac::<sha1::Sha1>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Constant-time comparison, so a timing oracle cannot recover a signature byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses `2026-11-22T02:33:18Z` into unix seconds.
+pub fn parse_timestamp(s: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
+}
+
+fn check_window(ts: &str, now: u64) -> Result<(), ApiError> {
+    let t = parse_timestamp(ts).ok_or_else(ApiError::timestamp_format)?;
+    if t.abs_diff(now) > WINDOW_SECS {
+        return Err(ApiError::timestamp_expired());
+    }
+    Ok(())
+}
+
+/// Verifies an ACS3-HMAC-SHA256 request at wall-clock time `now`. `secret_of` resolves an
+/// AccessKeyId. The nonce is returned for the caller to check against its replay cache.
+pub fn verify_v3(
+    method: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+    secret_of: &dyn Fn(&str) -> Option<String>,
+    now: u64,
+) -> Result<Caller, Refusal> {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut diag = SignatureDiagnostics {
+        algorithm: ACS3.to_string(),
+        ..Default::default()
+    };
+    let refuse = |error: ApiError, diag: SignatureDiagnostics, ak: Option<String>| Refusal {
+        error,
+        diagnostics: diag,
+        access_key_id: ak,
+    };
+    let Some(auth) = header("authorization").and_then(|a| parse_acs3_authorization(&a)) else {
+        diag.reason = "malformed Authorization header".into();
+        return Err(refuse(ApiError::incomplete_signature(), diag, None));
+    };
+    diag.access_key_id = auth.credential.clone();
+    diag.client_signature = auth.signature.clone();
+    let ak = Some(auth.credential.clone());
+    if auth.algorithm != ACS3 {
+        diag.reason = format!("unsupported algorithm {}", auth.algorithm);
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    }
+    let Some(secret) = secret_of(&auth.credential) else {
+        diag.reason = "unknown AccessKeyId".into();
+        return Err(refuse(ApiError::access_key_not_found(), diag, ak));
+    };
+    let body_hash = hex::encode(Sha256::digest(body));
+    let declared = header("x-acs-content-sha256").unwrap_or_else(|| body_hash.clone());
+    let (canonical, sts) = v3_canonical(
+        method,
+        query,
+        headers,
+        &auth.signed_headers,
+        &declared,
+        false,
+    );
+    diag.canonical_request = canonical;
+    diag.string_to_sign = sts.clone();
+    if !declared.eq_ignore_ascii_case(&body_hash) {
+        diag.reason = "x-acs-content-sha256 does not match the body".into();
+        return Err(refuse(ApiError::signature_v3_mismatch(), diag, ak));
+    }
+    let Some(date) = header("x-acs-date") else {
+        diag.reason = "missing x-acs-date".into();
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    };
+    if let Err(e) = check_window(&date, now) {
+        diag.reason = format!("x-acs-date {date} outside the 15 minute window");
+        return Err(refuse(e, diag, ak));
+    }
+    let Ok(given) = hex::decode(auth.signature.trim()) else {
+        diag.reason = "signature is not hex".into();
+        return Err(refuse(ApiError::signature_v3_mismatch(), diag, ak));
+    };
+    let mut ok = same(&hmac_sha256(secret.as_bytes(), sts.as_bytes()), &given);
+    if !ok && query.iter().any(|(_, v)| v.is_empty()) {
+        // Tolerance (spec §3.2): some SDKs render an empty query value as a bare key.
+        let (c2, s2) = v3_canonical(
+            method,
+            query,
+            headers,
+            &auth.signed_headers,
+            &declared,
+            true,
+        );
+        if same(&hmac_sha256(secret.as_bytes(), s2.as_bytes()), &given) {
+            ok = true;
+            diag.canonical_request = c2;
+            diag.string_to_sign = s2;
+        }
+    }
+    if !ok {
+        diag.reason = "signature mismatch".into();
+        return Err(refuse(ApiError::signature_v3_mismatch(), diag, ak));
+    }
+    Ok(Caller {
+        access_key_id: auth.credential,
+        nonce: header("x-acs-signature-nonce"),
+    })
+}
+
+/// The V2 canonicalized query (all params but `Signature`, RFC 3986, sorted) and string-to-sign.
+pub fn v2_canonical(method: &str, params: &[(String, String)]) -> (String, String) {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "Signature")
+        .map(|(k, v)| (pct(k), pct(v)))
+        .collect();
+    pairs.sort();
+    let canonical = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let sts = format!("{method}&{}&{}", pct("/"), pct(&canonical));
+    (canonical, sts)
+}
+
+/// Verifies an RPC HMAC-SHA1 request. `params` are the decoded query AND form-body pairs
+/// (the body is signed under V2).
+pub fn verify_v2(
+    method: &str,
+    params: &[(String, String)],
+    secret_of: &dyn Fn(&str) -> Option<String>,
+    now: u64,
+) -> Result<Caller, Refusal> {
+    let get = |n: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.to_string())
+    };
+    let mut diag = SignatureDiagnostics {
+        algorithm: RPC_V2.to_string(),
+        ..Default::default()
+    };
+    let refuse = |error: ApiError, diag: SignatureDiagnostics, ak: Option<String>| Refusal {
+        error,
+        diagnostics: diag,
+        access_key_id: ak,
+    };
+    let (canonical, sts) = v2_canonical(method, params);
+    diag.canonical_request = canonical;
+    diag.string_to_sign = sts.clone();
+    diag.client_signature = get("Signature").unwrap_or_default();
+    let Some(ak) = get("AccessKeyId") else {
+        diag.reason = "missing AccessKeyId".into();
+        return Err(refuse(
+            ApiError::missing_parameter("AccessKeyId"),
+            diag,
+            None,
+        ));
+    };
+    diag.access_key_id = ak.clone();
+    let Some(secret) = secret_of(&ak) else {
+        diag.reason = "unknown AccessKeyId".into();
+        return Err(refuse(ApiError::access_key_not_found(), diag, Some(ak)));
+    };
+    if let Some(method) = get("SignatureMethod") {
+        if method != "HMAC-SHA1" {
+            diag.reason = format!("unsupported SignatureMethod {method}");
+            return Err(refuse(ApiError::incomplete_signature(), diag, Some(ak)));
+        }
+    }
+    let Some(ts) = get("Timestamp") else {
+        diag.reason = "missing Timestamp".into();
+        return Err(refuse(
+            ApiError::missing_parameter("Timestamp"),
+            diag,
+            Some(ak),
+        ));
+    };
+    if let Err(e) = check_window(&ts, now) {
+        diag.reason = format!("Timestamp {ts} outside the 15 minute window");
+        return Err(refuse(e, diag, Some(ak)));
+    }
+    let expected = hmac_sha1(format!("{secret}&").as_bytes(), sts.as_bytes());
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(diag.client_signature.trim())
+        .unwrap_or_default();
+    if !same(&expected, &given) {
+        diag.reason = "signature mismatch".into();
+        return Err(refuse(
+            ApiError::signature_v2_mismatch(&sts),
+            diag,
+            Some(ak),
+        ));
+    }
+    Ok(Caller {
+        access_key_id: ak,
+        nonce: get("SignatureNonce"),
+    })
+}
+
+/// Nonces seen in the last 15 minutes, per access key. Bounded: past `capacity` the oldest are
+/// forgotten first, so a flood of requests cannot exhaust memory (at the price of accepting a
+/// replay of a nonce older than the flood, which the timestamp window still limits).
+pub struct NonceCache {
+    capacity: usize,
+    inner: Mutex<NonceState>,
+}
+
+#[derive(Default)]
+struct NonceState {
+    seen: HashMap<String, u64>,
+    order: VecDeque<(u64, String)>,
+}
+
+impl NonceCache {
+    pub fn new(capacity: usize) -> Self {
+        NonceCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new(NonceState::default()),
+        }
+    }
+
+    /// Records `nonce` for `access_key_id` at wall time `now`; false if it was already used within
+    /// the window.
+    pub fn first_use(&self, access_key_id: &str, nonce: &str, now: u64) -> bool {
+        let Ok(mut st) = self.inner.lock() else {
+            return true;
+        };
+        while let Some((expiry, _)) = st.order.front() {
+            if *expiry > now && st.order.len() < self.capacity {
+                break;
+            }
+            if let Some((expiry, key)) = st.order.pop_front() {
+                if st.seen.get(&key) == Some(&expiry) {
+                    st.seen.remove(&key);
+                }
+            }
+        }
+        let key = format!("{access_key_id}\n{nonce}");
+        if st.seen.get(&key).is_some_and(|exp| *exp > now) {
+            return false;
+        }
+        let expiry = now + WINDOW_SECS;
+        st.seen.insert(key.clone(), expiry);
+        st.order.push_back((expiry, key));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|s| s.seen.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_is_refused_within_the_window_and_accepted_after() {
+        let c = NonceCache::new(100);
+        assert!(c.first_use("ak", "n1", 1000));
+        assert!(!c.first_use("ak", "n1", 1000 + WINDOW_SECS - 1));
+        assert!(c.first_use("other", "n1", 1001));
+        assert!(c.first_use("ak", "n1", 1000 + WINDOW_SECS + 1));
+    }
+
+    #[test]
+    fn nonce_cache_is_bounded() {
+        let c = NonceCache::new(10);
+        for i in 0..100 {
+            assert!(c.first_use("ak", &format!("n{i}"), 1000));
+        }
+        assert!(c.len() <= 10);
+        // the newest are still remembered
+        assert!(!c.first_use("ak", "n99", 1000));
+    }
+
+    #[test]
+    fn authorization_parses_without_spaces_after_commas() {
+        let a = parse_acs3_authorization(
+            "ACS3-HMAC-SHA256 Credential=id,SignedHeaders=host;x-acs-date,Signature=ab",
+        )
+        .unwrap();
+        assert_eq!(a.credential, "id");
+        assert_eq!(a.signed_headers, vec!["host", "x-acs-date"]);
+        assert_eq!(a.signature, "ab");
+        assert_eq!(parse_acs3_authorization("ACS3-HMAC-SHA256 garbage"), None);
+    }
+
+    #[test]
+    fn pct_follows_rfc3986() {
+        assert_eq!(pct("a b*/~-_."), "a%20b%2A%2F~-_.");
+        assert_eq!(pct("ä"), "%C3%A4");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pct_roundtrips_through_percent_decoding(s in ".{0,40}") {
+            let encoded = pct(&s);
+            let decoded = percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap();
+            proptest::prop_assert_eq!(decoded, s);
+        }
+
+        #[test]
+        fn the_authorization_parser_never_panics(s in ".{0,200}") {
+            let _ = parse_acs3_authorization(&s);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! ListKvs / ListDcdnKv: keys by prefix in ascending byte order, paged by PageNumber and
+//! PageSize (default 50, at most 100, PageNumber × PageSize ≤ 50,000), with `TotalCount` the
+//! number of matching keys (spec §1.3).
+
+use serde_json::json;
+
+use super::namespace::open;
+use super::{reply, Ctx, Reply};
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{decode_stored, iso_utc};
+use kv_core::ScanOptions;
+
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 100;
+pub const MAX_WINDOW: i64 = 50_000;
+/// Keys read per engine scan while counting.
+const CHUNK: usize = 1000;
+
+pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let p = ctx.params;
+    let container = open(ctx).await?;
+    let prefix = p.get("Prefix").unwrap_or_default();
+    let page_number = p.int(ctx.product, "PageNumber")?.unwrap_or(1);
+    let page_size = p.int(ctx.product, "PageSize")?.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page_number < 1 {
+        return Err(ApiError::invalid_parameter(
+            ctx.product,
+            "PageNumber must be at least 1.",
+        ));
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::invalid_parameter(
+            ctx.product,
+            "PageSize must be between 1 and 100.",
+        ));
+    }
+    if page_number.saturating_mul(page_size) > MAX_WINDOW {
+        return Err(ApiError::invalid_parameter(
+            ctx.product,
+            "PageNumber * PageSize cannot exceed 50000.",
+        ));
+    }
+    let skip = ((page_number - 1) * page_size) as usize;
+    let take = page_size as usize;
+    let mut keys = Vec::new();
+    let mut total: usize = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = ctx
+            .engine
+            .scan(
+                &container,
+                ScanOptions::prefix(prefix.as_bytes(), after.as_deref(), CHUNK),
+            )
+            .await
+            .map_err(|e| ApiError::from_engine(ctx.product, e))?;
+        for item in &page.items {
+            if total >= skip && total < skip + take {
+                let (updated_ms, _) = decode_stored(&item.value);
+                keys.push(json!({
+                    "Name": String::from_utf8_lossy(&item.key),
+                    "UpdateTime": iso_utc(updated_ms),
+                }));
+            }
+            total += 1;
+        }
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => after = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+    Ok(reply([
+        ("PageNumber", json!(page_number)),
+        ("PageSize", json!(page_size)),
+        ("TotalCount", json!(total)),
+        ("Keys", json!(keys)),
+    ]))
+}

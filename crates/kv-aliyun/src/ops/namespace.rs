@@ -1,0 +1,180 @@
+//! Namespaces: CreateKvNamespace / PutDcdnKvNamespace, GetKvNamespace /
+//! DescribeDcdnKvNamespace, DeleteKvNamespace / DeleteDcdnKvNamespace. ESA and DCDN namespaces
+//! live in different engine scopes and account groups, so each product has its own 10-namespace
+//! and 10 GB quota per account (spec §1.3).
+
+use kv_core::{Container, ContainerKind, Limits, NewContainer};
+use serde_json::{json, Value};
+
+use super::{reply, Ctx, Reply};
+use crate::error::{ApiError, ApiResult};
+use crate::router::Product;
+use crate::wire::human_size;
+
+/// 1 GB per namespace.
+pub const NAMESPACE_CAPACITY: i64 = 1 << 30;
+/// 10 GB per account (per product).
+pub const ACCOUNT_CAPACITY: i64 = 10 << 30;
+/// 10 namespaces per account (per product).
+pub const NAMESPACE_QUOTA: i64 = 10;
+
+/// The engine scope (and account group) of a product's namespaces.
+pub fn scope(product: Product) -> &'static str {
+    match product {
+        Product::Dcdn => "aliyun-dcdn",
+        _ => "aliyun-esa",
+    }
+}
+
+pub fn limits(product: Product) -> Limits {
+    Limits {
+        max_bytes: Some(NAMESPACE_CAPACITY),
+        max_items: None,
+        account_group: scope(product).to_string(),
+        account_max_bytes: Some(ACCOUNT_CAPACITY),
+        account_max_items: None,
+        account_max_containers: Some(NAMESPACE_QUOTA),
+    }
+}
+
+/// Namespace names: letters, digits, `-` and `_` (spec §1.2), at most 512 bytes.
+pub fn validate_name(name: &str) -> ApiResult<()> {
+    if name.is_empty()
+        || name.len() > 512
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::namespace_malformed());
+    }
+    Ok(())
+}
+
+/// The caller's namespace named by the `Namespace` parameter.
+pub async fn open(ctx: &Ctx<'_>) -> ApiResult<Container> {
+    let name = ctx.params.required("Namespace")?;
+    open_named(ctx, name).await
+}
+
+pub async fn open_named(ctx: &Ctx<'_>, name: &str) -> ApiResult<Container> {
+    validate_name(name)?;
+    match ctx
+        .engine
+        .container(ctx.account, scope(ctx.product), name)
+        .await
+    {
+        Ok(c) => Ok(c),
+        Err(kv_core::Error::NotFound(_)) => Err(ApiError::namespace_not_found()),
+        Err(e) => Err(ApiError::from_engine(ctx.product, e)),
+    }
+}
+
+fn namespace_id(c: &Container) -> String {
+    c.attrs
+        .get("NamespaceId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| (c.id % 1_000_000_000_000_000).to_string())
+}
+
+fn description(c: &Container) -> String {
+    c.attrs
+        .get("Description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The fields shared by GetKvNamespace and the account's NamespaceList.
+pub async fn summary(ctx: &Ctx<'_>, c: &Container) -> ApiResult<Reply> {
+    let usage = ctx
+        .engine
+        .usage(c)
+        .await
+        .map_err(|e| ApiError::from_engine(ctx.product, e))?;
+    Ok(reply([
+        ("Namespace", json!(c.name)),
+        ("NamespaceId", json!(namespace_id(c))),
+        ("Description", json!(description(c))),
+        ("Status", json!("online")),
+        ("Capacity", json!(NAMESPACE_CAPACITY)),
+        ("CapacityString", json!(human_size(NAMESPACE_CAPACITY))),
+        ("CapacityUsed", json!(usage.bytes.max(0))),
+        ("CapacityUsedString", json!(human_size(usage.bytes))),
+    ]))
+}
+
+pub async fn create(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let name = ctx.params.required("Namespace")?;
+    validate_name(name)?;
+    let desc = ctx.params.get("Description").unwrap_or_default();
+    // A short decimal id, as the service shows (the SDK models it as a string).
+    let id = (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000) as u64;
+    let created = ctx
+        .engine
+        .create_container(NewContainer {
+            account: ctx.account.to_string(),
+            scope: scope(ctx.product).to_string(),
+            name: name.to_string(),
+            kind: ContainerKind::Flat,
+            attrs: json!({"Description": desc, "NamespaceId": id.to_string()}),
+            limits: limits(ctx.product),
+        })
+        .await
+        .map_err(|e| ApiError::from_engine(ctx.product, e))?;
+    Ok(reply([
+        ("Namespace", json!(created.name)),
+        ("NamespaceId", json!(namespace_id(&created))),
+        ("Description", json!(description(&created))),
+        ("Status", json!("online")),
+    ]))
+}
+
+pub async fn describe(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let c = open(ctx).await?;
+    let mut r = summary(ctx, &c).await?;
+    if ctx.product == Product::Dcdn {
+        r.insert("Mode".into(), json!("Normal"));
+    }
+    Ok(r)
+}
+
+pub async fn delete(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let c = open(ctx).await?;
+    match ctx
+        .engine
+        .delete_container(ctx.account, scope(ctx.product), &c.name)
+        .await
+    {
+        Ok(_) => Ok(Reply::new()),
+        Err(kv_core::Error::NotFound(_)) => Err(ApiError::namespace_not_found()),
+        Err(e) => Err(ApiError::from_engine(ctx.product, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names_follow_the_documented_alphabet() {
+        assert!(validate_name("ns-1_A").is_ok());
+        for bad in ["", "a b", "a/b", "ä", "a.b"] {
+            assert_eq!(
+                validate_name(bad).unwrap_err().code,
+                "InvalidNameSpace.Malformed",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn esa_and_dcdn_have_separate_groups() {
+        assert_ne!(
+            limits(Product::Esa).account_group,
+            limits(Product::Dcdn).account_group
+        );
+        assert_eq!(limits(Product::Esa).account_max_containers, Some(10));
+        assert_eq!(limits(Product::Dcdn).max_bytes, Some(1 << 30));
+    }
+}

@@ -1,0 +1,432 @@
+//! The high-capacity flow (spec §6). The SDKs' `*Advance` methods call OpenPlatform
+//! `AuthorizeFileUpload`, POST the stream to OSS as a multipart form, then call the
+//! `*WithHighCapacity` action with the object's `Url`. kvmux plays all three parts:
+//!
+//! 1. `AuthorizeFileUpload` answers `Bucket="http://127.0.0"`, `Endpoint="1:PORT"` so that the
+//!    SDK's `Bucket + "." + Endpoint` is `http://127.0.0.1:PORT` (the SDK hard-codes https but
+//!    drops the scheme when the host already carries one), a fresh `ObjectKey`, and
+//!    `UseAccelerate: false` as a JSON boolean (the SDK reads it with Python `bool()`). It also
+//!    records a grant binding the ObjectKey to the caller's account, since the upload itself is
+//!    unsigned.
+//! 2. The multipart `POST /` stores the `file` part under its `key`, if granted, and answers 201
+//!    with OSS's XML `PostResponse` (an empty body would make the SDK fail parsing XML).
+//! 3. `*WithHighCapacity` resolves the `Url` by its trailing ObjectKey (the SDK builds
+//!    `http://http://127.0.0.1:PORT/<ObjectKey>`), applies the documented JSON and drops the
+//!    object.
+//!
+//! Grants and objects live in one hidden engine container with an expiry, so they survive a
+//! restart between the steps and vanish on their own when never used.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use kv_core::{Container, ContainerKind, Engine, Limits, NewContainer, Precondition};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::batch::{delete_keys, put_entries};
+use super::kv::{expiry, put_reply, validate_key, write};
+use super::namespace::open;
+use super::{reply, Ctx, Reply};
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{json_int, HighCapacityBatchDelete, HighCapacityBatchPut, HighCapacityPut};
+
+/// Largest value of PutKvWithHighCapacity: 25 MB.
+pub const MAX_HC_VALUE: usize = 25 * 1024 * 1024;
+/// Largest object of the batch high-capacity actions: 100 MB.
+pub const MAX_HC_BATCH: usize = 100 * 1024 * 1024;
+/// How long a grant and its uploaded object are kept when never used (engine seconds).
+pub const UPLOAD_TTL_SECS: u64 = 3600;
+/// The prefix of every ObjectKey kvmux hands out; `Url`s are resolved by it.
+pub const OBJECT_PREFIX: &str = "kvupload/";
+
+const HIDDEN_ACCOUNT: &str = "_kvmux";
+const HIDDEN_SCOPE: &str = "aliyun-uploads";
+const HIDDEN_NAME: &str = "objects";
+
+/// The hidden container holding grants and uploaded objects (created on first use, and again
+/// after an admin reset).
+pub async fn uploads(engine: &Engine) -> kv_core::Result<Container> {
+    match engine
+        .container(HIDDEN_ACCOUNT, HIDDEN_SCOPE, HIDDEN_NAME)
+        .await
+    {
+        Ok(c) => return Ok(c),
+        Err(kv_core::Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    match engine
+        .create_container(NewContainer {
+            account: HIDDEN_ACCOUNT.into(),
+            scope: HIDDEN_SCOPE.into(),
+            name: HIDDEN_NAME.into(),
+            kind: ContainerKind::Flat,
+            attrs: json!({"purpose": "aliyun high-capacity uploads"}),
+            limits: Limits {
+                account_group: HIDDEN_SCOPE.into(),
+                ..Limits::default()
+            },
+        })
+        .await
+    {
+        Ok(c) => Ok(c),
+        Err(kv_core::Error::AlreadyExists(_)) => {
+            engine
+                .container(HIDDEN_ACCOUNT, HIDDEN_SCOPE, HIDDEN_NAME)
+                .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn grant_key(object_key: &str) -> Vec<u8> {
+    format!("grant/{object_key}").into_bytes()
+}
+
+fn object_key_bytes(object_key: &str) -> Vec<u8> {
+    format!("object/{object_key}").into_bytes()
+}
+
+/// `host:port` that routes back to this gateway: the `[aliyun] upload_endpoint` option, else the
+/// request's Host when it names an address with a port (the SDK was pointed at kvmux
+/// directly), else 127.0.0.1:9090. Behind `HTTP_PROXY` (the usual recipe) the upload reaches
+/// kvmux through the proxy whatever this says.
+fn upload_endpoint(ctx: &Ctx<'_>) -> String {
+    if let Some(e) = ctx.shared.upload_endpoint.as_deref() {
+        return e.to_string();
+    }
+    let host = ctx
+        .host
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    match host.rsplit_once(':') {
+        Some((h, port))
+            if h.contains('.') && !h.ends_with("aliyuncs.com") && port.parse::<u16>().is_ok() =>
+        {
+            host.to_string()
+        }
+        _ => "127.0.0.1:9090".to_string(),
+    }
+}
+
+/// Splits `127.0.0.1:9090` into the SDK's `Bucket` (`http://127.0.0`) and `Endpoint`
+/// (`1:9090`), so that `Bucket + "." + Endpoint` is `http://127.0.0.1:9090`.
+pub fn bucket_and_endpoint(endpoint: &str) -> (String, String) {
+    let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, "80"));
+    match host.rsplit_once('.') {
+        Some((bucket, last)) => (format!("http://{bucket}"), format!("{last}:{port}")),
+        None => ("http://127.0.0".into(), format!("1:{port}")),
+    }
+}
+
+pub async fn authorize(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let product = ctx.params.required("Product")?;
+    let engine_err = |e| ApiError::from_engine(ctx.product, e);
+    let container = uploads(ctx.engine).await.map_err(engine_err)?;
+    let object_key = format!("{OBJECT_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let expires = ctx.engine.now() + UPLOAD_TTL_SECS;
+    ctx.engine
+        .put(
+            &container,
+            &grant_key(&object_key),
+            Bytes::from(ctx.account.to_string()),
+            Some(expires),
+            Precondition::Absent,
+        )
+        .await
+        .map_err(engine_err)?;
+    let (bucket, endpoint) = bucket_and_endpoint(&upload_endpoint(ctx));
+    let policy = json!({
+        "expiration": crate::wire::iso_utc(expires * 1000),
+        "conditions": [["eq", "$key", object_key], {"product": product}],
+    });
+    let encoded_policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+    Ok(reply([
+        ("AccessKeyId", json!("kvmux-oss")),
+        ("Bucket", json!(bucket)),
+        ("Endpoint", json!(endpoint)),
+        ("ObjectKey", json!(object_key)),
+        ("EncodedPolicy", json!(encoded_policy)),
+        ("Signature", json!("kvmux-unsigned")),
+        ("UseAccelerate", json!(false)),
+    ]))
+}
+
+/// OSS's XML error body.
+#[derive(Serialize)]
+#[serde(rename = "Error")]
+struct OssError<'a> {
+    #[serde(rename = "Code")]
+    code: &'a str,
+    #[serde(rename = "Message")]
+    message: &'a str,
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
+    #[serde(rename = "HostId")]
+    host_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "PostResponse")]
+struct PostResponse<'a> {
+    #[serde(rename = "Bucket")]
+    bucket: &'a str,
+    #[serde(rename = "Location")]
+    location: &'a str,
+    #[serde(rename = "Key")]
+    key: &'a str,
+    #[serde(rename = "ETag")]
+    etag: &'a str,
+}
+
+fn xml_response(status: u16, body: String, request_id: &str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    )));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    if let Ok(v) = http::HeaderValue::from_str("application/xml") {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("x-oss-request-id", v);
+    }
+    r
+}
+
+/// An OSS error reply (what the SDK parses on a 4xx/5xx upload).
+pub fn oss_error(status: u16, code: &str, message: &str, request_id: &str) -> Response<Bytes> {
+    let body = quick_xml::se::to_string(&OssError {
+        code,
+        message,
+        request_id,
+        host_id: "oss.aliyuncs.com",
+    })
+    .unwrap_or_default();
+    xml_response(status, body, request_id)
+}
+
+/// Step 2: the unsigned multipart PostObject. Returns the reply and an error code for logs.
+pub async fn post_object(
+    engine: &Engine,
+    content_type: &str,
+    body: Bytes,
+    request_id: &str,
+) -> (Response<Bytes>, Option<&'static str>) {
+    let bad = |code: &'static str, msg: &str| (oss_error(400, code, msg, request_id), Some(code));
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return bad("InvalidArgument", "The multipart boundary is missing.");
+    };
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut key: Option<String> = None;
+    let mut file: Option<Bytes> = None;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let data = match field.bytes().await {
+                    Ok(d) => d,
+                    Err(_) => return bad("InvalidArgument", "The multipart body is malformed."),
+                };
+                match name.as_str() {
+                    "key" => key = Some(String::from_utf8_lossy(&data).into_owned()),
+                    "file" => file = Some(data),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return bad("InvalidArgument", "The multipart body is malformed."),
+        }
+    }
+    let (Some(key), Some(file)) = (key, file) else {
+        return bad(
+            "InvalidArgument",
+            "The form must carry a key field and a file.",
+        );
+    };
+    if file.len() > MAX_HC_BATCH {
+        return bad(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+        );
+    }
+    let container = match uploads(engine).await {
+        Ok(c) => c,
+        Err(_) => {
+            return (
+                oss_error(500, "InternalError", "Storage failure.", request_id),
+                Some("InternalError"),
+            )
+        }
+    };
+    let grant = match engine.get(&container, &grant_key(&key)).await {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            return (
+                oss_error(
+                    403,
+                    "AccessDenied",
+                    "The object key was not authorized by AuthorizeFileUpload or has expired.",
+                    request_id,
+                ),
+                Some("AccessDenied"),
+            )
+        }
+        Err(_) => {
+            return (
+                oss_error(500, "InternalError", "Storage failure.", request_id),
+                Some("InternalError"),
+            )
+        }
+    };
+    let etag = format!("\"{}\"", hex::encode_upper(&Sha256::digest(&file)[..16]));
+    if engine
+        .put(
+            &container,
+            &object_key_bytes(&key),
+            file,
+            grant.expires_at,
+            Precondition::None,
+        )
+        .await
+        .is_err()
+    {
+        return (
+            oss_error(500, "InternalError", "Storage failure.", request_id),
+            Some("InternalError"),
+        );
+    }
+    let location = format!("http://kvmux/{key}");
+    let body = quick_xml::se::to_string(&PostResponse {
+        bucket: "kvmux",
+        location: &location,
+        key: &key,
+        etag: &etag,
+    })
+    .unwrap_or_default();
+    (xml_response(201, body, request_id), None)
+}
+
+/// The ObjectKey at the end of a `Url` such as `http://http://127.0.0.1:9090/kvupload/<id>`.
+pub fn object_key_of(url: &str) -> Option<&str> {
+    let start = url.find(OBJECT_PREFIX)?;
+    let rest = &url[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let key = &rest[..end];
+    (key.len() > OBJECT_PREFIX.len()).then_some(key)
+}
+
+/// Step 3 helper: the uploaded object named by `Url`, if it belongs to the caller.
+async fn take_object(ctx: &Ctx<'_>) -> ApiResult<(Container, String, Bytes)> {
+    let url = ctx.params.required("Url")?;
+    let invalid = || {
+        ApiError::invalid_parameter(
+            ctx.product,
+            "The specified Url does not name an uploaded object, or it has expired.",
+        )
+    };
+    let object_key = object_key_of(url).ok_or_else(invalid)?.to_string();
+    let engine_err = |e| ApiError::from_engine(ctx.product, e);
+    let container = uploads(ctx.engine).await.map_err(engine_err)?;
+    let found = ctx
+        .engine
+        .get_many(
+            &container,
+            &[grant_key(&object_key), object_key_bytes(&object_key)],
+        )
+        .await
+        .map_err(engine_err)?;
+    match (found.first(), found.get(1)) {
+        (Some(Some(grant)), Some(Some(object))) if grant.value == ctx.account.as_bytes() => {
+            Ok((container, object_key, object.value.clone()))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+/// Drops a used object and its grant.
+async fn forget(ctx: &Ctx<'_>, container: &Container, object_key: &str) {
+    let _ = ctx
+        .engine
+        .delete(
+            container,
+            &[grant_key(object_key), object_key_bytes(object_key)],
+        )
+        .await;
+}
+
+pub async fn put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let namespace = open(ctx).await?;
+    let key = ctx.params.required("Key")?;
+    validate_key(key)?;
+    let (uploads, object_key, object) = take_object(ctx).await?;
+    let parsed: HighCapacityPut = serde_json::from_slice(&object).map_err(|_| {
+        ApiError::invalid_parameter(
+            ctx.product,
+            "The uploaded object is not {\"Namespace\",\"Key\",\"Value\"} JSON.",
+        )
+    })?;
+    if parsed.value.len() > MAX_HC_VALUE {
+        return Err(ApiError::value_too_large("26,214,400"));
+    }
+    let int = |v: &Option<Value>| v.as_ref().and_then(json_int);
+    let expires_at = expiry(
+        ctx.product,
+        int(&parsed.expiration),
+        int(&parsed.expiration_ttl),
+        ctx.engine.now(),
+    )?;
+    write(ctx, &namespace, key, parsed.value.as_bytes(), expires_at).await?;
+    forget(ctx, &uploads, &object_key).await;
+    Ok(put_reply(ctx.product, parsed.value.len(), &parsed.value))
+}
+
+pub async fn batch_put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let namespace = open(ctx).await?;
+    let (uploads, object_key, object) = take_object(ctx).await?;
+    let reply_value = match serde_json::from_slice::<HighCapacityBatchPut>(&object) {
+        Ok(parsed) => put_entries(ctx, &namespace, parsed.kv_list, MAX_HC_VALUE).await?,
+        // Documented: a malformed object is a 200 with empty SuccessKeys.
+        Err(_) => reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))]),
+    };
+    forget(ctx, &uploads, &object_key).await;
+    Ok(reply_value)
+}
+
+pub async fn batch_delete_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let namespace = open(ctx).await?;
+    let (uploads, object_key, object) = take_object(ctx).await?;
+    let reply_value = match serde_json::from_slice::<HighCapacityBatchDelete>(&object) {
+        Ok(parsed) => delete_keys(ctx, &namespace, parsed.keys).await?,
+        Err(_) => reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))]),
+    };
+    forget(ctx, &uploads, &object_key).await;
+    Ok(reply_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_and_endpoint_join_back_to_the_gateway() {
+        let (b, e) = bucket_and_endpoint("127.0.0.1:58775");
+        assert_eq!((b.as_str(), e.as_str()), ("http://127.0.0", "1:58775"));
+        assert_eq!(format!("{b}.{e}"), "http://127.0.0.1:58775");
+    }
+
+    #[test]
+    fn object_keys_are_found_at_the_end_of_sdk_urls() {
+        assert_eq!(
+            object_key_of("http://http://127.0.0.1:1/kvupload/abc"),
+            Some("kvupload/abc")
+        );
+        assert_eq!(
+            object_key_of("http://127.0.0.1:1/kvupload/abc?x=1"),
+            Some("kvupload/abc")
+        );
+        assert_eq!(object_key_of("http://127.0.0.1:1/other/abc"), None);
+        assert_eq!(object_key_of("kvupload/"), None);
+    }
+}
