@@ -121,8 +121,11 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
             continue;
         }
         let ctx = context(name);
-        // The dialect crates are registered here as they export their `*Dialect` types.
-        let _ = ctx;
+        match name {
+            DialectName::Tencent => dialects.push(Arc::new(kv_tencent::TencentDialect::new(ctx))),
+            // Registered as their crates export their `*Dialect` types.
+            DialectName::Aliyun | DialectName::Huawei => drop(ctx),
+        }
     }
     dialects
 }

@@ -41,9 +41,9 @@ impl Gateway {
 /// Plain-text reply for requests no dialect claims: nothing vendor-shaped can be said about them.
 fn unclaimed(gw: &Gateway) -> Response<Bytes> {
     let mut resp = Response::new(Bytes::from(format!(
-        "kvmux: this request is not for any enabled dialect ({}). Tencent requests carry X-TC-Action \
-         or a TC3-HMAC-SHA256 Authorization; Aliyun requests carry x-acs-action or ?Action=; Huawei \
-         requests are POST /v1/<operation>. The admin API is under /_kvmux/.\n",
+        "kvmux: no dialect claims this request. kvmux speaks three dialects: tencent (X-TC-Action \
+         header or a TC3-HMAC-SHA256 Authorization), aliyun (x-acs-action header or ?Action=) and \
+         huawei (POST /v1/<operation>); enabled here: {}. The admin API is under /_kvmux/.\n",
         gw.dialect_names().join(", ")
     )));
     *resp.status_mut() = StatusCode::BAD_REQUEST;

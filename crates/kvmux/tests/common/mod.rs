@@ -190,27 +190,35 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
-/// Sends raw bytes and reads the reply head (up to `\r\n\r\n`) within a bound.
+/// Sends raw bytes and reads the reply until the server closes (or 1 MiB, or 10 s). The write
+/// runs on its own thread so that a reply sent before the request is complete (an early refusal)
+/// is read at once, not after the write fails.
 pub fn raw_exchange(port: u16, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    stream.write_all(request).expect("write");
+    let mut writer = stream.try_clone().expect("clone");
+    let request = request.to_vec();
+    let write = std::thread::spawn(move || {
+        // The server may close before the whole request is written: that is not an error here.
+        let _ = writer.write_all(&request);
+    });
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         match stream.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) | Err(_) => break,
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 if buf.len() > 1 << 20 {
                     break;
                 }
             }
-            Err(_) => break,
         }
     }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = write.join();
     String::from_utf8_lossy(&buf).into_owned()
 }
 
