@@ -123,8 +123,9 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
         let ctx = context(name);
         match name {
             DialectName::Tencent => dialects.push(Arc::new(kv_tencent::TencentDialect::new(ctx))),
-            // Registered as their crates export their `*Dialect` types.
-            DialectName::Aliyun | DialectName::Huawei => drop(ctx),
+            DialectName::Aliyun => dialects.push(Arc::new(kv_aliyun::AliyunDialect::new(ctx))),
+            // Registered once its crate exports `HuaweiDialect`.
+            DialectName::Huawei => drop(ctx),
         }
     }
     dialects
