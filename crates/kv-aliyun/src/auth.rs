@@ -71,7 +71,7 @@ pub struct Caller {
 #[derive(Clone, Debug)]
 pub struct Refusal {
     pub error: ApiError,
-    pub diagnostics: SignatureDiagnostics,
+    pub diagnostics: Box<SignatureDiagnostics>,
     /// The key id the request named, so log mode can still pick the account.
     pub access_key_id: Option<String>,
 }
@@ -232,7 +232,7 @@ pub fn verify_v3(
     };
     let refuse = |error: ApiError, diag: SignatureDiagnostics, ak: Option<String>| Refusal {
         error,
-        diagnostics: diag,
+        diagnostics: Box::new(diag),
         access_key_id: ak,
     };
     let Some(auth) = header("authorization").and_then(|a| parse_acs3_authorization(&a)) else {
@@ -342,7 +342,7 @@ pub fn verify_v2(
     };
     let refuse = |error: ApiError, diag: SignatureDiagnostics, ak: Option<String>| Refusal {
         error,
-        diagnostics: diag,
+        diagnostics: Box::new(diag),
         access_key_id: ak,
     };
     let (canonical, sts) = v2_canonical(method, params);

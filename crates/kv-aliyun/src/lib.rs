@@ -34,13 +34,16 @@ pub const UPLOAD_BODY_LIMIT: u64 = 101 * 1024 * 1024;
 /// Nonces remembered at most (15 minutes' worth at ~1,000 signed requests per second).
 const NONCE_CAPACITY: usize = 1_000_000;
 
+/// (account, action) -> (wall-clock second, calls in it).
+type RateWindows = HashMap<(String, &'static str), (u64, u32)>;
+
 /// State shared by all requests of one dialect instance.
 pub struct Shared {
     pub nonces: NonceCache,
     /// `[aliyun] upload_endpoint = "127.0.0.1:9090"`: where AuthorizeFileUpload sends uploads.
     pub upload_endpoint: Option<String>,
     /// Calls per (account, action) in the current second, for the emulated rate limits.
-    rate: Mutex<HashMap<(String, &'static str), (u64, u32)>>,
+    rate: Mutex<RateWindows>,
 }
 
 /// The Aliyun dialect.
@@ -159,10 +162,10 @@ impl AliyunDialect {
             }
             Scheme::Unsigned => Err(Refusal {
                 error: ApiError::incomplete_signature(),
-                diagnostics: kv_core::SignatureDiagnostics {
+                diagnostics: Box::new(kv_core::SignatureDiagnostics {
                     reason: "no Authorization header and no Signature parameter".into(),
                     ..Default::default()
-                },
+                }),
                 access_key_id: None,
             }),
         };
@@ -183,7 +186,7 @@ impl AliyunDialect {
             }
             (Err(refusal), AuthMode::Enforce) => {
                 info.account = self.account_of(refusal.access_key_id.as_deref());
-                info.signature = Some(refusal.diagnostics);
+                info.signature = Some(*refusal.diagnostics);
                 return error_response(&refusal.error, product, info);
             }
             (Err(refusal), mode) => {
@@ -193,7 +196,7 @@ impl AliyunDialect {
                         reason = %refusal.diagnostics.reason,
                         "aliyun: signature refused (auth mode log: serving anyway)"
                     );
-                    info.signature = Some(refusal.diagnostics);
+                    info.signature = Some(*refusal.diagnostics);
                 }
                 let id = refusal.access_key_id.or_else(|| {
                     query
