@@ -63,9 +63,12 @@ pub enum Style {
     Legacy,
 }
 
-/// Which request style this is, from the headers alone.
+/// Which request style this is, from the headers alone. `X-TC-Action` without an Authorization
+/// header is a TC3 request that lost its signature, not a legacy one.
 pub fn style(parts: &Parts) -> Style {
-    if parts.headers.contains_key(http::header::AUTHORIZATION) {
+    if parts.headers.contains_key(http::header::AUTHORIZATION)
+        || parts.headers.contains_key("x-tc-action")
+    {
         Style::Tc3
     } else {
         Style::Legacy
