@@ -1,0 +1,263 @@
+//! put-kv, get-kv, update-kv, delete-kv, and the one write path they (and batch-write-kv)
+//! share: read the current document, check the condition, compute the new document, and write
+//! it together with every index entry in one optimistic transaction.
+
+use bson::{doc, Document};
+use bytes::Bytes;
+use kv_core::doc::{decode_document, Condition};
+
+use super::table::{load_table, Table};
+use super::{validate_field_name, Ctx};
+use crate::error::KvsError;
+use crate::wire;
+
+/// A document KV, key included, is at most 512 KB.
+pub const MAX_DOC_BYTES: usize = 512 * 1024;
+/// The encoded primary key is at most 1024 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// What a write does with the current document.
+pub enum Change {
+    /// Replace it with this document (put-kv).
+    Put(Document),
+    /// Apply an update; insert `upsert` when there is no document (update-kv).
+    Update(Box<wire::UpdateFields>),
+    /// Remove it (delete-kv).
+    Delete,
+}
+
+/// The primary key of a request document, validated and encoded.
+pub fn primary_key(table: &Table, doc: &Document) -> Result<(Vec<u8>, Document), KvsError> {
+    let key = table.schema.encode(doc)?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvsError::entity_too_large(format!(
+            "EntityTooLarge: the primary key is {} bytes, over {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok((key, table.schema.extract(doc)))
+}
+
+fn check_document(doc: &Document) -> Result<Vec<u8>, KvsError> {
+    for k in doc.keys() {
+        validate_field_name(k)?;
+    }
+    let bytes = kv_core::doc::encode_document(doc)?;
+    if bytes.len() > MAX_DOC_BYTES {
+        return Err(KvsError::kv_too_large(format!(
+            "keyValueSizeExceedLimited: the document is {} bytes, over {MAX_DOC_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn decode_stored(item: &kv_core::Item) -> Result<Document, KvsError> {
+    decode_document(&item.value).map_err(|e| KvsError::internal(format!("stored document: {e}")))
+}
+
+/// Applies one change to the document at `key`, atomically with its index entries.
+/// `Ok(Err(..))` carries a vendor refusal out of the retry loop without committing.
+pub async fn write(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    key: &[u8],
+    key_doc: &Document,
+    change: &Change,
+    condition: Option<&Condition>,
+) -> Result<(), KvsError> {
+    let engine = ctx.engine;
+    let outcome = kv_core::retry(|| async {
+        let mut tx = engine.begin();
+        let now = tx.now();
+        let current = match tx.get(&table.container, key).await? {
+            Some(item) => match decode_stored(&item) {
+                Ok(d) => Some(d),
+                Err(e) => return Ok(Err(e)),
+            },
+            None => None,
+        };
+        if let Some(c) = condition {
+            if !c.evaluate(current.as_ref()) {
+                return Ok(Err(KvsError::condition_false()));
+            }
+        }
+        let next = match change {
+            Change::Put(d) => Some(d.clone()),
+            Change::Delete => match current {
+                Some(_) => None,
+                None => return Ok(Err(KvsError::no_such_key())),
+            },
+            Change::Update(u) => match (&current, &u.upsert) {
+                (Some(cur), _) => match u.spec.apply(cur, &table.schema.fields()) {
+                    Ok(d) => Some(d),
+                    Err(e) => return Ok(Err(e.into())),
+                },
+                (None, Some(up)) => {
+                    // The upsert document, addressed by the request's key.
+                    let mut d = key_doc.clone();
+                    for (k, v) in up {
+                        if !d.contains_key(k) {
+                            d.insert(k.clone(), v.clone());
+                        }
+                    }
+                    Some(d)
+                }
+                (None, None) => return Ok(Err(KvsError::no_such_key())),
+            },
+        };
+        let next_bytes = match &next {
+            Some(d) => match check_document(d) {
+                Ok(b) => Some(b),
+                Err(e) => return Ok(Err(e)),
+            },
+            None => None,
+        };
+        let expires_at = next.as_ref().and_then(|d| table.expires_at(d, now));
+        match &next_bytes {
+            Some(b) => {
+                tx.put(&table.container, key, Bytes::from(b.clone()), expires_at)
+                    .await?
+            }
+            None => {
+                tx.delete(&table.container, key).await?;
+            }
+        }
+        for (def, index) in &table.indexes {
+            let old = match current
+                .as_ref()
+                .map(|d| def.entry(d, &table.schema))
+                .transpose()
+            {
+                Ok(e) => e.flatten(),
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let new = match next
+                .as_ref()
+                .map(|d| def.entry(d, &table.schema))
+                .transpose()
+            {
+                Ok(e) => e.flatten(),
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if let Some((old_key, _)) = &old {
+                if new.as_ref().map(|(k, _)| k) != Some(old_key) {
+                    tx.delete(index, old_key).await?;
+                }
+            }
+            if let Some((new_key, projected)) = new {
+                let bytes = match kv_core::doc::encode_document(&projected) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                tx.put(index, &new_key, Bytes::from(bytes), expires_at)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    })
+    .await;
+    match outcome {
+        Ok(r) => r,
+        Err(kv_core::Error::NotFound(_)) => Err(KvsError::no_such_table(&table.name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn put_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
+    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
+    let kv_doc = wire::req_doc(request, "kv_doc")?;
+    let condition = wire::condition(request, "condition_expression")?;
+    put_doc(ctx, &table, kv_doc, condition.as_ref()).await?;
+    Ok(doc! {})
+}
+
+pub async fn put_doc(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    kv_doc: &Document,
+    condition: Option<&Condition>,
+) -> Result<(), KvsError> {
+    let (key, key_doc) = primary_key(table, kv_doc)?;
+    check_document(kv_doc)?;
+    write(
+        ctx,
+        table,
+        &key,
+        &key_doc,
+        &Change::Put(kv_doc.clone()),
+        condition,
+    )
+    .await
+}
+
+pub async fn get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
+    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
+    let pk = wire::req_doc(request, "primary_key")?;
+    match get_doc(ctx, &table, pk).await? {
+        Some(d) => Ok(doc! {"kv_doc": d}),
+        None => Err(KvsError::no_such_key()),
+    }
+}
+
+pub async fn get_doc(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    pk: &Document,
+) -> Result<Option<Document>, KvsError> {
+    let (key, _) = primary_key(table, pk)?;
+    match ctx.engine.get(&table.container, &key).await? {
+        Some(item) => Ok(Some(decode_stored(&item)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn update_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
+    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
+    let pk = wire::req_doc(request, "primary_key")?;
+    let condition = wire::condition(request, "condition_expression")?;
+    let update = wire::update_fields(request)?;
+    update_doc(ctx, &table, pk, update, condition.as_ref()).await?;
+    Ok(doc! {})
+}
+
+pub async fn update_doc(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    pk: &Document,
+    update: wire::UpdateFields,
+    condition: Option<&Condition>,
+) -> Result<(), KvsError> {
+    let (key, key_doc) = primary_key(table, pk)?;
+    if update.spec.is_empty() && update.upsert.is_none() {
+        return Err(KvsError::bad_request("`update_fields` has nothing to do"));
+    }
+    write(
+        ctx,
+        table,
+        &key,
+        &key_doc,
+        &Change::Update(Box::new(update)),
+        condition,
+    )
+    .await
+}
+
+pub async fn delete_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
+    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
+    let pk = wire::req_doc(request, "primary_key")?;
+    let condition = wire::condition(request, "condition_expression")?;
+    delete_doc(ctx, &table, pk, condition.as_ref()).await?;
+    Ok(doc! {})
+}
+
+pub async fn delete_doc(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    pk: &Document,
+    condition: Option<&Condition>,
+) -> Result<(), KvsError> {
+    let (key, key_doc) = primary_key(table, pk)?;
+    write(ctx, table, &key, &key_doc, &Change::Delete, condition).await
+}

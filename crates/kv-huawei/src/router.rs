@@ -1,0 +1,93 @@
+//! `POST /v1/<op>` -> the operation. Nothing else lives here.
+
+/// The 14 operations of the current KVS SDKs (spec §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    ListStore,
+    CreateTable,
+    DeleteTable,
+    DescribeTable,
+    ListTable,
+    PutKv,
+    GetKv,
+    UpdateKv,
+    DeleteKv,
+    ScanKv,
+    ScanSkeyKv,
+    BatchWriteKv,
+    BatchGetKv,
+    CheckHealth,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 14] = [
+        Operation::ListStore,
+        Operation::CreateTable,
+        Operation::DeleteTable,
+        Operation::DescribeTable,
+        Operation::ListTable,
+        Operation::PutKv,
+        Operation::GetKv,
+        Operation::UpdateKv,
+        Operation::DeleteKv,
+        Operation::ScanKv,
+        Operation::ScanSkeyKv,
+        Operation::BatchWriteKv,
+        Operation::BatchGetKv,
+        Operation::CheckHealth,
+    ];
+
+    /// The path segment after `/v1/`, which is also the operation's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::ListStore => "list-store",
+            Operation::CreateTable => "create-table",
+            Operation::DeleteTable => "delete-table",
+            Operation::DescribeTable => "describe-table",
+            Operation::ListTable => "list-table",
+            Operation::PutKv => "put-kv",
+            Operation::GetKv => "get-kv",
+            Operation::UpdateKv => "update-kv",
+            Operation::DeleteKv => "delete-kv",
+            Operation::ScanKv => "scan-kv",
+            Operation::ScanSkeyKv => "scan-skey-kv",
+            Operation::BatchWriteKv => "batch-write-kv",
+            Operation::BatchGetKv => "batch-get-kv",
+            Operation::CheckHealth => "check-health",
+        }
+    }
+
+    /// Whether the operation addresses a store (the SDK then puts it in the Host prefix).
+    pub fn needs_store(self) -> bool {
+        !matches!(self, Operation::ListStore | Operation::CheckHealth)
+    }
+}
+
+/// Whether a path belongs to KVS at all: every KVS call is under `/v1/`, which no other
+/// dialect served on this port uses (Tencent and Aliyun post to `/`).
+pub fn is_kvs_path(path: &str) -> bool {
+    path.starts_with("/v1/")
+}
+
+/// The operation for a path, tolerating a trailing slash.
+pub fn route(path: &str) -> Option<Operation> {
+    let op = path.strip_prefix("/v1/")?;
+    let op = op.strip_suffix('/').unwrap_or(op);
+    Operation::ALL.into_iter().find(|o| o.name() == op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_routes_to_itself() {
+        for op in Operation::ALL {
+            assert_eq!(route(&format!("/v1/{}", op.name())), Some(op));
+            assert_eq!(route(&format!("/v1/{}/", op.name())), Some(op));
+        }
+        assert_eq!(route("/v1/rename-kv"), None);
+        assert_eq!(route("/v2/put-kv"), None);
+        assert_eq!(route("/"), None);
+    }
+}
