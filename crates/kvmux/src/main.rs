@@ -1,6 +1,7 @@
 //! kvmux: one binary that speaks Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS on one port.
 
 mod admin;
+mod bench;
 mod config;
 mod metrics;
 mod server;
@@ -42,6 +43,10 @@ enum Command {
     },
     /// Print the effective configuration of FILE (secrets masked), or where it is wrong.
     CheckConfig { file: PathBuf },
+    /// Measure signed-request throughput and latency (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// Plot `kvmux bench --json` results (JSON Lines) as throughput against connections.
+    BenchPlot(bench::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,32 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("kvmux: {e}");
                 ExitCode::from(2)
+            }
+        },
+        Command::Bench(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kvmux: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(bench::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvmux bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::BenchPlot(args) => match bench::plot(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kvmux bench-plot: {e}");
+                ExitCode::FAILURE
             }
         },
         Command::Serve {
@@ -124,8 +155,7 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
         match name {
             DialectName::Tencent => dialects.push(Arc::new(kv_tencent::TencentDialect::new(ctx))),
             DialectName::Aliyun => dialects.push(Arc::new(kv_aliyun::AliyunDialect::new(ctx))),
-            // Registered once its crate exports `HuaweiDialect`.
-            DialectName::Huawei => drop(ctx),
+            DialectName::Huawei => dialects.push(Arc::new(kv_huawei::HuaweiDialect::new(ctx))),
         }
     }
     dialects

@@ -1,0 +1,390 @@
+//! `kvmux bench`: a load generator that signs every request the way the vendor SDK does, over
+//! keep-alive connections, and reports throughput and latency percentiles. By default it starts
+//! its own gateway (this same binary, as a child process, on a free port with a fresh data dir) so
+//! that the gateway's memory can be read separately; `--target` points it at a running one.
+
+mod load;
+mod plot;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+pub use workload::{Op, Target};
+
+use crate::config::DEV_SECRET;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The API to drive (`dynamodb` only with --target, for comparing with moto).
+    #[arg(long, value_enum, default_value = "tencent")]
+    pub dialect: Target,
+    #[arg(long, value_enum, default_value = "get")]
+    pub op: Op,
+    /// Concurrent keep-alive connections (each a closed loop).
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Measured seconds (after setup and a 1 s warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    /// Keys preloaded (and the key space for puts).
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: usize,
+    /// The spawned gateway fsyncs every commit before replying (group commit), as in production.
+    #[arg(long)]
+    pub durable: bool,
+    /// Also measure `GET /_kvmux/health` with the same connections: the HTTP ceiling.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// An already running gateway (or moto) instead of a spawned one, e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Credentials for --target (default: the dev credentials).
+    #[arg(long)]
+    pub key_id: Option<String>,
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// JSON Lines written by `kvmux bench --json` (one run per line).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The SVG to write.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    dialect: Target,
+    op: Op,
+    connections: usize,
+    value_size: usize,
+    keys: usize,
+    durable: bool,
+    cores: usize,
+    result: load::Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceiling: Option<load::Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_ceiling: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_rss_kib: Option<ServerMemory>,
+}
+
+#[derive(serde::Serialize)]
+struct ServerMemory {
+    after_setup: u64,
+    after_run: u64,
+    peak: u64,
+}
+
+/// The spawned gateway; killed by PID when dropped.
+struct SpawnedGateway {
+    child: Child,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A scratch directory removed on drop (no extra crate for one directory).
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for SpawnedGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn spawn_gateway(durable: bool) -> Result<(SpawnedGateway, String), String> {
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("kvmux-bench-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("scratch dir: {e}"))?;
+    let config = dir.join("kvmux.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndurable = {durable}\n",
+            dir.join("data").display()
+        ),
+    )
+    .map_err(|e| format!("config: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("own binary: {e}"))?;
+    let child = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .env_remove("KVMUX_LISTEN")
+        .env_remove("KVMUX_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the gateway: {e}"))?;
+    Ok((
+        SpawnedGateway {
+            child,
+            _dir: tempdir::Dir(dir),
+        },
+        format!("127.0.0.1:{port}"),
+    ))
+}
+
+fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn wait_healthy(addr: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = load::connect(addr).await {
+            let mut req = http::Request::new(Bytes::new());
+            *req.uri_mut() = http::Uri::from_static("/_kvmux/health");
+            req.headers_mut().insert(
+                "host",
+                http::HeaderValue::from_str(addr).map_err(|e| e.to_string())?,
+            );
+            if matches!(load::send(&mut s, req).await, Ok((st, _)) if st.is_success()) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{addr} did not become healthy"))
+}
+
+/// Runs a benchmark and prints its report.
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.dialect == Target::Dynamodb && args.target.is_none() {
+        return Err(
+            "--dialect dynamodb needs --target (a DynamoDB-compatible server such as moto)".into(),
+        );
+    }
+    if args.connections == 0 || args.keys == 0 {
+        return Err("--connections and --keys must be at least 1".into());
+    }
+    let (gateway, addr) = match &args.target {
+        Some(t) => (None, t.clone()),
+        None => {
+            let (g, a) = spawn_gateway(args.durable)?;
+            (Some(g), a)
+        }
+    };
+    wait_healthy_or_target(&addr, args.dialect).await?;
+    let (key_id, secret) = credentials(&args);
+    let workload = std::sync::Arc::new(workload::Workload {
+        target: args.dialect,
+        host: addr.clone(),
+        key_id,
+        secret,
+        value: Bytes::from(vec![b'v'; args.value_size]),
+    });
+
+    // Setup: the container, then the keys, loaded over 16 connections.
+    let (create, loads) = workload.setup(args.keys);
+    let mut conn = load::connect(&addr).await?;
+    load::send(&mut conn, create).await?;
+    let loads = std::sync::Arc::new(std::sync::Mutex::new(loads));
+    let mut loaders = Vec::new();
+    for _ in 0..16 {
+        let (loads, addr, workload) = (loads.clone(), addr.clone(), workload.clone());
+        loaders.push(tokio::spawn(async move {
+            let mut conn = load::connect(&addr).await?;
+            loop {
+                let next = loads.lock().map_err(|e| e.to_string())?.pop();
+                let Some(req) = next else {
+                    return Ok::<_, String>(());
+                };
+                let (status, body) = load::send(&mut conn, req).await?;
+                if workload.is_error(status, &body) {
+                    return Err(format!(
+                        "preloading failed: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+            }
+        }));
+    }
+    for l in loaders {
+        l.await.map_err(|e| e.to_string())??;
+    }
+    let pid = gateway.as_ref().map(|g| g.child.id());
+    let after_setup = pid.and_then(rss_kib).map(|(rss, _)| rss);
+
+    let keys = args.keys as u64;
+    let op = args.op;
+    let make = {
+        let w = workload.clone();
+        move |i: u64| {
+            // A multiplicative hash spreads consecutive requests over the key space.
+            let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) % keys;
+            w.request(op, k as usize)
+        }
+    };
+    let judge = {
+        let w = workload.clone();
+        move |s: http::StatusCode, b: &[u8]| w.is_error(s, b)
+    };
+    // Warm-up: connections, caches, the page cache of the data file.
+    load::run(
+        &addr,
+        args.connections,
+        Duration::from_secs(1),
+        make.clone(),
+        judge.clone(),
+    )
+    .await?;
+    let result = load::run(
+        &addr,
+        args.connections,
+        Duration::from_secs_f64(args.duration),
+        make,
+        judge,
+    )
+    .await?;
+    let after_run = pid.and_then(rss_kib);
+
+    let ceiling = if args.ceiling {
+        let w = workload.clone();
+        Some(
+            load::run(
+                &addr,
+                args.connections,
+                Duration::from_secs_f64(args.duration),
+                move |_| w.health(),
+                |s: http::StatusCode, _: &[u8]| !s.is_success(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let report = Report {
+        dialect: args.dialect,
+        op: args.op,
+        connections: args.connections,
+        value_size: args.value_size,
+        keys: args.keys,
+        durable: args.durable,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        ratio_to_ceiling: ceiling.as_ref().map(|c| result.ops_per_sec / c.ops_per_sec),
+        server_rss_kib: match (after_setup, after_run) {
+            (Some(a), Some((r, peak))) => Some(ServerMemory {
+                after_setup: a,
+                after_run: r,
+                peak,
+            }),
+            _ => None,
+        },
+        result,
+        ceiling,
+    };
+    drop(gateway);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+async fn wait_healthy_or_target(addr: &str, target: Target) -> Result<(), String> {
+    if target == Target::Dynamodb {
+        // moto has no /_kvmux/health; a connection is enough.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if load::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        return Err(format!("cannot connect to {addr}"));
+    }
+    wait_healthy(addr).await
+}
+
+fn credentials(args: &BenchArgs) -> (String, String) {
+    let default_id = match args.dialect {
+        Target::Tencent => "AKIDkvmuxdev",
+        Target::Aliyun => "LTAIkvmuxdev",
+        Target::Huawei => "HWkvmuxdev",
+        Target::Dynamodb => "AKIDbench",
+    };
+    (
+        args.key_id.clone().unwrap_or_else(|| default_id.into()),
+        args.secret.clone().unwrap_or_else(|| DEV_SECRET.into()),
+    )
+}
+
+fn print_table(r: &Report) {
+    let o = &r.result;
+    println!(
+        "kvmux bench: {:?} {:?}, {} connections, {} B values, {} keys, durable={}, {} cores",
+        r.dialect, r.op, r.connections, r.value_size, r.keys, r.durable, r.cores
+    );
+    println!("  requests   {:>10}  in {:.1} s", o.requests, o.seconds);
+    println!("  ops/s      {:>10.0}", o.ops_per_sec);
+    println!(
+        "  latency    p50 {} µs   p90 {} µs   p99 {} µs   max {} µs",
+        o.p50_us, o.p90_us, o.p99_us, o.max_us
+    );
+    println!("  errors     {:>10}", o.errors);
+    if let Some(e) = &o.first_error {
+        println!("  first error: {e}");
+    }
+    if let (Some(c), Some(ratio)) = (&r.ceiling, r.ratio_to_ceiling) {
+        println!(
+            "  ceiling    {:>10.0} ops/s on GET /_kvmux/health  ->  {:.0}% of the HTTP ceiling",
+            c.ops_per_sec,
+            ratio * 100.0
+        );
+    }
+    if let Some(m) = &r.server_rss_kib {
+        println!(
+            "  gateway RSS {} MiB after setup, {} MiB after the run, peak {} MiB",
+            m.after_setup / 1024,
+            m.after_run / 1024,
+            m.peak / 1024
+        );
+    }
+}
+
+/// Draws throughput against connections, one line per dialect and operation.
+pub fn plot(args: PlotArgs) -> Result<(), String> {
+    plot::throughput_svg(&args.input, &args.output)
+}
