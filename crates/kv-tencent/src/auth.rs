@@ -54,7 +54,8 @@ pub struct Verified {
 pub struct Refused {
     pub error: ApiError,
     pub secret_id: Option<String>,
-    pub diagnostics: SignatureDiagnostics,
+    /// Boxed: the strings are large and a refusal is the rare path.
+    pub diagnostics: Box<SignatureDiagnostics>,
 }
 
 impl Refused {
@@ -63,10 +64,10 @@ impl Refused {
         Refused {
             error: ApiError::new(code, message),
             secret_id,
-            diagnostics: SignatureDiagnostics {
+            diagnostics: Box::new(SignatureDiagnostics {
                 reason: message.to_string(),
                 ..diagnostics
-            },
+            }),
         }
     }
 }

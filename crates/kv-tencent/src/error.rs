@@ -116,8 +116,9 @@ pub mod codes {
 /// (a `; charset=` suffix makes them report an error as a success).
 pub fn envelope(mut fields: serde_json::Map<String, Value>, request_id: &str) -> Response<Bytes> {
     fields.insert("RequestId".into(), Value::String(request_id.to_string()));
-    let body = serde_json::to_vec(&json!({ "Response": fields }))
-        .unwrap_or_else(|_| br#"{"Response":{"Error":{"Code":"InternalError","Message":"encoding failed"}}}"#.to_vec());
+    let body = serde_json::to_vec(&json!({ "Response": fields })).unwrap_or_else(|_| {
+        br#"{"Response":{"Error":{"Code":"InternalError","Message":"encoding failed"}}}"#.to_vec()
+    });
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(

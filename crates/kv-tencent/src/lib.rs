@@ -23,7 +23,7 @@ use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
 use serde_json::{Map, Value};
 
 use crate::auth::{Refused, SignedRequest, Verified};
-use crate::error::{codes, error_response, envelope, ApiError};
+use crate::error::{codes, envelope, error_response, ApiError};
 use crate::ops::{Ctx, Options};
 use crate::router::{Operation, Style, API_VERSION};
 use crate::wire::Params;
@@ -169,7 +169,7 @@ impl TencentDialect {
                     .as_deref()
                     .and_then(|id| self.ctx.credential(id))
                     .map(|c| c.account.clone());
-                info.signature = Some(refused.diagnostics);
+                info.signature = Some(*refused.diagnostics);
                 return Err(refused.error);
             }
             (Err(refused), AuthMode::Log) => {
@@ -178,7 +178,7 @@ impl TencentDialect {
                     reason = %refused.diagnostics.reason,
                     "tencent signature refused (auth mode log: serving anyway)"
                 );
-                info.signature = Some(refused.diagnostics);
+                info.signature = Some(*refused.diagnostics);
                 self.account_of(claimed_id.as_deref())
             }
             (Err(_), AuthMode::Off) => self.account_of(claimed_id.as_deref()),

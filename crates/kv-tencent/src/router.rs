@@ -110,9 +110,7 @@ pub fn claims(parts: &Parts) -> bool {
         return true;
     }
     let query = parts.uri.query().unwrap_or_default();
-    let has = |name: &str| {
-        form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == name)
-    };
+    let has = |name: &str| form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == name);
     if has("SecretId") && has("Nonce") {
         return true;
     }

@@ -58,7 +58,10 @@ impl Params {
         }
         match root {
             Value::Object(map) => Ok(Params { map: compact(map) }),
-            _ => Err(ApiError::new(codes::INVALID_PARAMETER, "Malformed parameters.")),
+            _ => Err(ApiError::new(
+                codes::INVALID_PARAMETER,
+                "Malformed parameters.",
+            )),
         }
     }
 
@@ -132,7 +135,10 @@ impl Params {
         let mut filters = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let Value::Object(map) = item else {
-                return Err(ApiError::wrong_type(&format!("{name}.{i}"), "AdvancedFilter"));
+                return Err(ApiError::wrong_type(
+                    &format!("{name}.{i}"),
+                    "AdvancedFilter",
+                ));
             };
             let inner = Params { map: map.clone() };
             for key in inner.map.keys() {
@@ -241,9 +247,13 @@ fn descend(slot: &mut Value, rest: &[&str], leaf: Value, full: &str) -> Result<(
 fn compact(map: Map<String, Value>) -> Map<String, Value> {
     fn walk(v: Value) -> Value {
         match v {
-            Value::Array(items) => {
-                Value::Array(items.into_iter().filter(|i| !i.is_null()).map(walk).collect())
-            }
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .filter(|i| !i.is_null())
+                    .map(walk)
+                    .collect(),
+            ),
             Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, walk(v))).collect()),
             other => other,
         }
@@ -351,9 +361,13 @@ mod tests {
     fn flat_type_errors_are_invalid_parameter() {
         let e = Params::from_flat(&pairs("Limit=ten")).err().unwrap();
         assert_eq!(e.code, codes::INVALID_PARAMETER);
-        let e = Params::from_flat(&pairs("Keys.0=a&Keys.x=b")).err().unwrap();
+        let e = Params::from_flat(&pairs("Keys.0=a&Keys.x=b"))
+            .err()
+            .unwrap();
         assert_eq!(e.code, codes::INVALID_PARAMETER);
-        let e = Params::from_flat(&pairs("Keys.99999999999=a")).err().unwrap();
+        let e = Params::from_flat(&pairs("Keys.99999999999=a"))
+            .err()
+            .unwrap();
         assert_eq!(e.code, codes::INVALID_PARAMETER);
     }
 
@@ -362,9 +376,18 @@ mod tests {
         let p = Params::from_json(br#"{"Key": 5, "Keys": ["a", 1], "Limit": "3", "Extra": 1}"#)
             .unwrap();
         assert_eq!(p.req_str("Key").unwrap_err().code, codes::INVALID_PARAMETER);
-        assert_eq!(p.req_str("Value").unwrap_err().code, codes::MISSING_PARAMETER);
-        assert_eq!(p.req_str_list("Keys").unwrap_err().code, codes::INVALID_PARAMETER);
-        assert_eq!(p.opt_i64("Limit").unwrap_err().code, codes::INVALID_PARAMETER);
+        assert_eq!(
+            p.req_str("Value").unwrap_err().code,
+            codes::MISSING_PARAMETER
+        );
+        assert_eq!(
+            p.req_str_list("Keys").unwrap_err().code,
+            codes::INVALID_PARAMETER
+        );
+        assert_eq!(
+            p.opt_i64("Limit").unwrap_err().code,
+            codes::INVALID_PARAMETER
+        );
         assert_eq!(
             p.deny_unknown(&["Key", "Keys", "Limit"]).unwrap_err().code,
             codes::UNKNOWN_PARAMETER

@@ -24,7 +24,9 @@ fn vectors(vendor: &str) -> Vec<Value> {
 }
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} missing"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} missing"))
 }
 
 fn body(v: &Value) -> Vec<u8> {
@@ -34,7 +36,9 @@ fn body(v: &Value) -> Vec<u8> {
 }
 
 fn parts(v: &Value) -> Parts {
-    let mut builder = Request::builder().method(s(v, "method")).uri(s(v, "target"));
+    let mut builder = Request::builder()
+        .method(s(v, "method"))
+        .uri(s(v, "target"));
     for h in v["headers"].as_array().expect("headers") {
         let name = HeaderName::from_bytes(h[0].as_str().unwrap().as_bytes()).unwrap();
         let value = HeaderValue::from_str(h[1].as_str().unwrap()).unwrap();
@@ -44,7 +48,10 @@ fn parts(v: &Value) -> Parts {
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// Runs the verifier the dialect would pick for this vector, at the vector's clock.
@@ -104,7 +111,11 @@ fn every_valid_vector_verifies_with_the_recorded_strings() {
 fn every_tampered_vector_is_refused_as_a_signature_failure() {
     let all = vectors("tencent");
     let invalid: Vec<&Value> = all.iter().filter(|v| v["valid"] == false).collect();
-    assert_eq!(invalid.len(), 14, "the vectors file holds 14 tampered requests");
+    assert_eq!(
+        invalid.len(),
+        14,
+        "the vectors file holds 14 tampered requests"
+    );
     for v in invalid {
         let name = s(v, "name");
         let refused = match verify(v) {
@@ -127,7 +138,11 @@ fn every_tampered_vector_is_refused_as_a_signature_failure() {
             s(v, "string_to_sign"),
             "{name}"
         );
-        assert_eq!(refused.diagnostics.client_signature, s(v, "signature"), "{name}");
+        assert_eq!(
+            refused.diagnostics.client_signature,
+            s(v, "signature"),
+            "{name}"
+        );
     }
 }
 
@@ -137,7 +152,7 @@ fn a_valid_vector_with_another_secret_is_refused() {
     for v in all.iter().filter(|v| v["valid"] == true) {
         let mut wrong = v.clone();
         wrong["credential"]["secret"] = Value::String("not-the-secret".into());
-        let refused = verify(&wrong).err().expect("wrong secret must fail");
+        let refused = verify(&wrong).expect_err("wrong secret must fail");
         assert_eq!(refused.error.code, "AuthFailure.SignatureFailure");
     }
 }
@@ -164,8 +179,13 @@ fn a_valid_vector_outside_the_five_minute_window_is_expired() {
         for now in [ts + 301, ts - 301] {
             let mut late = v.clone();
             late["now_unix"] = Value::from(now);
-            let refused = verify(&late).err().expect("stale must fail");
-            assert_eq!(refused.error.code, "AuthFailure.SignatureExpire", "{}", s(v, "name"));
+            let refused = verify(&late).expect_err("stale must fail");
+            assert_eq!(
+                refused.error.code,
+                "AuthFailure.SignatureExpire",
+                "{}",
+                s(v, "name")
+            );
         }
         for now in [ts + 300, ts - 300] {
             let mut edge = v.clone();
@@ -181,7 +201,7 @@ fn an_unknown_secret_id_is_its_own_code() {
     for v in all.iter().filter(|v| v["valid"] == true) {
         let mut other = v.clone();
         other["credential"]["id"] = Value::String("AKIDsomeoneelse".into());
-        let refused = verify(&other).err().expect("unknown id must fail");
+        let refused = verify(&other).expect_err("unknown id must fail");
         assert_eq!(refused.error.code, "AuthFailure.SecretIdNotFound");
     }
 }

@@ -98,7 +98,10 @@ pub fn zone_id(params: &Params) -> Result<String, ApiError> {
         return Err(ApiError::bad_value("ZoneId", "it must not be empty"));
     }
     if zone.chars().any(char::is_control) {
-        return Err(ApiError::bad_value("ZoneId", "it contains control characters"));
+        return Err(ApiError::bad_value(
+            "ZoneId",
+            "it contains control characters",
+        ));
     }
     Ok(zone)
 }
@@ -210,7 +213,17 @@ mod tests {
         for ok in ["a", "ns-011", "A1-b2-C3", &"x".repeat(50)] {
             assert!(valid_namespace_name(ok), "{ok}");
         }
-        for bad in ["", "-", "-a", "a-", "a--b", "a_b", "a.b", "命名", &"x".repeat(51)] {
+        for bad in [
+            "",
+            "-",
+            "-a",
+            "a-",
+            "a--b",
+            "a_b",
+            "a.b",
+            "命名",
+            &"x".repeat(51),
+        ] {
             assert!(!valid_namespace_name(bad), "{bad}");
         }
     }
