@@ -1,0 +1,444 @@
+"""The real Alibaba Cloud SDKs against kvmux, with only the endpoint changed.
+
+- alibabacloud-esa20240910 (tea, V3 ACS3-HMAC-SHA256 by default and `signature_algorithm='v2'`):
+  all 15 ESA KV actions, incl. PutKvWithHighCapacityAdvance with a 20 MB value through HTTP_PROXY.
+- alibabacloud-dcdn20180115 (tea): the DCDN KV actions, incl. a batch *Advance upload.
+- aliyun-python-sdk-core + aliyun-python-sdk-dcdn (legacy, RPC HMAC-SHA1): put/get/delete.
+- the vendor's error codes, statuses and envelopes.
+"""
+
+import base64
+import io
+import json
+import os
+import secrets
+import time
+
+import pytest
+from alibabacloud_dcdn20180115 import models as dcdn_models
+from alibabacloud_dcdn20180115.client import Client as DcdnClient
+from alibabacloud_esa20240910 import models as esa_models
+from alibabacloud_esa20240910.client import Client as EsaClient
+from alibabacloud_tea_openapi import models as open_api_models
+from alibabacloud_tea_openapi.utils import Utils
+from alibabacloud_tea_util import models as util_models
+
+from conftest import DEV_IDS, DEV_SECRET
+
+ALIYUN_ID = DEV_IDS["aliyun"]
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(5)}"
+
+
+def config(endpoint: str, secret: str = DEV_SECRET, key_id: str = ALIYUN_ID, **kw):
+    return open_api_models.Config(
+        access_key_id=key_id,
+        access_key_secret=secret,
+        endpoint=endpoint,
+        protocol="http",
+        **kw,
+    )
+
+
+@pytest.fixture
+def esa(kvmux):
+    return EsaClient(config(kvmux.endpoint))
+
+
+@pytest.fixture
+def dcdn(kvmux):
+    return DcdnClient(config(kvmux.endpoint))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """The credential chain may read ~/.alibabacloud; keep it away from the real HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def vendor_error(excinfo):
+    """(code, HTTP status) of a tea SDK exception."""
+    e = excinfo.value
+    return e.code, getattr(e, "status_code", None) or getattr(e, "statusCode", None)
+
+
+def expect(code: str, status: int, fn, *args):
+    with pytest.raises(Exception) as ei:
+        fn(*args)
+    assert vendor_error(ei) == (code, status), repr(ei.value)
+    data = getattr(ei.value, "data", None) or {}
+    assert data.get("RequestId"), data
+    assert data.get("Recommend", "").endswith(code)
+    return ei.value
+
+
+# ---------------------------------------------------------------- ESA, every action
+
+
+@pytest.mark.parametrize("signature", ["v3", "v2"])
+def test_esa_kv_actions(kvmux, signature):
+    kw = {"signature_algorithm": "v2"} if signature == "v2" else {}
+    esa = EsaClient(config(kvmux.endpoint, **kw))
+    ns = uniq("esa")
+
+    created = esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns, description="sdk test"))
+    assert created.status_code == 200
+    assert created.body.namespace == ns
+    assert created.body.description == "sdk test"
+    assert created.body.status == "online"
+    assert created.body.namespace_id
+
+    value = "hello world & more/ä+%20"
+    put = esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="k1", value=value, expiration_ttl=3600))
+    assert put.body.length == str(len(value.encode()))
+    assert put.body.value == value
+    assert len(put.body.request_id) == 36
+
+    assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="k1")).body.value == value
+    b64 = esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="k1", base_64=True)).body.value
+    assert base64.b64decode(b64).decode() == value
+
+    # Base64 put stores the decoded bytes
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="bin", value=base64.b64encode(b"\x00\x01hi").decode(), base_64=True))
+    got = esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="bin", base_64=True)).body.value
+    assert base64.b64decode(got) == b"\x00\x01hi"
+
+    detail = esa.get_kv_detail(esa_models.GetKvDetailRequest(namespace=ns, key="k1")).body
+    assert detail.value == value
+    assert 3590 <= int(detail.expiration_ttl) <= 3600
+
+    # long values are echoed truncated
+    long_value = "a" * 150 + "b" * 150
+    echo = esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="long", value=long_value)).body.value
+    assert echo == "a" * 100 + "..." + "b" * 100
+
+    batch = esa.batch_put_kv(
+        esa_models.BatchPutKvRequest(
+            namespace=ns,
+            kv_list=[
+                esa_models.BatchPutKvRequestKvList(key="p1", value="v1", expiration_ttl=60),
+                esa_models.BatchPutKvRequestKvList(key="p2", value="v2"),
+                esa_models.BatchPutKvRequestKvList(key="bad key", value="v3"),
+            ],
+        )
+    ).body
+    assert batch.success_keys == ["p1", "p2"]
+    assert batch.fail_keys == ["bad key"]
+
+    listed = esa.list_kvs(esa_models.ListKvsRequest(namespace=ns, prefix="p", page_number=1, page_size=50)).body
+    assert listed.total_count == 2
+    assert [k.name for k in listed.keys] == ["p1", "p2"]
+    assert listed.keys[0].update_time.endswith("Z")
+    page2 = esa.list_kvs(esa_models.ListKvsRequest(namespace=ns, page_number=2, page_size=2)).body
+    assert page2.page_number == 2 and page2.page_size == 2
+    assert page2.total_count == 5  # bin, k1, long, p1, p2
+    assert [k.name for k in page2.keys] == ["long", "p1"]
+
+    deleted = esa.batch_delete_kv(esa_models.BatchDeleteKvRequest(namespace=ns, keys=["p1", "p2", "a/b"])).body
+    assert deleted.success_keys == ["p1", "p2"]
+    assert deleted.fail_keys == ["a/b"]
+
+    got_ns = esa.get_kv_namespace(esa_models.GetKvNamespaceRequest(namespace=ns)).body
+    assert got_ns.namespace == ns and got_ns.status == "online"
+    assert got_ns.capacity == 1 << 30
+    assert got_ns.capacity_used > 0
+
+    account = esa.get_kv_account().body
+    assert account.status == "online"
+    assert account.namespace_quota == 10
+    assert ns in [n.namespace for n in account.namespace_list]
+    assert esa.describe_kv_account_status().body.status == "online"
+
+    esa.delete_kv(esa_models.DeleteKvRequest(namespace=ns, key="k1"))
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="k1"))
+
+    esa.delete_kv_namespace(esa_models.DeleteKvNamespaceRequest(namespace=ns))
+    expect("InvalidNameSpace.NotFound", 404, esa.get_kv_namespace, esa_models.GetKvNamespaceRequest(namespace=ns))
+
+
+def test_ttl_expires_with_the_engine_clock_and_ttl_beats_expiration(kvmux, esa):
+    ns = uniq("ttl")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    now = int(time.time())
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="short", value="v", expiration_ttl=60, expiration=now + 100000))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="abs", value="v", expiration=now + 100000))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="forever", value="v"))
+    kvmux.advance(61)
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="short"))
+    assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="abs")).body.value == "v"
+    kvmux.advance(100000)
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="abs"))
+    assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="forever")).body.value == "v"
+
+
+# ---------------------------------------------------------------- high capacity
+
+
+def test_put_kv_with_high_capacity_advance_20mb_via_http_proxy(kvmux, esa, monkeypatch):
+    """The SDK's own recipe: HTTP_PROXY sends AuthorizeFileUpload (to openplatform.aliyuncs.com),
+    the OSS PostObject and the final action to kvmux, as absolute-form requests."""
+    ns = uniq("hc")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    monkeypatch.setenv("HTTP_PROXY", kvmux.url)
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    value = base64.b64encode(os.urandom(15 * 1024 * 1024)).decode()  # 20 MB of text
+    assert len(value) == 20 * 1024 * 1024
+    body = json.dumps({"Namespace": ns, "Key": "big", "Value": value}).encode()
+    proxied = EsaClient(config(kvmux.endpoint))
+    resp = proxied.put_kv_with_high_capacity_advance(
+        esa_models.PutKvWithHighCapacityAdvanceRequest(namespace=ns, key="big", url_object=io.BytesIO(body)),
+        util_models.RuntimeOptions(read_timeout=120000, connect_timeout=10000),
+    )
+    assert resp.status_code == 200
+    assert resp.body.length == str(len(value))
+    monkeypatch.delenv("HTTP_PROXY")
+    got = esa.get_kv_with_options(
+        esa_models.GetKvRequest(namespace=ns, key="big"),
+        util_models.RuntimeOptions(read_timeout=120000),
+    ).body.value
+    assert got == value
+
+
+def test_batch_high_capacity_advance_via_runtime_proxy(kvmux, esa):
+    ns = uniq("hcb")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    runtime = util_models.RuntimeOptions(http_proxy=kvmux.url)
+    kv_list = [{"Key": f"k{i}", "Value": f"v{i}" * 1000} for i in range(20)] + [{"Key": "bad key", "Value": "x"}]
+    body = json.dumps({"Namespace": ns, "KvList": kv_list}).encode()
+    put = esa.batch_put_kv_with_high_capacity_advance(
+        esa_models.BatchPutKvWithHighCapacityAdvanceRequest(namespace=ns, url_object=io.BytesIO(body)), runtime
+    ).body
+    assert put.success_keys == [f"k{i}" for i in range(20)]
+    assert put.fail_keys == ["bad key"]
+    assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="k7")).body.value == "v7" * 1000
+
+    body = json.dumps({"Namespace": ns, "Keys": ["k0", "k1"]}).encode()
+    deleted = esa.batch_delete_kv_with_high_capacity_advance(
+        esa_models.BatchDeleteKvWithHighCapacityAdvanceRequest(namespace=ns, url_object=io.BytesIO(body)), runtime
+    ).body
+    assert deleted.success_keys == ["k0", "k1"]
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="k0"))
+    assert esa.list_kvs(esa_models.ListKvsRequest(namespace=ns)).body.total_count == 18
+
+
+def test_high_capacity_url_must_name_an_uploaded_object(esa):
+    ns = uniq("hcu")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    expect(
+        "InvalidParameters",
+        400,
+        esa.put_kv_with_high_capacity,
+        esa_models.PutKvWithHighCapacityRequest(namespace=ns, key="k", url="http://127.0.0.1:1/kvupload/nothing"),
+    )
+
+
+# ---------------------------------------------------------------- DCDN
+
+
+def test_dcdn_kv_actions(kvmux, dcdn):
+    ns = uniq("dcdn")
+    created = dcdn.put_dcdn_kv_namespace(dcdn_models.PutDcdnKvNamespaceRequest(namespace=ns, description="d")).body
+    assert created.namespace == ns and created.status == "online"
+
+    put = dcdn.put_dcdn_kv(dcdn_models.PutDcdnKvRequest(namespace=ns, key="k1", value="dcdn value", expiration_ttl=120)).body
+    assert put.length == 10  # an int in DCDN's model
+    assert dcdn.get_dcdn_kv(dcdn_models.GetDcdnKvRequest(namespace=ns, key="k1")).body.value == "dcdn value"
+    detail = dcdn.get_dcdn_kv_detail(dcdn_models.GetDcdnKvDetailRequest(namespace=ns, key="k1")).body
+    assert detail.value == "dcdn value" and 110 <= int(detail.expiration_ttl) <= 120
+    status = dcdn.get_dcdn_kv_status(dcdn_models.GetDcdnKvStatusRequest(namespace=ns, key="k1")).body
+    assert status.complete is True
+    assert status.expire.endswith("+08:00")
+
+    batch = dcdn.batch_put_dcdn_kv(
+        dcdn_models.BatchPutDcdnKvRequest(
+            namespace=ns,
+            kv_list=[
+                dcdn_models.BatchPutDcdnKvRequestKvList(key="b1", value="1"),
+                dcdn_models.BatchPutDcdnKvRequestKvList(key="b2", value="2"),
+            ],
+        )
+    ).body
+    assert batch.success_keys == ["b1", "b2"] and batch.fail_keys == []
+    listed = dcdn.list_dcdn_kv(dcdn_models.ListDcdnKvRequest(namespace=ns, prefix="b")).body
+    assert listed.total_count == 2 and [k.name for k in listed.keys] == ["b1", "b2"]
+    deleted = dcdn.batch_delete_dcdn_kv(dcdn_models.BatchDeleteDcdnKvRequest(namespace=ns, keys=["b1"])).body
+    assert deleted.success_keys == ["b1"]
+
+    described = dcdn.describe_dcdn_kv_namespace(dcdn_models.DescribeDcdnKvNamespaceRequest(namespace=ns)).body
+    assert described.namespace == ns and described.mode == "Normal" and described.capacity == 1 << 30
+    account = dcdn.describe_dcdn_kv_account().body
+    assert ns in [n.namespace for n in account.namespace_list]
+    assert dcdn.describe_dcdn_kv_account_status().body.status == "online"
+    usage = dcdn.describe_kv_usage_data(dcdn_models.DescribeKvUsageDataRequest(field="acc")).body
+    assert usage.kv_usage_data == [] and usage.start_time
+    qps = dcdn.describe_kv_real_time_qps_data(dcdn_models.DescribeKvRealTimeQpsDataRequest()).body
+    assert qps.kv_qps_data == []
+
+    # batch *Advance through the private open-platform endpoint (no proxy at all)
+    dcdn._open_platform_endpoint = kvmux.endpoint
+    body = json.dumps({"Namespace": ns, "KvList": [{"Key": "h1", "Value": "x" * 5000}]}).encode()
+    hc = dcdn.batch_put_dcdn_kv_with_high_capacity_advance(
+        dcdn_models.BatchPutDcdnKvWithHighCapacityAdvanceRequest(namespace=ns, url_object=io.BytesIO(body)),
+        util_models.RuntimeOptions(),
+    ).body
+    assert hc.success_keys == ["h1"]
+    body = json.dumps({"Namespace": ns, "Keys": ["h1"]}).encode()
+    hd = dcdn.batch_delete_dcdn_kv_with_high_capacity_advance(
+        dcdn_models.BatchDeleteDcdnKvWithHighCapacityAdvanceRequest(namespace=ns, url_object=io.BytesIO(body)),
+        util_models.RuntimeOptions(),
+    ).body
+    assert hd.success_keys == ["h1"]
+
+    dcdn.delete_dcdn_kv(dcdn_models.DeleteDcdnKvRequest(namespace=ns, key="k1"))
+    with pytest.raises(Exception) as ei:
+        dcdn.get_dcdn_kv(dcdn_models.GetDcdnKvRequest(namespace=ns, key="k1"))
+    assert vendor_error(ei) == ("InvalidKey.NotFound", 404)
+    dcdn.delete_dcdn_kv_namespace(dcdn_models.DeleteDcdnKvNamespaceRequest(namespace=ns))
+
+
+def test_esa_and_dcdn_namespaces_are_kept_apart(esa, dcdn):
+    ns = uniq("apart")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="k", value="esa"))
+    with pytest.raises(Exception) as ei:
+        dcdn.get_dcdn_kv(dcdn_models.GetDcdnKvRequest(namespace=ns, key="k"))
+    assert vendor_error(ei) == ("InvalidNameSpace.NotFound", 404)
+
+
+# ---------------------------------------------------------------- legacy SDK
+
+
+def legacy_client(kvmux, secret=DEV_SECRET):
+    from aliyunsdkcore.client import AcsClient
+
+    client = AcsClient(ALIYUN_ID, secret, "cn-hangzhou")
+    client.add_endpoint("cn-hangzhou", "dcdn", kvmux.endpoint)
+    return client
+
+
+def legacy_request(cls_name, kvmux, **params):
+    import importlib
+
+    module = importlib.import_module(f"aliyunsdkdcdn.request.v20180115.{cls_name}")
+    req = getattr(module, cls_name)()
+    req.set_protocol_type("http")
+    req.set_endpoint(kvmux.endpoint)
+    for k, v in params.items():
+        getattr(req, f"set_{k}")(v)
+    return req
+
+
+def test_legacy_sdk_put_get_delete(kvmux):
+    from aliyunsdkcore.acs_exception.exceptions import ServerException
+
+    client = legacy_client(kvmux)
+    ns = uniq("legacy")
+    client.do_action_with_exception(legacy_request("PutDcdnKvNamespaceRequest", kvmux, Namespace=ns, Description="legacy"))
+    client.do_action_with_exception(legacy_request("PutDcdnKvRequest", kvmux, Namespace=ns, Key="k1", Value="hello legacy world", ExpirationTtl=3600))
+    got = json.loads(client.do_action_with_exception(legacy_request("GetDcdnKvRequest", kvmux, Namespace=ns, Key="k1")))
+    assert got["Value"] == "hello legacy world"
+    batch = json.loads(
+        client.do_action_with_exception(
+            legacy_request("BatchPutDcdnKvRequest", kvmux, Namespace=ns, KvList=[{"Key": "b1", "Value": "1"}])
+        )
+    )
+    assert batch["SuccessKeys"] == ["b1"]
+    client.do_action_with_exception(legacy_request("DeleteDcdnKvRequest", kvmux, Namespace=ns, Key="k1"))
+    with pytest.raises(ServerException) as ei:
+        client.do_action_with_exception(legacy_request("GetDcdnKvRequest", kvmux, Namespace=ns, Key="k1"))
+    assert ei.value.get_error_code() == "InvalidKey.NotFound"
+    assert ei.value.get_http_status() == 404
+
+    # wrong secret: the legacy SDK reads our string-to-sign out of the message, finds it equal to
+    # its own, and concludes the secret is wrong
+    with pytest.raises(ServerException) as ei:
+        legacy_client(kvmux, "wrong").do_action_with_exception(legacy_request("GetDcdnKvRequest", kvmux, Namespace=ns, Key="b1"))
+    assert ei.value.get_error_code() == "InvalidAccessKeySecret"
+    assert ei.value.get_http_status() == 400
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_namespace_and_key_errors(kvmux, esa):
+    ns = uniq("err")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    expect("InvalidNameSpace.Duplicate", 406, esa.create_kv_namespace, esa_models.CreateKvNamespaceRequest(namespace=ns))
+    expect("InvalidNameSpace.Malformed", 400, esa.create_kv_namespace, esa_models.CreateKvNamespaceRequest(namespace="bad ns"))
+    expect("InvalidNameSpace.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=uniq("none"), key="k"))
+    expect("InvalidKey.Malformed", 400, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="a b", value="v"))
+    expect("InvalidKey.Malformed", 400, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="a/b", value="v"))
+    expect("InvalidKey.ExceedsMaximum", 400, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="k" * 513, value="v"))
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="missing"))
+    expect("InvalidValue.ExceedsMaximum", 400, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="k", value="v" * 2_000_001))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="max", value="v" * 2_000_000))
+    expect(
+        "InvalidKey.TooManyKeys", 400, esa.batch_delete_kv,
+        esa_models.BatchDeleteKvRequest(namespace=ns, keys=[f"k{i}" for i in range(10_001)]),
+    )
+    expect("MissingParameter", 400, esa.put_kv, esa_models.PutKvRequest(namespace=ns, value="v"))
+    expect("InvalidParameters", 400, esa.list_kvs, esa_models.ListKvsRequest(namespace=ns, page_size=101))
+    expect("InvalidParameters", 400, esa.list_kvs, esa_models.ListKvsRequest(namespace=ns, page_number=501, page_size=100))
+    expect(
+        "InvalidParameters", 400, esa.put_kv,
+        esa_models.PutKvRequest(namespace=ns, key="k", value="v", expiration=int(time.time()) - 10),
+    )
+
+
+def test_namespace_quota_is_ten_per_product(make_kvmux):
+    server = make_kvmux()
+    esa = EsaClient(config(server.endpoint))
+    dcdn = DcdnClient(config(server.endpoint))
+    for i in range(10):
+        esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=f"q{i}"))
+    expect("InvalidNameSpace.QuotaFull", 406, esa.create_kv_namespace, esa_models.CreateKvNamespaceRequest(namespace="q10"))
+    assert esa.get_kv_account().body.namespace_used == 10
+    # DCDN's quota is its own
+    dcdn.put_dcdn_kv_namespace(dcdn_models.PutDcdnKvNamespaceRequest(namespace="q10"))
+
+
+def test_vendor_rate_limit_gives_too_many_requests(make_kvmux):
+    server = make_kvmux(extra_toml="[limits]\nvendor_rate_limits = true\n")
+    dcdn = DcdnClient(config(server.endpoint))
+    ns = uniq("rate")
+    dcdn.put_dcdn_kv_namespace(dcdn_models.PutDcdnKvNamespaceRequest(namespace=ns))
+    codes = []
+    start = time.monotonic()
+    for i in range(120):
+        try:
+            dcdn.put_dcdn_kv(dcdn_models.PutDcdnKvRequest(namespace=ns, key=f"k{i}", value="v"))
+        except Exception as e:  # noqa: BLE001 - the SDK raises its own hierarchy
+            codes.append((e.code, getattr(e, "status_code", None)))
+    assert time.monotonic() - start < 2.5, "too slow to exceed 50/s"
+    assert codes and set(codes) == {("TooManyRequests", 429)}
+
+
+def test_signature_errors(kvmux, monkeypatch):
+    expect("SignatureDoesNotMatch", 400, EsaClient(config(kvmux.endpoint, secret="wrong")).describe_kv_account_status)
+    e = expect(
+        "SignatureDoesNotMatch", 400,
+        EsaClient(config(kvmux.endpoint, secret="wrong", signature_algorithm="v2")).describe_kv_account_status,
+    )
+    assert "server string to sign is:GET&%2F&" in e.data["Message"]
+    expect("InvalidAccessKeyId.NotFound", 404, EsaClient(config(kvmux.endpoint, key_id="LTAInobody")).describe_kv_account_status)
+
+    esa = EsaClient(config(kvmux.endpoint))
+    nonce = secrets.token_hex(16)
+    monkeypatch.setattr(Utils, "get_nonce", staticmethod(lambda: nonce))
+    esa.describe_kv_account_status()
+    expect("SignatureNonceUsed", 400, esa.describe_kv_account_status)
+    monkeypatch.undo()
+
+    monkeypatch.setattr(Utils, "get_timestamp", staticmethod(lambda: "2020-01-01T00:00:00Z"))
+    expect("InvalidTimeStamp.Expired", 400, EsaClient(config(kvmux.endpoint)).describe_kv_account_status)
+
+
+def test_auth_mode_off_serves_any_signature(make_kvmux):
+    server = make_kvmux(extra_toml='[auth]\nmode = "off"\n')
+    esa = EsaClient(config(server.endpoint, secret="wrong"))
+    assert esa.describe_kv_account_status().body.status == "online"
