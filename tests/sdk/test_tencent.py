@@ -394,13 +394,16 @@ def test_ttl_and_absolute_expiry(make_kvmux):
 def test_every_signing_style_of_the_sdk(kvmux, c, ns, style):
     zone, name = ns
     other = teo(kvmux, **style)
-    call(other, "EdgeKVPut", ZoneId=zone, Namespace=name, Key="a", Value="1")
+    # Characters that query strings and form bodies must escape: the GET and legacy styles
+    # flatten every parameter into one, and sign the raw or decoded form of it.
+    odd = "a b&c=d+e%/?键#"
+    call(other, "EdgeKVPut", ZoneId=zone, Namespace=name, Key=odd, Value="1 & 2 = 3+")
     call(other, "EdgeKVPut", ZoneId=zone, Namespace=name, Key="b", Value="二")
-    got = call(other, "EdgeKVGet", ZoneId=zone, Namespace=name, Keys=["b", "a"])["Data"]
-    assert [d["Value"] for d in got] == ["二", "1"]
-    listed = call(other, "EdgeKVList", ZoneId=zone, Namespace=name, Prefix="a", Limit=5)
-    assert listed["Keys"] == ["a"]
-    call(other, "EdgeKVDelete", ZoneId=zone, Namespace=name, Keys=["a", "b"])
+    got = call(other, "EdgeKVGet", ZoneId=zone, Namespace=name, Keys=["b", odd])["Data"]
+    assert [d["Value"] for d in got] == ["二", "1 & 2 = 3+"]
+    listed = call(other, "EdgeKVList", ZoneId=zone, Namespace=name, Prefix="a b&", Limit=5)
+    assert listed["Keys"] == [odd]
+    call(other, "EdgeKVDelete", ZoneId=zone, Namespace=name, Keys=[odd, "b"])
     assert call(c, "EdgeKVList", ZoneId=zone, Namespace=name)["Keys"] == []
     bad = teo(kvmux, secret_key="wrong", **style)
     assert code_of(bad, "EdgeKVList", ZoneId=zone, Namespace=name) == "AuthFailure.SignatureFailure"
