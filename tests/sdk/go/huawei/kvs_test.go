@@ -62,13 +62,16 @@ func str(s string) *string { return &s }
 
 func TestCreatePutGetScanAndErrors(t *testing.T) {
 	client := newClient(t, "kvmuxdevsecret")
-	store := fmt.Sprintf("gostore%d", time.Now().UnixNano()%1_000_000_000)
+	// One store for every run (an account may hold only 25) and a fresh table per run, deleted
+	// at the end, so reruns against one gateway neither collide nor exhaust a quota.
+	store := "kvmux-sdk-go"
+	table := fmt.Sprintf("files%d", time.Now().UnixNano())
 
 	sortFields := []model.Field{{Name: "filename"}}
 	created, err := client.CreateTable(&model.CreateTableRequest{
 		StoreName: &store,
 		Body: &model.CreateTableRequestBody{
-			TableName: "files",
+			TableName: table,
 			PrimaryKeySchema: &model.PrimaryKeySchema{
 				ShardKeyFields: []model.Field{{Name: "owner"}},
 				SortKeyFields:  &sortFields,
@@ -78,19 +81,24 @@ func TestCreatePutGetScanAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create-table: %v", err)
 	}
-	if created.TableName == nil || *created.TableName != "files" {
+	defer func() {
+		if _, err := client.DeleteTable(&model.DeleteTableRequest{StoreName: &store, Body: &model.DeleteTableRequestBody{TableName: table}}); err != nil {
+			t.Errorf("delete-table: %v", err)
+		}
+	}()
+	if created.TableName == nil || *created.TableName != table {
 		t.Fatalf("create-table echoed %v", created.TableName)
 	}
 
 	for i, name := range []string{"a.txt", "b.txt", "c.txt"} {
 		doc := bson.D{{Key: "owner", Value: "gopher"}, {Key: "filename", Value: name}, {Key: "size", Value: int32(i + 1)}}
-		if _, err := client.PutKv(&model.PutKvRequest{StoreName: &store, Body: &model.PutKvRequestBody{TableName: "files", KvDoc: &doc}}); err != nil {
+		if _, err := client.PutKv(&model.PutKvRequest{StoreName: &store, Body: &model.PutKvRequestBody{TableName: table, KvDoc: &doc}}); err != nil {
 			t.Fatalf("put-kv %s: %v", name, err)
 		}
 	}
 
 	key := bson.D{{Key: "owner", Value: "gopher"}, {Key: "filename", Value: "b.txt"}}
-	got, err := client.GetKv(&model.GetKvRequest{StoreName: &store, Body: &model.GetKvRequestBody{TableName: "files", PrimaryKey: &key}})
+	got, err := client.GetKv(&model.GetKvRequest{StoreName: &store, Body: &model.GetKvRequestBody{TableName: table, PrimaryKey: &key}})
 	if err != nil {
 		t.Fatalf("get-kv: %v", err)
 	}
@@ -99,7 +107,7 @@ func TestCreatePutGetScanAndErrors(t *testing.T) {
 	}
 
 	limit := int32(2)
-	page, err := client.ScanKv(&model.ScanKvRequest{StoreName: &store, Body: &model.ScanKvRequestBody{TableName: "files", Limit: &limit}})
+	page, err := client.ScanKv(&model.ScanKvRequest{StoreName: &store, Body: &model.ScanKvRequestBody{TableName: table, Limit: &limit}})
 	if err != nil {
 		t.Fatalf("scan-kv: %v", err)
 	}
@@ -109,7 +117,7 @@ func TestCreatePutGetScanAndErrors(t *testing.T) {
 	if page.CursorKey == nil || page.CursorKey.Map()["filename"] != "c.txt" {
 		t.Fatalf("scan-kv cursor: %v", page.CursorKey)
 	}
-	rest, err := client.ScanKv(&model.ScanKvRequest{StoreName: &store, Body: &model.ScanKvRequestBody{TableName: "files", Limit: &limit, StartKey: page.CursorKey}})
+	rest, err := client.ScanKv(&model.ScanKvRequest{StoreName: &store, Body: &model.ScanKvRequestBody{TableName: table, Limit: &limit, StartKey: page.CursorKey}})
 	if err != nil {
 		t.Fatalf("scan-kv page 2: %v", err)
 	}
@@ -121,7 +129,7 @@ func TestCreatePutGetScanAndErrors(t *testing.T) {
 	}
 
 	missing := bson.D{{Key: "owner", Value: "gopher"}, {Key: "filename", Value: "zzz"}}
-	_, err = client.GetKv(&model.GetKvRequest{StoreName: &store, Body: &model.GetKvRequestBody{TableName: "files", PrimaryKey: &missing}})
+	_, err = client.GetKv(&model.GetKvRequest{StoreName: &store, Body: &model.GetKvRequestBody{TableName: table, PrimaryKey: &missing}})
 	var sre *sdkerr.ServiceResponseError
 	if !errors.As(err, &sre) {
 		t.Fatalf("get-kv of a missing key: want a ServiceResponseError, got %v", err)

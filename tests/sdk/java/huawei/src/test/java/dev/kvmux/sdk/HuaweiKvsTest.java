@@ -16,6 +16,8 @@ import com.huaweicloud.sdk.kvs.v1.model.CheckHealthRequestBody;
 import com.huaweicloud.sdk.kvs.v1.model.CreateTableRequest;
 import com.huaweicloud.sdk.kvs.v1.model.CreateTableRequestBody;
 import com.huaweicloud.sdk.kvs.v1.model.CreateTableResponse;
+import com.huaweicloud.sdk.kvs.v1.model.DeleteTableRequest;
+import com.huaweicloud.sdk.kvs.v1.model.DeleteTableRequestBody;
 import com.huaweicloud.sdk.kvs.v1.model.Field;
 import com.huaweicloud.sdk.kvs.v1.model.GetKvRequest;
 import com.huaweicloud.sdk.kvs.v1.model.GetKvRequestBody;
@@ -71,46 +73,58 @@ class HuaweiKvsTest {
     @Test
     void createPutGetScanAndAnErrorCode() {
         KvsClient kvs = client("kvmuxdevsecret");
-        String store = "javastore" + UUID.randomUUID().toString().substring(0, 8);
+        // One store for every run (an account may hold only 25) and a fresh table per run,
+        // deleted at the end, so reruns against one gateway neither collide nor exhaust a quota.
+        String store = "kvmux-sdk-java";
+        String table = "files" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+        try {
+            exercise(kvs, store, table);
+        } finally {
+            kvs.deleteTable(new DeleteTableRequest().withStoreName(store)
+                    .withBody(new DeleteTableRequestBody().withTableName(table)));
+        }
+    }
+
+    private static void exercise(KvsClient kvs, String store, String table) {
 
         CreateTableResponse created = kvs.createTable(new CreateTableRequest()
                 .withStoreName(store)
                 .withBody(new CreateTableRequestBody()
-                        .withTableName("files")
+                        .withTableName(table)
                         .withPrimaryKeySchema(new PrimaryKeySchema()
                                 .withShardKeyFields(List.of(new Field().withName("owner")))
                                 .withSortKeyFields(List.of(new Field().withName("filename"))))));
-        assertEquals("files", created.getTableName());
+        assertEquals(table, created.getTableName());
 
         String[] names = {"a.txt", "b.txt", "c.txt"};
         for (int i = 0; i < names.length; i++) {
             kvs.putKv(new PutKvRequest().withStoreName(store).withBody(new PutKvRequestBody()
-                    .withTableName("files")
+                    .withTableName(table)
                     .withKvDoc(new Document("owner", "duke").append("filename", names[i]).append("size", i + 1)
                             .append("big", 5_000_000_000L))));
         }
 
         GetKvResponse got = kvs.getKv(new GetKvRequest().withStoreName(store).withBody(new GetKvRequestBody()
-                .withTableName("files")
+                .withTableName(table)
                 .withPrimaryKey(new Document("owner", "duke").append("filename", "b.txt"))));
         assertEquals(new Document("owner", "duke").append("filename", "b.txt").append("size", 2)
                 .append("big", 5_000_000_000L), got.getKvDoc());
 
         ScanKvResponse page = kvs.scanKv(new ScanKvRequest().withStoreName(store)
-                .withBody(new ScanKvRequestBody().withTableName("files").withLimit(2)));
+                .withBody(new ScanKvRequestBody().withTableName(table).withLimit(2)));
         assertEquals(2L, page.getReturnedCount());
         assertEquals(2, page.getReturnedKvItems().size());
         assertEquals("a.txt", page.getReturnedKvItems().get(0).getKvDoc().getString("filename"));
         assertNotNull(page.getCursorKey());
         assertEquals("c.txt", page.getCursorKey().getString("filename"));
         ScanKvResponse rest = kvs.scanKv(new ScanKvRequest().withStoreName(store)
-                .withBody(new ScanKvRequestBody().withTableName("files").withLimit(2).withStartKey(page.getCursorKey())));
+                .withBody(new ScanKvRequestBody().withTableName(table).withLimit(2).withStartKey(page.getCursorKey())));
         assertEquals(1, rest.getReturnedKvItems().size());
         assertNull(rest.getCursorKey());
 
         ServiceResponseException missing = assertThrows(ServiceResponseException.class, () ->
                 kvs.getKv(new GetKvRequest().withStoreName(store).withBody(new GetKvRequestBody()
-                        .withTableName("files")
+                        .withTableName(table)
                         .withPrimaryKey(new Document("owner", "duke").append("filename", "zzz")))));
         assertEquals(404, missing.getHttpStatusCode());
         assertEquals("KVS.00001016", missing.getErrorCode());
