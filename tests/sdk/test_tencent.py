@@ -243,6 +243,22 @@ def test_namespace_limit(make_kvmux):
     call(c, "CreateEdgeKVNamespace", ZoneId="z1", Namespace="three")
 
 
+def test_namespace_capacity_is_exact(make_kvmux):
+    # Tencent's capacity is 1 GB per namespace; a 100-byte one reaches LimitExceeded quickly.
+    server = make_kvmux(extra_toml="[tencent]\nnamespace_capacity = 100\n")
+    c = teo(server)
+    kw = {"ZoneId": "z", "Namespace": "small"}
+    call(c, "CreateEdgeKVNamespace", **kw)
+    call(c, "EdgeKVPut", **kw, Key="k1", Value="v" * 48)  # 50 bytes
+    call(c, "EdgeKVPut", **kw, Key="k2", Value="v" * 48)  # 100 bytes: exactly full
+    assert code_of(c, "EdgeKVPut", **kw, Key="k3", Value="v") == "LimitExceeded"
+    [n] = call(c, "DescribeEdgeKVNamespaces", ZoneId="z")["KVNamespaces"]
+    assert (n["Capacity"], n["CapacityUsed"]) == (100, 100)
+    call(c, "EdgeKVPut", **kw, Key="k1", Value="v" * 10)  # overwriting frees space
+    call(c, "EdgeKVPut", **kw, Key="k3", Value="v" * 36)
+    assert call(c, "DescribeEdgeKVNamespaces", ZoneId="z")["KVNamespaces"][0]["CapacityUsed"] == 100
+
+
 # -------------------------------------------------------------------------------------------- keys
 
 def test_put_get_list_delete(c, ns):

@@ -35,12 +35,25 @@ pub const MAX_NAMESPACE_CHARS: usize = 50;
 pub const ACCOUNT_GROUP: &str = "tencent";
 
 /// The `[tencent]` config options.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Keys limited to `[A-Za-z0-9_-]`, the rule of the first EdgeKV release (before 2026-06-11).
     pub strict_keys: bool,
     /// Namespaces per account (Tencent does not publish its per-zone limit); None = unlimited.
     pub max_namespaces: Option<i64>,
+    /// Bytes per namespace (key + value bytes of every item), reported as `Capacity`. Tencent's is
+    /// 1 GB; a smaller one lets tests reach `LimitExceeded` without writing a gigabyte.
+    pub namespace_capacity: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            strict_keys: false,
+            max_namespaces: None,
+            namespace_capacity: NAMESPACE_CAPACITY,
+        }
+    }
 }
 
 impl Options {
@@ -52,6 +65,11 @@ impl Options {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             max_namespaces: value.get("max_namespaces").and_then(Value::as_i64),
+            namespace_capacity: value
+                .get("namespace_capacity")
+                .and_then(Value::as_i64)
+                .filter(|c| *c > 0)
+                .unwrap_or(NAMESPACE_CAPACITY),
         }
     }
 }
@@ -71,7 +89,7 @@ impl Ctx<'_> {
 
     pub fn limits(&self) -> Limits {
         Limits {
-            max_bytes: Some(NAMESPACE_CAPACITY),
+            max_bytes: Some(self.options.namespace_capacity),
             account_group: ACCOUNT_GROUP.to_string(),
             account_max_containers: self.options.max_namespaces,
             ..Default::default()
@@ -248,9 +266,16 @@ mod tests {
 
     #[test]
     fn options_parse_from_config_json() {
-        let o = Options::from_json(&serde_json::json!({"strict_keys": true, "max_namespaces": 3}));
+        let o = Options::from_json(
+            &serde_json::json!({"strict_keys": true, "max_namespaces": 3, "namespace_capacity": 100}),
+        );
         assert!(o.strict_keys);
         assert_eq!(o.max_namespaces, Some(3));
+        assert_eq!(o.namespace_capacity, 100);
+        assert_eq!(
+            Options::from_json(&serde_json::json!({"namespace_capacity": 0})).namespace_capacity,
+            1 << 30
+        );
         assert_eq!(Options::from_json(&Value::Null), Options::default());
     }
 }
