@@ -293,6 +293,8 @@ async fn every_documented_error_code() {
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "v", "ExpirationTTL": 59}).to_string(), "InvalidParameterValue"),
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "v", "Expiration": 1}).to_string(), "InvalidParameterValue"),
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": ""}).to_string(), "InvalidParameterValue"),
+        ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "v", "ExpirationTTL": i64::MAX}).to_string(), "InvalidParameterValue"),
+        ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "v", "Expiration": 253_402_300_800i64}).to_string(), "InvalidParameterValue"),
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "x".repeat((1 << 20) + 1)}).to_string(), "InvalidParameterValue"),
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k".repeat(513), "Value": "v"}).to_string(), "InvalidParameterValue"),
         ("EdgeKVPut", json!({"ZoneId": "z", "Namespace": "ns", "Key": "k", "Value": "v", "ExpirationTTL": "60"}).to_string(), "InvalidParameter"),

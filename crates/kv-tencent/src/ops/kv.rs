@@ -15,6 +15,9 @@ use super::{
 use crate::error::ApiError;
 use crate::wire::{iso8601_utc, KeyValuePair, Params};
 
+/// 9999-12-31T23:59:59Z, the last instant an ISO-8601 `Expiration` can name.
+const LATEST_EXPIRY: i64 = 253_402_300_799;
+
 pub async fn put(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, ApiError> {
     params.deny_unknown(&["Namespace", "Key", "Value", "Expiration", "ExpirationTTL"])?;
     let zone = zone_id(params)?;
@@ -59,6 +62,18 @@ pub async fn put(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, A
         }
         (None, None) => None,
     };
+    // Expiries are reported as ISO-8601 dates, which end at year 9999.
+    if expires_at.is_some_and(|t| t > LATEST_EXPIRY) {
+        let field = if ttl.is_some() {
+            "ExpirationTTL"
+        } else {
+            "Expiration"
+        };
+        return Err(ApiError::bad_value(
+            field,
+            "the expiry is after the year 9999",
+        ));
+    }
     let namespace = ctx.namespace(&zone, &name).await?;
     ctx.engine
         .put(
