@@ -919,3 +919,142 @@ fn coverage_doc_lists_every_operation() {
         .collect();
     assert_eq!(listed, routed);
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_bson() -> impl Strategy<Value = Bson> {
+        let leaf = prop_oneof![
+            any::<i32>().prop_map(Bson::Int32),
+            any::<i64>().prop_map(Bson::Int64),
+            any::<f64>().prop_map(Bson::Double),
+            "[a-z$.]{0,6}".prop_map(Bson::String),
+            any::<bool>().prop_map(Bson::Boolean),
+            Just(Bson::Null),
+            Just(Bson::MinKey),
+            Just(Bson::MaxKey),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Bson::Array),
+                proptest::collection::vec(("[a-z_]{1,12}", inner), 0..4)
+                    .prop_map(|kv| Bson::Document(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A request document built from the operation's real field names with arbitrary values, so
+    /// that the parser is exercised past the first type check.
+    fn arb_request() -> impl Strategy<Value = Document> {
+        let fields = prop_oneof![
+            Just("table_name"),
+            Just("kv_doc"),
+            Just("primary_key"),
+            Just("condition_expression"),
+            Just("update_fields"),
+            Just("limit"),
+            Just("start_key"),
+            Just("end_key"),
+            Just("filter_expression"),
+            Just("shard_key"),
+            Just("hint_index_name"),
+            Just("return_count_only"),
+            Just("sample_segments_count"),
+            Just("table_opers"),
+            Just("batch_get_kv_opers"),
+            Just("primary_key_schema"),
+            Just("cursor_name"),
+            Just("single_field_expression"),
+            Just("expressions"),
+            Just("func"),
+            Just("value"),
+        ];
+        proptest::collection::vec((fields, arb_bson()), 0..6).prop_map(|kv| {
+            let mut d: Document = kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            if !d.contains_key("table_name") {
+                d.insert("table_name", "files");
+            }
+            d
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn arbitrary_requests_get_a_vendor_reply_never_a_500(
+            op in proptest::sample::select(router::Operation::ALL.to_vec()),
+            body in arb_request(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let h = harness();
+                h.ok("create-table", files_table()).await;
+                let r = h.call(op.name(), body.clone()).await;
+                prop_assert!(r.status < 500, "{}: {} -> {}", op.name(), body, r.doc);
+                prop_assert!(r.status == 200 || r.code().starts_with("KVS."), "{}", r.doc);
+                let raw = Request::post(format!("/v1/{}", op.name()))
+                    .header("host", "mystore.127.0.0.1:1")
+                    .body(Bytes::from(garbage.clone()))
+                    .unwrap();
+                let r = h.send_raw(raw).await;
+                prop_assert!(r.status < 500, "{}: garbage -> {}", op.name(), r.doc);
+                Ok(())
+            })?;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scan_that_filters_out_500_documents_returns_a_cursor_and_no_items() {
+    let h = harness();
+    h.ok(
+        "create-table",
+        doc! {"table_name": "many", "primary_key_schema": {"shard_key_fields": [{"name": "id"}]}},
+    )
+    .await;
+    let opers: Vec<Bson> = (0..100)
+        .map(|i| {
+            Bson::Document(doc! {"put_kv": {"oper_id": i, "kv_doc": {"id": i, "even": i % 2 == 0}}})
+        })
+        .collect();
+    for chunk in 0..6 {
+        let shifted: Vec<Bson> = opers
+            .iter()
+            .map(|o| {
+                let mut o = o.as_document().unwrap().clone();
+                let put = o.get_document_mut("put_kv").unwrap();
+                let id = put.get_document("kv_doc").unwrap().get_i32("id").unwrap() + chunk * 100;
+                put.insert("kv_doc", doc! {"id": id, "hit": id == 590});
+                Bson::Document(o)
+            })
+            .collect();
+        h.ok(
+            "batch-write-kv",
+            doc! {"table_opers": [{"table_name": "many", "kv_opers": shifted}]},
+        )
+        .await;
+    }
+    let filter =
+        doc! {"single_field_expression": {"field": "hit", "func": "$eq", "value": {"": true}}};
+    let first = h
+        .ok(
+            "scan-kv",
+            doc! {"table_name": "many", "filter_expression": filter.clone()},
+        )
+        .await;
+    assert_eq!(first.get_i32("returned_count").unwrap(), 0);
+    assert_eq!(first.get_i32("filtered_count").unwrap(), 500);
+    let cursor = first.get_document("cursor_key").unwrap().clone();
+    assert_eq!(cursor, doc! {"id": 500});
+    let second = h
+        .ok(
+            "scan-kv",
+            doc! {"table_name": "many", "filter_expression": filter, "start_key": cursor},
+        )
+        .await;
+    assert_eq!(second.get_i32("returned_count").unwrap(), 1);
+    assert_eq!(second.get_i32("filtered_count").unwrap(), 99);
+    assert!(!second.contains_key("cursor_key"));
+}
