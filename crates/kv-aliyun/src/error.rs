@@ -132,6 +132,49 @@ impl ApiError {
         )
     }
 
+    /// An upload `Url` that belongs to another account.
+    pub fn unauthorized_parameters() -> Self {
+        ApiError::new(
+            403,
+            "Unauthorized.InvalidParameters",
+            "The specified authentication parameters are invalid.",
+        )
+    }
+
+    /// An upload `Url` whose AuthorizeFileUpload authorization has expired.
+    pub fn unauthorized_time() -> Self {
+        ApiError::new(
+            403,
+            "Unauthorized.InvalidTime",
+            "The specified authentication time is invalid.",
+        )
+    }
+
+    /// An STS security token kvmux was not configured to accept.
+    pub fn unauthorized_token() -> Self {
+        ApiError::new(
+            403,
+            "Unauthorized.InvalidToken",
+            "The specified authentication token is invalid.",
+        )
+    }
+
+    pub fn account_malformed() -> Self {
+        ApiError::new(
+            400,
+            "InvalidAccount.Malformed",
+            "The specified account is invalid.",
+        )
+    }
+
+    pub fn account_not_found() -> Self {
+        ApiError::new(
+            404,
+            "InvalidAccount.NotFound",
+            "The specified account does not exist.",
+        )
+    }
+
     pub fn too_many_requests() -> Self {
         ApiError::new(429, "TooManyRequests", "Too many requests are submitted.")
     }

@@ -12,7 +12,7 @@ pub mod ops;
 pub mod router;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -42,8 +42,36 @@ pub struct Shared {
     pub nonces: NonceCache,
     /// `[aliyun] upload_endpoint = "127.0.0.1:9090"`: where AuthorizeFileUpload sends uploads.
     pub upload_endpoint: Option<String>,
+    /// `[aliyun] inactive_accounts`: accounts that have not "activated" KV; their KV calls get
+    /// InvalidAccount.NotFound and their account status reads `offline`.
+    pub inactive_accounts: HashSet<String>,
+    /// `[aliyun] security_tokens`: STS tokens to accept. kvmux issues none, so a request that
+    /// carries any other token is refused with Unauthorized.InvalidToken.
+    pub security_tokens: HashSet<String>,
     /// Calls per (account, action) in the current second, for the emulated rate limits.
     rate: Mutex<RateWindows>,
+    /// Last modification (wall ms) per item, for the emulated TooQuickRequests.
+    recent_writes: Mutex<HashMap<String, u64>>,
+}
+
+/// Minimum spacing of two modifications of one item when vendor rate limits are emulated.
+const SAME_ITEM_SPACING_MS: u64 = 1000;
+
+fn string_set(options: &serde_json::Value, name: &str) -> HashSet<String> {
+    options
+        .get(name)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Account names that cannot be an Alibaba account (empty, whitespace, control characters).
+fn account_is_malformed(account: &str) -> bool {
+    account.is_empty() || account.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// The Aliyun dialect.
@@ -59,12 +87,17 @@ impl AliyunDialect {
             .get("upload_endpoint")
             .and_then(|v| v.as_str())
             .map(str::to_string);
+        let inactive_accounts = string_set(&ctx.options, "inactive_accounts");
+        let security_tokens = string_set(&ctx.options, "security_tokens");
         AliyunDialect {
             ctx,
             shared: Shared {
                 nonces: NonceCache::new(NONCE_CAPACITY),
                 upload_endpoint,
+                inactive_accounts,
+                security_tokens,
                 rate: Mutex::new(HashMap::new()),
+                recent_writes: Mutex::new(HashMap::new()),
             },
         }
     }
@@ -94,6 +127,38 @@ impl AliyunDialect {
         }
         slot.1 += 1;
         slot.1 > per_second
+    }
+
+    /// TooQuickRequests: a second modification of the same item within a second, when vendor
+    /// rate limits are emulated (the documented meaning of the code).
+    fn too_quick(&self, account: &str, op: Operation, params: &Params) -> bool {
+        use crate::router::Family;
+        if !self.ctx.vendor_rate_limits
+            || !matches!(
+                op.family(),
+                Family::Put | Family::Delete | Family::PutHighCapacity
+            )
+        {
+            return false;
+        }
+        let (Some(ns), Some(key)) = (params.get("Namespace"), params.get("Key")) else {
+            return false;
+        };
+        let item = format!("{account}\n{:?}\n{ns}\n{key}", op.product());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let Ok(mut recent) = self.shared.recent_writes.lock() else {
+            return false;
+        };
+        if recent.len() > 100_000 {
+            recent.retain(|_, at| now.saturating_sub(*at) < SAME_ITEM_SPACING_MS);
+        }
+        match recent.insert(item, now) {
+            Some(previous) => now.saturating_sub(previous) < SAME_ITEM_SPACING_MS,
+            None => false,
+        }
     }
 
     async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
@@ -210,6 +275,41 @@ impl AliyunDialect {
         };
         info.account = Some(account.clone());
 
+        if account_is_malformed(&account) {
+            return error_response(&ApiError::account_malformed(), product, info);
+        }
+        let token = parts
+            .headers
+            .get("x-acs-security-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| {
+                query
+                    .iter()
+                    .find(|(k, _)| k == "SecurityToken")
+                    .map(|(_, v)| v.clone())
+            });
+        if let Some(token) = token {
+            if self.ctx.auth_mode != AuthMode::Off && !self.shared.security_tokens.contains(&token)
+            {
+                if self.ctx.auth_mode == AuthMode::Enforce {
+                    return error_response(&ApiError::unauthorized_token(), product, info);
+                }
+                tracing::warn!("aliyun: unknown security token (auth mode log: serving anyway)");
+            }
+        }
+        let inactive = self.shared.inactive_accounts.contains(&account);
+        if inactive
+            && !matches!(
+                op,
+                Operation::DescribeKvAccountStatus
+                    | Operation::DescribeDcdnKvAccountStatus
+                    | Operation::AuthorizeFileUpload
+            )
+        {
+            return error_response(&ApiError::account_not_found(), product, info);
+        }
+
         if self.throttled(&account, op) {
             let mut resp = error_response(&ApiError::too_many_requests(), product, info);
             resp.headers_mut()
@@ -220,6 +320,9 @@ impl AliyunDialect {
         let mut pairs = query;
         pairs.extend(form);
         let params = Params::new(pairs);
+        if self.too_quick(&account, op, &params) {
+            return error_response(&ApiError::too_quick_requests(), product, info);
+        }
         let host = parts
             .headers
             .get(http::header::HOST)

@@ -226,6 +226,14 @@ struct Harness {
 }
 
 fn harness_with(mode: AuthMode, rate_limits: bool) -> Harness {
+    harness_full(
+        mode,
+        rate_limits,
+        serde_json::json!({"upload_endpoint": "127.0.0.1:9999"}),
+    )
+}
+
+fn harness_full(mode: AuthMode, rate_limits: bool, options: Value) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let engine =
         Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
@@ -242,9 +250,14 @@ fn harness_with(mode: AuthMode, rate_limits: bool) -> Harness {
                 secret: "othersecret".into(),
                 account: "other".into(),
             },
+            Credential {
+                id: "LTAIspaced".into(),
+                secret: "spacedsecret".into(),
+                account: "bad account".into(),
+            },
         ],
         auth_mode: mode,
-        options: serde_json::json!({"upload_endpoint": "127.0.0.1:9999"}),
+        options,
         vendor_rate_limits: rate_limits,
     });
     Harness {
@@ -1304,4 +1317,171 @@ async fn garbage_never_panics_and_gets_a_vendor_error() {
         assert!((400..500).contains(&s), "{s}");
         assert!(resp.extensions().get::<RequestInfo>().is_some());
     }
+}
+
+#[tokio::test]
+async fn account_token_and_same_item_rules() {
+    let h = harness_full(
+        AuthMode::Enforce,
+        true,
+        serde_json::json!({"inactive_accounts": ["other"], "security_tokens": ["tok-ok"]}),
+    );
+    // an account that has not activated KV
+    let (s, b, _) = call(
+        &h,
+        v3(
+            "GET",
+            "GetKvAccount",
+            ESA_VERSION,
+            &[],
+            &[],
+            "LTAIother",
+            "othersecret",
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (404, "InvalidAccount.NotFound"));
+    let (s, b, _) = call(
+        &h,
+        v3(
+            "GET",
+            "DescribeKvAccountStatus",
+            ESA_VERSION,
+            &[],
+            &[],
+            "LTAIother",
+            "othersecret",
+        ),
+    )
+    .await;
+    assert_eq!((s, b["Status"].as_str()), (200, Some("offline")));
+    // an account name that cannot be an Alibaba account
+    let (s, b, _) = call(
+        &h,
+        v3(
+            "GET",
+            "GetKvAccount",
+            ESA_VERSION,
+            &[],
+            &[],
+            "LTAIspaced",
+            "spacedsecret",
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (400, "InvalidAccount.Malformed"));
+    // STS tokens: only configured ones
+    for (token, expect) in [("tok-bad", 403), ("tok-ok", 200)] {
+        let mut req = v3(
+            "GET",
+            "DescribeKvAccountStatus",
+            ESA_VERSION,
+            &[],
+            &[],
+            ID,
+            SECRET,
+        );
+        req.headers_mut()
+            .insert("x-acs-security-token", HeaderValue::from_static(token));
+        let (s, b, _) = call(&h, req).await;
+        assert_eq!(s, expect, "{token}: {b}");
+        if expect == 403 {
+            assert_eq!(code(&b), "Unauthorized.InvalidToken");
+        }
+    }
+    // two modifications of one item within a second
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+    let put = [("Namespace", "ns"), ("Key", "k")];
+    assert_eq!(
+        esa(&h, "POST", "PutKv", &put, &[("Value", "1")]).await.0,
+        200
+    );
+    let (s, b) = esa(&h, "POST", "PutKv", &put, &[("Value", "2")]).await;
+    assert_eq!((s, code(&b)), (429, "TooQuickRequests"));
+    let other = [("Namespace", "ns"), ("Key", "k2")];
+    assert_eq!(
+        esa(&h, "POST", "PutKv", &other, &[("Value", "1")]).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn upload_urls_are_bound_to_their_account_and_expire() {
+    let h = harness();
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+    let (_, auth) = call2(
+        &h,
+        v3(
+            "GET",
+            "AuthorizeFileUpload",
+            OPENPLATFORM_VERSION,
+            &[("Product", "ESA")],
+            &[],
+            ID,
+            SECRET,
+        ),
+    )
+    .await;
+    let key = auth["ObjectKey"].as_str().unwrap().to_string();
+    let object = br#"{"Namespace":"ns","Key":"k","Value":"v"}"#;
+    assert_eq!(
+        h.dialect
+            .serve(multipart(&key, object))
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    let url = format!("http://http://127.0.0.1:9999/{key}");
+    let q = [("Namespace", "ns"), ("Key", "k"), ("Url", url.as_str())];
+    let (s, b, _) = call(
+        &h,
+        v3(
+            "POST",
+            "PutKvWithHighCapacity",
+            ESA_VERSION,
+            &q,
+            &[],
+            "LTAIother",
+            "othersecret",
+        ),
+    )
+    .await;
+    // the other account has no namespace "ns" at all; give it one to reach the Url check
+    assert_eq!((s, code(&b)), (404, "InvalidNameSpace.NotFound"));
+    call(
+        &h,
+        v3(
+            "POST",
+            "CreateKvNamespace",
+            ESA_VERSION,
+            &[],
+            &[("Namespace", "ns")],
+            "LTAIother",
+            "othersecret",
+        ),
+    )
+    .await;
+    let (s, b, _) = call(
+        &h,
+        v3(
+            "POST",
+            "PutKvWithHighCapacity",
+            ESA_VERSION,
+            &q,
+            &[],
+            "LTAIother",
+            "othersecret",
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (403, "Unauthorized.InvalidParameters"));
+    h.engine
+        .clock()
+        .advance(crate::ops::upload::UPLOAD_TTL_SECS + 1);
+    let (s, b) = esa(&h, "POST", "PutKvWithHighCapacity", &q, &[]).await;
+    assert_eq!((s, code(&b)), (403, "Unauthorized.InvalidTime"));
+    // an expired authorization cannot upload either
+    let resp = h.dialect.serve(multipart(&key, object)).await;
+    assert_eq!(resp.status().as_u16(), 403);
 }

@@ -37,6 +37,11 @@ pub async fn describe(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     ]))
 }
 
-pub async fn status(_ctx: &Ctx<'_>) -> ApiResult<Reply> {
-    Ok(reply([("Status", json!("online"))]))
+pub async fn status(ctx: &Ctx<'_>) -> ApiResult<Reply> {
+    let status = if ctx.shared.inactive_accounts.contains(ctx.account) {
+        "offline"
+    } else {
+        "online"
+    };
+    Ok(reply([("Status", json!(status))]))
 }

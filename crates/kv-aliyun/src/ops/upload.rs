@@ -36,8 +36,11 @@ use crate::wire::{json_int, HighCapacityBatchDelete, HighCapacityBatchPut, HighC
 pub const MAX_HC_VALUE: usize = 25 * 1024 * 1024;
 /// Largest object of the batch high-capacity actions: 100 MB.
 pub const MAX_HC_BATCH: usize = 100 * 1024 * 1024;
-/// How long a grant and its uploaded object are kept when never used (engine seconds).
+/// How long an upload authorization is valid (engine seconds), as OSS policies are.
 pub const UPLOAD_TTL_SECS: u64 = 3600;
+/// How long an expired grant and its object are still kept, so that a late use is told its
+/// authorization expired (Unauthorized.InvalidTime) rather than that the Url is unknown.
+pub const EXPIRED_GRACE_SECS: u64 = 24 * 3600;
 /// The prefix of every ObjectKey kvmux hands out; `Url`s are resolved by it.
 pub const OBJECT_PREFIX: &str = "kvupload/";
 
@@ -84,6 +87,17 @@ fn grant_key(object_key: &str) -> Vec<u8> {
     format!("grant/{object_key}").into_bytes()
 }
 
+/// Who may use an upload, and until when (engine unix seconds).
+#[derive(Serialize, serde::Deserialize)]
+struct Grant {
+    account: String,
+    expires_at: u64,
+}
+
+fn decode_grant(value: &[u8]) -> Option<Grant> {
+    serde_json::from_slice(value).ok()
+}
+
 fn object_key_bytes(object_key: &str) -> Vec<u8> {
     format!("object/{object_key}").into_bytes()
 }
@@ -126,12 +140,17 @@ pub async fn authorize(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let container = uploads(ctx.engine).await.map_err(engine_err)?;
     let object_key = format!("{OBJECT_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let expires = ctx.engine.now() + UPLOAD_TTL_SECS;
+    let grant = serde_json::to_vec(&Grant {
+        account: ctx.account.to_string(),
+        expires_at: expires,
+    })
+    .map_err(|_| ApiError::internal())?;
     ctx.engine
         .put(
             &container,
             &grant_key(&object_key),
-            Bytes::from(ctx.account.to_string()),
-            Some(expires),
+            Bytes::from(grant),
+            Some(expires + EXPIRED_GRACE_SECS),
             Precondition::Absent,
         )
         .await
@@ -261,7 +280,18 @@ pub async fn post_object(
         }
     };
     let grant = match engine.get(&container, &grant_key(&key)).await {
-        Ok(Some(g)) => g,
+        Ok(Some(g)) if decode_grant(&g.value).is_some_and(|g| g.expires_at > engine.now()) => g,
+        Ok(Some(_)) => {
+            return (
+                oss_error(
+                    403,
+                    "AccessDenied",
+                    "Invalid according to Policy: Policy expired.",
+                    request_id,
+                ),
+                Some("AccessDenied"),
+            )
+        }
         Ok(None) => {
             return (
                 oss_error(
@@ -337,10 +367,18 @@ async fn take_object(ctx: &Ctx<'_>) -> ApiResult<(Container, String, Bytes)> {
         )
         .await
         .map_err(engine_err)?;
-    match (found.first(), found.get(1)) {
-        (Some(Some(grant)), Some(Some(object))) if grant.value == ctx.account.as_bytes() => {
-            Ok((container, object_key, object.value.clone()))
-        }
+    let grant = match found.first() {
+        Some(Some(item)) => decode_grant(&item.value).ok_or_else(invalid)?,
+        _ => return Err(invalid()),
+    };
+    if grant.account != ctx.account {
+        return Err(ApiError::unauthorized_parameters());
+    }
+    if grant.expires_at <= ctx.engine.now() {
+        return Err(ApiError::unauthorized_time());
+    }
+    match found.get(1) {
+        Some(Some(object)) => Ok((container, object_key, object.value.clone())),
         _ => Err(invalid()),
     }
 }
