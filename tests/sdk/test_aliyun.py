@@ -442,3 +442,100 @@ def test_auth_mode_off_serves_any_signature(make_kvmux):
     server = make_kvmux(extra_toml='[auth]\nmode = "off"\n')
     esa = EsaClient(config(server.endpoint, secret="wrong"))
     assert esa.describe_kv_account_status().body.status == "online"
+
+
+# ---------------------------------------------------------------- account, token, upload-authorization errors
+
+
+def two_accounts_toml() -> str:
+    from conftest import dev_credentials_toml
+
+    return dev_credentials_toml() + (
+        '\n[[credentials]]\ndialect = "aliyun"\nid = "LTAIsecond"\nsecret = "secondsecret"\naccount = "second"\n'
+        '\n[[credentials]]\ndialect = "aliyun"\nid = "LTAIspaced"\nsecret = "spacedsecret"\naccount = "bad account"\n'
+    )
+
+
+def test_account_errors(make_kvmux):
+    server = make_kvmux(
+        extra_toml='[aliyun]\ninactive_accounts = ["second"]\n', credentials_toml=two_accounts_toml()
+    )
+    inactive = EsaClient(config(server.endpoint, key_id="LTAIsecond", secret="secondsecret"))
+    expect("InvalidAccount.NotFound", 404, inactive.get_kv_account)
+    assert inactive.describe_kv_account_status().body.status == "offline"
+    malformed = EsaClient(config(server.endpoint, key_id="LTAIspaced", secret="spacedsecret"))
+    expect("InvalidAccount.Malformed", 400, malformed.get_kv_account)
+    # the dev account is untouched
+    assert EsaClient(config(server.endpoint)).get_kv_account().body.status == "online"
+
+
+def test_unknown_sts_token_is_refused(kvmux):
+    esa = EsaClient(config(kvmux.endpoint, security_token="a-token-kvmux-never-issued"))
+    expect("Unauthorized.InvalidToken", 403, esa.describe_kv_account_status)
+
+
+def manual_upload(server, key_id, secret, body: bytes, product="ESA") -> str:
+    """Steps 1 and 2 of the *Advance methods by hand: AuthorizeFileUpload through the generic
+    OpenAPI client, then the OSS PostObject. Returns the Url the SDK would build."""
+    import requests
+    from alibabacloud_tea_openapi import utils_models as open_api_util_models
+    from alibabacloud_tea_openapi.client import Client as OpenApiClient
+
+    client = OpenApiClient(config(server.endpoint, key_id=key_id, secret=secret))
+    params = open_api_util_models.Params(
+        action="AuthorizeFileUpload", version="2019-12-19", protocol="HTTPS", pathname="/",
+        method="GET", auth_type="AK", style="RPC", req_body_type="formData", body_type="json",
+    )
+    auth = client.call_api(
+        params, open_api_util_models.OpenApiRequest(query={"Product": product}), util_models.RuntimeOptions()
+    )["body"]
+    assert auth["UseAccelerate"] is False
+    form = {
+        "OSSAccessKeyId": auth["AccessKeyId"], "Signature": auth["Signature"], "key": auth["ObjectKey"],
+        "policy": auth["EncodedPolicy"], "success_action_status": "201",
+    }
+    r = requests.post(server.url + "/", data=form, files={"file": (auth["ObjectKey"], body)}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert "<PostResponse>" in r.text
+    return f"http://{auth['Bucket']}.{auth['Endpoint']}/{auth['ObjectKey']}"
+
+
+def test_dcdn_put_with_high_capacity_and_upload_authorization_errors(make_kvmux):
+    server = make_kvmux(credentials_toml=two_accounts_toml())
+    dcdn = DcdnClient(config(server.endpoint))
+    ns = uniq("hcd")
+    dcdn.put_dcdn_kv_namespace(dcdn_models.PutDcdnKvNamespaceRequest(namespace=ns))
+    value = "z" * (3 * 1024 * 1024)
+    url = manual_upload(server, ALIYUN_ID, DEV_SECRET, json.dumps({"Namespace": ns, "Key": "k", "Value": value}).encode(), "dcdn")
+    put = dcdn.put_dcdn_kv_with_high_capacity(dcdn_models.PutDcdnKvWithHighCapacityRequest(namespace=ns, key="k", url=url)).body
+    assert put.length == len(value)
+    assert dcdn.get_dcdn_kv(dcdn_models.GetDcdnKvRequest(namespace=ns, key="k")).body.value == value
+
+    # an upload authorized for one account cannot be used by another
+    url = manual_upload(server, ALIYUN_ID, DEV_SECRET, json.dumps({"Namespace": ns, "Key": "k2", "Value": "v"}).encode())
+    second = EsaClient(config(server.endpoint, key_id="LTAIsecond", secret="secondsecret"))
+    second.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    expect(
+        "Unauthorized.InvalidParameters", 403, second.put_kv_with_high_capacity,
+        esa_models.PutKvWithHighCapacityRequest(namespace=ns, key="k2", url=url),
+    )
+    # ... and it expires with its authorization
+    esa = EsaClient(config(server.endpoint))
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    server.advance(3601)
+    expect(
+        "Unauthorized.InvalidTime", 403, esa.put_kv_with_high_capacity,
+        esa_models.PutKvWithHighCapacityRequest(namespace=ns, key="k2", url=url),
+    )
+
+
+def test_modifying_one_item_too_quickly_with_vendor_rate_limits(make_kvmux):
+    server = make_kvmux(extra_toml="[limits]\nvendor_rate_limits = true\n")
+    esa = EsaClient(config(server.endpoint))
+    ns = uniq("quick")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="k", value="1"))
+    expect("TooQuickRequests", 429, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="k", value="2"))
+    time.sleep(1.1)
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="k", value="3"))
+    assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="k")).body.value == "3"
