@@ -360,6 +360,41 @@ def test_strict_key_mode(make_kvmux):
         assert code_of(c, "EdgeKVPut", ZoneId="z", Namespace="ns", Key=bad, Value="v") == "InvalidParameterValue"
 
 
+def test_concurrent_writers_lose_nothing(kvmux, ns):
+    from concurrent.futures import ThreadPoolExecutor
+
+    zone, name = ns
+
+    def writer(w):
+        client = teo(kvmux)  # one client per thread, as applications do
+        for i in range(20):
+            call(client, "EdgeKVPut", ZoneId=zone, Namespace=name, Key=f"w{w}-{i:02d}", Value="x" * 10)
+        return w
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert sorted(pool.map(writer, range(8))) == list(range(8))
+    c = teo(kvmux)
+    keys = call(c, "EdgeKVList", ZoneId=zone, Namespace=name, Limit=1000)["Keys"]
+    assert keys == sorted(f"w{w}-{i:02d}" for w in range(8) for i in range(20))
+    [n] = [n for n in call(c, "DescribeEdgeKVNamespaces", ZoneId=zone)["KVNamespaces"] if n["Namespace"] == name]
+    assert n["CapacityUsed"] == 160 * (len("w0-00") + 10)
+
+
+def test_data_survives_a_restart(make_kvmux, tmp_path):
+    data_dir = str(tmp_path / "data")
+    first = make_kvmux(data_dir=data_dir)
+    c = teo(first)
+    call(c, "CreateEdgeKVNamespace", ZoneId="z", Namespace="durable", Remark="kept")
+    call(c, "EdgeKVPut", ZoneId="z", Namespace="durable", Key="k", Value="值", ExpirationTTL=3600)
+    first.stop()
+    second = make_kvmux(data_dir=data_dir)
+    c = teo(second)
+    [n] = call(c, "DescribeEdgeKVNamespaces", ZoneId="z")["KVNamespaces"]
+    assert (n["Namespace"], n["Remark"]) == ("durable", "kept")
+    [d] = call(c, "EdgeKVGet", ZoneId="z", Namespace="durable", Keys=["k"])["Data"]
+    assert d["Value"] == "值" and ISO_Z.match(d["Expiration"])
+
+
 # ------------------------------------------------------------------------------------------- expiry
 
 def iso_to_unix(s: str) -> int:

@@ -140,3 +140,57 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Bytes> {
     );
     envelope(fields, request_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_tencent_codes() {
+        let cases = [
+            (
+                EngineError::NotFound("x".into()),
+                codes::NAMESPACE_NOT_FOUND,
+            ),
+            (
+                EngineError::AlreadyExists("x".into()),
+                codes::INVALID_PARAMETER_VALUE,
+            ),
+            (
+                EngineError::QuotaExceeded(Quota::AccountContainers),
+                codes::NAMESPACE_LIMIT_EXCEEDED,
+            ),
+            (
+                EngineError::QuotaExceeded(Quota::ContainerBytes),
+                codes::LIMIT_EXCEEDED,
+            ),
+            (
+                EngineError::TooLarge("x".into()),
+                codes::INVALID_PARAMETER_VALUE,
+            ),
+            (
+                EngineError::Invalid("x".into()),
+                codes::INVALID_PARAMETER_VALUE,
+            ),
+            (EngineError::Conflict, codes::FAILED_OPERATION),
+            (EngineError::Internal("disk".into()), codes::INTERNAL_ERROR),
+        ];
+        for (engine_error, code) in cases {
+            let mapped = ApiError::from_engine(engine_error, "ns");
+            assert_eq!(mapped.code, code);
+            assert!(!mapped.message.contains("disk"), "internal details leak");
+        }
+    }
+
+    #[test]
+    fn error_envelope_is_http_200_exact_json_content_type() {
+        let response = error_response(&ApiError::new(codes::INVALID_ACTION, "nope"), "rid");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body: Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(
+            body,
+            json!({"Response": {"Error": {"Code": "InvalidAction", "Message": "nope"}, "RequestId": "rid"}})
+        );
+    }
+}
