@@ -1058,3 +1058,35 @@ async fn a_scan_that_filters_out_500_documents_returns_a_cursor_and_no_items() {
     assert_eq!(second.get_i32("filtered_count").unwrap(), 99);
     assert!(!second.contains_key("cursor_key"));
 }
+
+#[tokio::test]
+async fn table_quota_key_size_and_projection() {
+    let h = harness();
+    for i in 0..100 {
+        let mut t = files_table();
+        t.insert("table_name", format!("t{i:03}"));
+        h.ok("create-table", t).await;
+    }
+    let mut t = files_table();
+    t.insert("table_name", "t100");
+    let r = h.call("create-table", t).await;
+    assert_eq!((r.status, r.code()), (400, "KVS.00001008"));
+
+    let long = "k".repeat(1100);
+    let r = h
+        .call(
+            "put-kv",
+            doc! {"table_name": "t000", "kv_doc": {"owner": long, "filename": "f"}},
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "KVS.00001004"));
+
+    h.ok("put-kv", doc! {"table_name": "t000", "kv_doc": {"owner": "o", "filename": "f", "a": 1, "n": {"x": 2, "y": 3}}}).await;
+    let got = h
+        .ok("get-kv", doc! {"table_name": "t000", "primary_key": {"owner": "o", "filename": "f"}, "projection_fields": ["a", "n/y", "missing"]})
+        .await;
+    assert_eq!(
+        got.get_document("kv_doc").unwrap(),
+        &doc! {"a": 1, "n/y": 3}
+    );
+}

@@ -195,7 +195,18 @@ pub async fn put_doc(
 pub async fn get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
     let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
     let pk = wire::req_doc(request, "primary_key")?;
+    let projection = wire::str_array(request, "projection_fields")?;
     match get_doc(ctx, &table, pk).await? {
+        // Projected fields are `/`-separated paths; each lands under its full path name.
+        Some(d) if !projection.is_empty() => {
+            let mut out = Document::new();
+            for path in &projection {
+                if let Some(v) = kv_core::doc::field_value(&d, path) {
+                    out.insert(path.clone(), v.clone());
+                }
+            }
+            Ok(doc! {"kv_doc": out})
+        }
         Some(d) => Ok(doc! {"kv_doc": d}),
         None => Err(KvsError::no_such_key()),
     }
