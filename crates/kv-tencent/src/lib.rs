@@ -13,7 +13,7 @@ pub mod router;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -37,11 +37,16 @@ pub const BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// ("默认接口请求频率限制：20次/秒").
 pub const VENDOR_RATE_LIMIT_PER_SEC: u32 = 20;
 
+/// Where the signature window reads the time: the wall clock, never the engine clock, so tests
+/// that advance the engine clock by days can still sign requests.
+type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// The Tencent EdgeKV dialect.
 pub struct TencentDialect {
     ctx: DialectContext,
     options: Options,
     rate: Mutex<HashMap<(String, Operation), (u64, u32)>>,
+    wall_clock: WallClock,
 }
 
 impl TencentDialect {
@@ -51,7 +56,15 @@ impl TencentDialect {
             ctx,
             options,
             rate: Mutex::new(HashMap::new()),
+            wall_clock: Arc::new(kv_core::clock::wall_clock_secs),
         }
+    }
+
+    /// Replaces the clock of the signature window, so recorded requests (the shared signature
+    /// vectors) can be served at the time they were signed.
+    pub fn with_wall_clock(mut self, now: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.wall_clock = Arc::new(now);
+        self
     }
 
     async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
@@ -135,7 +148,7 @@ impl TencentDialect {
         }
 
         // Authenticate before anything about the request's content is revealed.
-        let now = kv_core::clock::wall_clock_secs();
+        let now = (self.wall_clock)();
         let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.as_str());
         let outcome: Result<Verified, Refused> = match &signed {
             None => auth::verify_tc3(
