@@ -1090,3 +1090,163 @@ async fn table_quota_key_size_and_projection() {
         &doc! {"a": 1, "n/y": 3}
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_adds_are_not_lost() {
+    let h = Arc::new(harness());
+    h.ok("create-table", files_table()).await;
+    h.ok(
+        "put-kv",
+        doc! {"table_name": "files", "kv_doc": {"owner": "c", "filename": "n", "size": 0}},
+    )
+    .await;
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.ok(
+                    "update-kv",
+                    doc! {"table_name": "files", "primary_key": {"owner": "c", "filename": "n"}, "update_fields": {"add": {"size": 1}}},
+                )
+                .await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = h
+        .ok(
+            "get-kv",
+            doc! {"table_name": "files", "primary_key": {"owner": "c", "filename": "n"}},
+        )
+        .await;
+    assert_eq!(
+        got.get_document("kv_doc").unwrap().get_i32("size").unwrap(),
+        24
+    );
+    // The local index holds exactly one entry for the document, at its final size.
+    let idx = h
+        .ok(
+            "scan-skey-kv",
+            doc! {"table_name": "files", "hint_index_name": "by_size", "shard_key": {"owner": "c"}},
+        )
+        .await;
+    let sizes: Vec<i32> = idx
+        .get_array("returned_kv_items")
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i.as_document()
+                .unwrap()
+                .get_document("kv_doc")
+                .unwrap()
+                .get_i32("size")
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(sizes, vec![24]);
+}
+
+mod index_consistency {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put {
+            owner: u8,
+            file: u8,
+            size: Option<i32>,
+        },
+        Add {
+            owner: u8,
+            file: u8,
+            delta: i32,
+        },
+        RemoveSize {
+            owner: u8,
+            file: u8,
+        },
+        Delete {
+            owner: u8,
+            file: u8,
+        },
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        let o = 0u8..3;
+        let f = 0u8..4;
+        prop_oneof![
+            (o.clone(), f.clone(), proptest::option::of(-3i32..3))
+                .prop_map(|(owner, file, size)| Op::Put { owner, file, size }),
+            (o.clone(), f.clone(), -2i32..3).prop_map(|(owner, file, delta)| Op::Add {
+                owner,
+                file,
+                delta
+            }),
+            (o.clone(), f.clone()).prop_map(|(owner, file)| Op::RemoveSize { owner, file }),
+            (o, f).prop_map(|(owner, file)| Op::Delete { owner, file }),
+        ]
+    }
+
+    fn items(d: &Document) -> Vec<Document> {
+        d.get_array("returned_kv_items")
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i.as_document()
+                    .unwrap()
+                    .get_document("kv_doc")
+                    .unwrap()
+                    .clone()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// After any sequence of writes, each index holds exactly the entries derived from the
+        /// table's documents, in index order.
+        #[test]
+        fn indexes_always_match_the_table(ops in proptest::collection::vec(arb_op(), 1..25)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let h = harness();
+                h.ok("create-table", files_table()).await;
+                for op in &ops {
+                    let pk = |o: &u8, f: &u8| doc! {"owner": format!("o{o}"), "filename": format!("f{f}")};
+                    let (name, body) = match op {
+                        Op::Put { owner, file, size } => {
+                            let mut d = pk(owner, file);
+                            if let Some(s) = size { d.insert("size", *s); }
+                            d.insert("color", "c");
+                            ("put-kv", doc! {"table_name": "files", "kv_doc": d})
+                        }
+                        Op::Add { owner, file, delta } => ("update-kv", doc! {"table_name": "files", "primary_key": pk(owner, file), "update_fields": {"add": {"size": *delta}}}),
+                        Op::RemoveSize { owner, file } => ("update-kv", doc! {"table_name": "files", "primary_key": pk(owner, file), "update_fields": {"rmv": ["size"]}}),
+                        Op::Delete { owner, file } => ("delete-kv", doc! {"table_name": "files", "primary_key": pk(owner, file)}),
+                    };
+                    let r = h.call(name, body).await;
+                    prop_assert!(r.status == 200 || r.code() == "KVS.00001016", "{name}: {}", r.doc);
+                }
+                let table = items(&h.ok("scan-kv", doc! {"table_name": "files"}).await);
+                let schema = kv_core::doc::KeySchema { shard_fields: vec!["owner".into()], sort_fields: vec!["filename".into()] };
+                for (index, def) in [
+                    ("by_size", kv_core::doc::IndexDef { name: "by_size".into(), shard_fields: vec!["owner".into()], sort_fields: vec!["size".into()], abstract_fields: vec!["color".into()] }),
+                    ("g_by_name", kv_core::doc::IndexDef { name: "g_by_name".into(), shard_fields: vec!["filename".into()], sort_fields: vec!["owner".into()], abstract_fields: vec!["size".into()] }),
+                ] {
+                    let mut expected: Vec<(Vec<u8>, Document)> = table
+                        .iter()
+                        .filter_map(|d| def.entry(d, &schema).unwrap())
+                        .collect();
+                    expected.sort_by(|a, b| a.0.cmp(&b.0));
+                    let expected: Vec<Document> = expected.into_iter().map(|(_, d)| d).collect();
+                    let got = items(&h.ok("scan-kv", doc! {"table_name": "files", "hint_index_name": index}).await);
+                    prop_assert_eq!(got, expected, "{}", index);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
