@@ -384,3 +384,38 @@ def test_default_store_option(make_kvmux, monkeypatch):
     assert get(c, None, {"owner": "o", "filename": "f"}).kv_doc == {"owner": "o", "filename": "f"}
     stores = c.list_store(ListStoreRequest(body=ListStoreRequestBody())).stores
     assert stores == ["fallback"]
+
+
+def test_async_client(kvmux, store):
+    async_client = (
+        KvsAsyncClient.new_builder()
+        .with_credentials(BasicCredentials(AK, DEV_SECRET, "kvmuxproject"))
+        .with_endpoint(kvmux.url)
+        .build()
+    )
+    async_client.create_table_async(CreateTableRequest(store_name=store, body=files_schema("files"))).result()
+    async_client.put_kv_async(PutKvRequest(store_name=store, body=PutKvRequestBody(
+        table_name="files", kv_doc={"owner": "a", "filename": "f", "n": 1}))).result()
+    got = async_client.get_kv_async(GetKvRequest(store_name=store, body=GetKvRequestBody(
+        table_name="files", primary_key={"owner": "a", "filename": "f"}))).result()
+    assert got.kv_doc == {"owner": "a", "filename": "f", "n": 1}
+
+
+def test_bad_names_and_index_hints(client, store):
+    e = error_of(lambda: client.create_table(CreateTableRequest(store_name=store, body=files_schema("x"))))
+    assert (e.status_code, e.error_code) == (400, "KVS.00001001")
+    body = files_schema("files")
+    body.local_secondary_index_schema = [SecondaryIndex(index_name=f"lsi{i}", sort_key_fields=[Field(name=f"f{i}")]) for i in range(6)]
+    e = error_of(lambda: client.create_table(CreateTableRequest(store_name=store, body=body)))
+    assert e.error_code == "KVS.00005010"
+    body = files_schema("files")
+    body.primary_key_schema = PrimaryKeySchema(shard_key_fields=[])
+    e = error_of(lambda: client.create_table(CreateTableRequest(store_name=store, body=body)))
+    assert e.error_code == "KVS.00005012"
+    create_files(client, store)
+    e = error_of(lambda: client.scan_kv(ScanKvRequest(store_name=store, body=ScanKvRequestBody(table_name="files", hint_index_name="nope"))))
+    assert e.error_code == "KVS.00001001"
+    e = error_of(lambda: put(client, store, {"owner": "a", "filename": "f", "bad.field": 1}))
+    assert e.error_code == "KVS.00001001"
+    e = error_of(lambda: put(client, store, {"owner": "a", "filename": "f", "blob": "x" * (600 * 1024)}))
+    assert e.error_code == "KVS.00005018"
