@@ -1250,3 +1250,32 @@ mod index_consistency {
         }
     }
 }
+
+#[tokio::test]
+async fn log_mode_serves_but_records_the_refusal() {
+    let h = harness_with(AuthMode::Log, serde_json::Value::Null);
+    let r = h
+        .send_raw(signed(
+            "check-health",
+            "127.0.0.1:9",
+            doc! {},
+            "HWkvmuxdev",
+            "nope",
+            &sdk_date(0),
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.info.account.as_deref(), Some("dev"));
+    assert_eq!(r.info.signature.unwrap().reason, "signature mismatch");
+    let good = h
+        .send_raw(signed(
+            "check-health",
+            "127.0.0.1:9",
+            doc! {},
+            "HWkvmuxdev",
+            "kvmuxdevsecret",
+            &sdk_date(0),
+        ))
+        .await;
+    assert_eq!((good.status, good.info.signature), (200, None));
+}
