@@ -539,3 +539,32 @@ def test_modifying_one_item_too_quickly_with_vendor_rate_limits(make_kvmux):
     time.sleep(1.1)
     esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="k", value="3"))
     assert esa.get_kv(esa_models.GetKvRequest(namespace=ns, key="k")).body.value == "3"
+
+
+def test_namespace_capacity_gives_exceeds_capacity(make_kvmux):
+    """1 GB per namespace in production; `[aliyun] namespace_capacity` shrinks it for a test."""
+    server = make_kvmux(extra_toml="[aliyun]\nnamespace_capacity = 100000\n")
+    esa = EsaClient(config(server.endpoint))
+    ns = uniq("cap")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    assert esa.get_kv_namespace(esa_models.GetKvNamespaceRequest(namespace=ns)).body.capacity == 100000
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="a", value="x" * 60000))
+    expect("InvalidKey.ExceedsCapacity", 403, esa.put_kv, esa_models.PutKvRequest(namespace=ns, key="b", value="y" * 60000))
+    # freeing space makes room again, exactly
+    esa.delete_kv(esa_models.DeleteKvRequest(namespace=ns, key="a"))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="b", value="y" * 60000))
+
+
+def test_unknown_action_is_invalid_action_not_found(kvmux):
+    from alibabacloud_tea_openapi import utils_models as open_api_util_models
+    from alibabacloud_tea_openapi.client import Client as OpenApiClient
+
+    client = OpenApiClient(config(kvmux.endpoint))
+    params = open_api_util_models.Params(
+        action="ListKvNamespaces", version="2024-09-10", protocol="HTTPS", pathname="/",
+        method="GET", auth_type="AK", style="RPC", req_body_type="formData", body_type="json",
+    )
+    expect(
+        "InvalidAction.NotFound", 404, client.call_api, params,
+        open_api_util_models.OpenApiRequest(query={}), util_models.RuntimeOptions(),
+    )

@@ -48,6 +48,10 @@ pub struct Shared {
     /// `[aliyun] security_tokens`: STS tokens to accept. kvmux issues none, so a request that
     /// carries any other token is refused with Unauthorized.InvalidToken.
     pub security_tokens: HashSet<String>,
+    /// `[aliyun] namespace_capacity` (bytes; default 1 GB) for namespaces created from now on.
+    pub namespace_capacity: i64,
+    /// `[aliyun] account_capacity` (bytes; default 10 GB) for namespaces created from now on.
+    pub account_capacity: i64,
     /// Calls per (account, action) in the current second, for the emulated rate limits.
     rate: Mutex<RateWindows>,
     /// Last modification (wall ms) per item, for the emulated TooQuickRequests.
@@ -89,6 +93,15 @@ impl AliyunDialect {
             .map(str::to_string);
         let inactive_accounts = string_set(&ctx.options, "inactive_accounts");
         let security_tokens = string_set(&ctx.options, "security_tokens");
+        let capacity = |name: &str, default: i64| {
+            ctx.options
+                .get(name)
+                .and_then(|v| v.as_i64())
+                .filter(|v| *v > 0)
+                .unwrap_or(default)
+        };
+        let namespace_capacity = capacity("namespace_capacity", ops::namespace::NAMESPACE_CAPACITY);
+        let account_capacity = capacity("account_capacity", ops::namespace::ACCOUNT_CAPACITY);
         AliyunDialect {
             ctx,
             shared: Shared {
@@ -96,6 +109,8 @@ impl AliyunDialect {
                 upload_endpoint,
                 inactive_accounts,
                 security_tokens,
+                namespace_capacity,
+                account_capacity,
                 rate: Mutex::new(HashMap::new()),
                 recent_writes: Mutex::new(HashMap::new()),
             },

@@ -1485,3 +1485,55 @@ async fn upload_urls_are_bound_to_their_account_and_expire() {
     let resp = h.dialect.serve(multipart(&key, object)).await;
     assert_eq!(resp.status().as_u16(), 403);
 }
+
+#[tokio::test]
+async fn namespace_and_account_capacity_are_exact_and_configurable() {
+    let h = harness_full(
+        AuthMode::Enforce,
+        false,
+        serde_json::json!({"namespace_capacity": 1000, "account_capacity": 1500}),
+    );
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "a")]).await;
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "b")]).await;
+    let (_, b) = esa(&h, "GET", "GetKvNamespace", &[("Namespace", "a")], &[]).await;
+    assert_eq!(b["Capacity"], 1000);
+    // each item is charged key + value + the 8-byte update-time header
+    let v = "x".repeat(900 - 1 - 8);
+    let (s, b) = esa(
+        &h,
+        "POST",
+        "PutKv",
+        &[("Namespace", "a"), ("Key", "k")],
+        &[("Value", &v)],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = esa(
+        &h,
+        "POST",
+        "PutKv",
+        &[("Namespace", "a"), ("Key", "l")],
+        &[("Value", &"y".repeat(200))],
+    )
+    .await;
+    assert_eq!((s, code(&b)), (403, "InvalidKey.ExceedsCapacity"));
+    let (_, b) = esa(&h, "GET", "GetKvNamespace", &[("Namespace", "a")], &[]).await;
+    assert_eq!(b["CapacityUsed"], 900);
+    // the account has 600 left: a 700-byte item in the other namespace passes its namespace quota
+    // but not the account's
+    let (s, b) = esa(
+        &h,
+        "POST",
+        "PutKv",
+        &[("Namespace", "b"), ("Key", "m")],
+        &[("Value", &"z".repeat(700))],
+    )
+    .await;
+    assert_eq!((s, code(&b)), (403, "InvalidKey.ExceedsCapacity"));
+    assert!(b["Message"].as_str().unwrap().contains("account"));
+    let (_, b) = esa(&h, "GET", "GetKvAccount", &[], &[]).await;
+    assert_eq!(
+        (b["Capacity"].as_i64(), b["CapacityUsed"].as_i64()),
+        (Some(1500), Some(900))
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::namespace::{scope, summary, ACCOUNT_CAPACITY, NAMESPACE_QUOTA};
+use super::namespace::{scope, summary, NAMESPACE_QUOTA};
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
 use crate::wire::human_size;
@@ -29,8 +29,11 @@ pub async fn describe(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         ("Status", json!("online")),
         ("NamespaceQuota", json!(NAMESPACE_QUOTA)),
         ("NamespaceUsed", json!(containers.len())),
-        ("Capacity", json!(ACCOUNT_CAPACITY)),
-        ("CapacityString", json!(human_size(ACCOUNT_CAPACITY))),
+        ("Capacity", json!(ctx.shared.account_capacity)),
+        (
+            "CapacityString",
+            json!(human_size(ctx.shared.account_capacity)),
+        ),
         ("CapacityUsed", json!(usage.bytes.max(0))),
         ("CapacityUsedString", json!(human_size(usage.bytes))),
         ("NamespaceList", Value::Array(list)),

@@ -26,12 +26,14 @@ pub fn scope(product: Product) -> &'static str {
     }
 }
 
-pub fn limits(product: Product) -> Limits {
+/// The quotas of a new namespace; capacities come from `[aliyun] namespace_capacity` /
+/// `account_capacity` (bytes), defaulting to the vendor's 1 GB and 10 GB.
+pub fn limits(product: Product, namespace_capacity: i64, account_capacity: i64) -> Limits {
     Limits {
-        max_bytes: Some(NAMESPACE_CAPACITY),
+        max_bytes: Some(namespace_capacity),
         max_items: None,
         account_group: scope(product).to_string(),
-        account_max_bytes: Some(ACCOUNT_CAPACITY),
+        account_max_bytes: Some(account_capacity),
         account_max_items: None,
         account_max_containers: Some(NAMESPACE_QUOTA),
     }
@@ -92,13 +94,14 @@ pub async fn summary(ctx: &Ctx<'_>, c: &Container) -> ApiResult<Reply> {
         .usage(c)
         .await
         .map_err(|e| ApiError::from_engine(ctx.product, e))?;
+    let capacity = c.limits.max_bytes.unwrap_or(NAMESPACE_CAPACITY);
     Ok(reply([
         ("Namespace", json!(c.name)),
         ("NamespaceId", json!(namespace_id(c))),
         ("Description", json!(description(c))),
         ("Status", json!("online")),
-        ("Capacity", json!(NAMESPACE_CAPACITY)),
-        ("CapacityString", json!(human_size(NAMESPACE_CAPACITY))),
+        ("Capacity", json!(capacity)),
+        ("CapacityString", json!(human_size(capacity))),
         ("CapacityUsed", json!(usage.bytes.max(0))),
         ("CapacityUsedString", json!(human_size(usage.bytes))),
     ]))
@@ -118,7 +121,11 @@ pub async fn create(ctx: &Ctx<'_>) -> ApiResult<Reply> {
             name: name.to_string(),
             kind: ContainerKind::Flat,
             attrs: json!({"Description": desc, "NamespaceId": id.to_string()}),
-            limits: limits(ctx.product),
+            limits: limits(
+                ctx.product,
+                ctx.shared.namespace_capacity,
+                ctx.shared.account_capacity,
+            ),
         })
         .await
         .map_err(|e| ApiError::from_engine(ctx.product, e))?;
@@ -170,11 +177,13 @@ mod tests {
 
     #[test]
     fn esa_and_dcdn_have_separate_groups() {
+        let l = |p| limits(p, NAMESPACE_CAPACITY, ACCOUNT_CAPACITY);
         assert_ne!(
-            limits(Product::Esa).account_group,
-            limits(Product::Dcdn).account_group
+            l(Product::Esa).account_group,
+            l(Product::Dcdn).account_group
         );
-        assert_eq!(limits(Product::Esa).account_max_containers, Some(10));
-        assert_eq!(limits(Product::Dcdn).max_bytes, Some(1 << 30));
+        assert_eq!(l(Product::Esa).account_max_containers, Some(10));
+        assert_eq!(l(Product::Dcdn).max_bytes, Some(1 << 30));
+        assert_eq!(l(Product::Dcdn).account_max_bytes, Some(10 << 30));
     }
 }
