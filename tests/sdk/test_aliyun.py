@@ -79,9 +79,9 @@ def expect(code: str, status: int, fn, *args):
 # ---------------------------------------------------------------- ESA, every action
 
 
-@pytest.mark.parametrize("signature", ["v3", "v2"])
+@pytest.mark.parametrize("signature", ["ACS3-HMAC-SHA256", "v2", "ACS3-HMAC-SM3"])
 def test_esa_kv_actions(kvmux, signature):
-    kw = {"signature_algorithm": "v2"} if signature == "v2" else {}
+    kw = {} if signature == "ACS3-HMAC-SHA256" else {"signature_algorithm": signature}
     esa = EsaClient(config(kvmux.endpoint, **kw))
     ns = uniq("esa")
 

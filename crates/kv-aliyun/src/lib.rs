@@ -12,7 +12,7 @@ pub mod ops;
 pub mod router;
 pub mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -34,8 +34,15 @@ pub const UPLOAD_BODY_LIMIT: u64 = 101 * 1024 * 1024;
 /// Nonces remembered at most (15 minutes' worth at ~1,000 signed requests per second).
 const NONCE_CAPACITY: usize = 1_000_000;
 
-/// (account, action) -> (wall-clock second, calls in it).
-type RateWindows = HashMap<(String, &'static str), (u64, u32)>;
+/// (account, action) -> wall-clock ms of the calls admitted in the last second.
+type RateWindows = HashMap<(String, &'static str), VecDeque<u64>>;
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// State shared by all requests of one dialect instance.
 pub struct Shared {
@@ -127,21 +134,26 @@ impl AliyunDialect {
             Operation::DeleteDcdnKvNamespace => 5,
             _ => return false,
         };
-        let now = kv_core::clock::wall_clock_secs();
+        // A sliding one-second window: at most `per_second` admitted calls in any second.
+        let now = wall_clock_ms();
         let Ok(mut rate) = self.shared.rate.lock() else {
             return false;
         };
         if rate.len() > 100_000 {
-            rate.retain(|_, (sec, _)| *sec == now);
+            rate.retain(|_, calls| calls.back().is_some_and(|t| now.saturating_sub(*t) < 1000));
         }
-        let slot = rate
-            .entry((account.to_string(), op.name()))
-            .or_insert((now, 0));
-        if slot.0 != now {
-            *slot = (now, 0);
+        let calls = rate.entry((account.to_string(), op.name())).or_default();
+        while calls
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) >= 1000)
+        {
+            calls.pop_front();
         }
-        slot.1 += 1;
-        slot.1 > per_second
+        if calls.len() >= per_second {
+            return true;
+        }
+        calls.push_back(now);
+        false
     }
 
     /// TooQuickRequests: a second modification of the same item within a second, when vendor
@@ -160,10 +172,7 @@ impl AliyunDialect {
             return false;
         };
         let item = format!("{account}\n{:?}\n{ns}\n{key}", op.product());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = wall_clock_ms();
         let Ok(mut recent) = self.shared.recent_writes.lock() else {
             return false;
         };

@@ -14,7 +14,7 @@ pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 100;
 pub const MAX_WINDOW: i64 = 50_000;
 /// Keys read per engine scan while counting.
-const CHUNK: usize = 1000;
+const CHUNK: usize = 256;
 
 pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let p = ctx.params;
