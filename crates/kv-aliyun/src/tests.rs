@@ -1543,3 +1543,116 @@ async fn namespace_and_account_capacity_are_exact_and_configurable() {
         (Some(1500), Some(900))
     );
 }
+
+/// Arbitrary actions, parameters and bodies (auth off, so they reach the handlers) always get a
+/// vendor 4xx or a 200, never a 5xx or a panic.
+#[test]
+fn arbitrary_requests_never_get_a_5xx() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = harness_with(AuthMode::Off, false);
+    rt.block_on(async {
+        esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+        dcdn(
+            &h,
+            "POST",
+            "PutDcdnKvNamespace",
+            &[],
+            &[("Namespace", "ns")],
+        )
+        .await;
+    });
+    let names: Vec<&'static str> = ACTIONS.iter().map(|e| e.0).collect();
+    let param_names = [
+        "Namespace",
+        "Key",
+        "Value",
+        "Base64",
+        "Expiration",
+        "ExpirationTtl",
+        "Prefix",
+        "PageNumber",
+        "PageSize",
+        "KvList",
+        "Keys",
+        "Url",
+        "Description",
+        "Product",
+        "Field",
+    ];
+    let value = prop_oneof![
+        Just("ns".to_string()),
+        Just("-1".to_string()),
+        Just("99999999999999999999".to_string()),
+        Just("[{\"Key\":1}]".to_string()),
+        Just("[\"a\",null,{}]".to_string()),
+        Just("http://x/kvupload/zz".to_string()),
+        ".{0,40}",
+    ];
+    let strategy = (
+        proptest::sample::select(names),
+        prop::bool::ANY,
+        prop::collection::vec(
+            (proptest::sample::select(param_names.to_vec()), value),
+            0..6,
+        ),
+        prop::collection::vec(any::<u8>(), 0..64),
+    );
+    let ok = std::cell::Cell::new(0u32);
+    let refused = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(action, dcdn_version, params, junk)| {
+            let version = if dcdn_version {
+                DCDN_VERSION
+            } else {
+                ESA_VERSION
+            };
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut req = v3(
+                "POST",
+                action,
+                version,
+                &pairs[..pairs.len() / 2],
+                &pairs[pairs.len() / 2..],
+                ID,
+                "ignored",
+            );
+            if !junk.is_empty() && junk[0] % 3 == 0 {
+                *req.body_mut() = Bytes::from(junk.clone());
+            }
+            let resp = rt.block_on(h.dialect.serve(req));
+            let status = resp.status().as_u16();
+            prop_assert!(
+                status < 500,
+                "{action} {params:?}: {status} {:?}",
+                resp.body()
+            );
+            prop_assert!(resp.extensions().get::<RequestInfo>().is_some());
+            if status >= 400 {
+                let body: Value = serde_json::from_slice(resp.body()).unwrap();
+                prop_assert!(body["Code"].is_string());
+                refused.set(refused.get() + 1);
+            } else {
+                ok.set(ok.get() + 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // both outcomes were reached, so the inputs got past routing into the handlers
+    assert!(
+        ok.get() > 0 && refused.get() > 0,
+        "ok {} refused {}",
+        ok.get(),
+        refused.get()
+    );
+}
