@@ -231,71 +231,9 @@ impl AliyunDialect {
             Vec::new()
         };
 
-        // Authentication.
-        let scheme = auth::detect(&parts.headers, &query);
-        let now = kv_core::clock::wall_clock_secs();
-        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.clone());
-        let verified = match scheme {
-            Scheme::V3 => auth::verify_v3(
-                parts.method.as_str(),
-                &query,
-                &parts.headers,
-                &body,
-                &secret_of,
-                now,
-            ),
-            Scheme::V2 => {
-                let mut all = query.clone();
-                all.extend(form.iter().cloned());
-                auth::verify_v2(parts.method.as_str(), &all, &secret_of, now)
-            }
-            Scheme::Unsigned => Err(Refusal {
-                error: ApiError::incomplete_signature(),
-                diagnostics: Box::new(kv_core::SignatureDiagnostics {
-                    reason: "no Authorization header and no Signature parameter".into(),
-                    ..Default::default()
-                }),
-                access_key_id: None,
-            }),
-        };
-        let account = match (verified, self.ctx.auth_mode) {
-            (Ok(caller), mode) => {
-                let fresh = match (&caller.nonce, mode) {
-                    (Some(n), AuthMode::Enforce | AuthMode::Log) => {
-                        self.shared.nonces.first_use(&caller.access_key_id, n, now)
-                    }
-                    _ => true,
-                };
-                if !fresh && mode == AuthMode::Enforce {
-                    info.account = self.account_of(Some(&caller.access_key_id));
-                    return error_response(&ApiError::nonce_used(), product, info);
-                }
-                self.account_of(Some(&caller.access_key_id))
-                    .unwrap_or_else(|| self.ctx.fallback_account())
-            }
-            (Err(refusal), AuthMode::Enforce) => {
-                info.account = self.account_of(refusal.access_key_id.as_deref());
-                info.signature = Some(*refusal.diagnostics);
-                return error_response(&refusal.error, product, info);
-            }
-            (Err(refusal), mode) => {
-                if mode == AuthMode::Log {
-                    tracing::warn!(
-                        code = %refusal.error.code,
-                        reason = %refusal.diagnostics.reason,
-                        "aliyun: signature refused (auth mode log: serving anyway)"
-                    );
-                    info.signature = Some(*refusal.diagnostics);
-                }
-                let id = refusal.access_key_id.or_else(|| {
-                    query
-                        .iter()
-                        .find(|(k, _)| k == "AccessKeyId")
-                        .map(|(_, v)| v.clone())
-                });
-                self.account_of(id.as_deref())
-                    .unwrap_or_else(|| self.ctx.fallback_account())
-            }
+        let account = match self.authenticate(&parts, &query, &form, &body, &mut info) {
+            Ok(account) => account,
+            Err(refused) => return error_response(&refused, product, info),
         };
         info.account = Some(account.clone());
 
@@ -370,6 +308,88 @@ impl AliyunDialect {
             }
             Err(e) => error_response(&e, product, info),
         }
+    }
+
+    /// Verifies the request's signature per the auth mode and returns the caller's account, or
+    /// the vendor's refusal. Records the outcome (and diagnostics of a refused signature) in
+    /// `info`.
+    fn authenticate(
+        &self,
+        parts: &Parts,
+        query: &[(String, String)],
+        form: &[(String, String)],
+        body: &[u8],
+        info: &mut RequestInfo,
+    ) -> Result<String, ApiError> {
+        let scheme = auth::detect(&parts.headers, query);
+        let now = kv_core::clock::wall_clock_secs();
+        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.clone());
+        let verified = match scheme {
+            Scheme::V3 => auth::verify_v3(
+                parts.method.as_str(),
+                query,
+                &parts.headers,
+                body,
+                &secret_of,
+                now,
+            ),
+            Scheme::V2 => {
+                let mut all = query.to_vec();
+                all.extend(form.iter().cloned());
+                auth::verify_v2(parts.method.as_str(), &all, &secret_of, now)
+            }
+            Scheme::Unsigned => Err(Refusal {
+                error: ApiError::incomplete_signature(),
+                diagnostics: Box::new(kv_core::SignatureDiagnostics {
+                    reason: "no Authorization header and no Signature parameter".into(),
+                    ..Default::default()
+                }),
+                access_key_id: None,
+            }),
+        };
+        let account = match (verified, self.ctx.auth_mode) {
+            (Ok(caller), mode) => {
+                let fresh = match (&caller.nonce, mode) {
+                    (Some(n), AuthMode::Enforce | AuthMode::Log) => {
+                        self.shared.nonces.first_use(&caller.access_key_id, n, now)
+                    }
+                    _ => true,
+                };
+                if !fresh && mode == AuthMode::Log {
+                    tracing::warn!("aliyun: SignatureNonce reused (auth mode log: serving anyway)");
+                }
+                if !fresh && mode == AuthMode::Enforce {
+                    info.account = self.account_of(Some(&caller.access_key_id));
+                    return Err(ApiError::nonce_used());
+                }
+                self.account_of(Some(&caller.access_key_id))
+                    .unwrap_or_else(|| self.ctx.fallback_account())
+            }
+            (Err(refusal), AuthMode::Enforce) => {
+                info.account = self.account_of(refusal.access_key_id.as_deref());
+                info.signature = Some(*refusal.diagnostics);
+                return Err(refusal.error);
+            }
+            (Err(refusal), mode) => {
+                if mode == AuthMode::Log {
+                    tracing::warn!(
+                        code = %refusal.error.code,
+                        reason = %refusal.diagnostics.reason,
+                        "aliyun: signature refused (auth mode log: serving anyway)"
+                    );
+                    info.signature = Some(*refusal.diagnostics);
+                }
+                let id = refusal.access_key_id.or_else(|| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == "AccessKeyId")
+                        .map(|(_, v)| v.clone())
+                });
+                self.account_of(id.as_deref())
+                    .unwrap_or_else(|| self.ctx.fallback_account())
+            }
+        };
+        Ok(account)
     }
 
     fn account_of(&self, access_key_id: Option<&str>) -> Option<String> {
