@@ -1656,3 +1656,50 @@ fn arbitrary_requests_never_get_a_5xx() {
         refused.get()
     );
 }
+
+#[test]
+fn gateway_errors_and_body_limits_use_the_vendor_envelopes() {
+    let h = harness();
+    let upload = multipart("kvupload/x", b"{}").into_parts().0;
+    let action = v3("POST", "PutKv", ESA_VERSION, &[], &[], ID, SECRET)
+        .into_parts()
+        .0;
+    assert_eq!(h.dialect.body_limit(&upload), crate::UPLOAD_BODY_LIMIT);
+    assert!(crate::UPLOAD_BODY_LIMIT > 100 * 1024 * 1024);
+    assert_eq!(h.dialect.body_limit(&action), crate::ACTION_BODY_LIMIT);
+    assert_eq!(h.dialect.operation_hint(&action).as_deref(), Some("PutKv"));
+    assert_eq!(
+        h.dialect.operation_hint(&upload).as_deref(),
+        Some("PostObject")
+    );
+
+    let r = h
+        .dialect
+        .gateway_error(&upload, kv_core::GatewayError::BodyTooLarge { limit: 1 });
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(String::from_utf8_lossy(r.body()).contains("<Code>EntityTooLarge</Code>"));
+    assert!(r.extensions().get::<RequestInfo>().is_some());
+
+    for (err, status, code) in [
+        (
+            kv_core::GatewayError::BodyTooLarge { limit: 1 },
+            400,
+            "InvalidValue.ExceedsMaximum",
+        ),
+        (
+            kv_core::GatewayError::BadBody("x".into()),
+            400,
+            "InvalidParameters",
+        ),
+        (kv_core::GatewayError::Throttled, 429, "TooManyRequests"),
+        (kv_core::GatewayError::Internal, 500, "InternalError"),
+    ] {
+        let r = h.dialect.gateway_error(&action, err);
+        assert_eq!(r.status().as_u16(), status);
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["Code"], code);
+        let info = r.extensions().get::<RequestInfo>().unwrap();
+        assert_eq!(info.code.as_deref(), Some(code));
+        assert_eq!(body["RequestId"].as_str(), Some(info.request_id.as_str()));
+    }
+}
