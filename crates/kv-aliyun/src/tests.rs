@@ -1665,7 +1665,7 @@ fn gateway_errors_and_body_limits_use_the_vendor_envelopes() {
         .into_parts()
         .0;
     assert_eq!(h.dialect.body_limit(&upload), crate::UPLOAD_BODY_LIMIT);
-    assert!(crate::UPLOAD_BODY_LIMIT > 100 * 1024 * 1024);
+    const { assert!(crate::UPLOAD_BODY_LIMIT > 100 * 1024 * 1024) };
     assert_eq!(h.dialect.body_limit(&action), crate::ACTION_BODY_LIMIT);
     assert_eq!(h.dialect.operation_hint(&action).as_deref(), Some("PutKv"));
     assert_eq!(
