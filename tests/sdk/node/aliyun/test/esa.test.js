@@ -68,3 +68,46 @@ test('errors carry the vendor codes', async () => {
     (e) => { assert.equal(e.code, 'SignatureDoesNotMatch'); assert.equal(e.statusCode, 400); return true; },
   );
 });
+
+test('batch put, list, batch delete and the account view', async () => {
+  const esa = client();
+  const ns = unique('nodeb');
+  await esa.createKvNamespace(new Esa.CreateKvNamespaceRequest({ namespace: ns }));
+  const put = await esa.batchPutKv(new Esa.BatchPutKvRequest({
+    namespace: ns,
+    kvList: [
+      new Esa.BatchPutKvRequestKvList({ key: 'b1', value: 'one' }),
+      new Esa.BatchPutKvRequestKvList({ key: 'b2', value: 'two', expirationTtl: 600 }),
+      new Esa.BatchPutKvRequestKvList({ key: 'bad key', value: 'x' }),
+    ],
+  }));
+  assert.deepEqual(put.body.successKeys, ['b1', 'b2']);
+  assert.deepEqual(put.body.failKeys, ['bad key']);
+
+  const listed = await esa.listKvs(new Esa.ListKvsRequest({ namespace: ns, prefix: 'b', pageSize: 1, pageNumber: 2 }));
+  assert.equal(listed.body.totalCount, 2);
+  assert.deepEqual(listed.body.keys.map((k) => k.name), ['b2']);
+
+  const del = await esa.batchDeleteKv(new Esa.BatchDeleteKvRequest({ namespace: ns, keys: ['b1', 'b2'] }));
+  assert.deepEqual(del.body.successKeys, ['b1', 'b2']);
+
+  const account = await esa.getKvAccount();
+  assert.ok(account.body.namespaceList.some((n) => n.namespace === ns));
+  await esa.deleteKvNamespace(new Esa.DeleteKvNamespaceRequest({ namespace: ns }));
+});
+
+test('RPC V2 signatures (signatureAlgorithm v2) work too', async () => {
+  assert.ok(endpoint, 'KVMUX_ENDPOINT must name a running kvmux (e.g. 127.0.0.1:9090)');
+  const esa = new Esa.default(new $OpenApiUtil.Config({
+    accessKeyId: 'LTAIkvmuxdev',
+    accessKeySecret: 'kvmuxdevsecret',
+    endpoint,
+    protocol: 'http',
+    signatureAlgorithm: 'v2',
+  }));
+  const ns = unique('nodev2');
+  await esa.createKvNamespace(new Esa.CreateKvNamespaceRequest({ namespace: ns }));
+  await esa.putKv(new Esa.PutKvRequest({ namespace: ns, key: 'k', value: 'v2 value +&=' }));
+  const got = await esa.getKv(new Esa.GetKvRequest({ namespace: ns, key: 'k' }));
+  assert.equal(got.body.value, 'v2 value +&=');
+});
