@@ -571,3 +571,29 @@ def test_unknown_action_is_invalid_action_not_found(kvmux):
         "InvalidAction.NotFound", 404, client.call_api, params,
         open_api_util_models.OpenApiRequest(query={}), util_models.RuntimeOptions(),
     )
+
+
+def test_async_methods_over_aiohttp(kvmux, esa):
+    """The *_async methods use aiohttp, which adds unsigned headers (Accept, Accept-Encoding)."""
+    import asyncio
+
+    ns = uniq("async")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+
+    async def run():
+        client = EsaClient(config(kvmux.endpoint))
+        await client.put_kv_async(esa_models.PutKvRequest(namespace=ns, key="k", value="via aiohttp"))
+        got = await client.get_kv_async(esa_models.GetKvRequest(namespace=ns, key="k"))
+        return got.body.value
+
+    assert asyncio.run(run()) == "via aiohttp"
+
+
+def test_configured_sts_token_is_accepted(make_kvmux):
+    server = make_kvmux(extra_toml='[aliyun]\nsecurity_tokens = ["sts-token-for-ci"]\n')
+    esa = EsaClient(config(server.endpoint, security_token="sts-token-for-ci"))
+    assert esa.describe_kv_account_status().body.status == "online"
+    expect(
+        "Unauthorized.InvalidToken", 403,
+        EsaClient(config(server.endpoint, security_token="other")).describe_kv_account_status,
+    )
