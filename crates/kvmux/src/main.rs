@@ -63,7 +63,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Bench(args) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
+            // One client thread: the load generator must leave the other core to the gateway,
+            // and a single-threaded runtime keeps each connection's wakeups on one thread.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
