@@ -1503,8 +1503,8 @@ async fn namespace_and_account_capacity_are_exact_and_configurable() {
     esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "b")]).await;
     let (_, b) = esa(&h, "GET", "GetKvNamespace", &[("Namespace", "a")], &[]).await;
     assert_eq!(b["Capacity"], 1000);
-    // each item is charged key + value + the 8-byte update-time header
-    let v = "x".repeat(900 - 1 - 8);
+    // each item is charged exactly key + value bytes
+    let v = "x".repeat(900 - 1);
     let (s, b) = esa(
         &h,
         "POST",

@@ -2,7 +2,7 @@
 //! JSON-string fields (`KvList`, `Keys`), the stored value layout, and reply helpers. Field names
 //! are the vendor's PascalCase.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -113,31 +113,6 @@ pub fn json_int(v: &serde_json::Value) -> Option<i64> {
     }
 }
 
-/// Bytes of the stored-value header: the last update time (unix ms, big-endian). ListKvs needs
-/// `UpdateTime` per key and the engine keeps no per-item timestamp.
-pub const STORED_HEADER: usize = 8;
-
-/// The stored layout of a value: update time, then the raw bytes.
-pub fn encode_stored(updated_ms: u64, value: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(STORED_HEADER + value.len());
-    b.put_u64(updated_ms);
-    b.put_slice(value);
-    b.freeze()
-}
-
-/// Splits a stored value into its update time and raw bytes. A record without a header (e.g.
-/// imported by hand) reads as the whole value with time 0.
-pub fn decode_stored(stored: &Bytes) -> (u64, Bytes) {
-    match stored.get(..STORED_HEADER) {
-        Some(h) => {
-            let mut a = [0u8; STORED_HEADER];
-            a.copy_from_slice(h);
-            (u64::from_be_bytes(a), stored.slice(STORED_HEADER..))
-        }
-        None => (0, stored.clone()),
-    }
-}
-
 /// `Value` echo of PutKv: values longer than 256 characters become the first 100, `...`, and
 /// the last 100 (spec §1.3).
 pub fn truncate_echo(value: &str) -> String {
@@ -211,16 +186,6 @@ mod tests {
         assert_eq!(e, "a".repeat(100) + "..." + &"c".repeat(100));
         let exact = "x".repeat(256);
         assert_eq!(truncate_echo(&exact), exact);
-    }
-
-    #[test]
-    fn stored_values_keep_their_bytes_and_time() {
-        let s = encode_stored(1234, b"hello");
-        let (t, v) = decode_stored(&s);
-        assert_eq!(t, 1234);
-        assert_eq!(&v[..], b"hello");
-        let (t, v) = decode_stored(&Bytes::from_static(b"abc"));
-        assert_eq!((t, &v[..]), (0, &b"abc"[..]));
     }
 
     #[test]

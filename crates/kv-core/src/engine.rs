@@ -28,6 +28,39 @@ pub struct Item {
     pub value: Bytes,
     pub expires_at: Option<u64>,
     pub version: u64,
+    /// When the item was last written, engine clock in unix milliseconds (vendors report it, e.g.
+    /// Aliyun's `UpdateTime`).
+    pub modified_at_ms: u64,
+}
+
+/// Bytes the engine keeps in front of every stored item value: the modification time (u64 BE).
+/// They are the engine's bookkeeping, so quotas never charge them: a vendor's "1 GB" stays exact.
+const ITEM_STAMP_LEN: usize = 8;
+
+/// The stored form of an item value: its modification time, then the value.
+fn stamp_item_value(modified_at_ms: u64, value: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(ITEM_STAMP_LEN + value.len());
+    out.extend_from_slice(&modified_at_ms.to_be_bytes());
+    out.extend_from_slice(value);
+    Bytes::from(out)
+}
+
+/// Splits a stored item value into (modification time, value) without copying the value. A value
+/// too short to carry a stamp (never written by this engine) reads as unstamped.
+fn unstamp_item_value(stored: &Bytes) -> (u64, Bytes) {
+    match stored.get(..ITEM_STAMP_LEN) {
+        Some(stamp) => {
+            let mut ms = [0u8; ITEM_STAMP_LEN];
+            ms.copy_from_slice(stamp);
+            (u64::from_be_bytes(ms), stored.slice(ITEM_STAMP_LEN..))
+        }
+        None => (0, stored.clone()),
+    }
+}
+
+/// The user value's length inside a stored item value.
+fn unstamped_len(stored_len: usize) -> usize {
+    stored_len.saturating_sub(ITEM_STAMP_LEN)
 }
 
 impl Item {
@@ -574,7 +607,8 @@ impl Engine {
                 }
                 tx.checks.push(Check::AtVersion(e.key.clone(), e.version));
                 tx.writes.push(Write::Delete { key: e.key.clone() });
-                let size = (item_key.len() as i64).saturating_add(e.value_len as i64);
+                let value_len = unstamped_len(usize::try_from(e.value_len).unwrap_or(usize::MAX));
+                let size = (item_key.len() as i64).saturating_add(value_len as i64);
                 tx.add(keys::container_bytes(id), -size, None);
                 tx.add(keys::container_items(id), -1, None);
                 if let Some(Some((account, group))) = groups.get(&id) {
@@ -652,11 +686,13 @@ fn live_item(key: &[u8], record: Record, now: u64) -> Option<Item> {
     if record.expires_at.is_some_and(|exp| exp <= now) {
         return None;
     }
+    let (modified_at_ms, value) = unstamp_item_value(&record.value);
     Some(Item {
         key: key.to_vec(),
-        value: record.value,
+        value,
         expires_at: record.expires_at,
         version: record.version,
+        modified_at_ms,
     })
 }
 
@@ -696,6 +732,8 @@ fn fresh_id() -> u64 {
 pub struct Txn<'e> {
     engine: &'e Engine,
     now: u64,
+    /// The same instant in milliseconds, stamped on every item this transaction writes.
+    now_ms: u64,
     /// Physical state as this transaction sees it: what it read, overlaid by what it wrote.
     view: HashMap<Key, Option<Record>>,
     /// The first physical version read per key (None = absent), checked at commit.
@@ -708,9 +746,11 @@ pub struct Txn<'e> {
 
 impl<'e> Txn<'e> {
     fn new(engine: &'e Engine) -> Self {
+        let now_ms = engine.clock.now_millis();
         Txn {
             engine,
-            now: engine.now(),
+            now: now_ms / 1000,
+            now_ms,
             view: HashMap::new(),
             observed: BTreeMap::new(),
             containers: HashSet::new(),
@@ -805,7 +845,10 @@ impl<'e> Txn<'e> {
         let physical_key = keys::item(container.id, key);
         let old = self.physical(&physical_key).await?;
         let new_size = (key.len() + value.len()) as i64;
-        let old_size = old.as_ref().map(|r| (key.len() + r.value.len()) as i64);
+        let old_size = old
+            .as_ref()
+            .map(|r| (key.len() + unstamped_len(r.value.len())) as i64);
+        let value = stamp_item_value(self.now_ms, &value);
         let bytes_delta = new_size - old_size.unwrap_or(0);
         let items_delta = if old.is_none() { 1 } else { 0 };
         self.charge(container, bytes_delta, items_delta);
@@ -832,7 +875,11 @@ impl<'e> Txn<'e> {
             return Ok(false);
         };
         let live = old.expires_at.is_none_or(|exp| exp > self.now);
-        self.charge(container, -((key.len() + old.value.len()) as i64), -1);
+        self.charge(
+            container,
+            -((key.len() + unstamped_len(old.value.len())) as i64),
+            -1,
+        );
         self.view.insert(physical_key.clone(), None);
         self.writes.push(Write::Delete { key: physical_key });
         Ok(live)
@@ -944,4 +991,21 @@ fn _assert_send(e: &Engine, c: &Container) {
     is_send(e.put(c, b"k", Bytes::new(), None, Precondition::None));
     is_send(e.delete_container("a", "s", "n"));
     is_send(e.scan(c, ScanOptions::prefix(b"", None, 1)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_stamps_round_trip_without_copying_and_short_values_read_unstamped() {
+        let stored = stamp_item_value(1_234, b"hello");
+        assert_eq!(stored.len(), ITEM_STAMP_LEN + 5);
+        let (ms, value) = unstamp_item_value(&stored);
+        assert_eq!((ms, &value[..]), (1_234, &b"hello"[..]));
+        let (ms, value) = unstamp_item_value(&Bytes::from_static(b"abc"));
+        assert_eq!((ms, &value[..]), (0, &b"abc"[..]));
+        assert_eq!(unstamped_len(3), 0);
+        assert_eq!(unstamped_len(ITEM_STAMP_LEN + 7), 7);
+    }
 }

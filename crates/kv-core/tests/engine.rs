@@ -318,10 +318,11 @@ async fn the_background_sweeper_removes_expired_items_and_frees_quota() {
             .await
             .unwrap();
     }
-    assert_eq!(
-        engine.get(&c, b"1").await.unwrap().unwrap().expires_at,
-        Some(now + 10)
-    );
+    let item = engine.get(&c, b"1").await.unwrap().unwrap();
+    assert_eq!(item.expires_at, Some(now + 10));
+    // The engine stamps each write with its clock; the stamp is not charged to the quota.
+    assert_eq!(item.modified_at_ms, 2_000_000_000_000);
+    assert_eq!(engine.usage(&c).await.unwrap().bytes, 3 * 2);
     engine.clock().advance(10);
     // Invisible the instant the clock reaches the expiry, before any sweep.
     assert!(engine.get(&c, b"1").await.unwrap().is_none());

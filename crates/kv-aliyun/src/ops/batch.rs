@@ -3,6 +3,7 @@
 //! `SuccessKeys` or `FailKeys`; the valid ones are then written in one atomic engine batch. The
 //! high-capacity batch actions reuse [`put_entries`] and [`delete_keys`].
 
+use bytes::Bytes;
 use kv_core::{Container, ItemWrite, Precondition};
 use serde_json::{json, Value};
 
@@ -10,7 +11,7 @@ use super::kv::{expiry, validate_key, MAX_VALUE};
 use super::namespace::open;
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{encode_stored, json_int, KvEntry};
+use crate::wire::{json_int, KvEntry};
 
 /// Largest `KvList` of BatchPutKv, in bytes.
 pub const MAX_BATCH_PAYLOAD: usize = 2_000_000;
@@ -33,7 +34,6 @@ pub async fn put_entries(
     max_value: usize,
 ) -> ApiResult<Reply> {
     let now = ctx.engine.now();
-    let now_ms = ctx.engine.clock().now_millis();
     let mut success = Vec::new();
     let mut fail = Vec::new();
     let mut writes = Vec::new();
@@ -66,7 +66,7 @@ pub async fn put_entries(
         }
         writes.push(ItemWrite::Put {
             key: key.as_bytes().to_vec(),
-            value: encode_stored(now_ms, value.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
             expires_at,
             precondition: Precondition::None,
         });

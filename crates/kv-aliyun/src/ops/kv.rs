@@ -11,7 +11,7 @@ use super::namespace::open;
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Product;
-use crate::wire::{decode_stored, encode_stored, iso_cst, truncate_echo};
+use crate::wire::{iso_cst, truncate_echo};
 
 /// Largest key, in bytes.
 pub const MAX_KEY: usize = 512;
@@ -58,7 +58,7 @@ pub fn expiry(
     Ok(None)
 }
 
-/// Writes one value (raw bytes) under `key`, stamping the update time.
+/// Writes one value (raw bytes) under `key`; the engine stamps the update time.
 pub async fn write(
     ctx: &Ctx<'_>,
     container: &Container,
@@ -66,12 +66,11 @@ pub async fn write(
     value: &[u8],
     expires_at: Option<u64>,
 ) -> ApiResult<()> {
-    let stored = encode_stored(ctx.engine.clock().now_millis(), value);
     ctx.engine
         .put(
             container,
             key.as_bytes(),
-            stored,
+            Bytes::copy_from_slice(value),
             expires_at,
             Precondition::None,
         )
@@ -122,7 +121,7 @@ async fn read(ctx: &Ctx<'_>) -> ApiResult<(Bytes, Option<u64>)> {
     let key = ctx.params.required("Key")?;
     validate_key(key)?;
     match ctx.engine.get(&container, key.as_bytes()).await {
-        Ok(Some(item)) => Ok((decode_stored(&item.value).1, item.expires_at)),
+        Ok(Some(item)) => Ok((item.value, item.expires_at)),
         Ok(None) => Err(ApiError::key_not_found()),
         Err(e) => Err(ApiError::from_engine(ctx.product, e)),
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::namespace::open;
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{decode_stored, iso_utc};
+use crate::wire::iso_utc;
 use kv_core::ScanOptions;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -56,10 +56,9 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
             .map_err(|e| ApiError::from_engine(ctx.product, e))?;
         for item in &page.items {
             if total >= skip && total < skip + take {
-                let (updated_ms, _) = decode_stored(&item.value);
                 keys.push(json!({
                     "Name": String::from_utf8_lossy(&item.key),
-                    "UpdateTime": iso_utc(updated_ms),
+                    "UpdateTime": iso_utc(item.modified_at_ms),
                 }));
             }
             total += 1;
