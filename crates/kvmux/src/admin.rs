@@ -7,6 +7,8 @@ use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::faults::FaultRuleSpec;
+use crate::inspector;
 use crate::server::Gateway;
 
 /// Whether a path belongs to the admin API.
@@ -17,7 +19,7 @@ pub fn is_admin_path(path: &str) -> bool {
 /// The largest admin request body.
 pub const ADMIN_BODY_LIMIT: u64 = 1 << 20;
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Bytes> {
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Bytes> {
     let mut resp = Response::new(Bytes::from(body.to_string()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -27,7 +29,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Bytes>
     resp
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Bytes> {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<Bytes> {
     json_response(status, json!({"error": message.into()}))
 }
 
@@ -40,11 +42,64 @@ struct Advance {
 /// Serves one admin request. Returns the operation name for metrics and the response.
 pub async fn handle(
     gw: &Arc<Gateway>,
-    method: &Method,
-    path: &str,
+    parts: &http::request::Parts,
     body: Bytes,
 ) -> (&'static str, Response<Bytes>) {
+    let method = &parts.method;
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or_default();
     match (method, path) {
+        (&Method::GET, "/_kvmux/requests") => (
+            "requests",
+            match parse_query::<inspector::Query>(query) {
+                Ok(q) => json_response(
+                    StatusCode::OK,
+                    json!({"requests": gw.inspector.recent(&q)}),
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            },
+        ),
+        (&Method::DELETE, "/_kvmux/requests") => {
+            gw.inspector.clear();
+            (
+                "requests",
+                json_response(StatusCode::OK, json!({"status": "ok"})),
+            )
+        }
+        (&Method::GET, "/_kvmux/faults") => (
+            "faults",
+            json_response(StatusCode::OK, json!({"faults": gw.faults.list()})),
+        ),
+        (&Method::POST, "/_kvmux/faults") => (
+            "faults",
+            match serde_json::from_slice::<FaultRuleSpec>(&body)
+                .map_err(|e| format!("a fault rule is {{\"dialect\", \"operation\", \"account\", \"probability\", \"error\": \"throttle\"|\"internal\", \"latency_ms\"}}: {e}"))
+                .and_then(|spec| spec.validate().map(|()| spec))
+            {
+                Ok(spec) => json_response(StatusCode::CREATED, json!(gw.faults.add(spec))),
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            },
+        ),
+        (&Method::DELETE, "/_kvmux/faults") => (
+            "faults",
+            json_response(StatusCode::OK, json!({"removed": gw.faults.clear()})),
+        ),
+        (&Method::DELETE, p) if p.starts_with("/_kvmux/faults/") => {
+            let id = &p["/_kvmux/faults/".len()..];
+            (
+                "faults",
+                match id.parse::<u64>() {
+                    Ok(id) if gw.faults.remove(id) => {
+                        json_response(StatusCode::OK, json!({"removed": 1}))
+                    }
+                    Ok(id) => error(StatusCode::NOT_FOUND, format!("no fault rule {id}")),
+                    Err(_) => error(
+                        StatusCode::BAD_REQUEST,
+                        format!("{id:?} is not a fault rule id"),
+                    ),
+                },
+            )
+        }
         (&Method::GET, "/_kvmux/health") => (
             "health",
             json_response(
@@ -97,7 +152,11 @@ pub async fn handle(
             );
             ("metrics", resp)
         }
-        (_, "/_kvmux/health" | "/_kvmux/reset" | "/_kvmux/clock/advance" | "/metrics") => (
+        (
+            _,
+            "/_kvmux/health" | "/_kvmux/reset" | "/_kvmux/clock/advance" | "/metrics"
+            | "/_kvmux/requests" | "/_kvmux/faults",
+        ) => (
             "admin",
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -109,4 +168,9 @@ pub async fn handle(
             error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
         ),
     }
+}
+
+/// Parses a query string into `T`, refusing unknown or malformed parameters with a message.
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
+    serde_urlencoded::from_str(query).map_err(|e| format!("bad query parameters: {e}"))
 }

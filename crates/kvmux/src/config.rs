@@ -20,6 +20,12 @@ pub struct Config {
     pub storage: Option<String>,
     /// fsync before every acknowledged write (group-committed). Off only for benchmarks.
     pub durable: bool,
+    /// A directory of JSON Lines snapshots (`*.jsonl`, the `kvmux export` format) loaded at
+    /// start-up, in file-name order; items already present are overwritten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_dir: Option<PathBuf>,
+    /// How many recent requests the request inspector keeps (0 turns it off).
+    pub inspector_capacity: usize,
     pub dialects: Dialects,
     pub auth: Auth,
     pub limits: LimitsConfig,
@@ -100,6 +106,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             storage: None,
             durable: true,
+            seed_dir: None,
+            inspector_capacity: 500,
             dialects: Dialects::default(),
             auth: Auth::default(),
             limits: LimitsConfig::default(),

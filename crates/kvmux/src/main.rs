@@ -3,6 +3,8 @@
 mod admin;
 mod bench;
 mod config;
+mod faults;
+mod inspector;
 mod metrics;
 mod server;
 
@@ -184,6 +186,8 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
         engine: engine.clone(),
         metrics: metrics::Metrics::new(),
         started: Instant::now(),
+        inspector: inspector::Inspector::new(config.inspector_capacity),
+        faults: faults::Faults::default(),
         config,
     });
     tracing::info!(

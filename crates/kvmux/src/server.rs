@@ -21,6 +21,8 @@ use tokio::sync::Semaphore;
 
 use crate::admin;
 use crate::config::Config;
+use crate::faults::{FaultError, Faults};
+use crate::inspector::{Entry, Inspector, SentRequest};
 use crate::metrics::Metrics;
 
 /// Everything a request handler needs, shared by all connections.
@@ -30,6 +32,10 @@ pub struct Gateway {
     pub dialects: Vec<Arc<dyn Dialect>>,
     pub metrics: Metrics,
     pub started: Instant,
+    /// The last requests, for `/_kvmux/requests` and the dashboard.
+    pub inspector: Inspector,
+    /// Fault rules posted to `/_kvmux/faults`.
+    pub faults: Faults,
 }
 
 impl Gateway {
@@ -74,7 +80,6 @@ pub async fn handle(
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let method = parts.method.clone();
 
     if admin::is_admin_path(&path) {
         let body = match read_body(
@@ -87,7 +92,7 @@ pub async fn handle(
             Ok(b) => b,
             Err(_) => Bytes::new(),
         };
-        let (operation, resp) = admin::handle(&gw, &method, &path, body).await;
+        let (operation, resp) = admin::handle(&gw, &parts, body).await;
         finish(
             &gw,
             "admin",
@@ -95,24 +100,32 @@ pub async fn handle(
             &RequestInfo::default(),
             &resp,
             started,
+            None,
         );
         return Ok(resp.map(Full::new));
     }
 
     let Some(dialect) = gw.dialects.iter().find(|d| d.claims(&parts)).cloned() else {
         let resp = unclaimed(&gw);
+        let info = RequestInfo {
+            operation: "unclaimed".into(),
+            ..Default::default()
+        };
+        let sent = SentRequest::from_parts(&parts, declared_length(&parts).unwrap_or(0) as usize);
         finish(
             &gw,
             "none",
             "unclaimed",
-            &RequestInfo::default(),
+            &info,
             &resp,
             started,
+            Some((sent, None)),
         );
         return Ok(resp.map(Full::new));
     };
 
     let limit = dialect.body_limit(&parts);
+    let declared = declared_length(&parts).unwrap_or(0) as usize;
     if declared_length(&parts).is_some_and(|n| n > limit) {
         // Refused before a byte of the body is read; the connection is closed rather than drained.
         let mut resp = dialect.gateway_error(&parts, GatewayError::BodyTooLarge { limit });
@@ -121,7 +134,16 @@ pub async fn handle(
             http::HeaderValue::from_static("close"),
         );
         let info = info_of(&resp);
-        finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+        let sent = Some((SentRequest::from_parts(&parts, declared), None));
+        finish(
+            &gw,
+            dialect.name(),
+            &info.operation,
+            &info,
+            &resp,
+            started,
+            sent,
+        );
         return Ok(resp.map(Full::new));
     }
 
@@ -134,7 +156,17 @@ pub async fn handle(
                 http::HeaderValue::from_static("close"),
             );
             let info = info_of(&resp);
-            finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+            let sent = SentRequest::from_parts(&parts, declared);
+            let sent = Some((sent, None));
+            finish(
+                &gw,
+                dialect.name(),
+                &info.operation,
+                &info,
+                &resp,
+                started,
+                sent,
+            );
             return Ok(resp.map(Full::new));
         }
         Err(BodyError::Other(reason)) => {
@@ -144,10 +176,63 @@ pub async fn handle(
                 http::HeaderValue::from_static("close"),
             );
             let info = info_of(&resp);
-            finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+            let sent = SentRequest::from_parts(&parts, declared);
+            let sent = Some((sent, None));
+            finish(
+                &gw,
+                dialect.name(),
+                &info.operation,
+                &info,
+                &resp,
+                started,
+                sent,
+            );
             return Ok(resp.map(Full::new));
         }
     };
+
+    let sent = SentRequest::from_parts(&parts, body.len());
+    let mut fault = None;
+    if !gw.faults.is_empty() {
+        let operation = dialect.operation_hint(&parts);
+        let account = crate::faults::account_hint(&parts, dialect.name(), &gw.config.credentials);
+        if let Some(decision) =
+            gw.faults
+                .decide(dialect.name(), operation.as_deref(), account.as_deref())
+        {
+            fault = Some(format!("rule {}", decision.rule_id));
+            if decision.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
+            }
+            if let Some(error) = decision.error {
+                let resp = dialect.gateway_error(
+                    &parts,
+                    match error {
+                        FaultError::Throttle => GatewayError::Throttled,
+                        FaultError::Internal => GatewayError::Internal,
+                    },
+                );
+                let mut info = info_of(&resp);
+                if info.operation.is_empty() || info.operation == "unknown" {
+                    info.operation = operation.unwrap_or_else(|| "unknown".into());
+                }
+                if info.account.is_none() {
+                    info.account = account;
+                }
+                let sent = Some((sent, fault));
+                finish(
+                    &gw,
+                    dialect.name(),
+                    &info.operation,
+                    &info,
+                    &resp,
+                    started,
+                    sent,
+                );
+                return Ok(resp.map(Full::new));
+            }
+        }
+    }
 
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(PeerAddr(peer));
@@ -171,7 +256,16 @@ pub async fn handle(
         }
     };
     let info = info_of(&resp);
-    finish(&gw, dialect.name(), &info.operation, &info, &resp, started);
+    let sent = Some((sent, fault));
+    finish(
+        &gw,
+        dialect.name(),
+        &info.operation,
+        &info,
+        &resp,
+        started,
+        sent,
+    );
     Ok(resp.map(Full::new))
 }
 
@@ -185,6 +279,8 @@ fn info_of(resp: &Response<Bytes>) -> RequestInfo {
         })
 }
 
+/// Logs, counts and (for vendor requests, which carry `inspected`: what was sent and the fault
+/// rule that fired, if any) records one answered request in the inspector.
 fn finish(
     gw: &Gateway,
     dialect: &str,
@@ -192,10 +288,30 @@ fn finish(
     info: &RequestInfo,
     resp: &Response<Bytes>,
     started: Instant,
+    inspected: Option<(SentRequest, Option<String>)>,
 ) {
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     gw.metrics.observe(dialect, operation, status, elapsed);
+    if let Some((request, fault)) = inspected {
+        gw.inspector.record(Entry {
+            seq: 0,
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            dialect: dialect.to_string(),
+            operation: operation.to_string(),
+            account: info.account.clone(),
+            status,
+            code: info.code.clone(),
+            request_id: info.request_id.clone(),
+            latency_ms: elapsed.as_secs_f64() * 1000.0,
+            fault,
+            request,
+            signature: info.signature.clone(),
+        });
+    }
     tracing::info!(
         request_id = %info.request_id,
         dialect,
