@@ -15,9 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::{
@@ -181,6 +179,13 @@ fn run_writer(db: Arc<Database>, inbox: std_mpsc::Receiver<WriterMsg>, durable: 
     }
 }
 
+/// The tables one group commit works on, opened once per write transaction.
+struct Tables<'txn> {
+    records: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    expiry: redb::Table<'txn, &'static [u8], ()>,
+    counters: redb::Table<'txn, &'static [u8], i64>,
+}
+
 fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)>, durable: bool) {
     let outcome = (|| -> Result<Vec<std::result::Result<u64, Rejected>>> {
         let mut tx = db.begin_write()?;
@@ -189,22 +194,27 @@ fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)
                 .map_err(|e| Error::Internal(format!("redb durability: {e}")))?;
         }
         let mut results = Vec::with_capacity(group.len());
-        let mut last_version = tx
-            .open_table(META)?
-            .get(LAST_VERSION)?
-            .map(|g| g.value())
-            .unwrap_or(0);
-        for (batch, _) in &group {
-            match check_batch(&tx, batch)? {
-                Some(rejected) => results.push(Err(rejected)),
-                None => {
-                    last_version += 1;
-                    apply_batch(&tx, batch, last_version)?;
-                    results.push(Ok(last_version));
+        {
+            let mut meta = tx.open_table(META)?;
+            let mut last_version = meta.get(LAST_VERSION)?.map(|g| g.value()).unwrap_or(0);
+            // The tables are opened once for the whole group, not once per batch.
+            let mut tables = Tables {
+                records: tx.open_table(RECORDS)?,
+                expiry: tx.open_table(EXPIRY)?,
+                counters: tx.open_table(COUNTERS)?,
+            };
+            for (batch, _) in &group {
+                match check_batch(&tables, batch)? {
+                    Some(rejected) => results.push(Err(rejected)),
+                    None => {
+                        last_version += 1;
+                        apply_batch(&mut tables, batch, last_version)?;
+                        results.push(Ok(last_version));
+                    }
                 }
             }
+            meta.insert(LAST_VERSION, last_version)?;
         }
-        tx.open_table(META)?.insert(LAST_VERSION, last_version)?;
         tx.commit()?;
         Ok(results)
     })();
@@ -224,16 +234,21 @@ fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)
 }
 
 /// One entry of a redb range iterator over the records table.
-type RangeEntry<'a> = std::result::Result<(redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+type RangeEntry<'a> = std::result::Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
 
 /// A counter's summed delta within one batch, and the limit it must stay under.
 type PendingCounter = (i64, Option<(i64, crate::Quota)>);
 
 /// Checks every precondition and counter limit of `batch` against the transaction's current state
 /// (which includes earlier batches of the same group). Returns the first reason to reject it.
-fn check_batch(tx: &WriteTransaction, batch: &Batch) -> Result<Option<Rejected>> {
-    let records = tx.open_table(RECORDS)?;
-    let counters = tx.open_table(COUNTERS)?;
+fn check_batch(tables: &Tables<'_>, batch: &Batch) -> Result<Option<Rejected>> {
+    let (records, counters) = (&tables.records, &tables.counters);
     for check in &batch.checks {
         let holds = match check {
             Check::Absent(k) => records.get(k.as_slice())?.is_none(),
@@ -298,10 +313,12 @@ fn remove_record(
     Ok(())
 }
 
-fn apply_batch(tx: &WriteTransaction, batch: &Batch, version: u64) -> Result<()> {
-    let mut records = tx.open_table(RECORDS)?;
-    let mut expiry = tx.open_table(EXPIRY)?;
-    let mut counters = tx.open_table(COUNTERS)?;
+fn apply_batch(tables: &mut Tables<'_>, batch: &Batch, version: u64) -> Result<()> {
+    let Tables {
+        records,
+        expiry,
+        counters,
+    } = tables;
     for write in &batch.writes {
         match write {
             Write::Put {
@@ -309,7 +326,7 @@ fn apply_batch(tx: &WriteTransaction, batch: &Batch, version: u64) -> Result<()>
                 value,
                 expires_at,
             } => {
-                remove_record(&mut records, &mut expiry, key)?;
+                remove_record(records, expiry, key)?;
                 records.insert(
                     key.as_slice(),
                     encode_record(value, *expires_at, version).as_slice(),
@@ -318,7 +335,7 @@ fn apply_batch(tx: &WriteTransaction, batch: &Batch, version: u64) -> Result<()>
                     expiry.insert(expiry_key(*exp, key).as_slice(), ())?;
                 }
             }
-            Write::Delete { key } => remove_record(&mut records, &mut expiry, key)?,
+            Write::Delete { key } => remove_record(records, expiry, key)?,
             Write::DeleteRange { start, end } => {
                 let mut doomed = Vec::new();
                 for entry in records.range::<&[u8]>(start.as_slice()..end.as_slice())? {
