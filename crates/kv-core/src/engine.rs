@@ -632,6 +632,15 @@ impl Engine {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
+                // On a shared store only the lease holder sweeps; the others stand by.
+                match engine.store.try_sweep_lease().await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeper lease check failed");
+                        continue;
+                    }
+                }
                 loop {
                     match engine.sweep_expired(SWEEP_CHUNK * 4).await {
                         Ok(n) if n >= SWEEP_CHUNK * 4 => continue,

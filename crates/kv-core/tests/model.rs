@@ -2,7 +2,8 @@
 //! deletes, conditional puts, atomic batches, paged scans, clock advances and quota-limited
 //! writes must leave both identical after every step.
 //!
-//! 1,000 cases by default; set `KV_MODEL_CASES` for more.
+//! 1,000 cases by default; set `KV_MODEL_CASES` for more. With `KV_TEST_POSTGRES=postgres://...`
+//! the engine runs on the PostgreSQL backend instead.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -174,21 +175,40 @@ fn world() -> &'static World {
             .enable_all()
             .build()
             .unwrap();
-        // Durability is off only to keep 1,000 cases fast; the kill tests cover fsync.
-        let engine = Arc::new(
-            Engine::open_redb(
-                &dir.path().join("model.redb"),
-                false,
-                Clock::frozen_at(1_800_000_000),
-            )
-            .unwrap(),
-        );
+        let clock = Clock::frozen_at(1_800_000_000);
+        // KV_TEST_POSTGRES=postgres://... runs the same model against the PostgreSQL backend, in a
+        // fresh schema so earlier runs leave nothing behind.
+        let engine = match std::env::var("KV_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => {
+                let url = postgres_url_with_fresh_schema(&url, "model");
+                let store = runtime
+                    .block_on(kv_core::store::postgres::PostgresStore::open(&url, 4))
+                    .unwrap();
+                Arc::new(Engine::new(Arc::new(store), clock))
+            }
+            // Durability is off only to keep 1,000 cases fast; the kill tests cover fsync.
+            _ => Arc::new(Engine::open_redb(&dir.path().join("model.redb"), false, clock).unwrap()),
+        };
         World {
             runtime,
             engine,
             _dir: dir,
         }
     })
+}
+
+/// `url` with `options=-c search_path=<tag>_<unique>` added, so the store creates and uses a
+/// schema no other run has touched.
+fn postgres_url_with_fresh_schema(url: &str, tag: &str) -> String {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{sep}options=-csearch_path%3D{tag}_{}_{unique}",
+        std::process::id()
+    )
 }
 
 /// Applies a sequence to a fresh container and to the model, comparing after every step.

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::{Quota, Result};
 
+pub mod postgres;
 pub mod redb;
 
 /// A key in the store's single ordered keyspace (the engine lays out its prefixes, see `keys`).
@@ -168,4 +169,11 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats>>;
     /// Flushes and closes; later calls fail. Called once on shutdown.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
+    /// Whether this process should run the background expiry sweep now. Sweeping from several
+    /// gateways at once is correct (every delete is checked by version) but wasted work, so a
+    /// shared backend elects one holder through a renewable lease. An embedded store has one
+    /// process, which always sweeps: that is the default, and redb's answer.
+    fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async { Ok(true) })
+    }
 }

@@ -1,0 +1,684 @@
+//! The scale-out backend: one PostgreSQL database shared by any number of stateless gateways.
+//!
+//! Semantics are redb's (see `store/redb.rs`), mapped onto three tables:
+//! `kv_records` (key, value, expires_at, version) with an index on (expires_at, key) that serves as
+//! the expiry index; `kv_counters` (key, value); and `kv_meta` (name, value) holding the commit
+//! sequence and the shared clock offset. `kv_leases` elects the one gateway that sweeps.
+//!
+//! Every commit starts by incrementing the `last_version` row. That row lock orders all commits
+//! across all gateways, so (1) versions are a strictly increasing commit sequence, exactly as in
+//! redb, and (2) each batch's checks and counter limits are judged against the state every earlier
+//! commit left, then applied, with no other writer in between: checks stay atomic with their writes
+//! and counters never lose an update. Under READ COMMITTED (PostgreSQL's default) each statement
+//! after the lock sees the latest committed data; under SERIALIZABLE (CockroachDB's default) a
+//! conflict surfaces as SQLSTATE 40001, which `commit` retries. A rejected batch rolls back, so it
+//! consumes no version. Reads need no lock: each of `get_many`, `scan`, `counters` and `expired`
+//! is one statement, and one statement reads one snapshot.
+//!
+//! The SQL is kept to what CockroachDB and YugabyteDB accept (docs/POSTGRES.md lists it): BYTEA,
+//! BIGINT, `= ANY($1)` over arrays, `INSERT .. ON CONFLICT .. DO UPDATE`, `CREATE .. IF NOT EXISTS`,
+//! `RETURNING`, and no advisory locks, LISTEN/NOTIFY or PL/pgSQL.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use super::{
+    Batch, Check, CommitResult, Expired, Key, KeyRange, Page, Record, Rejected, Store, StoreStats,
+    Write,
+};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+
+/// Versioned schema migrations, applied in order at start-up and recorded in `kvmux_migrations`.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS kv_records (
+            key BYTEA PRIMARY KEY,
+            value BYTEA NOT NULL,
+            expires_at BIGINT,
+            version BIGINT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS kv_records_expiry ON kv_records (expires_at, key)",
+        "CREATE TABLE IF NOT EXISTS kv_counters (key BYTEA PRIMARY KEY, value BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS kv_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO kv_meta (name, value) VALUES ('last_version', 0), ('clock_offset', 0)
+            ON CONFLICT (name) DO NOTHING",
+        "CREATE TABLE IF NOT EXISTS kv_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until_ms BIGINT NOT NULL
+        )",
+    ],
+)];
+
+/// How often a commit is retried after a serialization failure or deadlock before giving up.
+const MAX_SERIALIZATION_RETRIES: usize = 32;
+/// How often a gateway exchanges clock offsets with the others.
+const CLOCK_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the sweeper lease lasts; the holder renews it on every sweep tick.
+const SWEEP_LEASE_MS: i64 = 5_000;
+/// The database's own clock in milliseconds, so lease expiry does not depend on gateway clocks.
+const DB_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// The PostgreSQL backend. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+    /// A random identity for lease ownership.
+    instance: String,
+}
+
+fn pg_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("postgres: {e}"))
+}
+
+/// True for failures that a retry of the whole transaction can cure.
+fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Keys, versions and expiry times are u64 in the engine and BIGINT in SQL; engine values never
+/// come near 2^63, and clamping keeps a hostile TTL from wrapping negative.
+fn to_sql_u64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_sql_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl PostgresStore {
+    /// Connects with a pool of up to `max_connections` and applies pending migrations.
+    ///
+    /// A URL may carry `options=-c search_path=NAME` to keep one kvmux's tables in schema NAME; the
+    /// schema is created if missing, so tests can give every gateway a fresh one.
+    pub async fn open(url: &str, max_connections: usize) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| Error::Invalid(format!("storage URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(pg_error)?;
+        let store = PostgresStore {
+            pool,
+            instance: format!("{}-{:016x}", std::process::id(), rand_u64()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the store and keeps `clock` in step with every other gateway on the same database
+    /// (see [`PostgresStore::spawn_clock_sync`]). This is what `storage = "postgres://..."` runs.
+    pub async fn open_shared(
+        url: &str,
+        max_connections: usize,
+        clock: &Clock,
+    ) -> Result<Arc<Self>> {
+        let store = Arc::new(Self::open(url, max_connections).await?);
+        // Adopt the shared offset before serving, so a new gateway starts at the shared time.
+        store.sync_clock(clock).await?;
+        Arc::clone(&store).spawn_clock_sync(clock.clone(), CLOCK_SYNC_INTERVAL);
+        Ok(store)
+    }
+
+    /// Publishes local clock advances and adopts everyone else's, every `interval`, until the
+    /// store is closed or dropped. An advance made through one gateway is thus seen by all within
+    /// about two intervals; the gateway that made it sees it at once.
+    pub fn spawn_clock_sync(
+        self: Arc<Self>,
+        clock: Clock,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(store) = weak.upgrade() else { break };
+                if store.pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = store.sync_clock(&clock).await {
+                    tracing::warn!(error = %e, "clock offset sync failed");
+                }
+            }
+        })
+    }
+
+    /// One round of clock sync: push the local offset, then move forward to the shared one.
+    pub async fn sync_clock(&self, clock: &Clock) -> Result<()> {
+        let shared = self.merge_clock_offset(clock.offset()).await?;
+        // `advance` adds atomically, so a local advance racing with this one is never lost.
+        let behind = shared.saturating_sub(clock.offset());
+        if behind > 0 {
+            clock.advance(u64::try_from(behind).unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pg_error)
+    }
+
+    /// Applies every migration newer than the recorded one. Gateways starting together may race
+    /// on the DDL; the loser's transaction fails and it simply tries again, then finds the work
+    /// done (portable, where an advisory lock would not be).
+    async fn migrate(&self) -> Result<()> {
+        let mut last_error = None;
+        for attempt in 0..20u64 {
+            match self.migrate_once().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "schema migration raced; retrying");
+                    last_error = Some(e);
+                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Internal("migration failed".into())))
+    }
+
+    async fn migrate_once(&self) -> Result<()> {
+        let mut client = self.client().await?;
+        // A fresh per-test schema named in search_path is created here.
+        let search_path: String = client
+            .query_one("SHOW search_path", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if let Some(first) = search_path.split(',').next().map(str::trim) {
+            let name = first.trim_matches('"');
+            if !name.is_empty() && name != "$user" && name != "public" {
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(Error::Invalid(format!(
+                        "search_path schema {name:?}: use letters, digits and _"
+                    )));
+                }
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
+                    .await
+                    .map_err(pg_error)?;
+            }
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS kvmux_migrations (version BIGINT PRIMARY KEY)",
+            )
+            .await
+            .map_err(pg_error)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let applied: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM kvmux_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            for statement in *statements {
+                tx.batch_execute(statement).await.map_err(pg_error)?;
+            }
+            tx.execute(
+                "INSERT INTO kvmux_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(pg_error)?;
+            tracing::info!(version, "applied PostgreSQL schema migration");
+        }
+        tx.commit().await.map_err(pg_error)
+    }
+
+    /// The schema version this database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM kvmux_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get(0))
+    }
+
+    /// Takes or renews the named lease for this instance; true while this instance holds it.
+    /// A holder that stops renewing loses it after `SWEEP_LEASE_MS` of database time.
+    pub async fn try_lease(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO kv_leases (name, holder, until_ms) VALUES ($1, $2, {DB_NOW_MS} + $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE kv_leases.holder = excluded.holder OR kv_leases.until_ms < {DB_NOW_MS}
+             RETURNING holder"
+        );
+        let rows = client
+            .query(&sql, &[&name, &self.instance, &SWEEP_LEASE_MS])
+            .await
+            .map_err(pg_error)?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Gives the named lease up if this instance holds it (on shutdown, so another takes over).
+    pub async fn release_lease(&self, name: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM kv_leases WHERE name = $1 AND holder = $2",
+                &[&name, &self.instance],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    /// Raises the shared clock offset to at least `local` and returns the shared value. Offsets
+    /// only grow, so taking the maximum merges advances made through any gateway in any order.
+    pub async fn merge_clock_offset(&self, local: i64) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "UPDATE kv_meta SET value = GREATEST(value, $1) WHERE name = 'clock_offset'
+                 RETURNING value",
+                &[&local],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.get(0))
+    }
+
+    /// One attempt at a batch inside one transaction.
+    async fn commit_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        batch: &Batch,
+    ) -> std::result::Result<std::result::Result<u64, Rejected>, tokio_postgres::Error> {
+        let tx = client.transaction().await?;
+        // The global commit order: this row lock is held until COMMIT or ROLLBACK.
+        let version: i64 = tx
+            .query_one(
+                "UPDATE kv_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value",
+                &[],
+            )
+            .await?
+            .get(0);
+        if let Some(rejected) = check_batch(&tx, batch).await? {
+            tx.rollback().await?;
+            return Ok(Err(rejected));
+        }
+        apply_batch(&tx, batch, version).await?;
+        tx.commit().await?;
+        Ok(Ok(from_sql_u64(version)))
+    }
+}
+
+/// A little entropy for instance identities without another dependency.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+async fn record_version(
+    tx: &impl GenericClient,
+    key: &[u8],
+) -> std::result::Result<Option<i64>, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt("SELECT version FROM kv_records WHERE key = $1", &[&key])
+        .await?
+        .map(|r| r.get(0)))
+}
+
+async fn counter_value(
+    tx: &impl GenericClient,
+    key: &[u8],
+) -> std::result::Result<i64, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt("SELECT value FROM kv_counters WHERE key = $1", &[&key])
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}
+
+/// A counter's summed delta within one batch, and the limit it must stay under.
+type PendingCounter = (i64, Option<(i64, crate::Quota)>);
+
+/// The same rules as redb's `check_batch`: every check, then counter limits on summed deltas.
+async fn check_batch(
+    tx: &impl GenericClient,
+    batch: &Batch,
+) -> std::result::Result<Option<Rejected>, tokio_postgres::Error> {
+    for check in &batch.checks {
+        let holds = match check {
+            Check::Absent(k) => record_version(tx, k).await?.is_none(),
+            Check::Present(k) => record_version(tx, k).await?.is_some(),
+            Check::AtVersion(k, v) => record_version(tx, k).await? == Some(to_sql_u64(*v)),
+            Check::CounterEquals(k, v) => counter_value(tx, k).await? == *v,
+        };
+        if !holds {
+            return Ok(Some(Rejected::Check(check.clone())));
+        }
+    }
+    let mut pending: HashMap<&[u8], PendingCounter> = HashMap::new();
+    for write in &batch.writes {
+        match write {
+            Write::Add {
+                counter,
+                delta,
+                limit,
+            } => {
+                let entry = pending.entry(counter.as_slice()).or_insert((0, None));
+                entry.0 = entry.0.saturating_add(*delta);
+                if limit.is_some() {
+                    entry.1 = *limit;
+                }
+            }
+            Write::ResetCounter { counter } => {
+                pending.remove(counter.as_slice());
+            }
+            _ => {}
+        }
+    }
+    for (counter, (delta, limit)) in pending {
+        if let Some((max, quota)) = limit {
+            if delta > 0 && counter_value(tx, counter).await?.saturating_add(delta) > max {
+                return Ok(Some(Rejected::Quota(quota)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn apply_batch(
+    tx: &impl GenericClient,
+    batch: &Batch,
+    version: i64,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    for write in &batch.writes {
+        match write {
+            Write::Put {
+                key,
+                value,
+                expires_at,
+            } => {
+                let expires = expires_at.map(to_sql_u64);
+                tx.execute(
+                    "INSERT INTO kv_records (key, value, expires_at, version) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                        expires_at = excluded.expires_at, version = excluded.version",
+                    &[key, &value.as_ref(), &expires, &version],
+                )
+                .await?;
+            }
+            Write::Delete { key } => {
+                tx.execute("DELETE FROM kv_records WHERE key = $1", &[key])
+                    .await?;
+            }
+            Write::DeleteRange { start, end } => {
+                tx.execute(
+                    "DELETE FROM kv_records WHERE key >= $1 AND key < $2",
+                    &[start, end],
+                )
+                .await?;
+            }
+            Write::Add { counter, delta, .. } => {
+                // Commits are serialized by the version row, so read-then-write cannot lose an
+                // update, and the arithmetic saturates exactly like redb's.
+                let next = counter_value(tx, counter).await?.saturating_add(*delta);
+                if next == 0 {
+                    tx.execute("DELETE FROM kv_counters WHERE key = $1", &[counter])
+                        .await?;
+                } else {
+                    tx.execute(
+                        "INSERT INTO kv_counters (key, value) VALUES ($1, $2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        &[counter, &next],
+                    )
+                    .await?;
+                }
+            }
+            Write::ResetCounter { counter } => {
+                tx.execute("DELETE FROM kv_counters WHERE key = $1", &[counter])
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record_from_row(row: &tokio_postgres::Row, offset: usize) -> Record {
+    let value: Vec<u8> = row.get(offset);
+    let expires_at: Option<i64> = row.get(offset + 1);
+    let version: i64 = row.get(offset + 2);
+    Record {
+        value: Bytes::from(value),
+        expires_at: expires_at.map(from_sql_u64),
+        version: from_sql_u64(version),
+    }
+}
+
+impl Store for PostgresStore {
+    fn get_many<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<Option<Record>>>> {
+        async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT key, value, expires_at, version FROM kv_records WHERE key = ANY($1)",
+                    &[&keys],
+                )
+                .await
+                .map_err(pg_error)?;
+            let mut found: HashMap<Vec<u8>, Record> = rows
+                .iter()
+                .map(|row| (row.get::<_, Vec<u8>>(0), record_from_row(row, 1)))
+                .collect();
+            Ok(keys.iter().map(|k| found.remove(k.as_slice())).collect())
+        }
+        .boxed()
+    }
+
+    fn scan(
+        &self,
+        range: KeyRange,
+        limit: usize,
+        reverse: bool,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Page>> {
+        async move {
+            let now = to_sql_u64(now);
+            // One more than asked, to learn whether more remain, from the same statement.
+            let fetch = i64::try_from(limit)
+                .unwrap_or(i64::MAX - 1)
+                .saturating_add(1);
+            let mut sql = String::from(
+                "SELECT key, value, expires_at, version FROM kv_records
+                 WHERE (expires_at IS NULL OR expires_at > $1)",
+            );
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now];
+            for (bound, included, excluded) in [(&range.start, ">=", ">"), (&range.end, "<=", "<")]
+            {
+                let (op, key) = match bound {
+                    Bound::Included(k) => (included, k),
+                    Bound::Excluded(k) => (excluded, k),
+                    Bound::Unbounded => continue,
+                };
+                params.push(key);
+                sql.push_str(&format!(" AND key {op} ${}", params.len()));
+            }
+            params.push(&fetch);
+            sql.push_str(&format!(
+                " ORDER BY key {} LIMIT ${}",
+                if reverse { "DESC" } else { "ASC" },
+                params.len()
+            ));
+            let client = self.client().await?;
+            let rows = client.query(&sql, &params).await.map_err(pg_error)?;
+            let more = rows.len() > limit;
+            Ok(Page {
+                records: rows
+                    .iter()
+                    .take(limit)
+                    .map(|row| (row.get::<_, Vec<u8>>(0), record_from_row(row, 1)))
+                    .collect(),
+                more,
+            })
+        }
+        .boxed()
+    }
+
+    fn counters<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<i64>>> {
+        async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT key, value FROM kv_counters WHERE key = ANY($1)",
+                    &[&keys],
+                )
+                .await
+                .map_err(pg_error)?;
+            let found: HashMap<Vec<u8>, i64> =
+                rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            Ok(keys
+                .iter()
+                .map(|k| found.get(k.as_slice()).copied().unwrap_or(0))
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, CommitResult> {
+        async move {
+            let mut client = self.client().await?;
+            let mut attempt = 0;
+            loop {
+                match self.commit_once(&mut client, &batch).await {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e) if is_retryable(&e) && attempt < MAX_SERIALIZATION_RETRIES => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(attempt as u64)).await;
+                    }
+                    Err(e) => return Err(pg_error(e)),
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn expired(&self, now: u64, max: usize) -> BoxFuture<'_, Result<Vec<Expired>>> {
+        async move {
+            let now = to_sql_u64(now);
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT key, version, octet_length(value) FROM kv_records
+                     WHERE expires_at <= $1 ORDER BY expires_at, key LIMIT $2",
+                    &[&now, &max],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(rows
+                .iter()
+                .map(|row| Expired {
+                    key: row.get(0),
+                    version: from_sql_u64(row.get(1)),
+                    value_len: u64::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn reset(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg_error)?;
+            // Take the commit lock so no batch interleaves with the wipe.
+            tx.batch_execute(
+                "UPDATE kv_meta SET value = value WHERE name = 'last_version';
+                 DELETE FROM kv_records; DELETE FROM kv_counters;",
+            )
+            .await
+            .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
+        }
+        .boxed()
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats>> {
+        async move {
+            let client = self.client().await?;
+            let records: i64 = client
+                .query_one("SELECT count(*) FROM kv_records", &[])
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            // PostgreSQL-specific; other databases simply report 0 bytes.
+            let file_bytes = client
+                .query_one("SELECT pg_total_relation_size('kv_records')", &[])
+                .await
+                .ok()
+                .and_then(|row| row.try_get::<_, i64>(0).ok())
+                .unwrap_or(0);
+            Ok(StoreStats {
+                records: from_sql_u64(records),
+                file_bytes: from_sql_u64(file_bytes),
+            })
+        }
+        .boxed()
+    }
+
+    fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
+        self.try_lease(SWEEPER_LEASE).boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let _ = self.release_lease(SWEEPER_LEASE).await;
+            self.pool.close();
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// The lease name the engine's sweeper takes, so one gateway sweeps at a time.
+pub const SWEEPER_LEASE: &str = "sweeper";
