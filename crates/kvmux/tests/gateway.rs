@@ -198,9 +198,13 @@ fn absolute_form_request_targets_are_served() {
 fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let s = Server::start("[limits]\nheader_timeout_secs = 1\n");
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     use std::io::{Read, Write};
-    stream.write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-TC-Act").unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-TC-Act")
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 1024];
     // The server closes the connection (possibly after a 408) once the header timeout passes.
@@ -211,6 +215,16 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
         }
     }
     let waited = started.elapsed();
-    assert!(waited < std::time::Duration::from_secs(5), "still open after {waited:?}");
-    assert_eq!(common::agent().get(&s.url("/_kvmux/health")).call().unwrap().status(), 200);
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "still open after {waited:?}"
+    );
+    assert_eq!(
+        common::agent()
+            .get(&s.url("/_kvmux/health"))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
 }
