@@ -2,7 +2,6 @@
 //! JSON-string fields (`KvList`, `Keys`), the stored value layout, and reply helpers. Field names
 //! are the vendor's PascalCase.
 
-use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
