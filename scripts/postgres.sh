@@ -67,7 +67,11 @@ launch() {
   echo $! >"$data.pid"
   local i
   for i in $(seq 1 200); do
-    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then return 0; fi
+    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
+      # Record the postmaster's own PID: runuser does not pass our stop signal on.
+      head -n 1 "$data/postmaster.pid" >"$data.pid"
+      return 0
+    fi
     if ! kill -0 "$(cat "$data.pid")" 2>/dev/null; then
       echo "postgres.sh: server $name exited; log:" >&2; tail -n 20 "$data.log" >&2; return 1
     fi

@@ -193,6 +193,7 @@ impl PostgresStore {
         for attempt in 0..20u64 {
             match self.migrate_once().await {
                 Ok(()) => return Ok(()),
+                Err(e @ Error::Invalid(_)) => return Err(e),
                 Err(e) => {
                     tracing::debug!(attempt, error = %e, "schema migration raced; retrying");
                     last_error = Some(e);

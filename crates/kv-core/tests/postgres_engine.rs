@@ -1,0 +1,624 @@
+//! The engine on the PostgreSQL backend, against a real PostgreSQL server: the engine tests that
+//! matter most for a shared database (concurrent writers, exact counters, atomic batches, expiry),
+//! then what only a shared store has: several engines ("gateways") on one database, the sweeper
+//! lease, the shared clock and the migrations.
+//!
+//! The server is `KV_TEST_POSTGRES` when set; otherwise one is started for this test binary with
+//! scripts/postgres.sh (installing PostgreSQL from Debian if absent) and stopped by a watcher
+//! when the binary exits. Every test works in a schema of its own.
+
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv_core::store::postgres::PostgresStore;
+use kv_core::store::{Batch, Check, Rejected, Store, Write};
+use kv_core::{
+    Clock, ContainerKind, Engine, Error, ItemWrite, Limits, NewContainer, Precondition, Quota,
+    ScanOptions,
+};
+
+/// The server URL for this test binary.
+fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("KV_TEST_POSTGRES") {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
+        let dir = tempfile::Builder::new()
+            .prefix("kv-pg-test")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .expect("running scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Stop the server (by the PIDs the script recorded) once this test process is gone. The
+        // watcher outlives us on purpose, in its own session, so nobody waits for it.
+        #[allow(clippy::zombie_processes)]
+        Command::new("setsid")
+            .arg("bash")
+            .arg("-c")
+            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
+            .arg("watcher")
+            .arg(std::process::id().to_string())
+            .arg(script)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning the server watcher");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    })
+}
+
+/// A URL whose connections use a schema no other test uses.
+fn fresh_schema_url(tag: &str) -> String {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let url = server_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{sep}options=-csearch_path%3D{tag}_{}_{unique}",
+        std::process::id()
+    )
+}
+
+async fn open_url(url: &str, clock: Clock) -> Arc<Engine> {
+    let store = PostgresStore::open_shared(url, 8, &clock).await.unwrap();
+    Arc::new(Engine::new(store, clock))
+}
+
+async fn open(tag: &str, clock: Clock) -> Arc<Engine> {
+    open_url(&fresh_schema_url(tag), clock).await
+}
+
+fn new_container(account: &str, name: &str, limits: Limits) -> NewContainer {
+    NewContainer {
+        account: account.into(),
+        scope: "test".into(),
+        name: name.into(),
+        kind: ContainerKind::Flat,
+        attrs: serde_json::json!({"remark": name}),
+        limits,
+    }
+}
+
+async fn put(engine: &Engine, c: &kv_core::Container, key: &str, value: &str) -> u64 {
+    engine
+        .put(
+            c,
+            key.as_bytes(),
+            Bytes::from(value.to_string()),
+            None,
+            Precondition::None,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_if_absent_has_exactly_one_winner() {
+    let engine = open("winner", Clock::new()).await;
+    let c = engine
+        .create_container(new_container("a", "c", Limits::default()))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (engine, c) = (engine.clone(), c.clone());
+            tokio::spawn(async move {
+                engine
+                    .put(
+                        &c,
+                        b"lock",
+                        Bytes::from(format!("owner-{i}")),
+                        None,
+                        Precondition::Absent,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(_) => winners.push(i),
+            Err(Error::PreconditionFailed(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let stored = engine.get(&c, b"lock").await.unwrap().unwrap();
+    assert_eq!(stored.value, Bytes::from(format!("owner-{}", winners[0])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_writing_at_once_keep_usage_exact_and_lose_no_increment() {
+    let url = fresh_schema_url("three");
+    let gateways = [
+        open_url(&url, Clock::new()).await,
+        open_url(&url, Clock::new()).await,
+        open_url(&url, Clock::new()).await,
+    ];
+    let c = gateways[0]
+        .create_container(new_container("a", "c", Limits::default()))
+        .await
+        .unwrap();
+    // 90 distinct keys through three gateways at once: the usage counters must be exact.
+    let tasks: Vec<_> = (0..90)
+        .map(|i| {
+            let (engine, c) = (gateways[i % 3].clone(), c.clone());
+            tokio::spawn(async move {
+                engine
+                    .put(
+                        &c,
+                        format!("k{i:03}").as_bytes(),
+                        Bytes::from(vec![7u8; i]),
+                        None,
+                        Precondition::None,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for g in &gateways {
+        let usage = g.usage(&c).await.unwrap();
+        assert_eq!(usage.items, 90);
+        assert_eq!(usage.bytes, (0..90).map(|i| 4 + i as i64).sum::<i64>());
+    }
+    // Read-modify-write with version preconditions from every gateway: no update is lost.
+    put(&gateways[1], &c, "n", "0").await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (engine, c) = (gateways[i % 3].clone(), c.clone());
+            tokio::spawn(async move {
+                loop {
+                    let cur = engine.get(&c, b"n").await.unwrap().unwrap();
+                    let n: u64 = std::str::from_utf8(&cur.value).unwrap().parse().unwrap();
+                    match engine
+                        .put(
+                            &c,
+                            b"n",
+                            Bytes::from((n + 1).to_string()),
+                            None,
+                            Precondition::Version(cur.version),
+                        )
+                        .await
+                    {
+                        Ok(_) => return,
+                        Err(Error::PreconditionFailed(_)) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for g in &gateways {
+        assert_eq!(
+            g.get(&c, b"n").await.unwrap().unwrap().value,
+            Bytes::from("24")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_write_through_one_gateway_is_read_at_once_through_another() {
+    let url = fresh_schema_url("readyourwrite");
+    let (a, b) = (
+        open_url(&url, Clock::new()).await,
+        open_url(&url, Clock::new()).await,
+    );
+    let c = a
+        .create_container(new_container("acct", "ns", Limits::default()))
+        .await
+        .unwrap();
+    // The container created through `a` is visible through `b` too.
+    let seen = b.container("acct", "test", "ns").await.unwrap();
+    assert_eq!(seen.id, c.id);
+    for i in 0..20 {
+        let value = format!("value-{i}");
+        let version = put(&a, &c, "k", &value).await;
+        let item = b.get(&seen, b"k").await.unwrap().unwrap();
+        assert_eq!(item.value, Bytes::from(value));
+        assert_eq!(item.version, version);
+    }
+    let page = b
+        .scan(&seen, ScanOptions::prefix(b"", None, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_batch_changes_nothing() {
+    let engine = open("failing", Clock::new()).await;
+    let c = engine
+        .create_container(new_container("a", "c", Limits::default()))
+        .await
+        .unwrap();
+    put(&engine, &c, "x", "1").await;
+    let err = engine
+        .write_items(
+            &c,
+            vec![
+                ItemWrite::Put {
+                    key: b"y".to_vec(),
+                    value: Bytes::from("2"),
+                    expires_at: None,
+                    precondition: Precondition::None,
+                },
+                ItemWrite::Delete {
+                    key: b"x".to_vec(),
+                    precondition: Precondition::None,
+                },
+                ItemWrite::Put {
+                    key: b"z".to_vec(),
+                    value: Bytes::from("3"),
+                    expires_at: None,
+                    precondition: Precondition::Present,
+                },
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PreconditionFailed(_)), "{err}");
+    assert_eq!(
+        engine.get(&c, b"x").await.unwrap().unwrap().value,
+        Bytes::from("1")
+    );
+    assert!(engine.get(&c, b"y").await.unwrap().is_none());
+    assert_eq!(engine.usage(&c).await.unwrap().items, 1);
+}
+
+#[tokio::test]
+async fn store_level_checks_quotas_versions_and_ranges_match_redb() {
+    let url = fresh_schema_url("store");
+    let store = PostgresStore::open(&url, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let redb = kv_core::store::redb::RedbStore::open(&dir.path().join("r.redb"), false).unwrap();
+    let stores: [&dyn Store; 2] = [&store, &redb];
+    let mut outcomes = Vec::new();
+    for s in stores {
+        let mut seen = Vec::new();
+        let put = |k: &[u8], exp: Option<u64>| Write::Put {
+            key: k.to_vec(),
+            value: Bytes::from(k.to_vec()),
+            expires_at: exp,
+        };
+        let v1 = s
+            .commit(Batch {
+                checks: vec![Check::Absent(b"a".to_vec())],
+                writes: vec![put(b"a", None), put(b"b", Some(100)), put(b"c\xff", None)],
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(format!(
+            "{:?}",
+            s.get_many(&[b"a".to_vec(), b"zz".to_vec()]).await.unwrap()
+        ));
+        // A stale version check is rejected, a current one passes.
+        let stale = s
+            .commit(Batch {
+                checks: vec![Check::AtVersion(b"a".to_vec(), v1 + 7)],
+                writes: vec![put(b"x", None)],
+            })
+            .await
+            .unwrap();
+        seen.push(format!("{stale:?}"));
+        let v2 = s
+            .commit(Batch {
+                checks: vec![
+                    Check::AtVersion(b"a".to_vec(), v1),
+                    Check::Present(b"b".to_vec()),
+                ],
+                writes: vec![Write::Add {
+                    counter: b"n".to_vec(),
+                    delta: 5,
+                    limit: Some((5, Quota::ContainerItems)),
+                }],
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(v2 > v1, "versions must increase");
+        let over = s
+            .commit(Batch {
+                checks: vec![],
+                writes: vec![
+                    Write::Add {
+                        counter: b"n".to_vec(),
+                        delta: 1,
+                        limit: Some((5, Quota::ContainerItems)),
+                    },
+                    put(b"never", None),
+                ],
+            })
+            .await
+            .unwrap();
+        assert_eq!(over, Err(Rejected::Quota(Quota::ContainerItems)));
+        seen.push(format!(
+            "{:?}",
+            s.counters(&[b"n".to_vec(), b"m".to_vec()]).await.unwrap()
+        ));
+        let eq = s
+            .commit(Batch {
+                checks: vec![Check::CounterEquals(b"n".to_vec(), 5)],
+                writes: vec![
+                    Write::Add {
+                        counter: b"n".to_vec(),
+                        delta: -5,
+                        limit: None,
+                    },
+                    Write::DeleteRange {
+                        start: b"b".to_vec(),
+                        end: b"c\xff\x00".to_vec(),
+                    },
+                ],
+            })
+            .await
+            .unwrap();
+        seen.push(format!("{}", eq.is_ok()));
+        seen.push(format!("{:?}", s.counters(&[b"n".to_vec()]).await.unwrap()));
+        let page = s
+            .scan(kv_core::store::KeyRange::prefix(b""), 10, true, 50)
+            .await
+            .unwrap();
+        seen.push(format!(
+            "{:?} {}",
+            page.records
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>(),
+            page.more
+        ));
+        outcomes.push(seen);
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(outcomes[0][5], "[[97]] false", "{:?}", outcomes[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sweeper_removes_expired_items_and_frees_quota() {
+    let engine = open("sweeper", Clock::frozen_at(2_000_000_000)).await;
+    let c = engine
+        .create_container(new_container(
+            "a",
+            "c",
+            Limits {
+                max_items: Some(3),
+                ..Limits::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let now = engine.now();
+    for k in ["1", "2", "3"] {
+        engine
+            .put(
+                &c,
+                k.as_bytes(),
+                Bytes::from("v"),
+                Some(now + 10),
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+    }
+    engine.clock().advance(10);
+    assert!(engine.get(&c, b"1").await.unwrap().is_none());
+    let sweeper = engine.spawn_sweeper(Duration::from_millis(20));
+    let mut usage = engine.usage(&c).await.unwrap();
+    for _ in 0..250 {
+        if usage.items == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        usage = engine.usage(&c).await.unwrap();
+    }
+    sweeper.abort();
+    assert_eq!((usage.items, usage.bytes), (0, 0));
+    for k in ["4", "5", "6"] {
+        put(&engine, &c, k, "v").await;
+    }
+}
+
+#[tokio::test]
+async fn a_quota_refusal_first_reclaims_expired_but_unswept_items() {
+    let engine = open("reclaim", Clock::frozen_at(2_000_000_000)).await;
+    let c = engine
+        .create_container(new_container(
+            "a",
+            "c",
+            Limits {
+                max_bytes: Some(20),
+                ..Limits::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let now = engine.now();
+    engine
+        .put(
+            &c,
+            b"old",
+            Bytes::from(vec![1u8; 15]),
+            Some(now + 5),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    let refused = engine
+        .put(
+            &c,
+            b"new",
+            Bytes::from(vec![2u8; 15]),
+            None,
+            Precondition::None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused, Error::QuotaExceeded(Quota::ContainerBytes));
+    engine.clock().advance(5);
+    engine
+        .put(
+            &c,
+            b"new",
+            Bytes::from(vec![2u8; 15]),
+            None,
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.usage(&c).await.unwrap().bytes, 18);
+}
+
+#[tokio::test]
+async fn only_one_gateway_holds_the_sweeper_lease_until_it_lets_go() {
+    let url = fresh_schema_url("lease");
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(PostgresStore::open(&url, 2).await.unwrap());
+    }
+    let held = futures_util::future::join_all(stores.iter().map(|s| s.try_sweep_lease())).await;
+    let holders: Vec<usize> = held
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.unwrap().then_some(i))
+        .collect();
+    assert_eq!(holders.len(), 1, "exactly one holder: {holders:?}");
+    let holder = holders[0];
+    // The holder renews; the others keep being refused.
+    for _ in 0..3 {
+        for (i, s) in stores.iter().enumerate() {
+            assert_eq!(s.try_sweep_lease().await.unwrap(), i == holder);
+        }
+    }
+    // Closing releases it, and one of the others takes over.
+    stores[holder].close().await.unwrap();
+    let next = (holder + 1) % 3;
+    assert!(stores[next].try_sweep_lease().await.unwrap());
+    let other = (holder + 2) % 3;
+    assert!(!stores[other].try_sweep_lease().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_clock_advance_through_one_gateway_is_seen_by_all() {
+    let url = fresh_schema_url("clock");
+    let base = 2_000_000_000;
+    let clocks = [
+        Clock::frozen_at(base),
+        Clock::frozen_at(base),
+        Clock::frozen_at(base),
+    ];
+    let mut engines = Vec::new();
+    for clock in &clocks {
+        engines.push(open_url(&url, clock.clone()).await);
+    }
+    let c = engines[0]
+        .create_container(new_container("a", "c", Limits::default()))
+        .await
+        .unwrap();
+    engines[0]
+        .put(
+            &c,
+            b"ttl",
+            Bytes::from("v"),
+            Some(base + 60),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    assert!(engines[2].get(&c, b"ttl").await.unwrap().is_some());
+    engines[1].clock().advance(60);
+    // The other gateways adopt the advance within a few sync intervals (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while clocks.iter().any(|c| c.now() != base + 60) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for clock in &clocks {
+        assert_eq!(clock.now(), base + 60);
+    }
+    for e in &engines {
+        assert!(e.get(&c, b"ttl").await.unwrap().is_none());
+    }
+    // A gateway that starts later starts at the shared time.
+    let late = Clock::frozen_at(base);
+    let _late_engine = open_url(&url, late.clone()).await;
+    assert_eq!(late.now(), base + 60);
+}
+
+#[tokio::test]
+async fn migrations_are_versioned_and_concurrent_start_ups_agree() {
+    let url = fresh_schema_url("migrate");
+    // Five stores opening the same empty schema at once race on the DDL; all must succeed.
+    let opened = futures_util::future::join_all((0..5).map(|_| PostgresStore::open(&url, 1))).await;
+    for store in opened {
+        assert_eq!(store.unwrap().schema_version().await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening() {
+    let url = fresh_schema_url("reopen");
+    let engine = open_url(&url, Clock::new()).await;
+    let c = engine
+        .create_container(new_container("a", "c", Limits::default()))
+        .await
+        .unwrap();
+    let version = put(&engine, &c, "k", "kept").await;
+    engine.close().await.unwrap();
+    assert!(
+        engine.get(&c, b"k").await.is_err(),
+        "a closed store refuses"
+    );
+    let again = open_url(&url, Clock::new()).await;
+    let c = again.container("a", "test", "c").await.unwrap();
+    let item = again.get(&c, b"k").await.unwrap().unwrap();
+    assert_eq!((item.value, item.version), (Bytes::from("kept"), version));
+    assert!(put(&again, &c, "k2", "v").await > version);
+}
+
+#[tokio::test]
+async fn a_bad_url_is_an_error_not_a_panic() {
+    let err = PostgresStore::open("postgres://[not a host", 1)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    let err = PostgresStore::open(
+        &format!("{}?options=-csearch_path%3Dbad-name", server_url()),
+        1,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+}
