@@ -66,6 +66,23 @@ pub async fn handle(
                 json_response(StatusCode::OK, json!({"status": "ok"})),
             )
         }
+        (&Method::GET, "/_kvmux/snapshot") => {
+            let mut dump = Vec::new();
+            match crate::snapshot::export(&gw.engine, &mut dump, &crate::snapshot::Silent).await {
+                Ok(_) => {
+                    let mut resp = Response::new(Bytes::from(dump));
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/jsonl"),
+                    );
+                    ("snapshot", resp)
+                }
+                Err(e) => (
+                    "snapshot",
+                    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                ),
+            }
+        }
         (&Method::GET, "/_kvmux/faults") => (
             "faults",
             json_response(StatusCode::OK, json!({"faults": gw.faults.list()})),
@@ -155,7 +172,7 @@ pub async fn handle(
         (
             _,
             "/_kvmux/health" | "/_kvmux/reset" | "/_kvmux/clock/advance" | "/metrics"
-            | "/_kvmux/requests" | "/_kvmux/faults",
+            | "/_kvmux/requests" | "/_kvmux/faults" | "/_kvmux/snapshot",
         ) => (
             "admin",
             error(

@@ -1,0 +1,559 @@
+//! Snapshots: every container and live item as JSON Lines, for `kvmux export`/`kvmux import`,
+//! `GET /_kvmux/snapshot` and the seed files loaded at start-up.
+//!
+//! The dump is taken at the engine level (containers + items), so it covers all three dialects
+//! without knowing them: Tencent and Aliyun namespaces hold flat values, Huawei tables hold BSON
+//! documents, and Huawei's index containers are dumped like any other container. Lines:
+//!
+//! ```text
+//! {"type":"header","format":1,"now":1700000000}
+//! {"type":"container","id":7,"account":"dev","scope":"tencent/z","name":"ns","kind":"flat","attrs":{},"limits":{..}}
+//! {"type":"item","container":7,"key":"greeting","value":"hello","expires_at":1700000600}
+//! {"type":"item","container":9,"key_b64":"AAE=","value_b64":"FgAAAA...","expires_at":null}
+//! ```
+//!
+//! Keys and values are written as text when they are UTF-8 and as base64 (`key_b64`,
+//! `value_b64`) otherwise, so hand-written seed files stay readable. `expires_at` is absolute
+//! (engine clock, unix seconds), so TTLs survive the round trip; an item already expired at
+//! import is skipped. Container ids are only labels inside one file: import creates containers
+//! afresh and maps the ids, and a scope whose last `/`-segment names an exported container id (a
+//! Huawei index belongs to `huawei-index/<table id>`) is rewritten to the new id. Containers are
+//! therefore written with the ones that others refer to first.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::ops::Bound;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use kv_core::{
+    Container, ContainerKind, Engine, ItemWrite, Limits, NewContainer, Precondition, ScanOptions,
+};
+use serde::{Deserialize, Serialize};
+
+/// The format version written in the header line.
+pub const FORMAT: u32 = 1;
+/// Items written per engine commit on import.
+const IMPORT_BATCH: usize = 256;
+/// Items read per scan page on export.
+const EXPORT_PAGE: usize = 1000;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Line {
+    Header {
+        format: u32,
+        #[serde(default)]
+        now: Option<u64>,
+    },
+    Container {
+        id: u64,
+        account: String,
+        scope: String,
+        name: String,
+        kind: ContainerKind,
+        #[serde(default)]
+        attrs: serde_json::Value,
+        #[serde(default)]
+        limits: Limits,
+    },
+    Item {
+        container: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_b64: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value_b64: Option<String>,
+        #[serde(default)]
+        expires_at: Option<u64>,
+    },
+}
+
+/// What an export or import moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub containers: u64,
+    pub items: u64,
+    /// Import only: items not written (expired already, or the container existed in seed mode).
+    pub skipped: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("storage: {0}")]
+    Engine(#[from] kv_core::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Something that shows progress (indicatif's bar in the CLI, nothing online).
+pub trait Progress: Sync {
+    fn set_total(&self, _items: u64) {}
+    fn advance(&self, _items: u64) {}
+}
+
+/// No progress display.
+pub struct Silent;
+impl Progress for Silent {}
+
+impl Progress for indicatif::ProgressBar {
+    fn set_total(&self, items: u64) {
+        self.set_length(items);
+    }
+    fn advance(&self, items: u64) {
+        self.inc(items);
+    }
+}
+
+fn text_or_b64(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (Some(s.to_string()), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    }
+}
+
+/// Whether a container's scope refers to another container by id (its last `/`-segment is a
+/// number): such containers are written after the ones they refer to.
+fn scope_reference(scope: &str) -> Option<u64> {
+    scope.rsplit('/').next()?.parse().ok()
+}
+
+/// Writes every container and live item of `engine` to `out`.
+pub async fn export(
+    engine: &Engine,
+    out: &mut (dyn Write + Send),
+    progress: &dyn Progress,
+) -> Result<Counts, SnapshotError> {
+    let mut containers = engine.all_containers().await?;
+    let ids: std::collections::HashSet<u64> = containers.iter().map(|c| c.id).collect();
+    // Stable: containers keep (account, scope, name) order within each group.
+    containers.sort_by_key(|c| scope_reference(&c.scope).is_some_and(|id| ids.contains(&id)));
+    let mut total = 0;
+    for c in &containers {
+        total += engine.usage(c).await?.items.max(0) as u64;
+    }
+    progress.set_total(total);
+
+    let mut counts = Counts::default();
+    write_line(
+        out,
+        &Line::Header {
+            format: FORMAT,
+            now: Some(engine.now()),
+        },
+    )?;
+    for c in &containers {
+        write_line(
+            out,
+            &Line::Container {
+                id: c.id,
+                account: c.account.clone(),
+                scope: c.scope.clone(),
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                attrs: c.attrs.clone(),
+                limits: c.limits.clone(),
+            },
+        )?;
+        counts.containers += 1;
+    }
+    for c in &containers {
+        let mut start = Bound::Unbounded;
+        loop {
+            let page = engine
+                .scan(
+                    c,
+                    ScanOptions {
+                        start: start.clone(),
+                        end: Bound::Unbounded,
+                        limit: EXPORT_PAGE,
+                        reverse: false,
+                    },
+                )
+                .await?;
+            for item in &page.items {
+                let (key, key_b64) = text_or_b64(&item.key);
+                let (value, value_b64) = text_or_b64(&item.value);
+                write_line(
+                    out,
+                    &Line::Item {
+                        container: c.id,
+                        key,
+                        key_b64,
+                        value,
+                        value_b64,
+                        expires_at: item.expires_at,
+                    },
+                )?;
+            }
+            counts.items += page.items.len() as u64;
+            progress.advance(page.items.len() as u64);
+            match (page.more, page.items.last()) {
+                (true, Some(last)) => start = Bound::Excluded(last.key.clone()),
+                _ => break,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), SnapshotError> {
+    serde_json::to_writer(&mut *out, line).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// How an import treats containers that already exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Restore: items are written into existing containers too, overwriting what is there.
+    Overwrite,
+    /// Seed: only containers the import creates get items, so a restart does not undo what the
+    /// application changed since.
+    SeedNewOnly,
+}
+
+struct Target {
+    container: Container,
+    writable: bool,
+}
+
+/// Reads a dump from `input` into `engine`.
+pub async fn import(
+    engine: &Engine,
+    input: &mut (dyn BufRead + Send),
+    mode: Mode,
+    progress: &dyn Progress,
+) -> Result<Counts, SnapshotError> {
+    let mut targets: HashMap<u64, Target> = HashMap::new();
+    let mut counts = Counts::default();
+    let mut pending: Vec<ItemWrite> = Vec::new();
+    let mut pending_for: Option<u64> = None;
+    let now = engine.now();
+    let mut text = String::new();
+    let mut number = 0;
+    loop {
+        text.clear();
+        if input.read_line(&mut text)? == 0 {
+            break;
+        }
+        number += 1;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let bad = |message: String| SnapshotError::Line {
+            line: number,
+            message,
+        };
+        let line: Line = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
+        match line {
+            Line::Header { format, .. } => {
+                if format != FORMAT {
+                    return Err(bad(format!(
+                        "snapshot format {format} is not supported (this kvmux reads {FORMAT})"
+                    )));
+                }
+            }
+            Line::Container {
+                id,
+                account,
+                scope,
+                name,
+                kind,
+                attrs,
+                limits,
+            } => {
+                if targets.contains_key(&id) {
+                    return Err(bad(format!("container id {id} appears twice")));
+                }
+                let scope = match scope_reference(&scope).and_then(|old| targets.get(&old)) {
+                    Some(referenced) => {
+                        let cut = scope.rfind('/').map(|i| i + 1).unwrap_or(0);
+                        format!("{}{}", &scope[..cut], referenced.container.id)
+                    }
+                    None => scope,
+                };
+                let created = engine
+                    .create_container(NewContainer {
+                        account: account.clone(),
+                        scope: scope.clone(),
+                        name: name.clone(),
+                        kind,
+                        attrs,
+                        limits,
+                    })
+                    .await;
+                let target = match created {
+                    Ok(container) => {
+                        counts.containers += 1;
+                        Target {
+                            container,
+                            writable: true,
+                        }
+                    }
+                    Err(kv_core::Error::AlreadyExists(_)) => Target {
+                        container: engine.container(&account, &scope, &name).await?,
+                        writable: mode == Mode::Overwrite,
+                    },
+                    Err(kv_core::Error::Invalid(m)) => return Err(bad(m)),
+                    Err(e) => return Err(e.into()),
+                };
+                targets.insert(id, target);
+            }
+            Line::Item {
+                container,
+                key,
+                key_b64,
+                value,
+                value_b64,
+                expires_at,
+            } => {
+                let key = text_or_bytes(key, key_b64, "key").map_err(bad)?;
+                let value = text_or_bytes(value, value_b64, "value").map_err(bad)?;
+                let Some(target) = targets.get(&container) else {
+                    return Err(bad(format!(
+                        "item of container {container}, which no earlier line defines"
+                    )));
+                };
+                if !target.writable || expires_at.is_some_and(|e| e <= now) {
+                    counts.skipped += 1;
+                    continue;
+                }
+                if pending_for != Some(container) || pending.len() >= IMPORT_BATCH {
+                    flush(
+                        engine,
+                        &targets,
+                        pending_for,
+                        &mut pending,
+                        &mut counts,
+                        progress,
+                    )
+                    .await?;
+                    pending_for = Some(container);
+                }
+                pending.push(ItemWrite::Put {
+                    key,
+                    value: Bytes::from(value),
+                    expires_at,
+                    precondition: Precondition::None,
+                });
+            }
+        }
+    }
+    flush(
+        engine,
+        &targets,
+        pending_for,
+        &mut pending,
+        &mut counts,
+        progress,
+    )
+    .await?;
+    Ok(counts)
+}
+
+fn text_or_bytes(text: Option<String>, b64: Option<String>, what: &str) -> Result<Vec<u8>, String> {
+    match (text, b64) {
+        (Some(t), None) => Ok(t.into_bytes()),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| format!("{what}_b64 is not base64: {e}")),
+        (Some(_), Some(_)) => Err(format!("give {what} or {what}_b64, not both")),
+        (None, None) => Err(format!("an item needs {what} or {what}_b64")),
+    }
+}
+
+async fn flush(
+    engine: &Engine,
+    targets: &HashMap<u64, Target>,
+    container: Option<u64>,
+    pending: &mut Vec<ItemWrite>,
+    counts: &mut Counts,
+    progress: &dyn Progress,
+) -> Result<(), SnapshotError> {
+    let (Some(id), false) = (container, pending.is_empty()) else {
+        return Ok(());
+    };
+    let Some(target) = targets.get(&id) else {
+        return Ok(());
+    };
+    let writes = std::mem::take(pending);
+    let n = writes.len() as u64;
+    engine.write_items(&target.container, writes).await?;
+    counts.items += n;
+    progress.advance(n);
+    Ok(())
+}
+
+/// Loads every `*.jsonl` file of `dir` in file-name order, in seed mode.
+pub async fn load_seed_dir(
+    engine: &Engine,
+    dir: &std::path::Path,
+) -> Result<Vec<(std::path::PathBuf, Counts)>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("seed_dir {}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut loaded = Vec::new();
+    for path in files {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut reader = std::io::BufReader::new(file);
+        let counts = import(engine, &mut reader, Mode::SeedNewOnly, &Silent)
+            .await
+            .map_err(|e| format!("seed {}: {e}", path.display()))?;
+        loaded.push((path, counts));
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kv_core::Clock;
+
+    fn engine(dir: &tempfile::TempDir) -> Engine {
+        Engine::open_redb(&dir.path().join("db.redb"), false, Clock::new()).expect("engine")
+    }
+
+    async fn container(engine: &Engine, scope: &str, name: &str) -> Container {
+        engine
+            .create_container(NewContainer {
+                account: "dev".into(),
+                scope: scope.into(),
+                name: name.into(),
+                kind: ContainerKind::Flat,
+                attrs: serde_json::json!({"remark": name}),
+                limits: Limits::default(),
+            })
+            .await
+            .expect("container")
+    }
+
+    #[tokio::test]
+    async fn round_trip_keeps_binary_values_ttls_and_id_scopes() {
+        let a = tempfile::tempdir().expect("tmp");
+        let source = engine(&a);
+        let table = container(&source, "huawei/store", "table").await;
+        let index = container(&source, &format!("huawei-index/{}", table.id), "idx").await;
+        let now = source.now();
+        source
+            .put(
+                &table,
+                b"\x00\xffbin",
+                Bytes::from_static(b"\x01\x02"),
+                Some(now + 100),
+                Precondition::None,
+            )
+            .await
+            .expect("put");
+        source
+            .put(
+                &index,
+                b"k",
+                Bytes::from_static(b"text"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .expect("put");
+        let mut dump = Vec::new();
+        let exported = export(&source, &mut dump, &Silent).await.expect("export");
+        assert_eq!((exported.containers, exported.items), (2, 2));
+
+        let b = tempfile::tempdir().expect("tmp");
+        let target = engine(&b);
+        // An unrelated container first, so ids in the two engines differ.
+        container(&target, "tencent/z", "other").await;
+        let imported = import(&target, &mut dump.as_slice(), Mode::Overwrite, &Silent)
+            .await
+            .expect("import");
+        assert_eq!((imported.containers, imported.items), (2, 2));
+        let new_table = target
+            .container("dev", "huawei/store", "table")
+            .await
+            .expect("table");
+        let item = target
+            .get(&new_table, b"\x00\xffbin")
+            .await
+            .expect("get")
+            .expect("item");
+        assert_eq!(item.value, Bytes::from_static(b"\x01\x02"));
+        assert_eq!(item.expires_at, Some(now + 100));
+        let new_index = target
+            .container("dev", &format!("huawei-index/{}", new_table.id), "idx")
+            .await
+            .expect("index container follows the new table id");
+        assert_eq!(new_index.attrs["remark"], "idx");
+        assert!(target.get(&new_index, b"k").await.expect("get").is_some());
+    }
+
+    #[tokio::test]
+    async fn seed_mode_leaves_existing_containers_alone() {
+        let a = tempfile::tempdir().expect("tmp");
+        let engine = engine(&a);
+        let seed = r#"{"type":"container","id":1,"account":"dev","scope":"tencent/z","name":"ns","kind":"flat"}
+{"type":"item","container":1,"key":"k","value":"seeded"}
+"#;
+        let counts = import(&engine, &mut seed.as_bytes(), Mode::SeedNewOnly, &Silent)
+            .await
+            .expect("seed");
+        assert_eq!(counts.items, 1);
+        let ns = engine
+            .container("dev", "tencent/z", "ns")
+            .await
+            .expect("ns");
+        engine
+            .put(
+                &ns,
+                b"k",
+                Bytes::from_static(b"changed"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .expect("put");
+        let again = import(&engine, &mut seed.as_bytes(), Mode::SeedNewOnly, &Silent)
+            .await
+            .expect("seed again");
+        assert_eq!((again.containers, again.items, again.skipped), (0, 0, 1));
+        let item = engine.get(&ns, b"k").await.expect("get").expect("item");
+        assert_eq!(item.value, Bytes::from_static(b"changed"));
+    }
+
+    #[tokio::test]
+    async fn bad_lines_are_refused_with_their_number() {
+        let a = tempfile::tempdir().expect("tmp");
+        let engine = engine(&a);
+        for (text, expected) in [
+            ("{\"type\":\"item\",\"container\":3,\"key\":\"k\",\"value\":\"v\"}", "line 1: item of container 3"),
+            ("\n{nope", "line 2:"),
+            ("{\"type\":\"header\",\"format\":99}", "format 99"),
+            (
+                "{\"type\":\"container\",\"id\":1,\"account\":\"a\",\"scope\":\"s\",\"name\":\"n\",\"kind\":\"flat\"}\n{\"type\":\"item\",\"container\":1,\"key\":\"k\"}",
+                "line 2: an item needs value",
+            ),
+            (
+                "{\"type\":\"container\",\"id\":1,\"account\":\"a\",\"scope\":\"s\",\"name\":\"n\",\"kind\":\"flat\"}\n{\"type\":\"item\",\"container\":1,\"key\":\"k\",\"value_b64\":\"***\"}",
+                "line 2: value_b64 is not base64",
+            ),
+        ] {
+            let err = import(&engine, &mut text.as_bytes(), Mode::Overwrite, &Silent)
+                .await
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}
