@@ -1,1 +1,352 @@
+//! kvmux: one binary that speaks Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS on one port.
 
+mod admin;
+mod bench;
+mod config;
+mod faults;
+mod inspector;
+mod metrics;
+mod server;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use kv_core::store::postgres::redacted_url;
+use kv_core::{Clock, Dialect, DialectContext, Engine};
+
+use crate::config::{Config, DialectName};
+
+#[derive(Parser)]
+#[command(
+    name = "kvmux",
+    version,
+    about = "One gateway for Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (default: $KVMUX_CONFIG, else config/kvmux.toml if present, else built-in).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config.
+        #[arg(long, env = "KVMUX_LISTEN")]
+        listen: Option<String>,
+        /// Data directory, overriding the config.
+        #[arg(long, env = "KVMUX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the effective configuration of FILE (secrets masked), or where it is wrong.
+    CheckConfig { file: PathBuf },
+    /// Write every container and live item as JSON Lines to stdout (the gateway must be stopped
+    /// when the storage is the embedded file).
+    Export {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, env = "KVMUX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Read a JSON Lines dump from stdin into the storage, overwriting items that exist.
+    Import {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, env = "KVMUX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Measure signed-request throughput and latency (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// Plot `kvmux bench --json` results (JSON Lines) as throughput against connections.
+    BenchPlot(bench::PlotArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(config) => {
+                print!("{}", config.to_masked_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kvmux: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Bench(args) => {
+            // One client thread: the load generator must leave the other core to the gateway,
+            // and a single-threaded runtime keeps each connection's wakeups on one thread.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kvmux: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(bench::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvmux bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Export { config, data_dir } => offline(config, data_dir, |engine| async move {
+            let bar = indicatif::ProgressBar::new(0);
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let counts = snapshot::export(&engine, &mut out, &bar)
+                .await
+                .map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            eprintln!(
+                "kvmux: exported {} containers, {} items",
+                counts.containers, counts.items
+            );
+            Ok(())
+        }),
+        Command::Import { config, data_dir } => offline(config, data_dir, |engine| async move {
+            let bar = indicatif::ProgressBar::new(0);
+            let mut input = std::io::BufReader::new(std::io::stdin());
+            let counts = snapshot::import(&engine, &mut input, snapshot::Mode::Overwrite, &bar)
+                .await
+                .map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            eprintln!(
+                "kvmux: imported {} containers, {} items ({} skipped)",
+                counts.containers, counts.items, counts.skipped
+            );
+            Ok(())
+        }),
+        Command::BenchPlot(args) => match bench::plot(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kvmux bench-plot: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            init_tracing();
+            let (mut config, source) = match config::resolve(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("kvmux: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("kvmux: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config, source)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvmux: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Runs an offline command (`export`, `import`) on the configured storage, then closes it.
+fn offline<F, Fut>(config: Option<PathBuf>, data_dir: Option<PathBuf>, work: F) -> ExitCode
+where
+    F: FnOnce(Arc<Engine>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let (mut config, _) = match config::resolve(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kvmux: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kvmux: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let (engine, _) = open_engine(&config).await?;
+        let result = work(engine.clone()).await;
+        engine
+            .close()
+            .await
+            .map_err(|e| format!("closing the store: {e}"))?;
+        result
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kvmux: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// Builds the enabled dialects in dispatch order.
+fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>> {
+    let context = |name: DialectName| DialectContext {
+        engine: engine.clone(),
+        credentials: config.credentials_for(name),
+        auth_mode: config.auth.mode,
+        options: config.options_for(name),
+        vendor_rate_limits: config.limits.vendor_rate_limits,
+    };
+    let mut dialects: Vec<Arc<dyn Dialect>> = Vec::new();
+    for name in DialectName::ALL {
+        if !config.enabled(name) {
+            continue;
+        }
+        let ctx = context(name);
+        match name {
+            DialectName::Tencent => dialects.push(Arc::new(kv_tencent::TencentDialect::new(ctx))),
+            DialectName::Aliyun => dialects.push(Arc::new(kv_aliyun::AliyunDialect::new(ctx))),
+            DialectName::Huawei => dialects.push(Arc::new(kv_huawei::HuaweiDialect::new(ctx))),
+        }
+    }
+    dialects
+}
+
+/// Connections each gateway keeps to PostgreSQL (`storage = "postgres://..."`).
+const POSTGRES_POOL_SIZE: usize = 16;
+
+/// Opens the configured storage; returns the engine and a description of where the data is.
+async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
+    let clock = Clock::new();
+    match &config.storage {
+        // The scale-out backend: any number of stateless gateways on one database, which keeps
+        // their clocks in step and elects the one that sweeps expired items.
+        Some(url) => {
+            let store = kv_core::store::postgres::PostgresStore::open_shared(
+                url,
+                POSTGRES_POOL_SIZE,
+                &clock,
+            )
+            .await
+            .map_err(|e| format!("opening storage {}: {e}", redacted_url(url)))?;
+            Ok((Arc::new(Engine::new(store, clock)), redacted_url(url)))
+        }
+        None => {
+            let db_path = config.data_dir.join("kvmux.redb");
+            let engine = Engine::open_redb(&db_path, config.durable, clock)
+                .map_err(|e| format!("opening {}: {e}", db_path.display()))?;
+            Ok((Arc::new(engine), db_path.display().to_string()))
+        }
+    }
+}
+
+async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
+    let (engine, data) = open_engine(&config).await?;
+    if let Some(dir) = &config.seed_dir {
+        for (path, counts) in snapshot::load_seed_dir(&engine, dir).await? {
+            tracing::info!(
+                seed = %path.display(),
+                containers = counts.containers,
+                items = counts.items,
+                skipped = counts.skipped,
+                "loaded seed file"
+            );
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    let dialects = build_dialects(&config, &engine);
+    let gateway = Arc::new(server::Gateway {
+        dialects,
+        engine: engine.clone(),
+        metrics: metrics::Metrics::new(),
+        started: Instant::now(),
+        inspector: inspector::Inspector::new(config.inspector_capacity),
+        faults: faults::Faults::default(),
+        config,
+    });
+    tracing::info!(
+        listen = %local,
+        data = %data,
+        config = %source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
+        dialects = ?gateway.dialect_names(),
+        "kvmux listening on http://{local}"
+    );
+    let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
+    server::run(gateway, listener, shutdown_signal(), Duration::from_secs(8)).await;
+    sweeper.abort();
+    engine
+        .close()
+        .await
+        .map_err(|e| format!("closing the store: {e}"))?;
+    tracing::info!("kvmux stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; draining");
+}

@@ -339,6 +339,22 @@ impl PostgresStore {
     }
 }
 
+/// `url` with any password replaced by `***`, for logs and error messages.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// A little entropy for instance identities without another dependency.
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -683,3 +699,22 @@ impl Store for PostgresStore {
 
 /// The lease name the engine's sweeper takes, so one gateway sweeps at a time.
 pub const SWEEPER_LEASE: &str = "sweeper";
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redacted_url("postgres://kv:s3cret@db:5432/kvmux?sslmode=disable"),
+            "postgres://kv:***@db:5432/kvmux?sslmode=disable"
+        );
+        assert_eq!(
+            redacted_url("postgres://kv@db/kvmux"),
+            "postgres://kv@db/kvmux"
+        );
+        assert_eq!(redacted_url("postgresql://db"), "postgresql://db");
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
+}
