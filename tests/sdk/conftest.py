@@ -2,8 +2,10 @@
 127.0.0.1 port with a fresh data dir, wait for health, stop it by PID afterwards.
 
 KVMUX_BIN names the binary (the test script sets it); otherwise target/debug/kvmux is used.
+KVMUX_TEST_STORAGE=postgres://... runs every gateway on PostgreSQL instead of redb.
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -42,6 +44,18 @@ def dev_credentials_toml() -> str:
     return "\n".join(out)
 
 
+def storage_toml(data_dir: str) -> str:
+    """With KVMUX_TEST_STORAGE=postgres://..., a `storage` line whose PostgreSQL schema belongs to
+    `data_dir`: a fresh data dir gets a fresh schema, and a gateway restarted on the same data dir
+    finds its data again, exactly as with the embedded store."""
+    url = os.environ.get("KVMUX_TEST_STORAGE")
+    if not url:
+        return ""
+    schema = "gw_" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:20]
+    sep = "&" if "?" in url else "?"
+    return f'storage = "{url}{sep}options=-csearch_path%3D{schema}"\n'
+
+
 class Kvmux:
     """One kvmux process. `extra_toml` is appended to a config that sets listen, data_dir,
     all three dialects and the dev credentials; pass `credentials_toml` to replace the latter."""
@@ -56,6 +70,7 @@ class Kvmux:
             f.write(
                 f'listen = "127.0.0.1:{self.port}"\n'
                 f'data_dir = "{self.data_dir}"\n'
+                f"{storage_toml(self.data_dir)}"
                 f"{extra_toml}\n\n{creds}\n"
             )
         self.log_path = os.path.join(self._tmp.name, "kvmux.log")
