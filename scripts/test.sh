@@ -4,14 +4,14 @@
 # binary. Installs what the suites need (a Python venv with the pinned SDKs, npm packages, Go
 # modules, Maven artifacts) from the package registries.
 #
-# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java (default: all)
-# Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000)
+# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java postgres (default: all)
+# Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java postgres)
 
 failed=()
 passed=()
@@ -84,6 +84,29 @@ if want python; then
     .venv/bin/pytest -q -p no:cacheprovider tests/sdk
   )
   record python $?
+fi
+
+if want postgres; then
+  # The same engine model test and Python SDK suites on the PostgreSQL backend, against a
+  # throwaway server (Debian's packages, 127.0.0.1, a free port, run as nobody) stopped after.
+  log "PostgreSQL backend: model test, PostgreSQL tests, Python SDK suites"
+  (
+    set -e
+    pgdir=$(mktemp -d -u /tmp/kvmux-pg.XXXXXX)
+    trap 'bash scripts/postgres.sh stop "$pgdir"' EXIT
+    url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
+    echo "PostgreSQL at $url"
+    KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" \
+      cargo test -p kv-core --test model --test postgres_engine
+    cargo build -p kvmux
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0
+    for req in tests/sdk/requirements-*.txt; do
+      [ -e "$req" ] && .venv/bin/pip install -q --disable-pip-version-check -r "$req"
+    done
+    KVMUX_TEST_STORAGE="$url" .venv/bin/pytest -q -p no:cacheprovider tests/sdk
+  )
+  record postgres $?
 fi
 
 if want node; then
