@@ -212,6 +212,14 @@ impl Engine {
         ))
     }
 
+    /// Opens the embedded redb backend at `path` with explicit options (durability, cache).
+    pub fn open_redb_with(path: &Path, options: store::redb::RedbOptions, clock: Clock) -> Result<Self> {
+        Ok(Self::new(
+            Arc::new(store::redb::RedbStore::open_with(path, options)?),
+            clock,
+        ))
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

@@ -20,6 +20,8 @@ pub struct Config {
     pub storage: Option<String>,
     /// fsync before every acknowledged write (group-committed). Off only for benchmarks.
     pub durable: bool,
+    /// The embedded store's page cache in MiB: bounds the gateway's memory however much is stored.
+    pub cache_mb: usize,
     /// A directory of JSON Lines snapshots (`*.jsonl`, the `kvmux export` format) loaded at
     /// start-up, in file-name order; items already present are overwritten.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +108,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             storage: None,
             durable: true,
+            cache_mb: 64,
             seed_dir: None,
             inspector_capacity: 500,
             dialects: Dialects::default(),

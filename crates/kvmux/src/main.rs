@@ -274,7 +274,11 @@ async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
         }
         None => {
             let db_path = config.data_dir.join("kvmux.redb");
-            let engine = Engine::open_redb(&db_path, config.durable, clock)
+            let options = kv_core::store::redb::RedbOptions {
+                durable: config.durable,
+                cache_bytes: config.cache_mb.saturating_mul(1 << 20),
+            };
+            let engine = Engine::open_redb_with(&db_path, options, clock)
                 .map_err(|e| format!("opening {}: {e}", db_path.display()))?;
             Ok((Arc::new(engine), db_path.display().to_string()))
         }

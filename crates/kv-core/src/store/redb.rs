@@ -51,17 +51,53 @@ pub struct RedbStore {
     writer: std_mpsc::Sender<WriterMsg>,
 }
 
+/// How a redb file is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct RedbOptions {
+    /// fsync every group commit before answering. Off only for benchmarks that want to measure
+    /// everything but the disk.
+    pub durable: bool,
+    /// redb's page cache. redb's own default (1 GiB) lets the gateway's memory grow with the data
+    /// set; a bounded cache keeps RSS flat however much is stored, and the OS page cache still
+    /// keeps hot file pages close.
+    pub cache_bytes: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            durable: true,
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
 impl RedbStore {
-    /// Opens (or creates) the database file. `durable = false` skips the fsync per commit; it is
-    /// for benchmarks that want to measure everything but the disk, never the default.
+    /// Opens (or creates) the database file with the default cache.
     pub fn open(path: &Path, durable: bool) -> Result<Self> {
+        Self::open_with(
+            path,
+            RedbOptions {
+                durable,
+                ..RedbOptions::default()
+            },
+        )
+    }
+
+    /// Opens (or creates) the database file.
+    pub fn open_with(path: &Path, options: RedbOptions) -> Result<Self> {
+        let durable = options.durable;
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
             }
         }
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(
+            redb::Builder::new()
+                .set_cache_size(options.cache_bytes)
+                .create(path)?,
+        );
         // Create the tables once so that read transactions never see them missing.
         let tx = db.begin_write()?;
         {
