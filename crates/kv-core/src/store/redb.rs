@@ -127,22 +127,25 @@ impl RedbStore {
     }
 }
 
-fn encode_record(value: &[u8], expires_at: Option<u64>, version: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + value.len());
-    out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(value);
-    out
+/// Bytes of the record header: version, then expiry (0 = never), both u64 BE.
+const RECORD_HEADER: usize = 16;
+
+/// Writes a record straight into the space redb reserved for it: a large value is copied once,
+/// into the page, not first into an intermediate buffer.
+fn write_record(out: &mut [u8], value: &[u8], expires_at: Option<u64>, version: u64) {
+    out[..8].copy_from_slice(&version.to_be_bytes());
+    out[8..RECORD_HEADER].copy_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+    out[RECORD_HEADER..].copy_from_slice(value);
 }
 
 fn decode_header(raw: &[u8]) -> Result<(u64, Option<u64>)> {
-    if raw.len() < 16 {
+    if raw.len() < RECORD_HEADER {
         return Err(Error::Internal("corrupt record header".into()));
     }
     let mut v = [0u8; 8];
     v.copy_from_slice(&raw[..8]);
     let mut e = [0u8; 8];
-    e.copy_from_slice(&raw[8..16]);
+    e.copy_from_slice(&raw[8..RECORD_HEADER]);
     let expires = u64::from_be_bytes(e);
     Ok((u64::from_be_bytes(v), (expires != 0).then_some(expires)))
 }
@@ -150,7 +153,7 @@ fn decode_header(raw: &[u8]) -> Result<(u64, Option<u64>)> {
 fn decode_record(raw: &[u8]) -> Result<Record> {
     let (version, expires_at) = decode_header(raw)?;
     Ok(Record {
-        value: Bytes::copy_from_slice(&raw[16..]),
+        value: Bytes::copy_from_slice(&raw[RECORD_HEADER..]),
         expires_at,
         version,
     })
@@ -363,10 +366,10 @@ fn apply_batch(tables: &mut Tables<'_>, batch: &Batch, version: u64) -> Result<(
                 expires_at,
             } => {
                 remove_record(records, expiry, key)?;
-                records.insert(
-                    key.as_slice(),
-                    encode_record(value, *expires_at, version).as_slice(),
-                )?;
+                let mut slot =
+                    records.insert_reserve(key.as_slice(), RECORD_HEADER + value.len())?;
+                write_record(slot.as_mut(), value, *expires_at, version);
+                drop(slot);
                 if let Some(exp) = expires_at {
                     expiry.insert(expiry_key(*exp, key).as_slice(), ())?;
                 }
@@ -521,7 +524,7 @@ impl Store for RedbStore {
                     out.push(Expired {
                         key,
                         version,
-                        value_len: (raw.len() - 16) as u64,
+                        value_len: raw.len().saturating_sub(RECORD_HEADER) as u64,
                     });
                 }
             }
