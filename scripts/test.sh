@@ -89,7 +89,7 @@ fi
 if want postgres; then
   # The same engine model test and Python SDK suites on the PostgreSQL backend, against a
   # throwaway server (Debian's packages, 127.0.0.1, a free port, run as nobody) stopped after.
-  log "PostgreSQL backend: model test, PostgreSQL tests, Python SDK suites"
+  log "PostgreSQL backend: model test, PostgreSQL engine tests, three gateways, Python SDK suites"
   (
     set -e
     pgdir=$(mktemp -d -u /tmp/kvmux-pg.XXXXXX)
@@ -98,6 +98,7 @@ if want postgres; then
     echo "PostgreSQL at $url"
     KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" \
       cargo test -p kv-core --test model --test postgres_engine
+    KV_TEST_POSTGRES="$url" cargo test -p kvmux --test multi_gateway
     cargo build -p kvmux
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0
