@@ -4,14 +4,14 @@
 # binary. Installs what the suites need (a Python venv with the pinned SDKs, npm packages, Go
 # modules, Maven artifacts) from the package registries.
 #
-# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java postgres (default: all)
+# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java postgres browser (default: all)
 # Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java postgres)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java postgres browser)
 
 failed=()
 passed=()
@@ -135,6 +135,24 @@ if want java; then
     (cd "$dir" && with_kvmux mvn -q -B test)
     record "java:$(basename "$dir")" $?
   done
+fi
+
+if want browser; then
+  # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
+  # pinned Selenium); the test starts its own kvmux. Screenshots land in target/browser/.
+  log "browser: the dashboard in headless Chromium"
+  (
+    set -e
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    fi
+    cargo build -p kvmux
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
+    .venv/bin/pytest -q -p no:cacheprovider tests/browser
+  )
+  record browser $?
 fi
 
 log "summary"

@@ -48,6 +48,9 @@ pub async fn handle(
     let method = &parts.method;
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
+    if crate::dashboard::is_dashboard_path(path) {
+        return crate::dashboard::handle(gw, parts).await;
+    }
     match (method, path) {
         (&Method::GET, "/_kvmux/requests") => (
             "requests",

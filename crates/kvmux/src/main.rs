@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod config;
+mod dashboard;
 mod faults;
 mod inspector;
 mod metrics;

@@ -1,0 +1,207 @@
+"""The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, driven by
+Selenium): browse to a stored value, and to a refused request's signature diagnostics.
+
+Data is written with properly TC3-signed Tencent requests against the real kvmux binary (auth
+enforced); one request is signed with the wrong secret so the inspector has something to explain.
+Screenshots go to target/browser/.
+"""
+
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("KVMUX_BIN", str(ROOT / "target" / "debug" / "kvmux"))
+SHOTS = ROOT / "target" / "browser"
+SECRET_ID = "AKIDkvmuxdev"
+SECRET = "kvmuxdevsecret"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    """The real binary on a free 127.0.0.1 port with a fresh data dir; stopped by its PID."""
+    tmp = tempfile.mkdtemp(prefix="kvmux-browser-")
+    port = free_port()
+    config = pathlib.Path(tmp) / "kvmux.toml"
+    config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{tmp}/data"\n')
+    log = open(pathlib.Path(tmp) / "kvmux.log", "wb")
+    proc = subprocess.Popen([BIN, "serve", "--config", str(config)], stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_kvmux/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None, "kvmux exited early"
+        assert time.monotonic() < deadline, "kvmux did not become healthy in 30 s"
+        time.sleep(0.05)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tencent(base, action, params, secret=SECRET):
+    """One TC3-HMAC-SHA256 signed EdgeOne call, signed as Tencent's SDKs sign it."""
+    host = base.removeprefix("http://")
+    payload = json.dumps(params)
+    ts = int(time.time())
+    date = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d")
+    canonical = "\n".join([
+        "POST", "/", "",
+        f"content-type:application/json\nhost:{host}\n",
+        "content-type;host",
+        hashlib.sha256(payload.encode()).hexdigest(),
+    ])
+    scope = f"{date}/teo/tc3_request"
+    to_sign = "\n".join([
+        "TC3-HMAC-SHA256", str(ts), scope, hashlib.sha256(canonical.encode()).hexdigest(),
+    ])
+
+    def mac(key, msg):
+        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+    signing = mac(mac(mac(("TC3" + secret).encode(), date), "teo"), "tc3_request")
+    signature = hmac.new(signing, to_sign.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request(base + "/", data=payload.encode(), method="POST", headers={
+        "Content-Type": "application/json",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Version": "2022-09-01",
+        "X-TC-Timestamp": str(ts),
+        "Authorization": f"TC3-HMAC-SHA256 Credential={SECRET_ID}/{scope}, "
+                         f"SignedHeaders=content-type;host, Signature={signature}",
+    })
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)["Response"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    profile = tempfile.mkdtemp(prefix="kvmux-chromium-")
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1600,1000", f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(driver, condition, timeout=15):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    assert driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000, "a blank screenshot"
+    return path
+
+
+def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
+    assert "Error" not in tencent(gateway, "CreateEdgeKVNamespace", {"ZoneId": "zone-1", "Namespace": "orders"})
+    put = tencent(gateway, "EdgeKVPut", {"ZoneId": "zone-1", "Namespace": "orders", "Key": "greeting",
+                                         "Value": '{"hello": "world", "n": 42}', "ExpirationTTL": 3600})
+    assert "Error" not in put, put
+    assert "Error" not in tencent(gateway, "EdgeKVPut", {"ZoneId": "zone-1", "Namespace": "orders",
+                                                         "Key": "other", "Value": "plain text"})
+
+    browser.get(gateway + "/_kvmux/ui")
+    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="orders"]')))
+    assert "tencent" in row.text and "2 ·" in row.text, row.text
+    row.click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, '.key-row[data-key="other"]')))
+
+    # Prefix search narrows the key list.
+    prefix = browser.find_element(By.ID, "prefix")
+    prefix.send_keys("gre", Keys.ENTER)
+    wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, '.key-row[data-key="other"]')))
+    keys = [r.get_attribute("data-key") for r in browser.find_elements(By.CSS_SELECTOR, ".key-row")]
+    assert keys == ["greeting"]
+
+    browser.find_element(By.CSS_SELECTOR, '.key-row[data-key="greeting"]').click()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "value"), '"hello": "world"'))
+    assert browser.find_element(By.ID, "value-format").text == "json"
+    assert json.loads(browser.find_element(By.ID, "value").text) == {"hello": "world", "n": 42}
+    ttl = browser.find_element(By.ID, "value-ttl").text
+    seconds = int(ttl.split(" s")[0])
+    assert 3500 <= seconds <= 3600, ttl
+    assert browser.find_element(By.ID, "value-key").text == "greeting"
+    shot(browser, "dashboard-value.png")
+
+
+def test_a_refused_signature_shows_what_the_server_computed(gateway, browser):
+    refused = tencent(gateway, "EdgeKVGet", {"ZoneId": "zone-1", "Namespace": "orders", "Keys": ["greeting"]},
+                      secret="not-the-secret")
+    assert refused["Error"]["Code"] == "AuthFailure.SignatureFailure", refused
+
+    browser.get(gateway + "/_kvmux/ui")
+    browser.find_element(By.ID, "tab-requests").click()
+    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".request-row.status-error")))
+    # The newest request is first; a page load must not add requests of its own (no favicon).
+    assert "EdgeKVGet" in row.text and "AuthFailure.SignatureFailure" in row.text, row.text
+    assert "unclaimed" not in browser.find_element(By.ID, "requests").text
+    row.click()
+    wait(browser, EC.visibility_of_element_located((By.ID, "sig-canonical")))
+    canonical = browser.find_element(By.ID, "sig-canonical").text
+    assert canonical.startswith("POST\n/\n"), canonical
+    assert "content-type:application/json" in canonical
+    to_sign = browser.find_element(By.ID, "sig-string-to-sign").text
+    assert to_sign.startswith("TC3-HMAC-SHA256\n"), to_sign
+    assert browser.find_element(By.ID, "sig-key-id").text == SECRET_ID
+    assert len(browser.find_element(By.ID, "sig-client").text) == 64
+    sent = browser.find_element(By.ID, "sent-request").text
+    assert sent.startswith("POST /"), sent
+    assert "x-tc-action: EdgeKVGet" in sent
+    assert SECRET not in browser.page_source and "not-the-secret" not in browser.page_source
+    shot(browser, "dashboard-signature.png")
+
+
+def test_a_fault_rule_added_in_the_dashboard_throttles_the_sdk(gateway, browser):
+    browser.get(gateway + "/_kvmux/ui")
+    browser.find_element(By.ID, "tab-faults").click()
+    browser.find_element(By.ID, "fault-operation").send_keys("EdgeKVList")
+    browser.find_element(By.CSS_SELECTOR, "#fault-form button[type=submit]").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".fault-row")))
+    reply = tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
+    assert reply["Error"]["Code"] == "RequestLimitExceeded", reply
+    browser.find_element(By.ID, "clear-faults").click()
+    wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, ".fault-row")))
+    assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
