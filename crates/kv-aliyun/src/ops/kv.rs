@@ -63,14 +63,14 @@ pub async fn write(
     ctx: &Ctx<'_>,
     container: &Container,
     key: &str,
-    value: &[u8],
+    value: Bytes,
     expires_at: Option<u64>,
 ) -> ApiResult<()> {
     ctx.engine
         .put(
             container,
             key.as_bytes(),
-            Bytes::copy_from_slice(value),
+            value,
             expires_at,
             Precondition::None,
         )
@@ -112,8 +112,9 @@ pub async fn put(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         p.int(ctx.product, "ExpirationTtl")?,
         ctx.engine.now(),
     )?;
-    write(ctx, &container, key, &raw, expires_at).await?;
-    Ok(put_reply(ctx.product, raw.len(), value))
+    let length = raw.len();
+    write(ctx, &container, key, Bytes::from(raw), expires_at).await?;
+    Ok(put_reply(ctx.product, length, value))
 }
 
 async fn read(ctx: &Ctx<'_>) -> ApiResult<(Bytes, Option<u64>)> {

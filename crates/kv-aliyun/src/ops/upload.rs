@@ -415,9 +415,13 @@ pub async fn put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         int(&parsed.expiration_ttl),
         ctx.engine.now(),
     )?;
-    write(ctx, &namespace, key, parsed.value.as_bytes(), expires_at).await?;
+    // The reply echoes at most 200 characters of the value, so it is built before the value is
+    // handed to the engine without a copy.
+    let reply = put_reply(ctx.product, parsed.value.len(), &parsed.value);
+    drop(object);
+    write(ctx, &namespace, key, Bytes::from(parsed.value), expires_at).await?;
     forget(ctx, &uploads, &object_key).await;
-    Ok(put_reply(ctx.product, parsed.value.len(), &parsed.value))
+    Ok(reply)
 }
 
 pub async fn batch_put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
