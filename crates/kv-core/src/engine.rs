@@ -197,11 +197,34 @@ pub enum ItemWrite {
 pub struct Engine {
     store: Arc<dyn Store>,
     clock: Clock,
+    /// Container bindings (see [`Engine::bind_containers`]): each member's address maps to the
+    /// whole group, in preference order.
+    bindings: std::sync::RwLock<HashMap<ContainerAddress, Arc<Vec<ContainerAddress>>>>,
 }
+
+/// Where a container lives: (account, scope, name).
+pub type ContainerAddress = (String, String, String);
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        Engine { store, clock }
+        Engine {
+            store,
+            clock,
+            bindings: Default::default(),
+        }
+    }
+
+    /// Makes several container addresses one container, so that data written through one
+    /// vendor's API is read through another's (a Tencent namespace and an Aliyun namespace bound
+    /// together, for migrations). Looking up any member finds the first member, in the order
+    /// given, that exists; whichever dialect creates it first, the others then see it. Lives in
+    /// memory: the binary binds its configured groups at every start.
+    pub fn bind_containers(&self, members: Vec<ContainerAddress>) {
+        let group = Arc::new(members);
+        let mut bindings = self.bindings.write().unwrap_or_else(|p| p.into_inner());
+        for member in group.iter() {
+            bindings.insert(member.clone(), group.clone());
+        }
     }
 
     /// Opens the embedded redb backend at `path`.
@@ -213,7 +236,11 @@ impl Engine {
     }
 
     /// Opens the embedded redb backend at `path` with explicit options (durability, cache).
-    pub fn open_redb_with(path: &Path, options: store::redb::RedbOptions, clock: Clock) -> Result<Self> {
+    pub fn open_redb_with(
+        path: &Path,
+        options: store::redb::RedbOptions,
+        clock: Clock,
+    ) -> Result<Self> {
         Ok(Self::new(
             Arc::new(store::redb::RedbStore::open_with(path, options)?),
             clock,
@@ -306,6 +333,26 @@ impl Engine {
 
     /// The container `name` in `scope`, or `NotFound`.
     pub async fn container(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
+        let group = self
+            .bindings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(account.to_string(), scope.to_string(), name.to_string()))
+            .cloned();
+        let Some(group) = group else {
+            return self.container_at(account, scope, name).await;
+        };
+        for (account, scope, name) in group.iter() {
+            match self.container_at(account, scope, name).await {
+                Err(Error::NotFound(_)) => continue,
+                found => return found,
+            }
+        }
+        Err(Error::NotFound(format!("container {name}")))
+    }
+
+    /// The container stored at exactly this address, bindings aside.
+    async fn container_at(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
         let key = keys::container(account, scope, name);
         let records = self.store.get_many(std::slice::from_ref(&key)).await?;
         match records.into_iter().next().flatten() {
@@ -364,7 +411,7 @@ impl Engine {
                 modified_at_ms: now_ms,
                 ..current.clone()
             };
-            let meta_key = keys::container(account, scope, name);
+            let meta_key = keys::container(&current.account, &current.scope, &current.name);
             tx.checks
                 .push(Check::AtVersion(meta_key.clone(), current.meta_version));
             tx.raw_put(meta_key, encode_meta(&updated)?, None);
@@ -389,8 +436,9 @@ impl Engine {
             let usage = self.usage(&current).await?;
             let id = current.id;
             let group = &current.limits.account_group;
+            let account = current.account.as_str();
             let mut tx = self.begin();
-            let meta_key = keys::container(account, scope, name);
+            let meta_key = keys::container(account, &current.scope, &current.name);
             tx.checks
                 .push(Check::AtVersion(meta_key.clone(), current.meta_version));
             tx.checks

@@ -36,6 +36,50 @@ pub struct Config {
     pub aliyun: toml::Table,
     pub huawei: toml::Table,
     pub credentials: Vec<CredentialConfig>,
+    /// Cross-dialect bindings: a Tencent namespace and an Aliyun namespace that are one store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<BindingConfig>,
+}
+
+/// `[[bindings]]`: data written through one vendor's API is read through the other's, e.g. to
+/// test a migration from EdgeOne KV to ESA KV. Whichever side creates its namespace first, the
+/// other side resolves to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingConfig {
+    /// The tenant both namespaces belong to.
+    pub account: String,
+    /// The Tencent side: ZoneId and namespace name.
+    pub tencent_zone: String,
+    pub tencent_namespace: String,
+    /// The Aliyun side: namespace name, in ESA (default) or DCDN.
+    pub aliyun_namespace: String,
+    #[serde(default = "default_aliyun_product")]
+    pub aliyun_product: String,
+}
+
+fn default_aliyun_product() -> String {
+    "esa".into()
+}
+
+impl BindingConfig {
+    /// The engine addresses of the bound namespaces, Tencent's first. The scopes are the ones the
+    /// dialects use (`tencent/<zone>`, `aliyun-esa`, `aliyun-dcdn`); the bindings e2e test holds
+    /// them to that.
+    pub fn members(&self) -> Vec<(String, String, String)> {
+        vec![
+            (
+                self.account.clone(),
+                format!("tencent/{}", self.tencent_zone),
+                self.tencent_namespace.clone(),
+            ),
+            (
+                self.account.clone(),
+                format!("aliyun-{}", self.aliyun_product),
+                self.aliyun_namespace.clone(),
+            ),
+        ]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +162,7 @@ impl Default for Config {
             aliyun: toml::Table::new(),
             huawei: toml::Table::new(),
             credentials: dev_credentials(),
+            bindings: Vec::new(),
         }
     }
 }
@@ -237,6 +282,25 @@ impl Config {
                     "credential id {:?} is listed twice for {}",
                     c.id,
                     c.dialect.as_str()
+                ));
+            }
+        }
+        for b in &self.bindings {
+            if [
+                &b.account,
+                &b.tencent_zone,
+                &b.tencent_namespace,
+                &b.aliyun_namespace,
+            ]
+            .iter()
+            .any(|s| s.is_empty())
+            {
+                return Err("bindings: account, tencent_zone, tencent_namespace and aliyun_namespace must be non-empty".into());
+            }
+            if b.aliyun_product != "esa" && b.aliyun_product != "dcdn" {
+                return Err(format!(
+                    "bindings: aliyun_product must be \"esa\" or \"dcdn\", got {:?}",
+                    b.aliyun_product
                 ));
             }
         }

@@ -288,6 +288,9 @@ async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
 
 async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
     let (engine, data) = open_engine(&config).await?;
+    for binding in &config.bindings {
+        engine.bind_containers(binding.members());
+    }
     if let Some(dir) = &config.seed_dir {
         for (path, counts) in snapshot::load_seed_dir(&engine, dir).await? {
             tracing::info!(
