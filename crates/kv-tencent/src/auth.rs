@@ -211,10 +211,34 @@ pub fn tc3_string_to_sign(timestamp: &str, auth: &Tc3Authorization, canonical: &
 
 /// `hex(HMAC(kSigning, string_to_sign))` with `kSigning` derived from `"TC3" + secret`.
 pub fn tc3_signature(secret: &str, date: &str, service: &str, string_to_sign: &str) -> String {
+    let k_signing = signing_key(secret, date, service);
+    hex::encode(hmac_sha256(&k_signing, string_to_sign.as_bytes()))
+}
+
+/// Derived signing keys by (secret, date, service). The three HMACs of the derivation cost more
+/// than the final one and their result changes once a day per key, so it is cached; the cache is
+/// cleared when it grows past a bound (many keys or dates), which only costs re-derivation.
+fn signing_key(secret: &str, date: &str, service: &str) -> Vec<u8> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(String, String, String), Vec<u8>>>;
+    const MAX_ENTRIES: usize = 4096;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let id = (secret.to_string(), date.to_string(), service.to_string());
+    if let Some(key) = cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+        return key;
+    }
     let k_date = hmac_sha256(format!("TC3{secret}").as_bytes(), date.as_bytes());
     let k_service = hmac_sha256(&k_date, service.as_bytes());
     let k_signing = hmac_sha256(&k_service, b"tc3_request");
-    hex::encode(hmac_sha256(&k_signing, string_to_sign.as_bytes()))
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_ENTRIES {
+            c.clear();
+        }
+        c.insert(id, k_signing.clone());
+    }
+    k_signing
 }
 
 fn timestamp_fresh(timestamp: u64, now: u64) -> bool {
