@@ -142,7 +142,7 @@ fn main() -> ExitCode {
             listen,
             data_dir,
         } => {
-            init_tracing();
+            let _log_flush = init_tracing();
             let (mut config, source) = match config::resolve(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -221,13 +221,21 @@ where
     }
 }
 
-fn init_tracing() {
+/// Logs go to stdout through a background writer thread, so the one line per request costs the
+/// request a queue push, not a locked write to a pipe or terminal. Nothing is dropped: when the
+/// queue is full, callers wait. The returned guard flushes the queue when dropped.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 /// Builds the enabled dialects in dispatch order.
