@@ -136,7 +136,8 @@ fn spawn_gateway(durable: bool) -> Result<(SpawnedGateway, String), String> {
     let child = Command::new(exe)
         .args(["serve", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "warn")
+        // Request logging on, as in production: the figures include the per-request log line.
+        .env("RUST_LOG", "info")
         .env_remove("KVMUX_LISTEN")
         .env_remove("KVMUX_DATA_DIR")
         .stdout(Stdio::null())
