@@ -236,7 +236,7 @@ pub async fn handle(
 
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(PeerAddr(peer));
-    let parts_for_panic = {
+    let head = {
         let (p, _) = Request::new(()).into_parts();
         let mut p = p;
         p.method = request.method().clone();
@@ -252,10 +252,15 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(_) => {
             tracing::error!(dialect = dialect.name(), path = %path, "dialect panicked");
-            dialect.gateway_error(&parts_for_panic, GatewayError::Internal)
+            dialect.gateway_error(&head, GatewayError::Internal)
         }
     };
-    let info = info_of(&resp);
+    let mut info = info_of(&resp);
+    if info.account.is_none() {
+        // A refused request names its key even when the dialect could not vouch for it; the
+        // inspector shows whose key that is (the configured owner of that key id).
+        info.account = crate::faults::account_hint(&head, dialect.name(), &gw.config.credentials);
+    }
     let sent = Some((sent, fault));
     finish(
         &gw,
