@@ -532,6 +532,52 @@ mod tests {
         assert_eq!(item.value, Bytes::from_static(b"changed"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the bytes of keys and values (text, binary, empty values) and whatever the
+        /// expiries, export then import into a fresh engine gives back exactly the live items.
+        #[test]
+        fn any_items_survive_a_round_trip(
+            items in proptest::collection::btree_map(
+                proptest::collection::vec(proptest::num::u8::ANY, 1..12),
+                (proptest::collection::vec(proptest::num::u8::ANY, 0..40), proptest::option::of(1u64..100_000)),
+                0..40,
+            )
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let a = tempfile::tempdir().expect("tmp");
+                let source = engine(&a);
+                let ns = container(&source, "tencent/z", "ns").await;
+                let now = source.now();
+                for (key, (value, ttl)) in &items {
+                    source
+                        .put(&ns, key, Bytes::from(value.clone()), ttl.map(|t| now + t), Precondition::None)
+                        .await
+                        .expect("put");
+                }
+                let mut dump = Vec::new();
+                export(&source, &mut dump, &Silent).await.expect("export");
+                let b = tempfile::tempdir().expect("tmp");
+                let target = engine(&b);
+                let counts = import(&target, &mut dump.as_slice(), Mode::Overwrite, &Silent).await.expect("import");
+                assert_eq!(counts.items as usize, items.len());
+                let copy = target.container("dev", "tencent/z", "ns").await.expect("ns");
+                let page = target.scan(&copy, ScanOptions::prefix(b"", None, 1000)).await.expect("scan");
+                let got: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = page
+                    .items
+                    .into_iter()
+                    .map(|i| (i.key, i.value.to_vec(), i.expires_at))
+                    .collect();
+                let want: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = items
+                    .iter()
+                    .map(|(k, (v, ttl))| (k.clone(), v.clone(), ttl.map(|t| now + t)))
+                    .collect();
+                assert_eq!(got, want);
+            });
+        }
+    }
+
     #[tokio::test]
     async fn bad_lines_are_refused_with_their_number() {
         let a = tempfile::tempdir().expect("tmp");
