@@ -67,7 +67,7 @@ launch() {
   echo $! >"$data.pid"
   local i
   for i in $(seq 1 200); do
-    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
+    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres 2>/dev/null; then
       # Record the postmaster's own PID: runuser does not pass our stop signal on.
       head -n 1 "$data/postmaster.pid" >"$data.pid"
       return 0
@@ -104,9 +104,7 @@ start_ha() {
   prepare_dir "$dir"
   port=$(free_port)
   init_server "$bin" "$dir/primary"
-  # Both replicas are synchronous: a commit returns only once both have flushed its WAL.
-  launch "$bin" "$dir/primary" "$port" primary -c wal_level=replica -c max_wal_senders=10 \
-    -c synchronous_commit=remote_apply -c "synchronous_standby_names=FIRST 2 (replica1, replica2)"
+  launch "$bin" "$dir/primary" "$port" primary -c wal_level=replica -c max_wal_senders=10
   "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -c "CREATE ROLE replicator LOGIN REPLICATION" >/dev/null
   echo "host replication replicator 127.0.0.1/32 trust" >>"$dir/primary/pg_hba.conf"
@@ -120,11 +118,16 @@ start_ha() {
       -c "primary_conninfo=host=127.0.0.1 port=$port user=replicator application_name=$name"
     urls+=("postgres://kvmux@127.0.0.1:$rport/kvmux")
   done
-  # Wait until both replicas stream synchronously before any write is made.
+  # Now both replicas are synchronous: a commit returns only once both have applied it. (Set
+  # after they exist, or every commit before, the role above included, would wait for them.)
+  "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -c "ALTER SYSTEM SET synchronous_commit = remote_apply" \
+    -c "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 2 (replica1, replica2)'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
   local i sync=0
   for i in $(seq 1 200); do
     sync=$("$bin/psql" -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres \
-      -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync','quorum')")
+      -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
     [ "$sync" = 2 ] && break
     sleep 0.1
   done
