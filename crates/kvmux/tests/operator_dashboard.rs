@@ -177,3 +177,53 @@ fn keys_page_by_prefix_and_values_render_as_json_text_and_bson() {
         );
     }
 }
+
+/// Whatever a client puts in the operator endpoints' queries and bodies, the answer is a 2xx or
+/// a 4xx with a message, never a 5xx or a dropped connection. One gateway serves every case (a
+/// runner inside the test, so the gateway is stopped when the test ends).
+#[test]
+fn operator_endpoints_never_fail_on_bad_input() {
+    use proptest::prelude::*;
+    let s = Server::start(AUTH_OFF);
+    s.tencent(
+        "CreateEdgeKVNamespace",
+        json!({"ZoneId": "z", "Namespace": "ns"}),
+    );
+    let inputs = (
+        "[a-z_=&%0-9A-F.-]{0,40}",
+        "\\PC{0,12}",
+        proptest::collection::vec(any::<u8>(), 0..64),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
+    runner
+        .run(&inputs, |(query, value, body)| {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            for path in [
+                format!("/_kvmux/api/items?{query}"),
+                format!("/_kvmux/api/items?container={encoded}&prefix={encoded}"),
+                format!("/_kvmux/api/item?container=1&key_hex={encoded}"),
+                format!("/_kvmux/requests?{query}"),
+                format!("/_kvmux/requests?dialect={encoded}&limit={encoded}"),
+            ] {
+                let mut r = agent().get(&s.url(&path)).call().expect("answer");
+                let status = r.status().as_u16();
+                prop_assert!(status < 500, "{} -> {}", path, status);
+                if status >= 400 {
+                    let reply: Value = r.body_mut().read_json().expect("json error");
+                    prop_assert!(reply["error"].is_string(), "{} -> {}", path, reply);
+                }
+            }
+            let r = agent()
+                .post(&s.url("/_kvmux/faults"))
+                .send(&body[..])
+                .expect("answer");
+            prop_assert!(r.status().as_u16() < 500);
+            // Whatever was accepted goes again, so later cases start clean.
+            agent()
+                .delete(&s.url("/_kvmux/faults"))
+                .call()
+                .expect("clear");
+            Ok(())
+        })
+        .expect("no input makes an operator endpoint fail");
+}
