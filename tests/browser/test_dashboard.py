@@ -6,12 +6,14 @@ enforced); one request is signed with the wrong secret so the inspector has some
 Screenshots go to target/browser/.
 """
 
+import base64
 import datetime
 import hashlib
 import hmac
 import json
 import os
 import pathlib
+import struct
 import shutil
 import socket
 import subprocess
@@ -40,13 +42,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+def bson_document(fields):
+    """A BSON document of string and int32 fields, encoded by hand (no BSON library needed)."""
+    body = b""
+    for name, value in fields.items():
+        cname = name.encode() + b"\0"
+        if isinstance(value, int):
+            body += b"\x10" + cname + struct.pack("<i", value)
+        else:
+            raw = value.encode() + b"\0"
+            body += b"\x02" + cname + struct.pack("<i", len(raw)) + raw
+    return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+
+SEED = [
+    {"type": "header", "format": 1},
+    {"type": "container", "id": 1, "account": "dev", "scope": "huawei/shop", "name": "files",
+     "kind": "document", "attrs": {}},
+    {"type": "item", "container": 1, "key_b64": base64.b64encode(b"\x00\x01ann").decode(),
+     "value_b64": base64.b64encode(bson_document({"owner": "ann", "size": 7})).decode()},
+]
+
+
 @pytest.fixture(scope="module")
 def gateway():
-    """The real binary on a free 127.0.0.1 port with a fresh data dir; stopped by its PID."""
+    """The real binary on a free 127.0.0.1 port with a fresh data dir and a seed file holding a
+    Huawei document; stopped by its PID."""
     tmp = tempfile.mkdtemp(prefix="kvmux-browser-")
     port = free_port()
+    seeds = pathlib.Path(tmp) / "seeds"
+    seeds.mkdir()
+    (seeds / "huawei.jsonl").write_text("".join(json.dumps(line) + "\n" for line in SEED))
     config = pathlib.Path(tmp) / "kvmux.toml"
-    config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{tmp}/data"\n')
+    config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{tmp}/data"\nseed_dir = "{seeds}"\n')
     log = open(pathlib.Path(tmp) / "kvmux.log", "wb")
     proc = subprocess.Popen([BIN, "serve", "--config", str(config)], stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
@@ -165,6 +193,18 @@ def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
     assert 3500 <= seconds <= 3600, ttl
     assert browser.find_element(By.ID, "value-key").text == "greeting"
     shot(browser, "dashboard-value.png")
+
+
+def test_a_huawei_document_is_shown_as_extended_json(gateway, browser):
+    browser.get(gateway + "/_kvmux/ui")
+    wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="files"]'))).click()
+    # A binary key is shown as hex.
+    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.key-row[data-key="0x0001616e6e"]')))
+    row.click()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "value-format"), "bson"))
+    assert json.loads(browser.find_element(By.ID, "value").text) == {"owner": "ann", "size": 7}
+    assert browser.find_element(By.ID, "value-ttl").text == "none"
+    shot(browser, "dashboard-bson.png")
 
 
 def test_a_refused_signature_shows_what_the_server_computed(gateway, browser):
