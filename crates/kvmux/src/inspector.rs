@@ -120,6 +120,11 @@ impl Inspector {
         }
     }
 
+    /// Whether anything is recorded at all.
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// Records one request; assigns its sequence number. Drops the oldest beyond capacity.
     pub fn record(&self, mut entry: Entry) {
         if self.capacity == 0 {

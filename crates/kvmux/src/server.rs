@@ -191,7 +191,11 @@ pub async fn handle(
         }
     };
 
-    let sent = SentRequest::from_parts(&parts, body.len());
+    // Copying the head for the inspector is skipped when it is off (`inspector_capacity = 0`).
+    let sent = gw
+        .inspector
+        .enabled()
+        .then(|| SentRequest::from_parts(&parts, body.len()));
     let mut fault = None;
     if !gw.faults.is_empty() {
         let operation = dialect.operation_hint(&parts);
@@ -219,7 +223,7 @@ pub async fn handle(
                 if info.account.is_none() {
                     info.account = account;
                 }
-                let sent = Some((sent, fault));
+                let sent = sent.map(|sent| (sent, fault));
                 finish(
                     &gw,
                     dialect.name(),
@@ -261,7 +265,7 @@ pub async fn handle(
         // inspector shows whose key that is (the configured owner of that key id).
         info.account = crate::faults::account_hint(&head, dialect.name(), &gw.config.credentials);
     }
-    let sent = Some((sent, fault));
+    let sent = sent.map(|sent| (sent, fault));
     finish(
         &gw,
         dialect.name(),

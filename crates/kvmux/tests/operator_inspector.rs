@@ -338,3 +338,16 @@ fn a_probabilistic_rule_fires_about_as_often_as_asked() {
     // Binomial(200, 0.5): outside 60..140 with probability < 1e-8.
     assert!((60..140).contains(&throttled), "{throttled} of 200");
 }
+
+#[test]
+fn an_inspector_capacity_of_zero_records_nothing_and_serves_everything() {
+    let s = Server::start(&format!("inspector_capacity = 0\n{AUTH_OFF}"));
+    let r = s.tencent(
+        "CreateEdgeKVNamespace",
+        json!({"ZoneId": "z", "Namespace": "ns"}),
+    );
+    assert!(r.get("Error").is_none(), "{r}");
+    let (status, listed) = get_json(&s, "/_kvmux/requests");
+    assert_eq!(status, 200);
+    assert_eq!(listed["requests"], json!([]));
+}
