@@ -242,6 +242,14 @@ def test_a_fault_rule_added_in_the_dashboard_throttles_the_sdk(gateway, browser)
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     reply = tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
     assert reply["Error"]["Code"] == "RequestLimitExceeded", reply
+    # The Requests tab in live mode shows the throttled call without a reload.
+    browser.find_element(By.ID, "tab-requests").click()
+    browser.find_element(By.ID, "live").click()
+    reply = tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
+    assert reply["Error"]["Code"] == "RequestLimitExceeded", reply
+    wait(browser, lambda d: len([r for r in d.find_elements(By.CSS_SELECTOR, ".request-row")
+                                 if "RequestLimitExceeded" in r.text]) == 2)
+    browser.find_element(By.ID, "tab-faults").click()
     browser.find_element(By.ID, "clear-faults").click()
     wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})

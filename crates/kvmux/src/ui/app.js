@@ -209,6 +209,11 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("errors-only").addEventListener("change", () => loadRequests().catch((e) => status(e.message)));
   document.getElementById("clear-requests").addEventListener("click", () =>
     api("/_kvmux/requests", { method: "DELETE" }).then(loadRequests).catch((e) => status(e.message)));
+  // Live mode re-reads the list every two seconds while the Requests tab is shown.
+  setInterval(() => {
+    const visible = !document.getElementById("view-requests").hidden;
+    if (visible && document.getElementById("live").checked) loadRequests().catch((e) => status(e.message));
+  }, 2000);
   document.getElementById("fault-form").addEventListener("submit", addFault);
   document.getElementById("clear-faults").addEventListener("click", () =>
     api("/_kvmux/faults", { method: "DELETE" }).then(loadFaults).catch((e) => status(e.message)));
