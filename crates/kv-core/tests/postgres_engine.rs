@@ -322,7 +322,9 @@ async fn store_level_checks_quotas_versions_and_ranges_match_redb() {
             .unwrap();
         seen.push(format!(
             "{:?}",
-            s.get_many(&[b"a".to_vec(), b"zz".to_vec()]).await.unwrap()
+            s.get_many(&[b"a".to_vec(), b"zz".to_vec(), b"a".to_vec()])
+                .await
+                .unwrap()
         ));
         // A stale version check is rejected, a current one passes.
         let stale = s
