@@ -145,7 +145,7 @@ if want browser; then
     set -e
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     fi
     cargo build -p kvmux
     [ -x .venv/bin/python ] || python3 -m venv .venv
