@@ -498,13 +498,21 @@ impl Dialect for AliyunDialect {
             return resp;
         }
         let product = product_of(parts);
+        let throttled = matches!(error, GatewayError::Throttled);
         let err = match error {
             GatewayError::BodyTooLarge { .. } => ApiError::value_too_large("2,000,000"),
             GatewayError::BadBody(m) => ApiError::invalid_parameter(product, m),
             GatewayError::Throttled => ApiError::too_many_requests(),
             GatewayError::Internal => ApiError::internal(),
         };
-        error_response(&err, product, info)
+        let mut resp = error_response(&err, product, info);
+        if throttled {
+            // As with the emulated rate limit: the header is what makes tea-openapi raise its
+            // ThrottlingException (with `retry_after`), which client retry code keys on.
+            resp.headers_mut()
+                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
+        }
+        resp
     }
 
     fn operation_hint(&self, parts: &Parts) -> Option<String> {

@@ -214,6 +214,12 @@ fn fault_rules_answer_with_each_vendors_own_errors() {
         .call()
         .expect("aliyun");
     assert_eq!(r.status(), 429);
+    assert_eq!(
+        r.headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1000")
+    );
     let body: Value = r.body_mut().read_json().expect("json");
     assert_eq!(body["Code"], "TooManyRequests", "{body}");
 
