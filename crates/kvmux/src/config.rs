@@ -474,6 +474,28 @@ account = "dev"
     }
 
     #[test]
+    fn operator_keys_parse_and_round_trip() {
+        let text = "seed_dir = \"seeds\"\ninspector_capacity = 7\n\
+                    [[bindings]]\naccount = \"dev\"\ntencent_zone = \"z\"\n\
+                    tencent_namespace = \"a\"\naliyun_namespace = \"b\"\naliyun_product = \"dcdn\"\n";
+        let c = Config::parse(text, Path::new("k")).unwrap();
+        assert_eq!(c.seed_dir.as_deref(), Some(Path::new("seeds")));
+        assert_eq!(c.inspector_capacity, 7);
+        assert_eq!(
+            c.bindings[0].members(),
+            vec![
+                ("dev".into(), "tencent/z".into(), "a".into()),
+                ("dev".into(), "aliyun-dcdn".into(), "b".into()),
+            ]
+        );
+        let back = Config::parse(&c.to_masked_toml(), Path::new("k")).unwrap();
+        assert_eq!(back.bindings, c.bindings);
+        assert_eq!(back.seed_dir, c.seed_dir);
+        let empty_side = text.replace("tencent_namespace = \"a\"", "tencent_namespace = \"\"");
+        assert!(Config::parse(&empty_side, Path::new("k")).is_err());
+    }
+
+    #[test]
     fn masked_toml_hides_secrets_and_round_trips() {
         let c = Config::default();
         let shown = c.to_masked_toml();
