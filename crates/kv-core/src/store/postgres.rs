@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio_postgres::error::SqlState;
@@ -329,11 +329,12 @@ impl PostgresStore {
             )
             .await?
             .get(0);
-        if let Some(rejected) = check_batch(&tx, batch).await? {
+        let view = read_view(&tx, batch).await?;
+        if let Some(rejected) = check_batch(&view, batch) {
             tx.rollback().await?;
             return Ok(Err(rejected));
         }
-        apply_batch(&tx, batch, version).await?;
+        apply_batch(&tx, &view, batch, version).await?;
         tx.commit().await?;
         Ok(Ok(from_sql_u64(version)))
     }
@@ -368,44 +369,81 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-async fn record_version(
-    tx: &impl GenericClient,
-    key: &[u8],
-) -> std::result::Result<Option<i64>, tokio_postgres::Error> {
-    Ok(tx
-        .query_opt("SELECT version FROM kv_records WHERE key = $1", &[&key])
-        .await?
-        .map(|r| r.get(0)))
-}
-
-async fn counter_value(
-    tx: &impl GenericClient,
-    key: &[u8],
-) -> std::result::Result<i64, tokio_postgres::Error> {
-    Ok(tx
-        .query_opt("SELECT value FROM kv_counters WHERE key = $1", &[&key])
-        .await?
-        .map(|r| r.get(0))
-        .unwrap_or(0))
-}
-
 /// A counter's summed delta within one batch, and the limit it must stay under.
 type PendingCounter = (i64, Option<(i64, crate::Quota)>);
 
-/// The same rules as redb's `check_batch`: every check, then counter limits on summed deltas.
-async fn check_batch(
-    tx: &impl GenericClient,
+/// What one commit reads before deciding: the stored version of every record its checks name,
+/// and the value of every counter it checks or changes (absent = not in the map).
+struct CommitView {
+    versions: HashMap<Vec<u8>, i64>,
+    counters: HashMap<Vec<u8>, i64>,
+}
+
+impl CommitView {
+    fn counter(&self, key: &[u8]) -> i64 {
+        self.counters.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Reads everything the batch's checks and counter writes depend on, in two statements sent
+/// together (tokio-postgres pipelines them), while the commit lock is held.
+async fn read_view(
+    tx: &deadpool_postgres::Transaction<'_>,
     batch: &Batch,
-) -> std::result::Result<Option<Rejected>, tokio_postgres::Error> {
+) -> std::result::Result<CommitView, tokio_postgres::Error> {
+    let mut record_keys: Vec<&[u8]> = Vec::new();
+    let mut counter_keys: Vec<&[u8]> = Vec::new();
+    for check in &batch.checks {
+        match check {
+            Check::Absent(k) | Check::Present(k) | Check::AtVersion(k, _) => record_keys.push(k),
+            Check::CounterEquals(k, _) => counter_keys.push(k),
+        }
+    }
+    for write in &batch.writes {
+        if let Write::Add { counter, .. } | Write::ResetCounter { counter } = write {
+            counter_keys.push(counter);
+        }
+    }
+    let records_sql = tx
+        .prepare_cached("SELECT key, version FROM kv_records WHERE key = ANY($1)")
+        .await?;
+    let counters_sql = tx
+        .prepare_cached("SELECT key, value FROM kv_counters WHERE key = ANY($1)")
+        .await?;
+    let (records, counters) = futures_util::future::try_join(
+        async {
+            if record_keys.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tx.query(&records_sql, &[&record_keys]).await
+            }
+        },
+        async {
+            if counter_keys.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tx.query(&counters_sql, &[&counter_keys]).await
+            }
+        },
+    )
+    .await?;
+    Ok(CommitView {
+        versions: records.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        counters: counters.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    })
+}
+
+/// The same rules as redb's `check_batch`: every check, then counter limits on summed deltas.
+fn check_batch(view: &CommitView, batch: &Batch) -> Option<Rejected> {
     for check in &batch.checks {
         let holds = match check {
-            Check::Absent(k) => record_version(tx, k).await?.is_none(),
-            Check::Present(k) => record_version(tx, k).await?.is_some(),
-            Check::AtVersion(k, v) => record_version(tx, k).await? == Some(to_sql_u64(*v)),
-            Check::CounterEquals(k, v) => counter_value(tx, k).await? == *v,
+            Check::Absent(k) => !view.versions.contains_key(k),
+            Check::Present(k) => view.versions.contains_key(k),
+            Check::AtVersion(k, v) => view.versions.get(k) == Some(&to_sql_u64(*v)),
+            Check::CounterEquals(k, v) => view.counter(k) == *v,
         };
         if !holds {
-            return Ok(Some(Rejected::Check(check.clone())));
+            return Some(Rejected::Check(check.clone()));
         }
     }
     let mut pending: HashMap<&[u8], PendingCounter> = HashMap::new();
@@ -430,68 +468,114 @@ async fn check_batch(
     }
     for (counter, (delta, limit)) in pending {
         if let Some((max, quota)) = limit {
-            if delta > 0 && counter_value(tx, counter).await?.saturating_add(delta) > max {
-                return Ok(Some(Rejected::Quota(quota)));
+            if delta > 0 && view.counter(counter).saturating_add(delta) > max {
+                return Some(Rejected::Quota(quota));
             }
         }
     }
-    Ok(None)
+    None
 }
 
+/// Applies the writes. Record writes are sent in batch order as one pipeline; counters are
+/// computed here (saturating, exactly like redb's) from the values read under the commit lock,
+/// then each touched counter is written once: deleted at 0, upserted otherwise.
 async fn apply_batch(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
+    view: &CommitView,
     batch: &Batch,
     version: i64,
 ) -> std::result::Result<(), tokio_postgres::Error> {
+    let put = tx
+        .prepare_cached(
+            "INSERT INTO kv_records (key, value, expires_at, version) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                expires_at = excluded.expires_at, version = excluded.version",
+        )
+        .await?;
+    let delete = tx
+        .prepare_cached("DELETE FROM kv_records WHERE key = $1")
+        .await?;
+    let delete_range = tx
+        .prepare_cached("DELETE FROM kv_records WHERE key >= $1 AND key < $2")
+        .await?;
+    let set_counter = tx
+        .prepare_cached(
+            "INSERT INTO kv_counters (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .await?;
+    let drop_counter = tx
+        .prepare_cached("DELETE FROM kv_counters WHERE key = $1")
+        .await?;
+
+    let expiries: Vec<Option<i64>> = batch
+        .writes
+        .iter()
+        .map(|w| match w {
+            Write::Put { expires_at, .. } => expires_at.map(to_sql_u64),
+            _ => None,
+        })
+        .collect();
+    let mut counters: Vec<(&[u8], i64)> = Vec::new();
     for write in &batch.writes {
-        match write {
-            Write::Put {
-                key,
-                value,
-                expires_at,
-            } => {
-                let expires = expires_at.map(to_sql_u64);
-                tx.execute(
-                    "INSERT INTO kv_records (key, value, expires_at, version) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                        expires_at = excluded.expires_at, version = excluded.version",
-                    &[key, &value.as_ref(), &expires, &version],
-                )
-                .await?;
-            }
-            Write::Delete { key } => {
-                tx.execute("DELETE FROM kv_records WHERE key = $1", &[key])
-                    .await?;
-            }
-            Write::DeleteRange { start, end } => {
-                tx.execute(
-                    "DELETE FROM kv_records WHERE key >= $1 AND key < $2",
-                    &[start, end],
-                )
-                .await?;
-            }
+        let (key, next) = match write {
             Write::Add { counter, delta, .. } => {
-                // Commits are serialized by the version row, so read-then-write cannot lose an
-                // update, and the arithmetic saturates exactly like redb's.
-                let next = counter_value(tx, counter).await?.saturating_add(*delta);
-                if next == 0 {
-                    tx.execute("DELETE FROM kv_counters WHERE key = $1", &[counter])
-                        .await?;
-                } else {
-                    tx.execute(
-                        "INSERT INTO kv_counters (key, value) VALUES ($1, $2)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        &[counter, &next],
-                    )
-                    .await?;
-                }
+                let current = counters
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == counter.as_slice())
+                    .map(|(_, v)| *v)
+                    .unwrap_or_else(|| view.counter(counter));
+                (counter.as_slice(), current.saturating_add(*delta))
             }
-            Write::ResetCounter { counter } => {
-                tx.execute("DELETE FROM kv_counters WHERE key = $1", &[counter])
-                    .await?;
-            }
+            Write::ResetCounter { counter } => (counter.as_slice(), 0),
+            _ => continue,
+        };
+        match counters.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = next,
+            None => counters.push((key, next)),
         }
     }
+
+    // Parameters are borrowed from these vectors, which outlive the pipeline.
+    let values: Vec<&[u8]> = batch
+        .writes
+        .iter()
+        .map(|w| match w {
+            Write::Put { value, .. } => value.as_ref(),
+            _ => &[][..],
+        })
+        .collect();
+    type Param<'p> = &'p (dyn ToSql + Sync);
+    let mut pipeline: Vec<BoxFuture<'_, std::result::Result<u64, tokio_postgres::Error>>> =
+        Vec::new();
+    for (i, write) in batch.writes.iter().enumerate() {
+        match write {
+            Write::Put { key, .. } => {
+                let params: [Param; 4] = [key, &values[i], &expiries[i], &version];
+                pipeline.push(Box::pin(tx.execute_raw(&put, params)));
+            }
+            Write::Delete { key } => {
+                let params: [Param; 1] = [key];
+                pipeline.push(Box::pin(tx.execute_raw(&delete, params)));
+            }
+            Write::DeleteRange { start, end } => {
+                let params: [Param; 2] = [start, end];
+                pipeline.push(Box::pin(tx.execute_raw(&delete_range, params)));
+            }
+            Write::Add { .. } | Write::ResetCounter { .. } => {}
+        }
+    }
+    for (key, value) in &counters {
+        if *value == 0 {
+            let params: [Param; 1] = [key];
+            pipeline.push(Box::pin(tx.execute_raw(&drop_counter, params)));
+        } else {
+            let params: [Param; 2] = [key, value];
+            pipeline.push(Box::pin(tx.execute_raw(&set_counter, params)));
+        }
+    }
+    futures_util::future::try_join_all(pipeline).await?;
     Ok(())
 }
 
