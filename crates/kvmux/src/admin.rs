@@ -69,23 +69,6 @@ pub async fn handle(
                 json_response(StatusCode::OK, json!({"status": "ok"})),
             )
         }
-        (&Method::GET, "/_kvmux/snapshot") => {
-            let mut dump = Vec::new();
-            match crate::snapshot::export(&gw.engine, &mut dump, &crate::snapshot::Silent).await {
-                Ok(_) => {
-                    let mut resp = Response::new(Bytes::from(dump));
-                    resp.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/jsonl"),
-                    );
-                    ("snapshot", resp)
-                }
-                Err(e) => (
-                    "snapshot",
-                    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                ),
-            }
-        }
         (&Method::GET, "/_kvmux/faults") => (
             "faults",
             json_response(StatusCode::OK, json!({"faults": gw.faults.list()})),

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kv_core::{Dialect, Engine, GatewayError, PeerAddr, RequestInfo};
@@ -71,16 +72,56 @@ fn declared_length(parts: &http::request::Parts) -> Option<u64> {
         .ok()
 }
 
+/// What every reply carries: a whole buffer, or (for `GET /_kvmux/snapshot`) a stream that can
+/// end in an error, which aborts the response.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+fn full(bytes: Bytes) -> ResponseBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// `GET /_kvmux/snapshot`, streamed page by page so a large store is never held in memory.
+fn snapshot(gw: &Gateway) -> Response<ResponseBody> {
+    use futures_util::StreamExt;
+    let frames = crate::snapshot::export_stream(gw.engine.clone()).map(|chunk| {
+        chunk
+            .map(|c| hyper::body::Frame::data(c.bytes))
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
+    let mut resp = Response::new(StreamBody::new(frames).boxed_unsync());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/jsonl"),
+    );
+    resp
+}
+
 /// Serves one request; never fails (errors become responses).
 pub async fn handle(
     gw: Arc<Gateway>,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
 
+    if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
+        let resp = snapshot(&gw);
+        let info = RequestInfo::default();
+        finish(
+            &gw,
+            "admin",
+            "snapshot",
+            &info,
+            resp.status(),
+            started,
+            None,
+        );
+        return Ok(resp);
+    }
     if admin::is_admin_path(&path) {
         let body = match read_body(
             body,
@@ -98,11 +139,11 @@ pub async fn handle(
             "admin",
             operation,
             &RequestInfo::default(),
-            &resp,
+            resp.status(),
             started,
             None,
         );
-        return Ok(resp.map(Full::new));
+        return Ok(resp.map(full));
     }
 
     let Some(dialect) = gw.dialects.iter().find(|d| d.claims(&parts)).cloned() else {
@@ -117,11 +158,11 @@ pub async fn handle(
             "none",
             "unclaimed",
             &info,
-            &resp,
+            resp.status(),
             started,
             Some((sent, None)),
         );
-        return Ok(resp.map(Full::new));
+        return Ok(resp.map(full));
     };
 
     let limit = dialect.body_limit(&parts);
@@ -140,11 +181,11 @@ pub async fn handle(
             dialect.name(),
             &info.operation,
             &info,
-            &resp,
+            resp.status(),
             started,
             sent,
         );
-        return Ok(resp.map(Full::new));
+        return Ok(resp.map(full));
     }
 
     let body = match read_body(body, limit, gw.config.limits.body_timeout_secs).await {
@@ -163,11 +204,11 @@ pub async fn handle(
                 dialect.name(),
                 &info.operation,
                 &info,
-                &resp,
+                resp.status(),
                 started,
                 sent,
             );
-            return Ok(resp.map(Full::new));
+            return Ok(resp.map(full));
         }
         Err(BodyError::Other(reason)) => {
             let mut resp = dialect.gateway_error(&parts, GatewayError::BadBody(reason));
@@ -183,11 +224,11 @@ pub async fn handle(
                 dialect.name(),
                 &info.operation,
                 &info,
-                &resp,
+                resp.status(),
                 started,
                 sent,
             );
-            return Ok(resp.map(Full::new));
+            return Ok(resp.map(full));
         }
     };
 
@@ -229,11 +270,11 @@ pub async fn handle(
                     dialect.name(),
                     &info.operation,
                     &info,
-                    &resp,
+                    resp.status(),
                     started,
                     sent,
                 );
-                return Ok(resp.map(Full::new));
+                return Ok(resp.map(full));
             }
         }
     }
@@ -271,11 +312,11 @@ pub async fn handle(
         dialect.name(),
         &info.operation,
         &info,
-        &resp,
+        resp.status(),
         started,
         sent,
     );
-    Ok(resp.map(Full::new))
+    Ok(resp.map(full))
 }
 
 fn info_of(resp: &Response<Bytes>) -> RequestInfo {
@@ -295,12 +336,12 @@ fn finish(
     dialect: &str,
     operation: &str,
     info: &RequestInfo,
-    resp: &Response<Bytes>,
+    status: StatusCode,
     started: Instant,
     inspected: Option<(SentRequest, Option<String>)>,
 ) {
     let elapsed = started.elapsed();
-    let status = resp.status().as_u16();
+    let status = status.as_u16();
     gw.metrics.observe(dialect, operation, status, elapsed);
     if let Some((request, fault)) = inspected {
         gw.inspector.record(Entry {

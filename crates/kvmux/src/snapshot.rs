@@ -132,78 +132,165 @@ pub async fn export(
     out: &mut (dyn Write + Send),
     progress: &dyn Progress,
 ) -> Result<Counts, SnapshotError> {
-    let mut containers = engine.all_containers().await?;
-    let ids: std::collections::HashSet<u64> = containers.iter().map(|c| c.id).collect();
-    // Stable: containers keep (account, scope, name) order within each group.
-    containers.sort_by_key(|c| scope_reference(&c.scope).is_some_and(|id| ids.contains(&id)));
+    use futures_util::StreamExt;
     let mut total = 0;
-    for c in &containers {
+    for c in &engine.all_containers().await? {
         total += engine.usage(c).await?.items.max(0) as u64;
     }
     progress.set_total(total);
-
     let mut counts = Counts::default();
+    let mut chunks = std::pin::pin!(export_stream(engine));
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        out.write_all(&chunk.bytes)?;
+        counts.containers += chunk.containers;
+        counts.items += chunk.items;
+        progress.advance(chunk.items);
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+/// One piece of a streamed dump: whole lines, and how many items they hold.
+pub struct Chunk {
+    pub bytes: Bytes,
+    pub containers: u64,
+    pub items: u64,
+}
+
+enum StreamState<E> {
+    Start(E),
+    Items {
+        engine: E,
+        containers: Vec<Container>,
+        index: usize,
+        start: Bound<Vec<u8>>,
+    },
+    Done,
+}
+
+/// The same dump as [`export`], as a stream of chunks (the header and container lines, then one
+/// chunk per scan page), so `GET /_kvmux/snapshot` sends a large store without holding it in
+/// memory. An error ends the stream after yielding it.
+pub fn export_stream<'a, E>(
+    engine: E,
+) -> impl futures_util::Stream<Item = Result<Chunk, SnapshotError>> + Send + 'a
+where
+    E: std::ops::Deref<Target = Engine> + Send + 'a,
+{
+    futures_util::stream::unfold(StreamState::Start(engine), |state| async move {
+        match state {
+            StreamState::Done => None,
+            StreamState::Start(engine) => match head_lines(&engine).await {
+                Ok((bytes, containers)) => Some((
+                    Ok(Chunk {
+                        bytes,
+                        containers: containers.len() as u64,
+                        items: 0,
+                    }),
+                    StreamState::Items {
+                        engine,
+                        containers,
+                        index: 0,
+                        start: Bound::Unbounded,
+                    },
+                )),
+                Err(e) => Some((Err(e), StreamState::Done)),
+            },
+            StreamState::Items {
+                engine,
+                containers,
+                index,
+                start,
+            } => {
+                let container = containers.get(index)?;
+                let options = ScanOptions {
+                    start,
+                    end: Bound::Unbounded,
+                    limit: EXPORT_PAGE,
+                    reverse: false,
+                };
+                let page = match engine.scan(container, options).await {
+                    Ok(page) => page,
+                    Err(e) => return Some((Err(e.into()), StreamState::Done)),
+                };
+                let mut out = Vec::new();
+                for item in &page.items {
+                    if let Err(e) = write_line(&mut out, &item_line(container.id, item)) {
+                        return Some((Err(e), StreamState::Done));
+                    }
+                }
+                let items = page.items.len() as u64;
+                let (index, start) = match (page.more, page.items.last()) {
+                    (true, Some(last)) => (index, Bound::Excluded(last.key.clone())),
+                    _ => (index + 1, Bound::Unbounded),
+                };
+                Some((
+                    Ok(Chunk {
+                        bytes: Bytes::from(out),
+                        containers: 0,
+                        items,
+                    }),
+                    StreamState::Items {
+                        engine,
+                        containers,
+                        index,
+                        start,
+                    },
+                ))
+            }
+        }
+    })
+}
+
+/// The header line and every container line, and the containers in dump order.
+async fn head_lines(engine: &Engine) -> Result<(Bytes, Vec<Container>), SnapshotError> {
+    let containers = ordered_containers(engine).await?;
+    let mut out = Vec::new();
     write_line(
-        out,
+        &mut out,
         &Line::Header {
             format: FORMAT,
             now: Some(engine.now()),
         },
     )?;
     for c in &containers {
-        write_line(
-            out,
-            &Line::Container {
-                id: c.id,
-                account: c.account.clone(),
-                scope: c.scope.clone(),
-                name: c.name.clone(),
-                kind: c.kind.clone(),
-                attrs: c.attrs.clone(),
-                limits: c.limits.clone(),
-            },
-        )?;
-        counts.containers += 1;
+        write_line(&mut out, &container_line(c))?;
     }
-    for c in &containers {
-        let mut start = Bound::Unbounded;
-        loop {
-            let page = engine
-                .scan(
-                    c,
-                    ScanOptions {
-                        start: start.clone(),
-                        end: Bound::Unbounded,
-                        limit: EXPORT_PAGE,
-                        reverse: false,
-                    },
-                )
-                .await?;
-            for item in &page.items {
-                let (key, key_b64) = text_or_b64(&item.key);
-                let (value, value_b64) = text_or_b64(&item.value);
-                write_line(
-                    out,
-                    &Line::Item {
-                        container: c.id,
-                        key,
-                        key_b64,
-                        value,
-                        value_b64,
-                        expires_at: item.expires_at,
-                    },
-                )?;
-            }
-            counts.items += page.items.len() as u64;
-            progress.advance(page.items.len() as u64);
-            match (page.more, page.items.last()) {
-                (true, Some(last)) => start = Bound::Excluded(last.key.clone()),
-                _ => break,
-            }
-        }
+    Ok((Bytes::from(out), containers))
+}
+
+/// Every container, the ones that others refer to by id first (stable otherwise).
+async fn ordered_containers(engine: &Engine) -> Result<Vec<Container>, SnapshotError> {
+    let mut containers = engine.all_containers().await?;
+    let ids: std::collections::HashSet<u64> = containers.iter().map(|c| c.id).collect();
+    containers.sort_by_key(|c| scope_reference(&c.scope).is_some_and(|id| ids.contains(&id)));
+    Ok(containers)
+}
+
+fn container_line(c: &Container) -> Line {
+    Line::Container {
+        id: c.id,
+        account: c.account.clone(),
+        scope: c.scope.clone(),
+        name: c.name.clone(),
+        kind: c.kind.clone(),
+        attrs: c.attrs.clone(),
+        limits: c.limits.clone(),
     }
-    out.flush()?;
-    Ok(counts)
+}
+
+fn item_line(container: u64, item: &kv_core::Item) -> Line {
+    let (key, key_b64) = text_or_b64(&item.key);
+    let (value, value_b64) = text_or_b64(&item.value);
+    Line::Item {
+        container,
+        key,
+        key_b64,
+        value,
+        value_b64,
+        expires_at: item.expires_at,
+    }
 }
 
 fn write_line(out: &mut (dyn Write + Send), line: &Line) -> Result<(), SnapshotError> {
@@ -497,6 +584,45 @@ mod tests {
             .expect("index container follows the new table id");
         assert_eq!(new_index.attrs["remark"], "idx");
         assert!(target.get(&new_index, b"k").await.expect("get").is_some());
+    }
+
+    #[tokio::test]
+    async fn the_stream_pages_through_containers_larger_than_a_page() {
+        let a = tempfile::tempdir().expect("tmp");
+        let engine = engine(&a);
+        let big = container(&engine, "tencent/z", "big").await;
+        let small = container(&engine, "tencent/z", "small").await;
+        let n = EXPORT_PAGE * 2 + 7;
+        let writes: Vec<ItemWrite> = (0..n)
+            .map(|i| ItemWrite::Put {
+                key: format!("k{i:05}").into_bytes(),
+                value: Bytes::from_static(b"v"),
+                expires_at: None,
+                precondition: Precondition::None,
+            })
+            .collect();
+        engine.write_items(&big, writes).await.expect("bulk");
+        engine
+            .put(
+                &small,
+                b"s",
+                Bytes::from_static(b"v"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .expect("put");
+        let mut dump = Vec::new();
+        let counts = export(&engine, &mut dump, &Silent).await.expect("export");
+        assert_eq!((counts.containers, counts.items), (2, n as u64 + 1));
+        let text = String::from_utf8(dump).expect("utf-8");
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("\"container\":") && l.contains("\"key\":\"k"))
+            .collect();
+        assert_eq!(keys.len(), n, "every item of the big container once");
+        assert!(keys[EXPORT_PAGE].contains(&format!("k{:05}", EXPORT_PAGE)));
+        assert_eq!(text.lines().count(), 1 + 2 + n + 1);
     }
 
     #[tokio::test]
