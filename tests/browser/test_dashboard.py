@@ -180,9 +180,9 @@ def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
     # Prefix search narrows the key list.
     prefix = browser.find_element(By.ID, "prefix")
     prefix.send_keys("gre", Keys.ENTER)
-    wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, '.key-row[data-key="other"]')))
-    keys = [r.get_attribute("data-key") for r in browser.find_elements(By.CSS_SELECTOR, ".key-row")]
-    assert keys == ["greeting"]
+    # The list is cleared, then refilled when the reply arrives: wait for its final contents.
+    wait(browser, lambda d: [r.get_attribute("data-key")
+                             for r in d.find_elements(By.CSS_SELECTOR, ".key-row")] == ["greeting"])
 
     browser.find_element(By.CSS_SELECTOR, '.key-row[data-key="greeting"]').click()
     wait(browser, EC.text_to_be_present_in_element((By.ID, "value"), '"hello": "world"'))
