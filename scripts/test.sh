@@ -97,7 +97,7 @@ if want postgres; then
     url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
     echo "PostgreSQL at $url"
     KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" \
-      cargo test -p kv-core --test model --test postgres_engine
+      cargo test -p kv-core --test model --test postgres_engine --test postgres_store_parity
     KV_TEST_POSTGRES="$url" cargo test -p kvmux --test multi_gateway
     cargo build -p kvmux
     [ -x .venv/bin/python ] || python3 -m venv .venv

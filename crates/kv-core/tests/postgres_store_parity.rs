@@ -1,0 +1,240 @@
+//! Differential property test at the `Store` seam: random sequences of batches (every check and
+//! write kind, expiries, counter limits), point reads, counters, scans (both directions, any
+//! `now`) and expiry lookups must give identical answers from the PostgreSQL backend and from
+//! redb, the reference. Each case starts from an empty schema and an empty redb file, so even
+//! the commit versions must agree.
+//!
+//! The server is `KV_TEST_POSTGRES` when set; otherwise one is started with scripts/postgres.sh
+//! and stopped when the test binary exits. `KV_PARITY_CASES` sets the case count (default 60).
+
+use std::ops::Bound;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use kv_core::store::postgres::PostgresStore;
+use kv_core::store::redb::RedbStore;
+use kv_core::store::{Batch, Check, KeyRange, Store, Write};
+use kv_core::Quota;
+use proptest::prelude::*;
+
+const KEYS: &[&[u8]] = &[b"", b"a", b"a\x00", b"ab", b"b", b"\xff", b"\xff\xff"];
+const COUNTERS: &[&[u8]] = &[b"c1", b"c2"];
+
+fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("KV_TEST_POSTGRES") {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
+        let dir = tempfile::Builder::new()
+            .prefix("kv-pg-parity")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .expect("running scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The watcher outlives us on purpose, in its own session, and stops the server by PID.
+        #[allow(clippy::zombie_processes)]
+        Command::new("setsid")
+            .arg("bash")
+            .arg("-c")
+            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
+            .arg("watcher")
+            .arg(std::process::id().to_string())
+            .arg(script)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning the server watcher");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Commit(Batch),
+    Get(Vec<usize>),
+    Counters,
+    Scan {
+        start: Bound<usize>,
+        end: Bound<usize>,
+        limit: usize,
+        reverse: bool,
+        now: u64,
+    },
+    Expired {
+        now: u64,
+        max: usize,
+    },
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    (0..KEYS.len()).prop_map(|i| KEYS[i].to_vec())
+}
+
+fn counter() -> impl Strategy<Value = Vec<u8>> {
+    (0..COUNTERS.len()).prop_map(|i| COUNTERS[i].to_vec())
+}
+
+fn check() -> impl Strategy<Value = Check> {
+    prop_oneof![
+        key().prop_map(Check::Absent),
+        key().prop_map(Check::Present),
+        (key(), 0..8u64).prop_map(|(k, v)| Check::AtVersion(k, v)),
+        (counter(), -2..6i64).prop_map(|(k, v)| Check::CounterEquals(k, v)),
+    ]
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    prop_oneof![
+        3 => (key(), 0..4usize, prop::option::of(1..6u64)).prop_map(|(key, len, expires_at)| {
+            Write::Put {
+                value: Bytes::from(vec![b'v'; len]),
+                key,
+                expires_at,
+            }
+        }),
+        1 => key().prop_map(|key| Write::Delete { key }),
+        1 => (key(), key()).prop_map(|(start, end)| Write::DeleteRange { start, end }),
+        2 => (counter(), -3..6i64, prop::option::of(0..8i64)).prop_map(|(counter, delta, limit)| {
+            Write::Add {
+                counter,
+                delta,
+                limit: limit.map(|l| (l, Quota::ContainerItems)),
+            }
+        }),
+        1 => counter().prop_map(|counter| Write::ResetCounter { counter }),
+    ]
+}
+
+fn bound() -> impl Strategy<Value = Bound<usize>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        (0..KEYS.len()).prop_map(Bound::Included),
+        (0..KEYS.len()).prop_map(Bound::Excluded),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (prop::collection::vec(check(), 0..3), prop::collection::vec(write(), 0..4))
+            .prop_map(|(checks, writes)| Op::Commit(Batch { checks, writes })),
+        1 => prop::collection::vec(0..KEYS.len(), 0..4).prop_map(Op::Get),
+        1 => Just(Op::Counters),
+        2 => (bound(), bound(), 0..4usize, any::<bool>(), 0..7u64).prop_map(
+            |(start, end, limit, reverse, now)| Op::Scan { start, end, limit, reverse, now }
+        ),
+        1 => (0..7u64, 0..4usize).prop_map(|(now, max)| Op::Expired { now, max }),
+    ]
+}
+
+fn to_key_bound(b: &Bound<usize>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(i) => Bound::Included(KEYS[*i].to_vec()),
+        Bound::Excluded(i) => Bound::Excluded(KEYS[*i].to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// One operation's answer, rendered for comparison.
+async fn answer(store: &dyn Store, op: &Op) -> String {
+    match op {
+        Op::Commit(batch) => format!("{:?}", store.commit(batch.clone()).await.unwrap()),
+        Op::Get(keys) => {
+            let keys: Vec<Vec<u8>> = keys.iter().map(|i| KEYS[*i].to_vec()).collect();
+            format!("{:?}", store.get_many(&keys).await.unwrap())
+        }
+        Op::Counters => {
+            let keys: Vec<Vec<u8>> = COUNTERS.iter().map(|k| k.to_vec()).collect();
+            format!("{:?}", store.counters(&keys).await.unwrap())
+        }
+        Op::Scan {
+            start,
+            end,
+            limit,
+            reverse,
+            now,
+        } => {
+            let range = KeyRange {
+                start: to_key_bound(start),
+                end: to_key_bound(end),
+            };
+            let page = store.scan(range, *limit, *reverse, *now).await.unwrap();
+            format!("{:?} more={}", page.records, page.more)
+        }
+        Op::Expired { now, max } => {
+            format!("{:?}", store.expired(*now, *max).await.unwrap())
+        }
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn cases() -> u32 {
+    std::env::var("KV_PARITY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_answers_exactly_like_redb(ops in prop::collection::vec(op(), 1..30)) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CASE: AtomicU64 = AtomicU64::new(0);
+        let case = CASE.fetch_add(1, Ordering::Relaxed);
+        let url = server_url();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let url = format!(
+            "{url}{sep}options=-csearch_path%3Dparity_{}_{case}_{unique}",
+            std::process::id()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let pg = PostgresStore::open(&url, 2).await.unwrap();
+            let redb = RedbStore::open(&dir.path().join("parity.redb"), false).unwrap();
+            for (step, op) in ops.iter().enumerate() {
+                let expected = answer(&redb, op).await;
+                let got = answer(&pg, op).await;
+                prop_assert_eq!(got, expected, "step {}: {:?}", step, op);
+            }
+            pg.close().await.unwrap();
+            Ok(())
+        })?;
+    }
+}
