@@ -163,6 +163,11 @@ def shot(driver, name):
     return path
 
 
+def fault_rules(base):
+    with urllib.request.urlopen(base + "/_kvmux/faults", timeout=10) as r:
+        return json.load(r)["faults"]
+
+
 def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
     assert "Error" not in tencent(gateway, "CreateEdgeKVNamespace", {"ZoneId": "zone-1", "Namespace": "orders"})
     put = tencent(gateway, "EdgeKVPut", {"ZoneId": "zone-1", "Namespace": "orders", "Key": "greeting",
@@ -250,6 +255,8 @@ def test_a_fault_rule_added_in_the_dashboard_throttles_the_sdk(gateway, browser)
     wait(browser, lambda d: len([r for r in d.find_elements(By.CSS_SELECTOR, ".request-row")
                                  if "RequestLimitExceeded" in r.text]) == 2)
     browser.find_element(By.ID, "tab-faults").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     browser.find_element(By.ID, "clear-faults").click()
+    wait(browser, lambda d: fault_rules(gateway) == [])
     wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
