@@ -89,7 +89,7 @@ fi
 if want postgres; then
   # The same engine model test and Python SDK suites on the PostgreSQL backend, against a
   # throwaway server (Debian's packages, 127.0.0.1, a free port, run as nobody) stopped after.
-  log "PostgreSQL backend: model test, PostgreSQL engine tests, three gateways, Python SDK suites"
+  log "PostgreSQL backend: model and engine tests, PostgreSQL engine tests, three gateways, Python SDK suites"
   (
     set -e
     pgdir=$(mktemp -d -u /tmp/kvmux-pg.XXXXXX)
@@ -97,7 +97,7 @@ if want postgres; then
     url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
     echo "PostgreSQL at $url"
     KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" \
-      cargo test -p kv-core --test model --test postgres_engine --test postgres_store_parity
+      cargo test -p kv-core --test model --test engine --test postgres_engine --test postgres_store_parity
     KV_TEST_POSTGRES="$url" cargo test -p kvmux --test multi_gateway
     cargo build -p kvmux
     [ -x .venv/bin/python ] || python3 -m venv .venv

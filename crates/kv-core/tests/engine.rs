@@ -10,8 +10,42 @@ use kv_core::{
     ScanOptions,
 };
 
-fn open(dir: &tempfile::TempDir, clock: Clock) -> Arc<Engine> {
-    Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), true, clock).unwrap())
+mod common;
+
+/// The engine under test: redb in `dir`, or with `KV_TEST_POSTGRES` set, PostgreSQL in a schema
+/// named after `dir` (so reopening the same `dir` reopens the same data).
+async fn try_open(dir: &tempfile::TempDir, clock: Clock) -> kv_core::Result<Arc<Engine>> {
+    match common::postgres_url() {
+        Some(url) => {
+            let name = dir
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("t");
+            let schema: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let url = common::with_schema(&url, &format!("engine_{schema}"));
+            let store = kv_core::store::postgres::PostgresStore::open(&url, 8).await?;
+            Ok(Arc::new(Engine::new(Arc::new(store), clock)))
+        }
+        None => Ok(Arc::new(Engine::open_redb(
+            &dir.path().join("kv.redb"),
+            true,
+            clock,
+        )?)),
+    }
+}
+
+async fn open(dir: &tempfile::TempDir, clock: Clock) -> Arc<Engine> {
+    try_open(dir, clock).await.expect("open the engine")
 }
 
 fn new_container(account: &str, name: &str, limits: Limits) -> NewContainer {
@@ -28,7 +62,7 @@ fn new_container(account: &str, name: &str, limits: Limits) -> NewContainer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_create_if_absent_has_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::new());
+    let engine = open(&dir, Clock::new()).await;
     let c = engine
         .create_container(new_container("a", "c", Limits::default()))
         .await
@@ -65,7 +99,7 @@ async fn concurrent_create_if_absent_has_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_counter_updates_never_lose_an_increment() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::new());
+    let engine = open(&dir, Clock::new()).await;
     let c = engine
         .create_container(new_container("a", "c", Limits::default()))
         .await
@@ -136,7 +170,7 @@ async fn concurrent_counter_updates_never_lose_an_increment() {
 #[tokio::test]
 async fn a_failing_batch_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::new());
+    let engine = open(&dir, Clock::new()).await;
     let c = engine
         .create_container(new_container("a", "c", Limits::default()))
         .await
@@ -181,7 +215,7 @@ async fn a_failing_batch_changes_nothing() {
 #[tokio::test]
 async fn container_lifecycle_listing_and_account_quotas() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::new());
+    let engine = open(&dir, Clock::new()).await;
     let limits = Limits {
         account_group: "g".into(),
         account_max_containers: Some(3),
@@ -293,7 +327,7 @@ async fn container_lifecycle_listing_and_account_quotas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sweeper_removes_expired_items_and_frees_quota() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::frozen_at(2_000_000_000));
+    let engine = open(&dir, Clock::frozen_at(2_000_000_000)).await;
     let c = engine
         .create_container(new_container(
             "a",
@@ -355,7 +389,7 @@ async fn the_background_sweeper_removes_expired_items_and_frees_quota() {
 #[tokio::test]
 async fn a_quota_refusal_first_reclaims_expired_but_unswept_items() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir, Clock::frozen_at(2_000_000_000));
+    let engine = open(&dir, Clock::frozen_at(2_000_000_000)).await;
     let c = engine
         .create_container(new_container(
             "a",
@@ -410,7 +444,7 @@ async fn a_quota_refusal_first_reclaims_expired_but_unswept_items() {
 async fn data_survives_closing_and_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = open(&dir, Clock::new());
+        let engine = open(&dir, Clock::new()).await;
         let c = engine
             .create_container(new_container("a", "c", Limits::default()))
             .await
@@ -436,7 +470,7 @@ async fn data_survives_closing_and_reopening_the_file() {
     // redb holds a file lock until the writer thread's handle is gone; give it a moment.
     let mut reopened = None;
     for _ in 0..100 {
-        match Engine::open_redb(&dir.path().join("kv.redb"), true, Clock::new()) {
+        match try_open(&dir, Clock::new()).await {
             Ok(e) => {
                 reopened = Some(e);
                 break;

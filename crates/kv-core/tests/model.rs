@@ -15,6 +15,8 @@ use kv_core::{
 };
 use proptest::prelude::*;
 
+mod common;
+
 const KEYS: &[&[u8]] = &[
     b"a",
     b"ab",
@@ -180,7 +182,7 @@ fn world() -> &'static World {
         // fresh schema so earlier runs leave nothing behind.
         let engine = match std::env::var("KV_TEST_POSTGRES") {
             Ok(url) if !url.is_empty() => {
-                let url = postgres_url_with_fresh_schema(&url, "model");
+                let url = common::with_schema(&url, &common::fresh_schema("model"));
                 let store = runtime
                     .block_on(kv_core::store::postgres::PostgresStore::open(&url, 4))
                     .unwrap();
@@ -195,20 +197,6 @@ fn world() -> &'static World {
             _dir: dir,
         }
     })
-}
-
-/// `url` with `options=-c search_path=<tag>_<unique>` added, so the store creates and uses a
-/// schema no other run has touched.
-fn postgres_url_with_fresh_schema(url: &str, tag: &str) -> String {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{sep}options=-csearch_path%3D{tag}_{}_{unique}",
-        std::process::id()
-    )
 }
 
 /// Applies a sequence to a fresh container and to the model, comparing after every step.

@@ -350,7 +350,26 @@ impl Config {
         for c in &mut shown.credentials {
             c.secret = "********".into();
         }
+        shown.storage = shown.storage.as_deref().map(masked_storage_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// A storage URL with its password hidden, whether in the userinfo or in a `password=` option.
+fn masked_storage_url(url: &str) -> String {
+    let masked = kv_core::store::postgres::redacted_url(url);
+    match masked.split_once('?') {
+        Some((base, query)) => {
+            let options: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", options.join("&"))
+        }
+        None => masked,
     }
 }
 
@@ -493,6 +512,19 @@ account = "dev"
         assert_eq!(back.seed_dir, c.seed_dir);
         let empty_side = text.replace("tencent_namespace = \"a\"", "tencent_namespace = \"\"");
         assert!(Config::parse(&empty_side, Path::new("k")).is_err());
+    }
+
+    #[test]
+    fn masked_toml_hides_the_storage_password() {
+        for url in [
+            "postgres://kv:hunter2@db.internal:5432/kvmux",
+            "postgres://kv@db.internal/kvmux?sslmode=disable&password=hunter2",
+        ] {
+            let c = Config::parse(&format!("storage = \"{url}\"\n"), Path::new("k")).unwrap();
+            let shown = c.to_masked_toml();
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("db.internal"), "{shown}");
+        }
     }
 
     #[test]
