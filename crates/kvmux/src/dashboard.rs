@@ -217,34 +217,11 @@ struct ItemQuery {
     key_hex: String,
 }
 
-/// A BSON value as relaxed extended JSON (MongoDB's notation): plain JSON where JSON has the
-/// type, `{"$numberLong": ..}`-style wrappers only where it would lose information.
+/// A BSON value as relaxed extended JSON (MongoDB's notation), by the bson crate itself: plain
+/// JSON where JSON has the type, `{"$numberLong": ..}`-style wrappers only where it would lose
+/// information.
 fn relaxed_extjson(value: bson::Bson) -> serde_json::Value {
-    use bson::Bson;
-    match value {
-        Bson::Double(d) if d.is_finite() => json!(d),
-        Bson::Double(d) => json!({"$numberDouble": d.to_string()}),
-        Bson::String(s) => json!(s),
-        Bson::Boolean(b) => json!(b),
-        Bson::Null => serde_json::Value::Null,
-        Bson::Int32(i) => json!(i),
-        Bson::Int64(i) => json!(i),
-        Bson::Array(items) => items.into_iter().map(relaxed_extjson).collect(),
-        Bson::Document(doc) => serde_json::Value::Object(
-            doc.into_iter()
-                .map(|(k, v)| (k, relaxed_extjson(v)))
-                .collect(),
-        ),
-        Bson::Binary(b) => json!({"$binary": {
-            "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &b.bytes),
-            "subType": format!("{:02x}", u8::from(b.subtype)),
-        }}),
-        Bson::ObjectId(id) => json!({"$oid": id.to_hex()}),
-        Bson::DateTime(t) => json!({"$date": {"$numberLong": t.timestamp_millis().to_string()}}),
-        Bson::Decimal128(d) => json!({"$numberDecimal": d.to_string()}),
-        Bson::Timestamp(t) => json!({"$timestamp": {"t": t.time, "i": t.increment}}),
-        other => json!({"$bson": other.to_string()}),
-    }
+    value.into_relaxed_extjson()
 }
 
 /// How a value is best shown: (format, text).
