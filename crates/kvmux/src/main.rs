@@ -21,6 +21,11 @@ use kv_core::{Clock, Dialect, DialectContext, Engine};
 
 use crate::config::{Config, DialectName};
 
+/// mimalloc instead of glibc malloc: at 64 connections glibc's malloc/free were ~15% of the
+/// gateway's CPU (perf, docs/BENCHMARKS.md), and its per-thread arenas kept freed memory resident.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kvmux",

@@ -30,7 +30,7 @@ pub struct Outcome {
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// Opens one keep-alive connection.
-pub async fn connect(addr: &str) -> Result<Sender, String> {
+async fn connect(addr: &str) -> Result<Sender, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -44,27 +44,59 @@ pub async fn connect(addr: &str) -> Result<Sender, String> {
     Ok(sender)
 }
 
-/// Sends one request and reads the whole reply.
-pub async fn send(
-    sender: &mut Sender,
-    req: Request<Bytes>,
-) -> Result<(http::StatusCode, Bytes), String> {
-    sender
-        .ready()
-        .await
-        .map_err(|e| format!("connection: {e}"))?;
-    let resp = sender
-        .send_request(req.map(Full::new))
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?
-        .to_bytes();
-    Ok((status, body))
+/// One client connection that reopens itself when the server closes it after a reply (HTTP/1.0
+/// servers such as moto's, or `Connection: close`): such a server then pays for a new connection
+/// per request, as its real clients would.
+pub struct Conn {
+    addr: String,
+    sender: Option<Sender>,
+    /// How many times the connection had to be reopened.
+    pub reconnects: u64,
+}
+
+impl Conn {
+    pub async fn open(addr: &str) -> Result<Conn, String> {
+        Ok(Conn {
+            addr: addr.to_string(),
+            sender: Some(connect(addr).await?),
+            reconnects: 0,
+        })
+    }
+
+    /// Sends one request and reads the whole reply.
+    pub async fn send(&mut self, req: Request<Bytes>) -> Result<(http::StatusCode, Bytes), String> {
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => {
+                self.reconnects += 1;
+                connect(&self.addr).await?
+            }
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let resp = sender
+            .send_request(req.map(Full::new))
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let closing = resp.version() == http::Version::HTTP_10
+            || resp
+                .headers()
+                .get(http::header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        if !closing {
+            self.sender = Some(sender);
+        }
+        Ok((status, body))
+    }
 }
 
 /// Runs `connections` closed loops for `duration`. `make(i)` builds the i-th request overall;
@@ -85,7 +117,7 @@ where
     let counter = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::with_capacity(connections);
     for _ in 0..connections {
-        senders.push(connect(addr).await?);
+        senders.push(Conn::open(addr).await?);
     }
     let started = Instant::now();
     let deadline = started + duration;
@@ -97,11 +129,13 @@ where
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
             let (mut errors, mut first_error) = (0u64, None);
+            let mut failed_in_a_row = 0u32;
             while Instant::now() < deadline {
                 let req = make(counter.fetch_add(1, Ordering::Relaxed));
                 let sent = Instant::now();
-                match send(&mut sender, req).await {
+                match sender.send(req).await {
                     Ok((status, body)) => {
+                        failed_in_a_row = 0;
                         let _ = hist.record(sent.elapsed().as_micros().max(1) as u64);
                         if is_error(status, &body) {
                             errors += 1;
@@ -115,9 +149,14 @@ where
                     }
                     Err(e) => {
                         errors += 1;
+                        failed_in_a_row += 1;
                         first_error.get_or_insert(e);
-                        // The connection is gone; a closed loop cannot continue on it.
-                        break;
+                        // The connection reopens on the next send; a server that keeps failing
+                        // ends this connection's loop rather than spinning.
+                        if failed_in_a_row >= 10 {
+                            break;
+                        }
+                        continue;
                     }
                 }
             }

@@ -168,14 +168,14 @@ fn rss_kib(pid: u32) -> Option<(u64, u64)> {
 async fn wait_healthy(addr: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(mut s) = load::connect(addr).await {
+        if let Ok(mut s) = load::Conn::open(addr).await {
             let mut req = http::Request::new(Bytes::new());
             *req.uri_mut() = http::Uri::from_static("/_kvmux/health");
             req.headers_mut().insert(
                 "host",
                 http::HeaderValue::from_str(addr).map_err(|e| e.to_string())?,
             );
-            if matches!(load::send(&mut s, req).await, Ok((st, _)) if st.is_success()) {
+            if matches!(s.send(req).await, Ok((st, _)) if st.is_success()) {
                 return Ok(());
             }
         }
@@ -213,20 +213,20 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
     // Setup: the container, then the keys, loaded over 16 connections.
     let (create, loads) = workload.setup(args.keys);
-    let mut conn = load::connect(&addr).await?;
-    load::send(&mut conn, create).await?;
+    let mut conn = load::Conn::open(&addr).await?;
+    conn.send(create).await?;
     let loads = std::sync::Arc::new(std::sync::Mutex::new(loads));
     let mut loaders = Vec::new();
     for _ in 0..16 {
         let (loads, addr, workload) = (loads.clone(), addr.clone(), workload.clone());
         loaders.push(tokio::spawn(async move {
-            let mut conn = load::connect(&addr).await?;
+            let mut conn = load::Conn::open(&addr).await?;
             loop {
                 let next = loads.lock().map_err(|e| e.to_string())?.pop();
                 let Some(req) = next else {
                     return Ok::<_, String>(());
                 };
-                let (status, body) = load::send(&mut conn, req).await?;
+                let (status, body) = conn.send(req).await?;
                 if workload.is_error(status, &body) {
                     return Err(format!(
                         "preloading failed: {status} {}",
@@ -329,7 +329,7 @@ async fn wait_healthy_or_target(addr: &str, target: Target) -> Result<(), String
         // moto has no /_kvmux/health; a connection is enough.
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if load::connect(addr).await.is_ok() {
+            if load::Conn::open(addr).await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
