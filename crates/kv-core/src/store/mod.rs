@@ -33,6 +33,50 @@ pub struct Batch {
     pub writes: Vec<Write>,
 }
 
+/// A counter's limit, and the quota named when it would be passed.
+pub type CounterLimit = (i64, Quota);
+
+impl Batch {
+    /// The counters this batch grows and that have a limit: each counter's deltas summed (so two
+    /// adds to one counter are judged together), with its limit. A counter the batch only
+    /// shrinks, or resets, is left out: such a batch is never refused for it. Every backend checks
+    /// `current + delta <= limit` for these inside its commit.
+    pub fn limited_counter_growth(&self) -> Vec<(&[u8], i64, CounterLimit)> {
+        let mut pending: Vec<(&[u8], i64, Option<CounterLimit>)> = Vec::new();
+        for write in &self.writes {
+            match write {
+                Write::Add {
+                    counter,
+                    delta,
+                    limit,
+                } => match pending
+                    .iter_mut()
+                    .find(|(c, _, _)| *c == counter.as_slice())
+                {
+                    Some(entry) => {
+                        entry.1 = entry.1.saturating_add(*delta);
+                        if limit.is_some() {
+                            entry.2 = *limit;
+                        }
+                    }
+                    None => pending.push((counter.as_slice(), *delta, *limit)),
+                },
+                Write::ResetCounter { counter } => {
+                    pending.retain(|(c, _, _)| *c != counter.as_slice());
+                }
+                _ => {}
+            }
+        }
+        pending
+            .into_iter()
+            .filter_map(|(counter, delta, limit)| match limit {
+                Some(limit) if delta > 0 => Some((counter, delta, limit)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A precondition on physical state, checked inside the commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Check {

@@ -369,9 +369,6 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// A counter's summed delta within one batch, and the limit it must stay under.
-type PendingCounter = (i64, Option<(i64, crate::Quota)>);
-
 /// What one commit reads before deciding: the stored version of every record its checks name,
 /// and the value of every counter it checks or changes (absent = not in the map).
 struct CommitView {
@@ -446,31 +443,9 @@ fn check_batch(view: &CommitView, batch: &Batch) -> Option<Rejected> {
             return Some(Rejected::Check(check.clone()));
         }
     }
-    let mut pending: HashMap<&[u8], PendingCounter> = HashMap::new();
-    for write in &batch.writes {
-        match write {
-            Write::Add {
-                counter,
-                delta,
-                limit,
-            } => {
-                let entry = pending.entry(counter.as_slice()).or_insert((0, None));
-                entry.0 = entry.0.saturating_add(*delta);
-                if limit.is_some() {
-                    entry.1 = *limit;
-                }
-            }
-            Write::ResetCounter { counter } => {
-                pending.remove(counter.as_slice());
-            }
-            _ => {}
-        }
-    }
-    for (counter, (delta, limit)) in pending {
-        if let Some((max, quota)) = limit {
-            if delta > 0 && view.counter(counter).saturating_add(delta) > max {
-                return Some(Rejected::Quota(quota));
-            }
+    for (counter, delta, (max, quota)) in batch.limited_counter_growth() {
+        if view.counter(counter).saturating_add(delta) > max {
+            return Some(Rejected::Quota(quota));
         }
     }
     None

@@ -6,7 +6,6 @@
 //! writers, and because each batch's checks run against the state left by the batches before it
 //! in the same transaction, the result is exactly that of applying them one by one.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -281,9 +280,6 @@ type RangeEntry<'a> = std::result::Result<
     redb::StorageError,
 >;
 
-/// A counter's summed delta within one batch, and the limit it must stay under.
-type PendingCounter = (i64, Option<(i64, crate::Quota)>);
-
 /// Checks every precondition and counter limit of `batch` against the transaction's current state
 /// (which includes earlier batches of the same group). Returns the first reason to reject it.
 fn check_batch(tables: &Tables<'_>, batch: &Batch) -> Result<Option<Rejected>> {
@@ -304,36 +300,10 @@ fn check_batch(tables: &Tables<'_>, batch: &Batch) -> Result<Option<Rejected>> {
             return Ok(Some(Rejected::Check(check.clone())));
         }
     }
-    // Counter limits: sum the deltas per counter first, so two adds to one counter are judged
-    // together, and a batch that only shrinks a counter is never refused.
-    let mut pending: HashMap<&[u8], PendingCounter> = HashMap::new();
-    for write in &batch.writes {
-        match write {
-            Write::Add {
-                counter,
-                delta,
-                limit,
-            } => {
-                let entry = pending.entry(counter.as_slice()).or_insert((0, None));
-                entry.0 = entry.0.saturating_add(*delta);
-                if limit.is_some() {
-                    entry.1 = *limit;
-                }
-            }
-            Write::ResetCounter { counter } => {
-                pending.remove(counter.as_slice());
-            }
-            _ => {}
-        }
-    }
-    for (counter, (delta, limit)) in pending {
-        if let Some((max, quota)) = limit {
-            if delta > 0 {
-                let current = counters.get(counter)?.map(|g| g.value()).unwrap_or(0);
-                if current.saturating_add(delta) > max {
-                    return Ok(Some(Rejected::Quota(quota)));
-                }
-            }
+    for (counter, delta, (max, quota)) in batch.limited_counter_growth() {
+        let current = counters.get(counter)?.map(|g| g.value()).unwrap_or(0);
+        if current.saturating_add(delta) > max {
+            return Ok(Some(Rejected::Quota(quota)));
         }
     }
     Ok(None)
