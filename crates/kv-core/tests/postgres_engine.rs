@@ -7,8 +7,7 @@
 //! scripts/postgres.sh (installing PostgreSQL from Debian if absent) and stopped by a watcher
 //! when the binary exits. Every test works in a schema of its own.
 
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,56 +18,8 @@ use kv_core::{
     ScanOptions,
 };
 
-/// The server URL for this test binary.
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("KV_TEST_POSTGRES") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
-        let dir = tempfile::Builder::new()
-            .prefix("kv-pg-test")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let out = Command::new("bash")
-            .arg(script)
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .expect("running scripts/postgres.sh");
-        assert!(
-            out.status.success(),
-            "scripts/postgres.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Stop the server (by the PIDs the script recorded) once this test process is gone. The
-        // watcher outlives us on purpose, in its own session, so nobody waits for it.
-        #[allow(clippy::zombie_processes)]
-        Command::new("setsid")
-            .arg("bash")
-            .arg("-c")
-            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
-            .arg("watcher")
-            .arg(std::process::id().to_string())
-            .arg(script)
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawning the server watcher");
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    })
-}
+mod common;
+use common::server_url;
 
 /// A URL whose connections use a schema no other test uses.
 fn fresh_schema_url(tag: &str) -> String {

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use kv_core::store::postgres::PostgresStore;
 use kv_core::{Clock, ContainerKind, Engine, Limits, NewContainer, Precondition};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
+mod common;
+use common::POSTGRES_SCRIPT as SCRIPT;
 
 /// The three servers; stopped (by PID, through the script) when dropped, and by a watcher if
 /// this process dies first.
@@ -23,42 +24,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("kv-pg-ha")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let out = Command::new("bash")
-            .arg(SCRIPT)
-            .arg("start-ha")
-            .arg(&dir)
-            .output()
-            .expect("running scripts/postgres.sh");
-        assert!(
-            out.status.success(),
-            "start-ha failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        #[allow(clippy::zombie_processes)]
-        Command::new("setsid")
-            .arg("bash")
-            .arg("-c")
-            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
-            .arg("watcher")
-            .arg(std::process::id().to_string())
-            .arg(SCRIPT)
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawning the watcher");
-        let urls: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.starts_with("postgres://"))
-            .map(String::from)
-            .collect();
+        let (dir, urls) = common::start_postgres("start-ha", "kv-pg-ha");
         assert_eq!(urls.len(), 3, "{urls:?}");
         Cluster {
             dir,

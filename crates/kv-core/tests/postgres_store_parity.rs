@@ -8,7 +8,6 @@
 //! and stopped when the test binary exits. `KV_PARITY_CASES` sets the case count (default 60).
 
 use std::ops::Bound;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -21,54 +20,8 @@ use proptest::prelude::*;
 const KEYS: &[&[u8]] = &[b"", b"a", b"a\x00", b"ab", b"b", b"\xff", b"\xff\xff"];
 const COUNTERS: &[&[u8]] = &[b"c1", b"c2"];
 
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("KV_TEST_POSTGRES") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
-        let dir = tempfile::Builder::new()
-            .prefix("kv-pg-parity")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let out = Command::new("bash")
-            .arg(script)
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .expect("running scripts/postgres.sh");
-        assert!(
-            out.status.success(),
-            "scripts/postgres.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The watcher outlives us on purpose, in its own session, and stops the server by PID.
-        #[allow(clippy::zombie_processes)]
-        Command::new("setsid")
-            .arg("bash")
-            .arg("-c")
-            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
-            .arg("watcher")
-            .arg(std::process::id().to_string())
-            .arg(script)
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawning the server watcher");
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    })
-}
+mod common;
+use common::server_url;
 
 #[derive(Clone, Debug)]
 enum Op {
