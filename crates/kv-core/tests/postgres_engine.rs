@@ -1,6 +1,6 @@
-//! The engine on the PostgreSQL backend, against a real PostgreSQL server: the engine tests that
-//! matter most for a shared database (concurrent writers, exact counters, atomic batches, expiry),
-//! then what only a shared store has: several engines ("gateways") on one database, the sweeper
+//! The engine on the PostgreSQL backend, against a real PostgreSQL server: what only a shared
+//! store has (the engine's own tests in `engine.rs` run unchanged on PostgreSQL in the postgres
+//! suite, with `KV_TEST_POSTGRES`): several engines ("gateways") on one database, the sweeper
 //! lease, the shared clock and the migrations.
 //!
 //! The server is `KV_TEST_POSTGRES` when set; otherwise one is started for this test binary with
@@ -14,8 +14,7 @@ use bytes::Bytes;
 use kv_core::store::postgres::PostgresStore;
 use kv_core::store::{Batch, Check, Rejected, Store, Write};
 use kv_core::{
-    Clock, ContainerKind, Engine, Error, ItemWrite, Limits, NewContainer, Precondition, Quota,
-    ScanOptions,
+    Clock, ContainerKind, Engine, Error, Limits, NewContainer, Precondition, Quota, ScanOptions,
 };
 
 mod common;
@@ -23,25 +22,12 @@ use common::server_url;
 
 /// A URL whose connections use a schema no other test uses.
 fn fresh_schema_url(tag: &str) -> String {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let url = server_url();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!(
-        "{url}{sep}options=-csearch_path%3D{tag}_{}_{unique}",
-        std::process::id()
-    )
+    common::with_schema(server_url(), &common::fresh_schema(tag))
 }
 
 async fn open_url(url: &str, clock: Clock) -> Arc<Engine> {
     let store = PostgresStore::open_shared(url, 8, &clock).await.unwrap();
     Arc::new(Engine::new(store, clock))
-}
-
-async fn open(tag: &str, clock: Clock) -> Arc<Engine> {
-    open_url(&fresh_schema_url(tag), clock).await
 }
 
 fn new_container(account: &str, name: &str, limits: Limits) -> NewContainer {
@@ -66,42 +52,6 @@ async fn put(engine: &Engine, c: &kv_core::Container, key: &str, value: &str) ->
         )
         .await
         .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_create_if_absent_has_exactly_one_winner() {
-    let engine = open("winner", Clock::new()).await;
-    let c = engine
-        .create_container(new_container("a", "c", Limits::default()))
-        .await
-        .unwrap();
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let (engine, c) = (engine.clone(), c.clone());
-            tokio::spawn(async move {
-                engine
-                    .put(
-                        &c,
-                        b"lock",
-                        Bytes::from(format!("owner-{i}")),
-                        None,
-                        Precondition::Absent,
-                    )
-                    .await
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for (i, t) in tasks.into_iter().enumerate() {
-        match t.await.unwrap() {
-            Ok(_) => winners.push(i),
-            Err(Error::PreconditionFailed(_)) => {}
-            Err(e) => panic!("unexpected {e}"),
-        }
-    }
-    assert_eq!(winners.len(), 1);
-    let stored = engine.get(&c, b"lock").await.unwrap().unwrap();
-    assert_eq!(stored.value, Bytes::from(format!("owner-{}", winners[0])));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,47 +155,6 @@ async fn a_write_through_one_gateway_is_read_at_once_through_another() {
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
-}
-
-#[tokio::test]
-async fn a_failing_batch_changes_nothing() {
-    let engine = open("failing", Clock::new()).await;
-    let c = engine
-        .create_container(new_container("a", "c", Limits::default()))
-        .await
-        .unwrap();
-    put(&engine, &c, "x", "1").await;
-    let err = engine
-        .write_items(
-            &c,
-            vec![
-                ItemWrite::Put {
-                    key: b"y".to_vec(),
-                    value: Bytes::from("2"),
-                    expires_at: None,
-                    precondition: Precondition::None,
-                },
-                ItemWrite::Delete {
-                    key: b"x".to_vec(),
-                    precondition: Precondition::None,
-                },
-                ItemWrite::Put {
-                    key: b"z".to_vec(),
-                    value: Bytes::from("3"),
-                    expires_at: None,
-                    precondition: Precondition::Present,
-                },
-            ],
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::PreconditionFailed(_)), "{err}");
-    assert_eq!(
-        engine.get(&c, b"x").await.unwrap().unwrap().value,
-        Bytes::from("1")
-    );
-    assert!(engine.get(&c, b"y").await.unwrap().is_none());
-    assert_eq!(engine.usage(&c).await.unwrap().items, 1);
 }
 
 #[tokio::test]
@@ -358,101 +267,6 @@ async fn store_level_checks_quotas_versions_and_ranges_match_redb() {
     assert_eq!(outcomes[0][5], "[[97]] false", "{:?}", outcomes[0]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sweeper_removes_expired_items_and_frees_quota() {
-    let engine = open("sweeper", Clock::frozen_at(2_000_000_000)).await;
-    let c = engine
-        .create_container(new_container(
-            "a",
-            "c",
-            Limits {
-                max_items: Some(3),
-                ..Limits::default()
-            },
-        ))
-        .await
-        .unwrap();
-    let now = engine.now();
-    for k in ["1", "2", "3"] {
-        engine
-            .put(
-                &c,
-                k.as_bytes(),
-                Bytes::from("v"),
-                Some(now + 10),
-                Precondition::None,
-            )
-            .await
-            .unwrap();
-    }
-    engine.clock().advance(10);
-    assert!(engine.get(&c, b"1").await.unwrap().is_none());
-    let sweeper = engine.spawn_sweeper(Duration::from_millis(20));
-    let mut usage = engine.usage(&c).await.unwrap();
-    for _ in 0..250 {
-        if usage.items == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        usage = engine.usage(&c).await.unwrap();
-    }
-    sweeper.abort();
-    assert_eq!((usage.items, usage.bytes), (0, 0));
-    for k in ["4", "5", "6"] {
-        put(&engine, &c, k, "v").await;
-    }
-}
-
-#[tokio::test]
-async fn a_quota_refusal_first_reclaims_expired_but_unswept_items() {
-    let engine = open("reclaim", Clock::frozen_at(2_000_000_000)).await;
-    let c = engine
-        .create_container(new_container(
-            "a",
-            "c",
-            Limits {
-                max_bytes: Some(20),
-                ..Limits::default()
-            },
-        ))
-        .await
-        .unwrap();
-    let now = engine.now();
-    engine
-        .put(
-            &c,
-            b"old",
-            Bytes::from(vec![1u8; 15]),
-            Some(now + 5),
-            Precondition::None,
-        )
-        .await
-        .unwrap();
-    let refused = engine
-        .put(
-            &c,
-            b"new",
-            Bytes::from(vec![2u8; 15]),
-            None,
-            Precondition::None,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(refused, Error::QuotaExceeded(Quota::ContainerBytes));
-    engine.clock().advance(5);
-    engine
-        .put(
-            &c,
-            b"new",
-            Bytes::from(vec![2u8; 15]),
-            None,
-            Precondition::None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(engine.usage(&c).await.unwrap().bytes, 18);
-}
-
 #[tokio::test]
 async fn only_one_gateway_holds_the_sweeper_lease_until_it_lets_go() {
     let url = fresh_schema_url("lease");
@@ -536,27 +350,6 @@ async fn migrations_are_versioned_and_concurrent_start_ups_agree() {
     for store in opened {
         assert_eq!(store.unwrap().schema_version().await.unwrap(), 1);
     }
-}
-
-#[tokio::test]
-async fn data_survives_closing_and_reopening() {
-    let url = fresh_schema_url("reopen");
-    let engine = open_url(&url, Clock::new()).await;
-    let c = engine
-        .create_container(new_container("a", "c", Limits::default()))
-        .await
-        .unwrap();
-    let version = put(&engine, &c, "k", "kept").await;
-    engine.close().await.unwrap();
-    assert!(
-        engine.get(&c, b"k").await.is_err(),
-        "a closed store refuses"
-    );
-    let again = open_url(&url, Clock::new()).await;
-    let c = again.container("a", "test", "c").await.unwrap();
-    let item = again.get(&c, b"k").await.unwrap().unwrap();
-    assert_eq!((item.value, item.version), (Bytes::from("kept"), version));
-    assert!(put(&again, &c, "k2", "v").await > version);
 }
 
 #[tokio::test]
