@@ -169,66 +169,19 @@ pub async fn handle(
     let declared = declared_length(&parts).unwrap_or(0) as usize;
     if declared_length(&parts).is_some_and(|n| n > limit) {
         // Refused before a byte of the body is read; the connection is closed rather than drained.
-        let mut resp = dialect.gateway_error(&parts, GatewayError::BodyTooLarge { limit });
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-        let info = info_of(&resp);
-        let sent = Some((SentRequest::from_parts(&parts, declared), None));
-        finish(
-            &gw,
-            dialect.name(),
-            &info.operation,
-            &info,
-            resp.status(),
-            started,
-            sent,
-        );
-        return Ok(resp.map(full));
+        let refusal = GatewayError::BodyTooLarge { limit };
+        return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
     }
 
     let body = match read_body(body, limit, gw.config.limits.body_timeout_secs).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            let mut resp = dialect.gateway_error(&parts, GatewayError::BodyTooLarge { limit });
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            let info = info_of(&resp);
-            let sent = SentRequest::from_parts(&parts, declared);
-            let sent = Some((sent, None));
-            finish(
-                &gw,
-                dialect.name(),
-                &info.operation,
-                &info,
-                resp.status(),
-                started,
-                sent,
-            );
-            return Ok(resp.map(full));
+            let refusal = GatewayError::BodyTooLarge { limit };
+            return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
         }
         Err(BodyError::Other(reason)) => {
-            let mut resp = dialect.gateway_error(&parts, GatewayError::BadBody(reason));
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-            let info = info_of(&resp);
-            let sent = SentRequest::from_parts(&parts, declared);
-            let sent = Some((sent, None));
-            finish(
-                &gw,
-                dialect.name(),
-                &info.operation,
-                &info,
-                resp.status(),
-                started,
-                sent,
-            );
-            return Ok(resp.map(full));
+            let refusal = GatewayError::BadBody(reason);
+            return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
         }
     };
 
@@ -317,6 +270,36 @@ pub async fn handle(
         sent,
     );
     Ok(resp.map(full))
+}
+
+/// The dialect's own refusal of a body the gateway would not read (too large, or not received
+/// whole), on a connection that is then closed rather than drained; logged, counted and recorded
+/// like any answered request.
+fn refuse(
+    gw: &Gateway,
+    dialect: &dyn Dialect,
+    parts: &http::request::Parts,
+    refusal: GatewayError,
+    declared: usize,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let mut resp = dialect.gateway_error(parts, refusal);
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    let info = info_of(&resp);
+    let sent = Some((SentRequest::from_parts(parts, declared), None));
+    finish(
+        gw,
+        dialect.name(),
+        &info.operation,
+        &info,
+        resp.status(),
+        started,
+        sent,
+    );
+    resp.map(full)
 }
 
 fn info_of(resp: &Response<Bytes>) -> RequestInfo {
