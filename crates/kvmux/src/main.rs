@@ -87,27 +87,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Bench(args) => {
-            // One client thread: the load generator must leave the other core to the gateway,
-            // and a single-threaded runtime keeps each connection's wakeups on one thread.
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("kvmux: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(bench::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kvmux bench: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        // One client thread: the load generator must leave the other core to the gateway, and a
+        // single-threaded runtime keeps each connection's wakeups on one thread.
+        Command::Bench(args) => run_to_exit(Runtime::SingleThread, "kvmux bench", bench::run(args)),
         Command::Export { config, data_dir } => offline(config, data_dir, |engine| async move {
             let bar = indicatif::ProgressBar::new(0);
             let mut out = std::io::BufWriter::new(std::io::stdout());
@@ -148,12 +130,9 @@ fn main() -> ExitCode {
             data_dir,
         } => {
             let _log_flush = init_tracing();
-            let (mut config, source) = match config::resolve(config.as_deref()) {
+            let (mut config, source) = match resolve_config(config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("kvmux: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             if let Some(listen) = listen {
                 config.listen = listen;
@@ -161,25 +140,57 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("kvmux: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(config, source)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("kvmux: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_to_exit(Runtime::MultiThread, "kvmux", serve(config, source))
         }
     }
+}
+
+/// Which tokio runtime a command runs on.
+#[derive(Clone, Copy)]
+enum Runtime {
+    /// Both cores: the gateway and the offline commands.
+    MultiThread,
+    /// One thread: the load generator, which must leave a core to the gateway it measures.
+    SingleThread,
+}
+
+/// Runs `work` to completion on a fresh runtime; an error is printed after `prefix` and is a
+/// failing exit code.
+fn run_to_exit<Fut>(runtime: Runtime, prefix: &str, work: Fut) -> ExitCode
+where
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let built = match runtime {
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        Runtime::SingleThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kvmux: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prefix}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config as `serve` finds it (flag, `KVMUX_CONFIG`, `config/kvmux.toml`, defaults); a broken
+/// file is printed with its line and column and exits with code 2.
+fn resolve_config(flag: Option<PathBuf>) -> Result<(Config, Option<PathBuf>), ExitCode> {
+    config::resolve(flag.as_deref()).map_err(|e| {
+        eprintln!("kvmux: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// Runs an offline command (`export`, `import`) on the configured storage, then closes it.
@@ -188,27 +199,14 @@ where
     F: FnOnce(Arc<Engine>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let (mut config, _) = match config::resolve(config.as_deref()) {
+    let (mut config, _) = match resolve_config(config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("kvmux: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kvmux: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
+    run_to_exit(Runtime::MultiThread, "kvmux", async move {
         let (engine, _) = open_engine(&config).await?;
         let result = work(engine.clone()).await;
         engine
@@ -216,14 +214,7 @@ where
             .await
             .map_err(|e| format!("closing the store: {e}"))?;
         result
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kvmux: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// Logs go to stdout through a background writer thread, so the one line per request costs the
