@@ -9,76 +9,18 @@
 mod common;
 
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{agent, Server, AUTH_OFF};
 use serde_json::{json, Value};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
-
-fn server_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("KV_TEST_POSTGRES") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("kvmux-pg-test")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
-        let out = Command::new("bash")
-            .arg(SCRIPT)
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .expect("running scripts/postgres.sh");
-        assert!(
-            out.status.success(),
-            "scripts/postgres.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Stop the server (by the PIDs the script recorded) once this test process is gone. The
-        // watcher outlives us on purpose, in its own session, so nobody waits for it.
-        #[allow(clippy::zombie_processes)]
-        Command::new("setsid")
-            .arg("bash")
-            .arg("-c")
-            .arg(r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; bash "$2" stop "$3""#)
-            .arg("watcher")
-            .arg(std::process::id().to_string())
-            .arg(SCRIPT)
-            .arg(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawning the server watcher");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .lines()
-            .last()
-            .expect("a URL")
-            .to_string()
-    })
-}
-
-/// A schema for this test alone.
-fn fresh_schema(tag: &str) -> String {
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_nanos();
-    format!("{tag}_{}_{unique}", std::process::id())
-}
+/// The PostgreSQL bootstrap the engine's own tests use (start, watcher, schemas).
+#[path = "../../kv-core/tests/common/mod.rs"]
+mod pg;
+use pg::{fresh_schema, server_url};
 
 fn storage_url(schema: &str) -> String {
-    let url = server_url();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
+    pg::with_schema(server_url(), schema)
 }
 
 /// One SQL query through psql, first column of every row.
