@@ -24,7 +24,8 @@ url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start_gateway N: a kvmux on the shared database; prints its address.
+# start_gateway N: a kvmux on the shared database; sets $addr. Not called in $(...): the PID must
+# reach the cleanup trap's list in this shell.
 start_gateway() {
   local port
   port=$(free_port)
@@ -35,7 +36,7 @@ start_gateway() {
     curl -fsS "http://127.0.0.1:$port/_kvmux/health" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "127.0.0.1:$port"
+  addr="127.0.0.1:$port"
 }
 
 bench() { # bench ADDR OP
@@ -52,12 +53,15 @@ errors = sum(r["result"]["errors"] for r in runs)
 print(f"{ops:9.0f} ops/s   worst p99 {p99} us   errors {errors}")'; }
 
 echo "kvmux on PostgreSQL, tencent, $CONNECTIONS connections per gateway, ${DURATION}s, $(nproc) cores"
-a=$(start_gateway 1)
+start_gateway 1
+a=$addr
 for op in get put; do
   printf '  1 gateway   %-3s ' "$op"; bench "$a" "$op" | sum
 done
-b=$(start_gateway 2)
-c=$(start_gateway 3)
+start_gateway 2
+b=$addr
+start_gateway 3
+c=$addr
 for op in get put; do
   printf '  3 gateways  %-3s ' "$op"
   { bench "$a" "$op" & bench "$b" "$op" & bench "$c" "$op" & wait; } | sum
