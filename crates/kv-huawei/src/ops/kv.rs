@@ -52,7 +52,8 @@ fn check_document(doc: &Document) -> Result<Vec<u8>, KvsError> {
     Ok(bytes)
 }
 
-fn decode_stored(item: &kv_core::Item) -> Result<Document, KvsError> {
+/// A stored document; one that does not decode is the gateway's fault, never the client's.
+pub(super) fn decode_stored(item: &kv_core::Item) -> Result<Document, KvsError> {
     decode_document(&item.value).map_err(|e| KvsError::internal(format!("stored document: {e}")))
 }
 

@@ -8,9 +8,10 @@
 use std::ops::Bound;
 
 use bson::{doc, Bson, Document};
-use kv_core::doc::{decode_document, encode_key, encode_key_prefix, extract_fields, Condition};
+use kv_core::doc::{encode_key, encode_key_prefix, extract_fields, Condition};
 use kv_core::{Container, ScanOptions};
 
+use super::kv::decode_stored;
 use super::table::{load_table, Table};
 use super::Ctx;
 use crate::error::KvsError;
@@ -61,21 +62,9 @@ async fn run(
     let mut matched = 0usize;
     let mut visited = 0usize;
     loop {
-        let page = ctx
-            .engine
-            .scan(
-                range.container,
-                ScanOptions {
-                    start: start.clone(),
-                    end: range.end.clone(),
-                    limit: PAGE,
-                    reverse: false,
-                },
-            )
-            .await?;
+        let page = next_page(ctx, &range, &start).await?;
         for item in &page.items {
-            let doc = decode_document(&item.value)
-                .map_err(|e| KvsError::internal(format!("stored document: {e}")))?;
+            let doc = decode_stored(item)?;
             visited += 1;
             if !count_only {
                 if out.items.len() == limit
@@ -272,27 +261,35 @@ pub async fn scan_skey_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
     Ok(reply(out, "cursor_sort_key", items))
 }
 
+/// One page of the range from `start` on (scans and samples both walk a range this way).
+async fn next_page(
+    ctx: &Ctx<'_>,
+    range: &Range<'_>,
+    start: &Bound<Vec<u8>>,
+) -> Result<kv_core::ScanPage, KvsError> {
+    Ok(ctx
+        .engine
+        .scan(
+            range.container,
+            ScanOptions {
+                start: start.clone(),
+                end: range.end.clone(),
+                limit: PAGE,
+                reverse: false,
+            },
+        )
+        .await?)
+}
+
 /// `sample_segments_count`: about N contiguous segments `[MinKey,K1) [K1,K2) … [Kn,MaxKey)`
 /// covering the range, split at evenly spaced documents.
 async fn sample(ctx: &Ctx<'_>, range: Range<'_>, segments: usize) -> Result<Document, KvsError> {
     let mut keys: Vec<Document> = Vec::new();
     let mut start = range.start.clone();
     loop {
-        let page = ctx
-            .engine
-            .scan(
-                range.container,
-                ScanOptions {
-                    start: start.clone(),
-                    end: range.end.clone(),
-                    limit: PAGE,
-                    reverse: false,
-                },
-            )
-            .await?;
+        let page = next_page(ctx, &range, &start).await?;
         for item in &page.items {
-            let d = decode_document(&item.value)
-                .map_err(|e| KvsError::internal(format!("stored document: {e}")))?;
+            let d = decode_stored(item)?;
             keys.push(extract_fields(&d, &range.cursor_fields));
             if keys.len() > MAX_VISIT {
                 return Err(KvsError::bad_request("the range is too large to sample"));
