@@ -1,0 +1,235 @@
+//! Signs any [`RawRequest`] (malformed bodies, odd headers, odd paths included) with a dialect's
+//! own canonical-request and string-to-sign functions, the way `bench/workload.rs` signs its
+//! well-formed requests, so that a malformed request passes authentication and reaches the
+//! dialect's decoders with signatures enforced.
+
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+
+use super::raw::{Framing, RawRequest};
+
+/// A key pair of one dialect.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Key {
+    pub fn new(id: &str, secret: &str) -> Key {
+        Key {
+            id: id.into(),
+            secret: secret.into(),
+        }
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn now_utc(format: &[time::format_description::FormatItem<'_>]) -> String {
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .expect("format")
+}
+
+/// The headers as the server will see them; None when a header cannot exist in `http` (then the
+/// request is sent unsigned and must be refused in the dialect's envelope).
+fn header_map(req: &RawRequest) -> Option<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (n, v) in &req.headers {
+        map.append(
+            HeaderName::from_bytes(n).ok()?,
+            HeaderValue::from_bytes(v).ok()?,
+        );
+    }
+    Some(map)
+}
+
+/// Path and raw query of the request target as the server's `Uri` will split them.
+fn target(req: &RawRequest) -> Option<(String, String)> {
+    let uri: http::Uri = std::str::from_utf8(&req.target).ok()?.parse().ok()?;
+    Some((
+        uri.path().to_string(),
+        uri.query().unwrap_or_default().to_string(),
+    ))
+}
+
+fn signable(req: &RawRequest) -> bool {
+    matches!(req.framing, Framing::Auto) && std::str::from_utf8(&req.method).is_ok()
+}
+
+/// TC3-HMAC-SHA256 over `content-type;host` (or `host` alone when there is no Content-Type), with
+/// `X-TC-Timestamp` now unless the request carries its own. Returns false when not signable.
+pub fn tencent(req: &mut RawRequest, key: &Key) -> bool {
+    use kv_tencent::auth::{
+        tc3_canonical_request, tc3_signature, tc3_string_to_sign, SignedRequest, Tc3Authorization,
+    };
+    if !signable(req) || req.has("authorization") {
+        return false;
+    }
+    if !req.has("x-tc-timestamp") {
+        req.set(
+            "X-TC-Timestamp",
+            kv_core::clock::wall_clock_secs().to_string(),
+        );
+    }
+    let (Some(headers), Some((path, query))) = (header_map(req), target(req)) else {
+        return false;
+    };
+    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let timestamp = String::from_utf8_lossy(req.get("x-tc-timestamp").unwrap_or_default())
+        .trim()
+        .to_string();
+    let signed_headers: Vec<String> = if headers.contains_key("content-type") {
+        vec!["content-type".into(), "host".into()]
+    } else {
+        vec!["host".into()]
+    };
+    let mut auth = Tc3Authorization {
+        secret_id: key.id.clone(),
+        date: now_utc(time::macros::format_description!("[year]-[month]-[day]")),
+        service: "teo".into(),
+        signed_headers,
+        signature: String::new(),
+    };
+    let method = String::from_utf8_lossy(&req.method).into_owned();
+    let signed = SignedRequest {
+        method: &method,
+        path: &path,
+        query: &query,
+        headers: &headers,
+        body: &req.body,
+    };
+    let canonical = tc3_canonical_request(&signed, &auth, host.trim());
+    let sts = tc3_string_to_sign(&timestamp, &auth, &canonical);
+    auth.signature = tc3_signature(&key.secret, &auth.date, &auth.service, &sts);
+    let value = format!(
+        "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}",
+        auth.secret_id,
+        auth.date,
+        auth.service,
+        auth.signed_headers.join(";"),
+        auth.signature
+    );
+    req.set("Authorization", value);
+    true
+}
+
+/// ACS3-HMAC-SHA256 (V3) over every header the SDKs sign that the request has, with a fresh
+/// nonce, `x-acs-date` now and the body's hash.
+pub fn aliyun_v3(req: &mut RawRequest, key: &Key) -> bool {
+    use kv_aliyun::auth::v3_canonical;
+    if !signable(req) || req.has("authorization") {
+        return false;
+    }
+    let hash = hex::encode(Sha256::digest(&req.body));
+    if !req.has("x-acs-date") {
+        req.set(
+            "x-acs-date",
+            now_utc(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            )),
+        );
+    }
+    req.set(
+        "x-acs-signature-nonce",
+        uuid::Uuid::new_v4().simple().to_string(),
+    );
+    if !req.has("x-acs-content-sha256") {
+        req.set("x-acs-content-sha256", &hash);
+    }
+    let (Some(headers), Some((_, query))) = (header_map(req), target(req)) else {
+        return false;
+    };
+    let mut signed: Vec<String> = [
+        "content-type",
+        "host",
+        "x-acs-action",
+        "x-acs-content-sha256",
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-version",
+    ]
+    .into_iter()
+    .filter(|h| headers.contains_key(*h))
+    .map(str::to_string)
+    .collect();
+    signed.sort();
+    let declared = headers
+        .get("x-acs-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(&hash)
+        .to_string();
+    let pairs = kv_aliyun::wire::decode_form(query.as_bytes());
+    let method = String::from_utf8_lossy(&req.method).into_owned();
+    let (_, sts) = v3_canonical(&method, &pairs, &headers, &signed, &declared, false);
+    let signature = hex::encode(hmac_sha256(key.secret.as_bytes(), sts.as_bytes()));
+    req.set(
+        "Authorization",
+        format!(
+            "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
+            key.id,
+            signed.join(";")
+        ),
+    );
+    true
+}
+
+/// SDK-HMAC-SHA256 over `content-type` (when present), `host` and `x-sdk-date`.
+pub fn huawei(req: &mut RawRequest, key: &Key) -> bool {
+    use kv_huawei::auth::{canonical_request, string_to_sign, Algorithm, Authorization};
+    if !signable(req) || req.has("authorization") {
+        return false;
+    }
+    let sdk_date = now_utc(time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second]Z"
+    ));
+    if !req.has("x-sdk-date") {
+        req.set("X-Sdk-Date", &sdk_date);
+    }
+    let (Some(headers), Some((path, query))) = (header_map(req), target(req)) else {
+        return false;
+    };
+    let date = String::from_utf8_lossy(req.get("x-sdk-date").unwrap_or_default()).into_owned();
+    let signed_headers: Vec<String> = ["content-type", "host", "x-sdk-date"]
+        .into_iter()
+        .filter(|h| headers.contains_key(*h))
+        .map(str::to_string)
+        .collect();
+    let mut auth = Authorization {
+        algorithm: Algorithm::HmacSha256,
+        access: key.id.clone(),
+        signed_headers,
+        signature: String::new(),
+    };
+    let method = String::from_utf8_lossy(&req.method).into_owned();
+    let signed = kv_huawei::auth::SignedRequest {
+        method: &method,
+        path: &path,
+        query: (!query.is_empty()).then_some(query.as_str()),
+        headers: &headers,
+        body: &req.body,
+    };
+    let canonical = canonical_request(&signed, &auth);
+    let sts = string_to_sign(auth.algorithm, &date, &canonical);
+    auth.signature = auth
+        .algorithm
+        .mac_hex(key.secret.as_bytes(), sts.as_bytes());
+    req.set(
+        "Authorization",
+        format!(
+            "SDK-HMAC-SHA256 Access={}, SignedHeaders={}, Signature={}",
+            auth.access,
+            auth.signed_headers.join(";"),
+            auth.signature
+        ),
+    );
+    true
+}
