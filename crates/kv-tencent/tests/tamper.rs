@@ -1,0 +1,435 @@
+//! Tamper: every byte of every signed part of every valid Tencent vector
+//! (shared/specs/vectors/tencent.json) replaced by other values, each refused by the verifier the
+//! dialect runs (and the unmodified request accepted in the same test, so the test can fail).
+//!
+//! What is signed (spec §6, auth.rs):
+//! - TC3-HMAC-SHA256: the method; the path; the query string of a GET (a POST's query is not in
+//!   the canonical request); the headers named in `SignedHeaders` (names and values; the clients
+//!   sign `content-type;host`, so `X-TC-Action`, `X-TC-Version`, `X-TC-Region`... are NOT
+//!   signed); `X-TC-Timestamp` (in the string to sign); the body (its SHA-256), unless
+//!   `X-TC-Content-SHA256: UNSIGNED-PAYLOAD`; and the whole Authorization value (algorithm,
+//!   SecretId, date, service, `tc3_request`, SignedHeaders, Signature). The Host is signed
+//!   verbatim, except for the Node SDK, which signs the bare hostname: its port is not signed.
+//! - Legacy HmacSHA1/HmacSHA256: the method, the Host, the path and every parameter (query of a
+//!   GET, form body of a POST), names and values, with `Signature` itself. No header but Host.
+//!
+//! Also: timestamps just outside the 5-minute window (past and future) are refused with
+//! `AuthFailure.SignatureExpire`, and just inside are accepted.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use http::{HeaderName, HeaderValue, Request};
+use kv_tencent::auth::{self, SignedRequest};
+use serde_json::Value;
+
+/// A request as sent: the parts a tamperer can change.
+#[derive(Clone, Debug)]
+struct Req {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+struct Vector {
+    name: String,
+    legacy: bool,
+    id: String,
+    secret: String,
+    now: u64,
+    req: Req,
+}
+
+fn vectors() -> Vec<Vector> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/specs/vectors/tencent.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    all.iter()
+        .filter(|v| v["valid"] == true)
+        .map(|v| Vector {
+            name: v["name"].as_str().unwrap().to_string(),
+            legacy: v["algorithm"] != "TC3-HMAC-SHA256",
+            id: v["credential"]["id"].as_str().unwrap().to_string(),
+            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
+            now: v["now_unix"].as_u64().unwrap(),
+            req: Req {
+                method: v["method"].as_str().unwrap().to_string(),
+                target: v["target"].as_str().unwrap().to_string(),
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h[0].as_str().unwrap().to_string(),
+                            h[1].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect(),
+                body: base64::engine::general_purpose::STANDARD
+                    .decode(v["body_b64"].as_str().unwrap())
+                    .unwrap(),
+            },
+        })
+        .collect()
+}
+
+/// Runs the verifier the dialect picks, on the request as hyper would hand it over.
+fn verify(v: &Vector, req: &Req, now: u64) -> Result<auth::Verified, auth::Refused> {
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(req.target.as_str());
+    for (k, val) in &req.headers {
+        builder = builder.header(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(val).expect("header value"),
+        );
+    }
+    let (parts, ()) = builder
+        .body(())
+        .expect("a request http can carry")
+        .into_parts();
+    let secret_of = |k: &str| (k == v.id).then_some(v.secret.as_str());
+    if !v.legacy {
+        return auth::verify_tc3(
+            &SignedRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or_default(),
+                headers: &parts.headers,
+                body: &req.body,
+            },
+            secret_of,
+            now,
+        );
+    }
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if parts.method == http::Method::POST {
+        pairs.extend(form_urlencoded::parse(&req.body).into_owned());
+    }
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    auth::verify_legacy(
+        parts.method.as_str(),
+        host,
+        parts.uri.path(),
+        &pairs,
+        secret_of,
+        now,
+    )
+}
+
+/// The values a byte is replaced with: the next one of its class (digit, lower, upper; never a
+/// case change, which header names and hex signatures legitimately ignore) and, for a hex digit,
+/// the next hex digit; anything else becomes `Z`. All stay legal in a URI and a header.
+fn replacements(b: u8) -> Vec<u8> {
+    let next = match b {
+        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
+        b'9' => b'0',
+        b'z' => b'a',
+        b'Z' => b'A',
+        _ => b'Z',
+    };
+    let mut out = vec![next];
+    let hex = match b {
+        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
+        b'9' => Some(b'a'),
+        b'f' => Some(b'0'),
+        _ => None,
+    };
+    if let Some(h) = hex.filter(|h| *h != next) {
+        out.push(h);
+    }
+    out
+}
+
+/// Every single-byte replacement of `text` at the positions in `range`.
+fn tamper_str(text: &str, range: std::ops::Range<usize>) -> Vec<(usize, u8, String)> {
+    let mut out = Vec::new();
+    for i in range {
+        for r in replacements(text.as_bytes()[i]) {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes[i] = r;
+            if let Ok(s) = String::from_utf8(bytes) {
+                out.push((i, r, s));
+            }
+        }
+    }
+    out
+}
+
+fn header_index(req: &Req, name: &str) -> Option<usize> {
+    req.headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+/// Every tampered copy of the vector's request, labelled with the part it changes.
+fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
+    let mut out = Vec::new();
+    let req = &v.req;
+    let mut push = |label: String, r: Req| out.push((label, r));
+    for (i, b, m) in tamper_str(&req.method, 0..req.method.len()) {
+        push(
+            format!("method[{i}]={}", b as char),
+            Req {
+                method: m,
+                ..req.clone()
+            },
+        );
+    }
+    let (path, query) = req
+        .target
+        .split_once('?')
+        .map_or((req.target.as_str(), None), |(p, q)| (p, Some(q)));
+    // The leading '/' is structural (an origin-form target starts with it); every other path
+    // byte is signed.
+    for (i, b, m) in tamper_str(path, 1.min(path.len())..path.len()) {
+        let target = match query {
+            Some(q) => format!("{m}?{q}"),
+            None => m,
+        };
+        push(
+            format!("path[{i}]={}", b as char),
+            Req {
+                target,
+                ..req.clone()
+            },
+        );
+    }
+    let query_signed = v.legacy || req.method == "GET";
+    if let (Some(q), true) = (query, query_signed) {
+        for (i, b, m) in tamper_str(q, 0..q.len()) {
+            push(
+                format!("query[{i}]={}", b as char),
+                Req {
+                    target: format!("{path}?{m}"),
+                    ..req.clone()
+                },
+            );
+        }
+    }
+    if v.legacy && req.method == "POST" {
+        for i in 0..req.body.len() {
+            for r in replacements(req.body[i]) {
+                let mut body = req.body.clone();
+                body[i] = r;
+                push(
+                    format!("form[{i}]={}", r as char),
+                    Req {
+                        body,
+                        ..req.clone()
+                    },
+                );
+            }
+        }
+    }
+    let mut signed_headers: Vec<String> = vec!["host".into()];
+    if !v.legacy {
+        let authz =
+            &req.headers[header_index(req, "authorization").expect("TC3 has Authorization")].1;
+        let parsed = auth::parse_tc3_authorization(authz).expect("a valid TC3 Authorization");
+        signed_headers = parsed.signed_headers.clone();
+        signed_headers.push("x-tc-timestamp".into());
+        signed_headers.push("authorization".into());
+        let unsigned = req.headers.iter().any(|(k, val)| {
+            k.eq_ignore_ascii_case("x-tc-content-sha256") && val == "UNSIGNED-PAYLOAD"
+        });
+        if !unsigned {
+            for i in 0..req.body.len() {
+                for r in replacements(req.body[i]) {
+                    let mut body = req.body.clone();
+                    body[i] = r;
+                    push(
+                        format!("body[{i}]={}", r as char),
+                        Req {
+                            body,
+                            ..req.clone()
+                        },
+                    );
+                }
+            }
+        }
+    }
+    for name in &signed_headers {
+        let Some(h) = header_index(req, name) else {
+            continue;
+        };
+        let value = &req.headers[h].1;
+        let mut range = 0..value.len();
+        if name == "host"
+            && !v.legacy
+            && !accepted
+                .canonical_request
+                .contains(&format!("\nhost:{value}\n"))
+        {
+            // The Node SDK signed only the bare hostname: the port is not a signed part.
+            let bare = auth::bare_hostname(value);
+            let start = value.find(bare).expect("bare hostname inside the Host");
+            range = start..start + bare.len();
+        }
+        for (i, b, m) in tamper_str(value, range) {
+            let mut r = req.clone();
+            r.headers[h].1 = m;
+            push(format!("{name}[{i}]={}", b as char), r);
+        }
+        // The header's name: renamed, the signed header is gone.
+        if name != "authorization" && name != "x-tc-timestamp" {
+            let header_name = req.headers[h].0.clone();
+            for (i, b, m) in tamper_str(&header_name, 0..header_name.len()) {
+                let mut r = req.clone();
+                r.headers[h].0 = m;
+                push(format!("{name} name[{i}]={}", b as char), r);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_byte_of_every_signed_part_is_refused() {
+    let all = vectors();
+    assert_eq!(
+        all.len(),
+        20,
+        "the vectors file holds 20 valid Tencent requests"
+    );
+    let mut total = 0;
+    let mut by_part: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut accepted_tampers = Vec::new();
+    for v in &all {
+        let ok = verify(v, &v.req, v.now).unwrap_or_else(|r| {
+            panic!(
+                "{}: the unmodified request is refused: {:?}",
+                v.name, r.error
+            )
+        });
+        for (label, req) in tampered(v, &ok) {
+            total += 1;
+            let part = label.split('[').next().unwrap_or_default().to_string();
+            *by_part.entry(part).or_default() += 1;
+            if let Ok(accepted) = verify(v, &req, v.now) {
+                accepted_tampers.push(format!(
+                    "{} {label}: accepted as {}",
+                    v.name, accepted.secret_id
+                ));
+            }
+        }
+    }
+    println!("tencent: {total} tampered requests from {} valid vectors, every one refused; by part: {by_part:?}", all.len());
+    assert!(
+        accepted_tampers.is_empty(),
+        "{} tampered requests verified:\n{}",
+        accepted_tampers.len(),
+        accepted_tampers.join("\n")
+    );
+    assert!(total > 5_000, "only {total} tampered requests");
+    for part in [
+        "method",
+        "query",
+        "body",
+        "form",
+        "host",
+        "content-type",
+        "x-tc-timestamp",
+        "authorization",
+    ] {
+        assert!(
+            by_part.get(part).copied().unwrap_or(0) > 0,
+            "no tampering of {part}"
+        );
+    }
+}
+
+/// The request's own timestamp: `X-TC-Timestamp` (TC3) or the `Timestamp` parameter (legacy).
+fn timestamp_of(v: &Vector) -> u64 {
+    if let Some(h) = header_index(&v.req, "x-tc-timestamp") {
+        return v.req.headers[h].1.parse().unwrap();
+    }
+    let query = v
+        .req
+        .target
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .chain(form_urlencoded::parse(&v.req.body))
+        .find(|(k, _)| k == "Timestamp")
+        .map(|(_, t)| t.parse().unwrap())
+        .expect("a legacy request carries Timestamp")
+}
+
+#[test]
+fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
+    for v in vectors() {
+        let ts = timestamp_of(&v);
+        let window = auth::TIMESTAMP_WINDOW_SECS;
+        assert_eq!(window, 300, "Tencent documents 5 minutes");
+        for now in [ts + window + 1, ts - window - 1, ts + 86_400, ts - 86_400] {
+            let refused = verify(&v, &v.req, now).expect_err("outside the window");
+            assert_eq!(
+                refused.error.code, "AuthFailure.SignatureExpire",
+                "{} at {now}",
+                v.name
+            );
+        }
+        for now in [ts + window, ts - window, ts] {
+            assert!(
+                verify(&v, &v.req, now).is_ok(),
+                "{} at {now} is inside the window",
+                v.name
+            );
+        }
+    }
+}
+
+/// The other side, so the refusals above mean something: parts that are not signed may change
+/// and the request still verifies (X-TC-Action is not in `content-type;host`; a POST's query is
+/// not in the TC3 canonical request).
+#[test]
+fn unsigned_parts_may_change() {
+    let mut checked = 0;
+    for v in vectors().into_iter().filter(|v| !v.legacy) {
+        let mut req = v.req.clone();
+        if let Some(h) = header_index(&req, "x-tc-action") {
+            req.headers[h].1 = "EdgeKVDelete".into();
+            assert!(
+                verify(&v, &req, v.now).is_ok(),
+                "{}: X-TC-Action is unsigned",
+                v.name
+            );
+            checked += 1;
+        }
+        if v.req.method == "POST" {
+            let mut req = v.req.clone();
+            req.target = format!(
+                "{}?Namespace=elsewhere",
+                req.target.split('?').next().unwrap()
+            );
+            assert!(
+                verify(&v, &req, v.now).is_ok(),
+                "{}: a POST's query is unsigned",
+                v.name
+            );
+        }
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn the_replacements_never_fold_to_the_same_byte() {
+    for b in 0u8..=127 {
+        for r in replacements(b) {
+            assert_ne!(r, b);
+            assert!(!r.eq_ignore_ascii_case(&b), "{b} -> {r} is a case change");
+        }
+    }
+}
