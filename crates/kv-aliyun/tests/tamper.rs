@@ -1,0 +1,545 @@
+//! Tamper: every byte of every signed part of every valid Aliyun vector
+//! (shared/specs/vectors/aliyun.json) replaced by other values, each refused by the verifier the
+//! dialect runs (and the unmodified request accepted in the same test, so the test can fail).
+//!
+//! What is signed (spec §3, auth.rs):
+//! - ACS3-HMAC-SHA256 (V3): the method; every query parameter, name and value; the headers named
+//!   in `SignedHeaders` (names and values; tea-openapi signs every header it sets, `host`,
+//!   `x-acs-date`, `x-acs-signature-nonce`, `x-acs-content-sha256`, `x-acs-action`...); the body
+//!   through `x-acs-content-sha256`, which must match it; and the whole Authorization value
+//!   (algorithm, `Credential` = AccessKeyId, SignedHeaders, Signature). The canonical URI is
+//!   always `/` (RPC style), so the path is NOT signed; unsigned headers may change.
+//! - RPC V2 (HMAC-SHA1): the method and every parameter of the query and of a form body (names
+//!   and values, `Timestamp`, `SignatureNonce`, `AccessKeyId`... and `Signature` itself). No
+//!   header (not even Host) and no path is signed.
+//!
+//! Also: `x-acs-date` / `Timestamp` just outside the 15-minute window (past and future) is
+//! refused with `InvalidTimeStamp.Expired` and just inside accepted; a reused nonce
+//! (`x-acs-signature-nonce` for V3, `SignatureNonce` for V2) is refused with
+//! `SignatureNonceUsed` by the dialect.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use kv_aliyun::auth::{self, Caller, Refusal};
+use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug)]
+struct Req {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+struct Vector {
+    name: String,
+    v3: bool,
+    id: String,
+    secret: String,
+    now: u64,
+    req: Req,
+}
+
+fn vectors() -> Vec<Vector> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs/vectors/aliyun.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    all.iter()
+        .filter(|v| v["valid"] == true)
+        .map(|v| Vector {
+            name: v["name"].as_str().unwrap().to_string(),
+            v3: v["algorithm"] == "ACS3-HMAC-SHA256",
+            id: v["credential"]["id"].as_str().unwrap().to_string(),
+            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
+            now: v["now_unix"].as_u64().unwrap(),
+            req: Req {
+                method: v["method"].as_str().unwrap().to_string(),
+                target: v["target"].as_str().unwrap().to_string(),
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h[0].as_str().unwrap().to_string(),
+                            h[1].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect(),
+                body: base64::engine::general_purpose::STANDARD
+                    .decode(v["body_b64"].as_str().unwrap())
+                    .unwrap(),
+            },
+        })
+        .collect()
+}
+
+/// The verifier the dialect picks, fed exactly as lib.rs feeds it.
+fn verify(v: &Vector, req: &Req, now: u64) -> Result<Caller, Refusal> {
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(req.target.as_str());
+    for (k, val) in &req.headers {
+        builder = builder.header(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(val).expect("header value"),
+        );
+    }
+    let (parts, ()) = builder
+        .body(())
+        .expect("a request http can carry")
+        .into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| kv_aliyun::wire::decode_form(q.as_bytes()))
+        .unwrap_or_default();
+    let (id, secret) = (v.id.clone(), v.secret.clone());
+    let secret_of = move |k: &str| (k == id).then(|| secret.clone());
+    match auth::detect(&parts.headers, &query) {
+        auth::Scheme::V3 => auth::verify_v3(
+            parts.method.as_str(),
+            &query,
+            &parts.headers,
+            &req.body,
+            &secret_of,
+            now,
+        ),
+        auth::Scheme::V2 => {
+            let form = match parts
+                .headers
+                .get("content-type")
+                .and_then(|c| c.to_str().ok())
+            {
+                Some(ct) => ct
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded"),
+                None => !req.body.is_empty(),
+            };
+            let mut params = query;
+            if form {
+                params.extend(kv_aliyun::wire::decode_form(&req.body));
+            }
+            auth::verify_v2(parts.method.as_str(), &params, &secret_of, now)
+        }
+        auth::Scheme::Unsigned => Err(Refusal {
+            error: kv_aliyun::error::ApiError::incomplete_signature(),
+            diagnostics: Box::default(),
+            access_key_id: None,
+        }),
+    }
+}
+
+/// The next byte of its class (digit, lower, upper; never a case change) and, for a hex digit,
+/// the next hex digit; anything else becomes `Z`.
+fn replacements(b: u8) -> Vec<u8> {
+    let next = match b {
+        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
+        b'9' => b'0',
+        b'z' => b'a',
+        b'Z' => b'A',
+        _ => b'Z',
+    };
+    let mut out = vec![next];
+    let hex = match b {
+        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
+        b'9' => Some(b'a'),
+        b'f' => Some(b'0'),
+        _ => None,
+    };
+    if let Some(h) = hex.filter(|h| *h != next) {
+        out.push(h);
+    }
+    out
+}
+
+fn tamper_bytes(bytes: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in 0..bytes.len() {
+        for r in replacements(bytes[i]) {
+            let mut b = bytes.to_vec();
+            b[i] = r;
+            out.push((i, r, b));
+        }
+    }
+    out
+}
+
+fn tamper_str(text: &str) -> Vec<(usize, u8, String)> {
+    tamper_bytes(text.as_bytes())
+        .into_iter()
+        .filter_map(|(i, r, b)| String::from_utf8(b).ok().map(|s| (i, r, s)))
+        .collect()
+}
+
+fn header_index(req: &Req, name: &str) -> Option<usize> {
+    req.headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+fn is_form(req: &Req) -> bool {
+    match header_index(req, "content-type") {
+        Some(h) => req.headers[h]
+            .1
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded"),
+        None => !req.body.is_empty(),
+    }
+}
+
+fn tampered(v: &Vector) -> Vec<(String, Req)> {
+    let req = &v.req;
+    let mut out = Vec::new();
+    for (i, b, m) in tamper_str(&req.method) {
+        out.push((
+            format!("method[{i}]={}", b as char),
+            Req {
+                method: m,
+                ..req.clone()
+            },
+        ));
+    }
+    if let Some((path, query)) = req.target.split_once('?') {
+        for (i, b, m) in tamper_str(query) {
+            out.push((
+                format!("query[{i}]={}", b as char),
+                Req {
+                    target: format!("{path}?{m}"),
+                    ..req.clone()
+                },
+            ));
+        }
+    }
+    // V3 signs any body through its hash; V2 signs a form body's parameters.
+    if v.v3 || is_form(req) {
+        for (i, b, body) in tamper_bytes(&req.body) {
+            out.push((
+                format!("body[{i}]={}", b as char),
+                Req {
+                    body,
+                    ..req.clone()
+                },
+            ));
+        }
+    }
+    if v.v3 {
+        let authz =
+            &req.headers[header_index(req, "authorization").expect("V3 has Authorization")].1;
+        let parsed = auth::parse_acs3_authorization(authz).expect("a valid ACS3 Authorization");
+        let mut names = parsed.signed_headers.clone();
+        names.push("authorization".into());
+        for name in names {
+            let h = header_index(req, &name)
+                .unwrap_or_else(|| panic!("{}: signed header {name} missing", v.name));
+            for (i, b, m) in tamper_str(&req.headers[h].1) {
+                let mut r = req.clone();
+                r.headers[h].1 = m;
+                out.push((format!("{name}[{i}]={}", b as char), r));
+            }
+            if name != "authorization" {
+                for (i, b, m) in tamper_str(&req.headers[h].0) {
+                    let mut r = req.clone();
+                    r.headers[h].0 = m;
+                    out.push((format!("{name} name[{i}]={}", b as char), r));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_byte_of_every_signed_part_is_refused() {
+    let all = vectors();
+    assert_eq!(
+        all.len(),
+        36,
+        "the vectors file holds 36 valid Aliyun requests"
+    );
+    assert_eq!(all.iter().filter(|v| !v.v3).count(), 4, "4 of them V2");
+    let mut total = 0;
+    let mut by_part: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut accepted = Vec::new();
+    for v in &all {
+        let ok = verify(v, &v.req, v.now).unwrap_or_else(|r| {
+            panic!(
+                "{}: the unmodified request is refused: {:?}",
+                v.name, r.error
+            )
+        });
+        assert_eq!(ok.access_key_id, v.id);
+        for (label, req) in tampered(v) {
+            total += 1;
+            let scheme = if v.v3 { "v3" } else { "v2" };
+            *by_part
+                .entry(format!(
+                    "{scheme} {}",
+                    label.split('[').next().unwrap_or_default()
+                ))
+                .or_default() += 1;
+            if verify(v, &req, v.now).is_ok() {
+                accepted.push(format!("{} {label}", v.name));
+            }
+        }
+    }
+    println!("aliyun: {total} tampered requests from {} valid vectors, every one refused; by part: {by_part:?}", all.len());
+    assert!(
+        accepted.is_empty(),
+        "{} tampered requests verified:\n{}",
+        accepted.len(),
+        accepted.join("\n")
+    );
+    for part in [
+        "v3 method",
+        "v3 query",
+        "v3 body",
+        "v3 host",
+        "v3 x-acs-date",
+        "v3 x-acs-signature-nonce",
+        "v3 x-acs-content-sha256",
+        "v3 authorization",
+        "v2 method",
+        "v2 query",
+        "v2 body",
+    ] {
+        assert!(
+            by_part.get(part).copied().unwrap_or(0) > 0,
+            "no tampering of {part}"
+        );
+    }
+    assert!(total > 10_000, "only {total} tampered requests");
+}
+
+/// The other side, so the refusals mean something: the path and the unsigned headers may change.
+#[test]
+fn unsigned_parts_may_change() {
+    for v in vectors() {
+        let mut req = v.req.clone();
+        // After the authority of an absolute-form target (proxy clients), or at the start.
+        let slash = match req.target.strip_prefix("http://") {
+            Some(rest) => 7 + rest.find('/').unwrap(),
+            None => 0,
+        };
+        req.target.insert_str(slash + 1, "any/path/");
+        assert!(
+            verify(&v, &req, v.now).is_ok(),
+            "{}: the path is not signed",
+            v.name
+        );
+        let mut req = v.req.clone();
+        req.headers
+            .push(("x-unsigned-extra".into(), "anything".into()));
+        assert!(verify(&v, &req, v.now).is_ok(), "{}", v.name);
+    }
+}
+
+fn request_time(v: &Vector) -> u64 {
+    let text = match header_index(&v.req, "x-acs-date") {
+        Some(h) if v.v3 => v.req.headers[h].1.clone(),
+        _ => {
+            let query = v
+                .req
+                .target
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or_default();
+            kv_aliyun::wire::decode_form(query.as_bytes())
+                .into_iter()
+                .chain(kv_aliyun::wire::decode_form(&v.req.body))
+                .find(|(k, _)| k == "Timestamp")
+                .map(|(_, t)| t)
+                .expect("V2 carries Timestamp")
+        }
+    };
+    auth::parse_timestamp(&text).expect("a valid timestamp")
+}
+
+#[test]
+fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
+    assert_eq!(auth::WINDOW_SECS, 900, "Aliyun documents 15 minutes");
+    for v in vectors() {
+        let t = request_time(&v);
+        for now in [t + 901, t - 901, t + 86_400, t - 86_400] {
+            let refused = verify(&v, &v.req, now).expect_err("outside the window");
+            assert_eq!(
+                refused.error.code, "InvalidTimeStamp.Expired",
+                "{} at {now}",
+                v.name
+            );
+            assert_eq!(refused.error.status, 400);
+        }
+        for now in [t + 900, t - 900, t] {
+            assert!(
+                verify(&v, &v.req, now).is_ok(),
+                "{} at {now} is inside",
+                v.name
+            );
+        }
+    }
+}
+
+/// Every valid vector's nonce is accepted once and refused again within the window by the
+/// dialect's replay cache, per access key.
+#[test]
+fn every_vector_nonce_is_single_use() {
+    let cache = auth::NonceCache::new(1000);
+    for v in vectors() {
+        let caller = verify(&v, &v.req, v.now).expect("valid");
+        let nonce = caller.nonce.expect("every SDK sends a nonce");
+        assert!(
+            cache.first_use(&caller.access_key_id, &nonce, v.now),
+            "{}",
+            v.name
+        );
+        assert!(
+            !cache.first_use(&caller.access_key_id, &nonce, v.now + 60),
+            "{}: replay",
+            v.name
+        );
+    }
+}
+
+const ID: &str = "LTAItamper";
+const SECRET: &str = "tampersecret";
+
+fn dialect(dir: &tempfile::TempDir) -> kv_aliyun::AliyunDialect {
+    let engine =
+        Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
+    kv_aliyun::AliyunDialect::new(DialectContext {
+        engine,
+        credentials: vec![Credential {
+            id: ID.into(),
+            secret: SECRET.into(),
+            account: "tamper".into(),
+        }],
+        auth_mode: AuthMode::Enforce,
+        options: Value::Null,
+        vendor_rate_limits: false,
+    })
+}
+
+fn now_iso() -> String {
+    kv_aliyun::wire::iso_utc(kv_core::clock::wall_clock_secs() * 1000)
+}
+
+/// `GetKvAccount` signed with V3 now, with the given nonce.
+fn v3_request(nonce: &str) -> Request<Bytes> {
+    let mut headers = HeaderMap::new();
+    let hash = hex::encode(Sha256::digest(b""));
+    for (k, val) in [
+        ("host", "127.0.0.1:9090".to_string()),
+        ("x-acs-action", "GetKvAccount".into()),
+        ("x-acs-version", "2024-09-10".into()),
+        ("x-acs-date", now_iso()),
+        ("x-acs-signature-nonce", nonce.into()),
+        ("x-acs-content-sha256", hash.clone()),
+    ] {
+        headers.insert(k, HeaderValue::from_str(&val).unwrap());
+    }
+    let mut signed: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
+    signed.sort();
+    let (_, sts) = auth::v3_canonical("GET", &[], &headers, &signed, &hash, false);
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(sts.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let mut b = Request::builder().method("GET").uri("/");
+    for (k, val) in &headers {
+        b = b.header(k, val);
+    }
+    b.header(
+        "authorization",
+        format!(
+            "ACS3-HMAC-SHA256 Credential={ID},SignedHeaders={},Signature={signature}",
+            signed.join(";")
+        ),
+    )
+    .body(Bytes::new())
+    .unwrap()
+}
+
+/// `GetKvAccount` signed with V2 now, with the given SignatureNonce.
+fn v2_request(nonce: &str) -> Request<Bytes> {
+    let ts = now_iso();
+    let params: Vec<(String, String)> = [
+        ("Action", "GetKvAccount"),
+        ("Version", "2024-09-10"),
+        ("AccessKeyId", ID),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce),
+        ("Timestamp", ts.as_str()),
+        ("Format", "JSON"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (_, sts) = auth::v2_canonical("GET", &params);
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
+    mac.update(sts.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let query: Vec<String> = params
+        .iter()
+        .chain(std::iter::once(&("Signature".to_string(), signature)))
+        .map(|(k, v)| format!("{}={}", auth::pct(k), auth::pct(v)))
+        .collect();
+    Request::builder()
+        .method("GET")
+        .uri(format!("/?{}", query.join("&")))
+        .header("host", "127.0.0.1:9090")
+        .body(Bytes::new())
+        .unwrap()
+}
+
+async fn code_of(d: &kv_aliyun::AliyunDialect, request: Request<Bytes>) -> (u16, String) {
+    let resp = d.serve(request).await;
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    (
+        resp.status().as_u16(),
+        body["Code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_reused_nonce_is_refused_by_the_dialect_v3_and_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dialect(&dir);
+    for (scheme, make) in [
+        ("v3", v3_request as fn(&str) -> Request<Bytes>),
+        ("v2", v2_request),
+    ] {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let (status, code) = code_of(&d, make(&nonce)).await;
+        assert_eq!((status, code.as_str()), (200, ""), "{scheme}: first use");
+        let (status, code) = code_of(&d, make(&nonce)).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "SignatureNonceUsed"),
+            "{scheme}: replay"
+        );
+        let (status, code) = code_of(&d, make(&uuid::Uuid::new_v4().simple().to_string())).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (200, ""),
+            "{scheme}: a fresh nonce"
+        );
+    }
+}
+
+#[test]
+fn the_replacements_never_fold_to_the_same_byte() {
+    for b in 0u8..=127 {
+        for r in replacements(b) {
+            assert_ne!(r, b);
+            assert!(!r.eq_ignore_ascii_case(&b));
+        }
+    }
+}
