@@ -1,0 +1,419 @@
+//! Tamper: every byte of every signed part of every valid Huawei vector
+//! (shared/specs/vectors/huawei.json) replaced by other values, each refused by the verifier the
+//! dialect runs (and the unmodified request accepted in the same test, so the test can fail).
+//!
+//! What is signed (spec §7, auth.rs): the method; the path (canonical URI) and the query; the
+//! headers named in `SignedHeaders`, names and values (the SDKs sign `content-type`, `host`,
+//! `x-sdk-date`, and the Python SDK also `user-agent` and `x-project-id`), with `x-sdk-date`
+//! required among them and also in the string to sign; the body through its SHA-256 or SM3, or
+//! through a declared `X-Sdk-Content-Sha256` that must match it, except when that header says
+//! `UNSIGNED-PAYLOAD` (then the body is not signed); and the whole Authorization value
+//! (algorithm, `Access`, SignedHeaders, Signature). The authority of an absolute-form target
+//! (proxy clients) is not signed: the Host header is.
+//!
+//! Also: `X-Sdk-Date` just outside the 15-minute window (past and future) is refused, just
+//! inside accepted, and through the whole dialect the refusal is Huawei's `401 APIGW.0301`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, SignatureDiagnostics};
+use kv_huawei::auth::{self, SignedRequest, Verified};
+use serde_json::Value;
+
+#[derive(Clone, Debug)]
+struct Req {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+struct Vector {
+    name: String,
+    id: String,
+    secret: String,
+    now: i64,
+    req: Req,
+}
+
+fn vectors() -> Vec<Vector> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs/vectors/huawei.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    all.iter()
+        .filter(|v| v["valid"] == true)
+        .map(|v| Vector {
+            name: v["name"].as_str().unwrap().to_string(),
+            id: v["credential"]["id"].as_str().unwrap().to_string(),
+            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
+            now: v["now_unix"].as_i64().unwrap(),
+            req: Req {
+                method: v["method"].as_str().unwrap().to_string(),
+                target: v["target"].as_str().unwrap().to_string(),
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h[0].as_str().unwrap().to_string(),
+                            h[1].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect(),
+                body: base64::engine::general_purpose::STANDARD
+                    .decode(v["body_b64"].as_str().unwrap())
+                    .unwrap(),
+            },
+        })
+        .collect()
+}
+
+/// The verifier, fed exactly as the dialect feeds it.
+fn verify(v: &Vector, req: &Req, now: i64) -> Result<Verified, Box<SignatureDiagnostics>> {
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(req.target.as_str());
+    for (k, val) in &req.headers {
+        builder = builder.header(
+            HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            HeaderValue::from_str(val).expect("header value"),
+        );
+    }
+    let (parts, ()) = builder
+        .body(())
+        .expect("a request http can carry")
+        .into_parts();
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &req.body,
+    };
+    auth::verify(&signed, now, |ak| (ak == v.id).then(|| v.secret.clone()))
+}
+
+/// The next byte of its class (digit, lower, upper; never a case change) and, for a hex digit,
+/// the next hex digit; anything else becomes `Z`.
+fn replacements(b: u8) -> Vec<u8> {
+    let next = match b {
+        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
+        b'9' => b'0',
+        b'z' => b'a',
+        b'Z' => b'A',
+        _ => b'Z',
+    };
+    let mut out = vec![next];
+    let hex = match b {
+        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
+        b'9' => Some(b'a'),
+        b'f' => Some(b'0'),
+        _ => None,
+    };
+    if let Some(h) = hex.filter(|h| *h != next) {
+        out.push(h);
+    }
+    out
+}
+
+fn tamper_bytes(bytes: &[u8], range: std::ops::Range<usize>) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in range {
+        for r in replacements(bytes[i]) {
+            let mut b = bytes.to_vec();
+            b[i] = r;
+            out.push((i, r, b));
+        }
+    }
+    out
+}
+
+fn tamper_str(text: &str, range: std::ops::Range<usize>) -> Vec<(usize, u8, String)> {
+    tamper_bytes(text.as_bytes(), range)
+        .into_iter()
+        .filter_map(|(i, r, b)| String::from_utf8(b).ok().map(|s| (i, r, s)))
+        .collect()
+}
+
+fn header_index(req: &Req, name: &str) -> Option<usize> {
+    req.headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+/// Where the path of the target starts (after the authority of an absolute-form target).
+fn path_start(target: &str) -> usize {
+    match target.strip_prefix("http://") {
+        Some(rest) => 7 + rest.find('/').expect("a path after the authority"),
+        None => 0,
+    }
+}
+
+fn tampered(v: &Vector) -> Vec<(String, Req)> {
+    let req = &v.req;
+    let mut out = Vec::new();
+    for (i, b, m) in tamper_str(&req.method, 0..req.method.len()) {
+        out.push((
+            format!("method[{i}]={}", b as char),
+            Req {
+                method: m,
+                ..req.clone()
+            },
+        ));
+    }
+    // Path and query; the path's leading '/' is structural.
+    let start = path_start(&req.target) + 1;
+    for (i, b, target) in tamper_str(&req.target, start..req.target.len()) {
+        let part = if req.target[..i].contains('?') {
+            "query"
+        } else {
+            "path"
+        };
+        out.push((
+            format!("{part}[{i}]={}", b as char),
+            Req {
+                target,
+                ..req.clone()
+            },
+        ));
+    }
+    let unsigned_payload = header_index(req, "x-sdk-content-sha256")
+        .is_some_and(|h| req.headers[h].1 == "UNSIGNED-PAYLOAD");
+    if !unsigned_payload {
+        for (i, b, body) in tamper_bytes(&req.body, 0..req.body.len()) {
+            out.push((
+                format!("body[{i}]={}", b as char),
+                Req {
+                    body,
+                    ..req.clone()
+                },
+            ));
+        }
+    }
+    let authz = &req.headers[header_index(req, "authorization").expect("Authorization")].1;
+    let parsed = auth::parse_authorization(authz).expect("a valid Authorization");
+    let mut names = parsed.signed_headers.clone();
+    names.push("authorization".into());
+    for name in names {
+        let h = header_index(req, &name)
+            .unwrap_or_else(|| panic!("{}: signed header {name} missing", v.name));
+        let value = req.headers[h].1.clone();
+        for (i, b, m) in tamper_str(&value, 0..value.len()) {
+            let mut r = req.clone();
+            r.headers[h].1 = m;
+            out.push((format!("{name}[{i}]={}", b as char), r));
+        }
+        if name != "authorization" {
+            let header_name = req.headers[h].0.clone();
+            for (i, b, m) in tamper_str(&header_name, 0..header_name.len()) {
+                let mut r = req.clone();
+                r.headers[h].0 = m;
+                out.push((format!("{name} name[{i}]={}", b as char), r));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_byte_of_every_signed_part_is_refused() {
+    let all = vectors();
+    assert_eq!(
+        all.len(),
+        110,
+        "the vectors file holds 110 valid Huawei requests"
+    );
+    let mut total = 0;
+    let mut by_part: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut accepted = Vec::new();
+    for v in &all {
+        let ok = verify(v, &v.req, v.now).unwrap_or_else(|d| {
+            panic!(
+                "{}: the unmodified request is refused: {}",
+                v.name, d.reason
+            )
+        });
+        assert_eq!(ok.access, v.id);
+        for (label, req) in tampered(v) {
+            total += 1;
+            *by_part
+                .entry(label.split('[').next().unwrap_or_default().to_string())
+                .or_default() += 1;
+            if verify(v, &req, v.now).is_ok() {
+                accepted.push(format!("{} {label}", v.name));
+            }
+        }
+    }
+    println!("huawei: {total} tampered requests from {} valid vectors, every one refused; by part: {by_part:?}", all.len());
+    assert!(
+        accepted.is_empty(),
+        "{} tampered requests verified:\n{}",
+        accepted.len(),
+        accepted.join("\n")
+    );
+    for part in [
+        "method",
+        "path",
+        "body",
+        "host",
+        "content-type",
+        "x-sdk-date",
+        "authorization",
+        "host name",
+    ] {
+        assert!(
+            by_part.get(part).copied().unwrap_or(0) > 0,
+            "no tampering of {part}"
+        );
+    }
+    assert!(total > 50_000, "only {total} tampered requests");
+}
+
+/// The other side, so the refusals mean something: unsigned headers may change, and with
+/// `UNSIGNED-PAYLOAD` so may the body.
+#[test]
+fn unsigned_parts_may_change() {
+    let mut unsigned_bodies = 0;
+    for v in vectors() {
+        let mut req = v.req.clone();
+        req.headers
+            .push(("x-unsigned-extra".into(), "anything".into()));
+        assert!(verify(&v, &req, v.now).is_ok(), "{}", v.name);
+        if header_index(&v.req, "x-sdk-content-sha256")
+            .is_some_and(|h| v.req.headers[h].1 == "UNSIGNED-PAYLOAD")
+        {
+            let mut req = v.req.clone();
+            req.body.push(0);
+            assert!(verify(&v, &req, v.now).is_ok(), "{}", v.name);
+            unsigned_bodies += 1;
+        }
+    }
+    assert_eq!(
+        unsigned_bodies, 1,
+        "one vector (the Go SDK's) sends UNSIGNED-PAYLOAD"
+    );
+}
+
+#[test]
+fn dates_just_outside_the_window_are_refused_and_just_inside_accepted() {
+    assert_eq!(auth::MAX_SKEW_SECONDS, 900, "15 minutes");
+    for v in vectors() {
+        let h = header_index(&v.req, "x-sdk-date").expect("X-Sdk-Date");
+        let t = auth::parse_sdk_date(&v.req.headers[h].1).expect("a valid date");
+        for now in [t + 901, t - 901, t + 86_400, t - 86_400] {
+            let refused = verify(&v, &v.req, now).expect_err("outside the window");
+            assert!(
+                refused.reason.contains("15 minutes"),
+                "{}: {}",
+                v.name,
+                refused.reason
+            );
+        }
+        for now in [t + 900, t - 900, t] {
+            assert!(
+                verify(&v, &v.req, now).is_ok(),
+                "{} at {now} is inside",
+                v.name
+            );
+        }
+    }
+}
+
+const AK: &str = "HWtamper";
+const SK: &str = "tampersecret";
+
+/// `list-store` signed at wall-clock time plus `offset` seconds.
+fn signed_at(offset: i64) -> Request<Bytes> {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+    let date = at
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap();
+    let body = Bytes::from(bson::doc! {}.to_vec().unwrap());
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/bson"));
+    headers.insert("host", HeaderValue::from_static("127.0.0.1:9090"));
+    headers.insert("x-sdk-date", HeaderValue::from_str(&date).unwrap());
+    let mut authorization = auth::Authorization {
+        algorithm: auth::Algorithm::HmacSha256,
+        access: AK.into(),
+        signed_headers: vec!["content-type".into(), "host".into(), "x-sdk-date".into()],
+        signature: String::new(),
+    };
+    let signed = SignedRequest {
+        method: "POST",
+        path: "/v1/list-store",
+        query: None,
+        headers: &headers,
+        body: &body,
+    };
+    let canonical = auth::canonical_request(&signed, &authorization);
+    let sts = auth::string_to_sign(authorization.algorithm, &date, &canonical);
+    authorization.signature = authorization
+        .algorithm
+        .mac_hex(SK.as_bytes(), sts.as_bytes());
+    let mut b = Request::builder().method("POST").uri("/v1/list-store");
+    for (k, val) in &headers {
+        b = b.header(k, val);
+    }
+    b.header(
+        "authorization",
+        format!(
+            "SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-sdk-date, Signature={}",
+            authorization.signature
+        ),
+    )
+    .body(body)
+    .unwrap()
+}
+
+/// Through the whole dialect (which reads the wall clock): 20 s either side of the window edge,
+/// so the test's own run time cannot move a request across it.
+#[tokio::test]
+async fn the_dialect_refuses_stale_and_future_dates_with_apigw_0301() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
+    let dialect = kv_huawei::HuaweiDialect::new(DialectContext {
+        engine,
+        credentials: vec![Credential {
+            id: AK.into(),
+            secret: SK.into(),
+            account: "tamper".into(),
+        }],
+        auth_mode: AuthMode::Enforce,
+        options: Value::Null,
+        vendor_rate_limits: false,
+    });
+    for offset in [-920, 920, -86_400] {
+        let resp = dialect.serve(signed_at(offset)).await;
+        assert_eq!(resp.status(), 401, "signed {offset} s away");
+        let doc = bson::Document::from_reader(&mut resp.body().as_ref()).unwrap();
+        assert_eq!(doc.get_str("error_code").unwrap(), "APIGW.0301", "{doc}");
+    }
+    for offset in [-880, 880, 0] {
+        let resp = dialect.serve(signed_at(offset)).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "signed {offset} s away is inside the window"
+        );
+    }
+}
+
+#[test]
+fn the_replacements_never_fold_to_the_same_byte() {
+    for b in 0u8..=127 {
+        for r in replacements(b) {
+            assert_ne!(r, b);
+            assert!(!r.eq_ignore_ascii_case(&b));
+        }
+    }
+}
