@@ -919,7 +919,7 @@ impl Corpus {
                 doc! {"table_opers": [{"table_name": t, "kv_opers": [{"put_kv": {"oper_id": 1i32, "kv_doc": {"id": "k2"}}}]}]}
             }
             "batch-get-kv" => {
-                doc! {"table_opers": [{"table_name": t, "get_kv_opers": [{"oper_id": 1i32, "primary_key": {"id": "k2"}}]}]}
+                doc! {"batch_get_kv_opers": [{"table_name": t, "get_kv_opers": [{"get_kv": {"oper_id": 1i32, "primary_key": {"id": "k2"}}}]}]}
             }
             "create-table" => {
                 doc! {"table_name": HUAWEI_TABLE, "primary_key_schema": {"shard_key_fields": [{"name": "id", "order": true}]}}
