@@ -234,7 +234,7 @@ fn run(mode: Mode, seed: u64, n: usize) -> Stats {
                 *stats.by_answer.entry((case.vendor, label)).or_default() += 1;
             }
             Err(why) => stats.failures.push(format!(
-                "#{i} {:?} [{}] {}: {why}",
+                "#{i} {:?} [{}] {:?}: {why}",
                 case.vendor, case.category, case.what
             )),
         }

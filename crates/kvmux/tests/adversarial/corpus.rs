@@ -175,6 +175,9 @@ impl Corpus {
     }
 
     fn tencent(&mut self) -> Case {
+        if self.rng.u8(..4) == 0 {
+            return self.tencent_mutated();
+        }
         let action = *self.pick(&[
             "EdgeKVPut",
             "EdgeKVGet",
@@ -523,6 +526,9 @@ impl Corpus {
     }
 
     fn aliyun(&mut self) -> Case {
+        if self.rng.u8(..4) == 0 {
+            return self.aliyun_mutated();
+        }
         let ns = ALIYUN_NAMESPACE;
         let (action, query, form): (&str, String, String) = match self.rng.u8(..7) {
             0 => ("PutKv", format!("Namespace={ns}&Key=k1"), "Value=v".into()),
@@ -930,6 +936,9 @@ impl Corpus {
     }
 
     fn huawei(&mut self) -> Case {
+        if self.rng.u8(..4) == 0 {
+            return self.huawei_mutated();
+        }
         let op = *self.pick(&[
             "put-kv",
             "get-kv",
@@ -1264,6 +1273,410 @@ impl Corpus {
         }
     }
 
+    // ---------------------------------------------------------------- structure-aware mutation
+
+    /// A nasty value of any JSON type: huge, deep, empty, odd Unicode, wrong types.
+    fn nasty_json(&mut self) -> Value {
+        match self.rng.u8(..14) {
+            0 => json!(""),
+            1 => json!("x".repeat(self.rng.usize(1..300_000))),
+            2 => json!("\u{0}\u{ffff}\u{10ffff}é漢字 \t\n/../%00"),
+            3 => json!(i64::MIN),
+            4 => json!(u64::MAX),
+            5 => json!(-1.5e300),
+            6 => {
+                let mut v = json!("leaf");
+                for _ in 0..self.rng.usize(1..120) {
+                    v = json!([v]);
+                }
+                v
+            }
+            7 => json!({"": {"": [null, {}]}}),
+            8 => Value::Array(
+                (0..self.rng.usize(1..20_000))
+                    .map(|i| json!(format!("k{i}")))
+                    .collect(),
+            ),
+            9 => json!(true),
+            10 => json!(null),
+            11 => json!([{"Name": 1, "Values": "v", "Fuzzy": "yes"}]),
+            12 => json!("k".repeat(513)),
+            _ => json!(self.rng.i64(..)),
+        }
+    }
+
+    /// Replaces one random node of `v` (walking down objects and arrays) with a nasty value.
+    fn mutate_json(&mut self, v: &mut Value) -> String {
+        // Choose the path with shared borrows, then change the node at its end.
+        let mut steps: Vec<Result<String, usize>> = Vec::new();
+        let mut node: &Value = v;
+        loop {
+            if self.rng.u8(..3) == 0 {
+                break;
+            }
+            match node {
+                Value::Object(m) if !m.is_empty() => {
+                    let keys: Vec<&String> = m.keys().collect();
+                    let k = (*self.pick(&keys)).clone();
+                    node = &m[&k];
+                    steps.push(Ok(k));
+                }
+                Value::Array(a) if !a.is_empty() => {
+                    let i = self.rng.usize(..a.len());
+                    node = &a[i];
+                    steps.push(Err(i));
+                }
+                _ => break,
+            }
+        }
+        let mut target = v;
+        let mut path = String::new();
+        for step in &steps {
+            target = match step {
+                Ok(k) => {
+                    path.push_str(&format!(".{k}"));
+                    &mut target[k.as_str()]
+                }
+                Err(i) => {
+                    path.push_str(&format!("[{i}]"));
+                    &mut target[*i]
+                }
+            };
+        }
+        let nasty = self.nasty_json();
+        let shown: String = nasty.to_string().chars().take(40).collect();
+        *target = nasty;
+        format!("{path} = {shown}")
+    }
+
+    fn tencent_mutated(&mut self) -> Case {
+        let action = *self.pick(&[
+            "EdgeKVPut",
+            "EdgeKVGet",
+            "EdgeKVDelete",
+            "EdgeKVList",
+            "CreateEdgeKVNamespace",
+            "ModifyEdgeKVNamespace",
+            "DescribeEdgeKVNamespaces",
+        ]);
+        let mut params = Value::Object(self.tencent_params(action));
+        let mut what = Vec::new();
+        for _ in 0..self.rng.usize(1..4) {
+            what.push(self.mutate_json(&mut params));
+        }
+        Case {
+            vendor: Vendor::Tencent,
+            category: "mutated",
+            what: format!("{action}: {}", what.join("; ")),
+            request: self.tencent_base(action, params.to_string().as_bytes()),
+            allow: Allow {
+                success: true,
+                ..Default::default()
+            },
+            sign: true,
+        }
+    }
+
+    fn aliyun_mutated(&mut self) -> Case {
+        let ns = ALIYUN_NAMESPACE;
+        let (action, mut query, mut form): (&str, Pairs, Pairs) = {
+            let p = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+                items
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            };
+            match self.rng.u8(..9) {
+                0 => (
+                    "PutKv",
+                    p(&[
+                        ("Namespace", ns),
+                        ("Key", "m1"),
+                        ("Expiration", "4102444800"),
+                        ("Base64", "false"),
+                    ]),
+                    p(&[("Value", "v")]),
+                ),
+                1 => (
+                    "GetKv",
+                    p(&[("Namespace", ns), ("Key", "m1"), ("Base64", "true")]),
+                    vec![],
+                ),
+                2 => (
+                    "GetKvDetail",
+                    p(&[("Namespace", ns), ("Key", "m1")]),
+                    vec![],
+                ),
+                3 => (
+                    "ListKvs",
+                    p(&[
+                        ("Namespace", ns),
+                        ("Prefix", "m"),
+                        ("PageNumber", "2"),
+                        ("PageSize", "5"),
+                    ]),
+                    vec![],
+                ),
+                4 => (
+                    "BatchPutKv",
+                    p(&[("Namespace", ns)]),
+                    p(&[(
+                        "KvList",
+                        r#"[{"Key":"a","Value":"b","Expiration":4102444800,"ExpirationTtl":60,"Base64":false}]"#,
+                    )]),
+                ),
+                5 => (
+                    "BatchDeleteKv",
+                    p(&[("Namespace", ns)]),
+                    p(&[("Keys", r#"["a","b"]"#)]),
+                ),
+                6 => (
+                    "PutKvWithHighCapacity",
+                    p(&[
+                        ("Namespace", ns),
+                        ("Key", "hc"),
+                        ("Url", "http://127.0.0.1:1/x"),
+                    ]),
+                    vec![],
+                ),
+                7 => ("GetKvNamespace", p(&[("Namespace", ns)]), vec![]),
+                _ => (
+                    "DescribeKvUsageData",
+                    p(&[
+                        ("Field", "acc"),
+                        ("StartTime", "2026-01-01T00:00:00Z"),
+                        ("EndTime", "2026-01-02T00:00:00Z"),
+                    ]),
+                    vec![],
+                ),
+            }
+        };
+        let version = if action == "DescribeKvUsageData" {
+            "2018-01-15"
+        } else {
+            "2024-09-10"
+        };
+        let mut what = Vec::new();
+        for _ in 0..self.rng.usize(1..3) {
+            let in_form = !form.is_empty() && self.rng.bool();
+            let params = if in_form { &mut form } else { &mut query };
+            let i = self.rng.usize(..params.len());
+            let name = params[i].0.clone();
+            let value = if matches!(name.as_str(), "KvList" | "Keys") {
+                let mut v: Value = serde_json::from_str(&params[i].1).expect("json");
+                what.push(format!("{name}{}", self.mutate_json(&mut v)));
+                v.to_string()
+            } else {
+                let nasty = self.nasty_json();
+                let text = match nasty {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                what.push(format!(
+                    "{name}={}",
+                    text.chars().take(40).collect::<String>()
+                ));
+                text
+            };
+            params[i].1 = value;
+        }
+        let encode = |pairs: &[(String, String)]| {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in pairs {
+                ser.append_pair(k, v);
+            }
+            ser.finish()
+        };
+        let method = if form.is_empty() { "GET" } else { "POST" };
+        let query = encode(&query);
+        // A request head over the gateway's 64 KiB limit gets hyper's own 414/431.
+        let head_too_large = query.len() > 60 * 1024;
+        let mut request = self.aliyun_base(method, action, &query, encode(&form).as_bytes());
+        request.set("x-acs-version", version);
+        Case {
+            vendor: Vendor::Aliyun,
+            category: "mutated",
+            what: format!("{action}: {}", what.join("; ")),
+            request,
+            allow: Allow {
+                success: true,
+                http_level: head_too_large,
+                ..Default::default()
+            },
+            sign: true,
+        }
+    }
+
+    /// A nasty BSON value: every type, deep, huge, odd names.
+    fn nasty_bson(&mut self) -> bson::Bson {
+        use bson::Bson;
+        match self.rng.u8(..8) {
+            0 => self.pick(&wrong_bson_values()).clone(),
+            1 => Bson::String("s".repeat(self.rng.usize(1..600_000))),
+            2 => {
+                let mut d = bson::doc! {"leaf": 1};
+                for _ in 0..self.rng.usize(1..100) {
+                    d = bson::doc! {"d": d};
+                }
+                Bson::Document(d)
+            }
+            3 => Bson::Array(
+                (0..self.rng.usize(1..5_000))
+                    .map(|i| Bson::Int32(i as i32))
+                    .collect(),
+            ),
+            4 => Bson::Document(bson::doc! {"": "", "$set": {"a.b": 1}, ".": [], "a\u{0}b": 1}),
+            5 => Bson::Document(
+                bson::doc! {"field": "id", "func": self.pick(&["$gt", "$in", "$prefix", "$exists", "$nope", ""]).to_string(), "value": {"": [1, "a"]}},
+            ),
+            6 => Bson::Decimal128(bson::Decimal128::from_bytes([0xff; 16])),
+            _ => Bson::Double(*self.pick(&[
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                f64::MIN_POSITIVE,
+            ])),
+        }
+    }
+
+    /// Replaces one random node of `doc` (walking down documents and arrays) with a nasty value.
+    fn mutate_bson(&mut self, doc: &mut bson::Document) -> String {
+        use bson::Bson;
+        let keys: Vec<String> = doc.keys().cloned().collect();
+        if keys.is_empty() {
+            doc.insert("x", self.nasty_bson());
+            return "x".into();
+        }
+        let first = self.pick(&keys).clone();
+        // Choose the path with shared borrows, then change the node at its end.
+        let mut steps: Vec<Result<String, usize>> = Vec::new();
+        let mut node: &Bson = &doc[&first];
+        loop {
+            if self.rng.u8(..3) == 0 {
+                break;
+            }
+            match node {
+                Bson::Document(d) if !d.is_empty() => {
+                    let keys: Vec<&String> = d.keys().collect();
+                    let k = (*self.pick(&keys)).clone();
+                    node = &d[&k];
+                    steps.push(Ok(k));
+                }
+                Bson::Array(a) if !a.is_empty() => {
+                    let i = self.rng.usize(..a.len());
+                    node = &a[i];
+                    steps.push(Err(i));
+                }
+                _ => break,
+            }
+        }
+        let mut path = first.clone();
+        let mut target = doc.get_mut(&first).expect("present");
+        for step in &steps {
+            let next = match (step, target) {
+                (Ok(k), Bson::Document(d)) => {
+                    path.push_str(&format!(".{k}"));
+                    d.get_mut(k)
+                }
+                (Err(i), Bson::Array(a)) => {
+                    path.push_str(&format!("[{i}]"));
+                    a.get_mut(*i)
+                }
+                _ => None,
+            };
+            target = next.expect("the chosen path exists");
+        }
+        let nasty = self.nasty_bson();
+        let shown: String = format!("{nasty}").chars().take(40).collect();
+        *target = nasty;
+        format!("{path} = {shown}")
+    }
+
+    /// Requests that use every documented feature, so that mutations reach the deep code:
+    /// conditions, updates, filters, projections, sort keys, indexes, TTL, batches.
+    fn huawei_rich(&mut self) -> (&'static str, bson::Document) {
+        use bson::doc;
+        let t = HUAWEI_TABLE;
+        let cond = doc! {"composed_expression": {"logic": "$and", "expressions": [
+            {"single_field_expression": {"field": "n", "func": "$gt", "value": {"": 1}}},
+            {"multi_field_expression": {"logic": "$or", "expressions": [
+                {"field": "s", "func": "$prefix", "value": {"s": "ab"}},
+                {"field": "t", "func": "$in", "value_array": [{"": 1}, {"": 2}]},
+            ]}},
+        ]}};
+        match self.rng.u8(..8) {
+            0 => (
+                "put-kv",
+                doc! {"table_name": t, "kv_doc": {"id": "m1", "n": 5, "s": "abc", "arr": [1, 2], "sub": {"a": "b"}}, "condition_expression": cond},
+            ),
+            1 => (
+                "update-kv",
+                doc! {"table_name": t, "primary_key": {"id": "m1"},
+                "update_fields": {"set": {"n": 6}, "add": {"c": 1}, "rmv": ["x"], "insert": {"arr": [3]}, "delete": {"arr": [1]}, "upsert": {"id": "m1", "n": 0}},
+                "condition_expression": {"single_kv_expression": {"func": "is_exist"}}},
+            ),
+            2 => (
+                "scan-kv",
+                doc! {"table_name": t, "limit": 10, "start_key": {"id": "a"}, "end_key": {"id": "z"},
+                "filter_expression": cond, "projection_fields": ["id", "n"], "return_count_only": false},
+            ),
+            3 => (
+                "scan-skey-kv",
+                doc! {"table_name": "corpus-sorted", "shard_key": {"a": "x"}, "start_sort_key": {"b": 1}, "end_sort_key": {"b": 9}, "limit": 5},
+            ),
+            4 => (
+                "create-table",
+                doc! {"table_name": "corpus-sorted",
+                "primary_key_schema": {"shard_key_fields": [{"name": "a", "order": true}], "sort_key_fields": [{"name": "b", "order": false}]},
+                "local_secondary_index_schema": [{"index_name": "l1", "sort_key_fields": [{"name": "c"}], "abstract_fields": ["d"]}],
+                "global_secondary_index_schema": [{"index_name": "g1", "shard_key_fields": [{"name": "e"}], "sort_key_fields": [{"name": "f"}], "abstract_fields": ["g"]}],
+                "ttl_specification": {"enable": true, "field_name": "exp", "expire_after_seconds": 60}},
+            ),
+            5 => (
+                "batch-write-kv",
+                doc! {"table_opers": [{"table_name": t, "kv_opers": [
+                    {"put_kv": {"oper_id": 1, "kv_doc": {"id": "m2", "n": 1}}},
+                    {"update_kv": {"oper_id": 2, "primary_key": {"id": "m2"}, "update_fields": {"set": {"n": 2}}}},
+                    {"delete_kv": {"oper_id": 3, "primary_key": {"id": "m3"}}},
+                ]}]},
+            ),
+            6 => (
+                "batch-get-kv",
+                doc! {"batch_get_kv_opers": [{"table_name": t, "get_kv_opers": [
+                    {"get_kv": {"oper_id": 1, "primary_key": {"id": "m1"}, "projection_fields": ["n"]}},
+                ]}]},
+            ),
+            _ => (
+                "get-kv",
+                doc! {"table_name": t, "primary_key": {"id": "m1"}, "projection_fields": ["n", "s"]},
+            ),
+        }
+    }
+
+    fn huawei_mutated(&mut self) -> Case {
+        let (op, mut doc) = self.huawei_rich();
+        let mut what = Vec::new();
+        for _ in 0..self.rng.usize(1..4) {
+            what.push(self.mutate_bson(&mut doc));
+        }
+        // Documents over 16 MiB cannot be encoded; such a mutation is dropped.
+        let body = doc
+            .to_vec()
+            .unwrap_or_else(|_| bson::doc! {"table_name": 1}.to_vec().expect("bson"));
+        Case {
+            vendor: Vendor::Huawei,
+            category: "mutated",
+            what: format!("{op}: {}", what.join("; ")),
+            request: self.huawei_base(op, body),
+            allow: Allow {
+                success: true,
+                ..Default::default()
+            },
+            sign: true,
+        }
+    }
+
     // ---------------------------------------------------------------- framing and non-HTTP
 
     /// A well-formed request of `vendor` whose body the framing cases then break.
@@ -1509,6 +1922,9 @@ impl Corpus {
 }
 
 /// Some BSON value of a type the field does not take.
+/// Decoded parameter pairs.
+type Pairs = Vec<(String, String)>;
+
 /// `query` with every `field=` value replaced by `value` (appended when absent).
 fn replace_param(query: &str, field: &str, value: &str) -> String {
     let mut found = false;
