@@ -175,8 +175,10 @@ impl Corpus {
     }
 
     fn tencent(&mut self) -> Case {
-        if self.rng.u8(..4) == 0 {
-            return self.tencent_mutated();
+        match self.rng.u8(..12) {
+            0..=2 => return self.tencent_mutated(),
+            3 => return self.tencent_legacy(),
+            _ => {}
         }
         let action = *self.pick(&[
             "EdgeKVPut",
@@ -526,8 +528,10 @@ impl Corpus {
     }
 
     fn aliyun(&mut self) -> Case {
-        if self.rng.u8(..4) == 0 {
-            return self.aliyun_mutated();
+        match self.rng.u8(..12) {
+            0..=2 => return self.aliyun_mutated(),
+            3 => return self.aliyun_upload(),
+            _ => {}
         }
         let ns = ALIYUN_NAMESPACE;
         let (action, query, form): (&str, String, String) = match self.rng.u8(..7) {
@@ -1504,6 +1508,113 @@ impl Corpus {
                 ..Default::default()
             },
             sign: true,
+        }
+    }
+
+    /// The legacy form style (no X-TC-Action; `Action`, `Version` and flattened parameters such
+    /// as `Keys.0` in a form body), with odd flattened names and values.
+    fn tencent_legacy(&mut self) -> Case {
+        let action = *self.pick(&[
+            "EdgeKVGet",
+            "EdgeKVPut",
+            "EdgeKVList",
+            "DescribeEdgeKVNamespaces",
+        ]);
+        let (name, value) = *self.pick(&[
+            ("Keys.10001", "a"),
+            ("Keys.0.1.2", "a"),
+            ("Keys..0", "a"),
+            ("Keys.-1", "a"),
+            ("Keys.99999999999999999999", "a"),
+            ("Filters.0.Values.5000", "a"),
+            ("Filters.0.Fuzzy", "perhaps"),
+            ("Filters.x.Name", "namespace"),
+            ("Limit", "ten"),
+            ("Limit", "99999999999999999999"),
+            ("Offset", "-1"),
+            ("ExpirationTTL", "1e3"),
+            (".", "."),
+            ("Namespace.0", "n"),
+            ("ZoneId", "%FF"),
+        ]);
+        let body = format!(
+            "Action={action}&Version=2022-09-01&ZoneId={TENCENT_ZONE}&Namespace={TENCENT_NAMESPACE}&Key=k&Value=v&{}={}",
+            name, value
+        );
+        let request = RawRequest::new("POST", "/")
+            .header("Host", &self.host)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-TC-TraceId", "corpus")
+            .body(body);
+        Case {
+            vendor: Vendor::Tencent,
+            category: "legacy-form",
+            what: format!("{action}: {name}={value}"),
+            request,
+            // Unsigned: with auth off it is served (and may succeed), enforced it is refused.
+            allow: Allow {
+                success: true,
+                ..Default::default()
+            },
+            sign: false,
+        }
+    }
+
+    /// The unsigned OSS PostObject of the `*Advance` upload: multipart forms with missing,
+    /// duplicated, huge or garbled fields, never authorized.
+    fn aliyun_upload(&mut self) -> Case {
+        let part = |name: &str, data: &[u8]| {
+            let mut p = format!("--zz\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .into_bytes();
+            p.extend_from_slice(data);
+            p.extend_from_slice(b"\r\n");
+            p
+        };
+        let (what, mut body): (&str, Vec<u8>) = match self.rng.u8(..7) {
+            0 => ("no file", part("key", b"k")),
+            1 => ("no key", part("file", b"data")),
+            2 => (
+                "a key never authorized",
+                [part("key", b"never"), part("file", b"data")].concat(),
+            ),
+            3 => (
+                "a 100 KB key",
+                [part("key", &vec![b'k'; 100_000]), part("file", b"d")].concat(),
+            ),
+            4 => (
+                "invalid UTF-8 key",
+                [part("key", b"k\xff\xfe"), part("file", b"d")].concat(),
+            ),
+            5 => (
+                "two keys and two files",
+                [
+                    part("key", b"a"),
+                    part("key", b"b"),
+                    part("file", b"1"),
+                    part("file", b"2"),
+                ]
+                .concat(),
+            ),
+            _ => (
+                "a part without a closing boundary",
+                b"--zz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nunterminated"
+                    .to_vec(),
+            ),
+        };
+        if !what.contains("closing") {
+            body.extend_from_slice(b"--zz--\r\n");
+        }
+        let request = RawRequest::new("POST", "/")
+            .header("Host", &self.host)
+            .header("Content-Type", "multipart/form-data; boundary=zz")
+            .body(body);
+        Case {
+            vendor: Vendor::Aliyun,
+            category: "oss-upload",
+            what: what.to_string(),
+            request,
+            allow: Allow::default(),
+            sign: false,
         }
     }
 
