@@ -16,6 +16,7 @@
 
 pub mod dialects;
 pub mod signers;
+pub mod verifiers;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request};
@@ -180,6 +181,181 @@ pub fn check_signature(
             !verify(&changed, signers::WRONG_SECRET),
             "accepted with the wrong secret:\n{}",
             show(&changed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::signers::{aliyun, huawei, tencent};
+
+    type Sign = fn(Request<Bytes>, u8) -> Option<Request<Bytes>>;
+    type Covered = fn(&Request<Bytes>) -> bool;
+
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(target);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("seed-")
+            })
+            .collect();
+        names.sort();
+        assert!(!names.is_empty(), "no seeds in {}", dir.display());
+        names.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Every seed, under every signing variant, with about 12 single-byte changes spread over
+    /// the signed request: what a short fuzzing run does, as a deterministic test.
+    fn sweep(target: &str, sign: Sign, verify: &Verifier, covered: Covered) {
+        for seed in seeds(target) {
+            let raw = &seed[4..];
+            for flags in 0..8u8 {
+                let len = parse_request(raw)
+                    .and_then(|r| sign(r, flags))
+                    .map_or(1, |r| serialize(&r).len());
+                for at in (0..len).step_by(len / 12 + 1) {
+                    let mut data = vec![at as u8, (at >> 8) as u8, 0x01, flags];
+                    data.extend_from_slice(raw);
+                    check_signature(&data, sign, verify, covered);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_format_round_trips() {
+        for target in ["dialect_tencent", "dialect_aliyun", "dialect_huawei"] {
+            for seed in seeds(target) {
+                let request = parse_request(&seed).expect("seeds parse");
+                let again = parse_request(&serialize(&request)).unwrap();
+                assert_eq!(request.method(), again.method());
+                assert_eq!(request.uri(), again.uri());
+                assert_eq!(request.headers(), again.headers());
+                assert_eq!(request.body(), again.body());
+            }
+        }
+    }
+
+    #[test]
+    fn the_verifiers_keep_the_invariants_on_every_seed() {
+        sweep(
+            "sig_tencent_tc3",
+            tencent::sign_tc3,
+            &verifiers::tencent_tc3,
+            tencent::tc3_signed_by_secret,
+        );
+        sweep(
+            "sig_tencent_legacy",
+            tencent::sign_legacy,
+            &verifiers::tencent_legacy,
+            tencent::legacy_signed_by_secret,
+        );
+        sweep(
+            "sig_aliyun_v3",
+            aliyun::sign_v3,
+            &verifiers::aliyun_v3,
+            aliyun::v3_signed_by_secret,
+        );
+        sweep(
+            "sig_aliyun_v2",
+            aliyun::sign_v2,
+            &verifiers::aliyun_v2,
+            aliyun::v2_signed_by_secret,
+        );
+        sweep(
+            "sig_huawei",
+            huawei::sign,
+            &verifiers::huawei,
+            huawei::signed_by_secret,
+        );
+    }
+
+    /// The panic message of `check_signature` on the first seed of `target` under `verify`,
+    /// over every single-byte change; `None` if it never panics.
+    fn first_failure(
+        target: &str,
+        sign: Sign,
+        verify: &Verifier,
+        covered: Covered,
+    ) -> Option<String> {
+        let seed = seeds(target).remove(0);
+        let signed = sign(parse_request(&seed[4..]).unwrap(), 0).unwrap();
+        for at in 0..serialize(&signed).len() {
+            let mut data = vec![at as u8, (at >> 8) as u8, 0x01, 0];
+            data.extend_from_slice(&seed[4..]);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                check_signature(&data, sign, verify, covered)
+            }));
+            if let Err(panic) = outcome {
+                return Some(panic.downcast_ref::<String>().cloned().unwrap_or_default());
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_verifier_that_ignores_the_secret_is_caught() {
+        let accepts_anything = |_: &Request<Bytes>, _: &str| true;
+        let failure = first_failure(
+            "sig_huawei",
+            huawei::sign,
+            &accepts_anything,
+            huawei::signed_by_secret,
+        );
+        let failure = failure.expect("caught");
+        assert!(
+            failure.contains("accepted a request not signed with the secret"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn a_verifier_that_trusts_a_seen_signature_for_a_changed_request_is_caught() {
+        // The bug: once a signature verified, any request carrying it is accepted.
+        let seen = Mutex::new(HashSet::new());
+        let trusts_seen = move |request: &Request<Bytes>, secret: &str| {
+            let authorization = (
+                header(request, "authorization").map(str::to_string),
+                secret.to_string(),
+            );
+            if seen.lock().unwrap().contains(&authorization) {
+                return true;
+            }
+            let ok = verifiers::tencent_tc3(request, secret);
+            if ok {
+                seen.lock().unwrap().insert(authorization);
+            }
+            ok
+        };
+        let failure = first_failure(
+            "sig_tencent_tc3",
+            tencent::sign_tc3,
+            &trusts_seen,
+            tencent::tc3_signed_by_secret,
+        );
+        assert!(failure.unwrap().contains("no longer covers"));
+        // The real verifier, over the same changes, never fails.
+        assert_eq!(
+            first_failure(
+                "sig_tencent_tc3",
+                tencent::sign_tc3,
+                &verifiers::tencent_tc3,
+                tencent::tc3_signed_by_secret,
+            ),
+            None
         );
     }
 }
