@@ -357,7 +357,14 @@ fn aliyun(
     let mut request = RawRequest::new(method, &target)
         .header("Host", format!("127.0.0.1:{}", s.port))
         .header("x-acs-action", action)
-        .header("x-acs-version", "2024-09-10")
+        .header(
+            "x-acs-version",
+            if action == "AuthorizeFileUpload" {
+                "2019-12-19"
+            } else {
+                "2024-09-10"
+            },
+        )
         .header("accept", "application/json");
     if !form.is_empty() {
         request = request
@@ -501,6 +508,63 @@ fn aliyun_accounts_share_nothing() {
         "CreateKvNamespace",
         &[("Namespace", "otherns2")],
         &[],
+    );
+
+    // A high-capacity upload belongs to the account that authorized it: the other account
+    // cannot put it into its own namespace by naming its Url.
+    let grant = aliyun_ok(&s, &dev, "AuthorizeFileUpload", &[("Product", "ESA")], &[]);
+    let object_key = grant["ObjectKey"].as_str().expect("ObjectKey").to_string();
+    let content = dev.value("uploaded");
+    let object = json!({"Namespace": "sharedns", "Key": "hc", "Value": content}).to_string();
+    let mut upload =
+        format!("--zz\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{object_key}\r\n")
+            .into_bytes();
+    upload.extend_from_slice(format!("--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n{object}\r\n--zz--\r\n").as_bytes());
+    let posted = RawRequest::new("POST", "/")
+        .header("Host", format!("127.0.0.1:{}", s.port))
+        .header("Content-Type", "multipart/form-data; boundary=zz")
+        .body(upload);
+    match exchange(s.port, &posted) {
+        Exchange::Reply(r) => assert!(
+            (200..300).contains(&r.status),
+            "upload: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ),
+        other => panic!("upload: {other:?}"),
+    }
+    let url = format!("http://http://127.0.0.1:{}/{object_key}", s.port);
+    let hc = [
+        ("Namespace", "sharedns"),
+        ("Key", "hc"),
+        ("Url", url.as_str()),
+    ];
+    let (status, v) = aliyun(&s, &other, "PutKvWithHighCapacity", &hc, &[]);
+    assert_eq!(
+        (status, v["Code"].as_str()),
+        (403, Some("Unauthorized.InvalidParameters")),
+        "{v}"
+    );
+    aliyun_ok(&s, &dev, "PutKvWithHighCapacity", &hc, &[]);
+    let v = aliyun_ok(
+        &s,
+        &dev,
+        "GetKv",
+        &[("Namespace", "sharedns"), ("Key", "hc")],
+        &[],
+    );
+    assert_eq!(v["Value"], json!(content));
+    let (status, v) = aliyun(
+        &s,
+        &other,
+        "GetKv",
+        &[("Namespace", "sharedns"), ("Key", "hc")],
+        &[],
+    );
+    assert_eq!(
+        (status, v["Code"].as_str()),
+        (404, Some("InvalidKey.NotFound")),
+        "{v}"
     );
 
     // Deletes in one account leave the other's data intact.
