@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn harness() -> &'static DialectHarness<AliyunDialect> {
     static HARNESS: OnceLock<DialectHarness<AliyunDialect>> = OnceLock::new();
-    HARNESS.get_or_init(|| DialectHarness::new("LTAIkvmuxdev", AliyunDialect::new))
+    HARNESS.get_or_init(|| DialectHarness::new("LTAIkvmuxdev", &[], AliyunDialect::new))
 }
 
 fuzz_target!(|data: &[u8]| {

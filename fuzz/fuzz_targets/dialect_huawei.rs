@@ -11,7 +11,9 @@ use libfuzzer_sys::fuzz_target;
 
 fn harness() -> &'static DialectHarness<HuaweiDialect> {
     static HARNESS: OnceLock<DialectHarness<HuaweiDialect>> = OnceLock::new();
-    HARNESS.get_or_init(|| DialectHarness::new("HWkvmuxdev", HuaweiDialect::new))
+    HARNESS.get_or_init(|| {
+        DialectHarness::new("HWkvmuxdev", &[(501, "KVS.00000002")], HuaweiDialect::new)
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

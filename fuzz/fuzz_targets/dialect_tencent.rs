@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn harness() -> &'static DialectHarness<TencentDialect> {
     static HARNESS: OnceLock<DialectHarness<TencentDialect>> = OnceLock::new();
-    HARNESS.get_or_init(|| DialectHarness::new("AKIDkvmuxdev", TencentDialect::new))
+    HARNESS.get_or_init(|| DialectHarness::new("AKIDkvmuxdev", &[], TencentDialect::new))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -236,6 +236,26 @@ mod tests {
     }
 
     #[test]
+    fn huawei_unknown_operation_is_its_own_501_and_passes_the_harness() {
+        // Found by dialect_huawei: the spec's 501 KVS.00000002 for an unknown `/v1/<op>`.
+        let harness = dialects::DialectHarness::new(
+            "HWkvmuxdev",
+            &[(501, "KVS.00000002")],
+            kv_huawei::HuaweiDialect::new,
+        );
+        let crash = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("corpus/dialect_huawei/seed-crash-unknown-op-501"),
+        )
+        .unwrap();
+        let response = harness.serve(&crash).expect("a request");
+        assert_eq!(response.status(), 501);
+        let strict =
+            dialects::DialectHarness::new("HWkvmuxdev", &[], kv_huawei::HuaweiDialect::new);
+        assert!(catch_unwind(AssertUnwindSafe(|| strict.serve(&crash))).is_err());
+    }
+
+    #[test]
     fn raw_format_round_trips() {
         for target in ["dialect_tencent", "dialect_aliyun", "dialect_huawei"] {
             for seed in seeds(target) {
