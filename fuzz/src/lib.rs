@@ -256,6 +256,23 @@ mod tests {
     }
 
     #[test]
+    fn tc3_with_a_mixed_case_get_signs_its_query_as_the_verifier_does() {
+        // Found by sig_tencent_tc3: `GeT` (which the dialect refuses before verifying) was
+        // signed without its query by the harness and with it by the verifier.
+        let seed = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("corpus/sig_tencent_tc3/seed-crash-method-case"),
+        )
+        .unwrap();
+        check_signature(
+            &seed,
+            tencent::sign_tc3,
+            &verifiers::tencent_tc3,
+            tencent::tc3_signed_by_secret,
+        );
+    }
+
+    #[test]
     fn raw_format_round_trips() {
         for target in ["dialect_tencent", "dialect_aliyun", "dialect_huawei"] {
             for seed in seeds(target) {

@@ -191,7 +191,10 @@ pub mod tencent {
         } else {
             sha256_hex(request.body())
         };
-        let get = request.method() == http::Method::GET;
+        // The spec defines GET and POST only, and the dialect refuses other methods before it
+        // verifies; for those the query is signed if the method is `get` in any case, as the
+        // verifier does, so only GET and POST decide the invariant.
+        let get = request.method().as_str().eq_ignore_ascii_case("GET");
         let canonical = format!(
             "{}\n{}\n{}\n{headers}\n{}\n{payload}",
             request.method(),
