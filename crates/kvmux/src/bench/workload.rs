@@ -30,8 +30,10 @@ pub enum Target {
 
 /// How many items a `batch` request carries.
 pub const BATCH_SIZE: usize = 20;
-const NAMESPACE: &str = "kvmux-bench";
-const ZONE: &str = "zone-bench";
+/// The Tencent and Aliyun namespace the workload writes to (public so tests can bind them).
+pub const NAMESPACE: &str = "kvmux-bench";
+/// The Tencent zone of [`NAMESPACE`].
+pub const ZONE: &str = "zone-bench";
 const STORE: &str = "benchstore";
 
 /// Builds signed requests for one target.
@@ -94,11 +96,14 @@ impl Workload {
     pub fn request(&self, op: Op, i: usize) -> Request<Bytes> {
         let key = key_name(i);
         let value = String::from_utf8_lossy(&self.value).into_owned();
+        let batch_items = || -> Vec<(String, String)> {
+            (0..BATCH_SIZE)
+                .map(|j| (key_name(i + j), value.clone()))
+                .collect()
+        };
         match (self.target, op) {
-            (Target::Tencent, Op::Get) => self.tencent("EdgeKVGet", serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Keys": [key]})),
-            (Target::Tencent, Op::Put) => {
-                self.tencent("EdgeKVPut", serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Key": key, "Value": value}))
-            }
+            (_, Op::Put) => self.put(&key, &value),
+            (Target::Tencent, Op::Get) | (Target::Aliyun, Op::Get) | (Target::Huawei, Op::Get) => self.get(&key),
             (Target::Tencent, Op::List | Op::Scan) => self.tencent(
                 "EdgeKVList",
                 serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Prefix": "key-", "Limit": 100}),
@@ -107,41 +112,111 @@ impl Workload {
                 let keys: Vec<String> = (0..BATCH_SIZE).map(|j| key_name(i + j)).collect();
                 self.tencent("EdgeKVGet", serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Keys": keys}))
             }
-            (Target::Aliyun, Op::Get) => self.aliyun(Method::GET, "GetKv", &[("Namespace", NAMESPACE), ("Key", &key)], &[]),
-            (Target::Aliyun, Op::Put) => {
-                self.aliyun(Method::POST, "PutKv", &[("Namespace", NAMESPACE), ("Key", &key)], &[("Value", &value)])
-            }
             (Target::Aliyun, Op::List | Op::Scan) => self.aliyun(
                 Method::GET,
                 "ListKvs",
                 &[("Namespace", NAMESPACE), ("Prefix", "key-"), ("PageSize", "100")],
                 &[],
             ),
-            (Target::Aliyun, Op::Batch) => {
-                let list: Vec<serde_json::Value> = (0..BATCH_SIZE)
-                    .map(|j| serde_json::json!({"Key": key_name(i + j), "Value": value}))
-                    .collect();
-                let list = serde_json::Value::Array(list).to_string();
-                self.aliyun(Method::POST, "BatchPutKv", &[("Namespace", NAMESPACE)], &[("KvList", &list)])
-            }
-            (Target::Huawei, Op::Get) => self.huawei("get-kv", bson::doc! {"table_name": "bench", "primary_key": {"id": key}}),
-            (Target::Huawei, Op::Put) => self.huawei(
-                "put-kv",
-                bson::doc! {"table_name": "bench", "kv_doc": {"id": key, "v": value}},
-            ),
             (Target::Huawei, Op::List | Op::Scan) => self.huawei("scan-kv", bson::doc! {"table_name": "bench", "limit": 100}),
-            (Target::Huawei, Op::Batch) => {
-                let opers: Vec<bson::Document> = (0..BATCH_SIZE)
-                    .map(|j| bson::doc! {"put_kv": {"oper_id": j as i32, "kv_doc": {"id": key_name(i + j), "v": value.clone()}}})
-                    .collect();
-                self.huawei("batch-write-kv", bson::doc! {"table_opers": [{"table_name": "bench", "kv_opers": opers}]})
+            (Target::Dynamodb, _) => self.get(&key),
+            // Aliyun and Huawei: a multi-item write (the others were matched above).
+            (_, Op::Batch) => self
+                .batch_put(&batch_items())
+                .unwrap_or_else(|| self.get(&key)),
+        }
+    }
+
+    /// One put of `value` at `key` into the container [`Workload::setup`] creates (Huawei: the
+    /// document `{id: key, v: value}`).
+    pub fn put(&self, key: &str, value: &str) -> Request<Bytes> {
+        match self.target {
+            Target::Tencent => {
+                self.tencent("EdgeKVPut", serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Key": key, "Value": value}))
             }
-            (Target::Dynamodb, Op::Put) => self.dynamodb(
+            Target::Aliyun => self.aliyun(Method::POST, "PutKv", &[("Namespace", NAMESPACE), ("Key", key)], &[("Value", value)]),
+            Target::Huawei => self.huawei_put_kv(key, value, None),
+            Target::Dynamodb => self.dynamodb(
                 "PutItem",
                 serde_json::json!({"TableName": "bench", "Item": {"id": {"S": key}, "v": {"S": value}}}),
             ),
-            (Target::Dynamodb, _) => self.dynamodb("GetItem", serde_json::json!({"TableName": "bench", "Key": {"id": {"S": key}}})),
         }
+    }
+
+    /// One read of `key` (Tencent: an `EdgeKVGet` of that one key).
+    pub fn get(&self, key: &str) -> Request<Bytes> {
+        match self.target {
+            Target::Tencent => self.tencent(
+                "EdgeKVGet",
+                serde_json::json!({"ZoneId": ZONE, "Namespace": NAMESPACE, "Keys": [key]}),
+            ),
+            Target::Aliyun => self.aliyun(
+                Method::GET,
+                "GetKv",
+                &[("Namespace", NAMESPACE), ("Key", key)],
+                &[],
+            ),
+            Target::Huawei => self.huawei(
+                "get-kv",
+                bson::doc! {"table_name": "bench", "primary_key": {"id": key}},
+            ),
+            Target::Dynamodb => self.dynamodb(
+                "GetItem",
+                serde_json::json!({"TableName": "bench", "Key": {"id": {"S": key}}}),
+            ),
+        }
+    }
+
+    /// Huawei put-kv of `{id: key, v: value}`, with `condition` as its `condition_expression`
+    /// when given (the SDK's shape, e.g. `{single_field_expression: {field, func, value}}`).
+    pub fn huawei_put_kv(
+        &self,
+        key: &str,
+        value: &str,
+        condition: Option<bson::Document>,
+    ) -> Request<Bytes> {
+        let mut body = bson::doc! {"table_name": "bench", "kv_doc": {"id": key, "v": value}};
+        if let Some(condition) = condition {
+            body.insert("condition_expression", condition);
+        }
+        self.huawei("put-kv", body)
+    }
+
+    /// One multi-item write of `items` (key, value) where the dialect has one: Aliyun
+    /// `BatchPutKv`, Huawei `batch-write-kv` (one `put_kv` per item, `oper_id` = its index).
+    /// `None` for Tencent and DynamoDB, which kvmux serves no multi-item write for.
+    pub fn batch_put(&self, items: &[(String, String)]) -> Option<Request<Bytes>> {
+        match self.target {
+            Target::Aliyun => Some(self.aliyun_batch_put(items)),
+            Target::Huawei => Some(self.huawei_batch_write(items)),
+            Target::Tencent | Target::Dynamodb => None,
+        }
+    }
+
+    fn aliyun_batch_put(&self, items: &[(String, String)]) -> Request<Bytes> {
+        let list: Vec<serde_json::Value> = items
+            .iter()
+            .map(|(key, value)| serde_json::json!({"Key": key, "Value": value}))
+            .collect();
+        let list = serde_json::Value::Array(list).to_string();
+        self.aliyun(
+            Method::POST,
+            "BatchPutKv",
+            &[("Namespace", NAMESPACE)],
+            &[("KvList", &list)],
+        )
+    }
+
+    fn huawei_batch_write(&self, items: &[(String, String)]) -> Request<Bytes> {
+        let opers: Vec<bson::Document> = items
+            .iter()
+            .enumerate()
+            .map(|(j, (key, value))| bson::doc! {"put_kv": {"oper_id": j as i32, "kv_doc": {"id": key, "v": value}}})
+            .collect();
+        self.huawei(
+            "batch-write-kv",
+            bson::doc! {"table_opers": [{"table_name": "bench", "kv_opers": opers}]},
+        )
     }
 
     /// Whether a reply is an error in the target's own terms (Tencent answers errors with 200).

@@ -234,3 +234,26 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Sends a request built elsewhere (e.g. signed by `bench/workload.rs`, whose URI is a bare path)
+/// to the server on `port`. A transport error is returned rather than unwrapped, for tests that
+/// stop the server under load or treat a lost answer as an unknown outcome.
+pub fn send_request(
+    agent: &ureq::Agent,
+    port: u16,
+    request: http::Request<bytes::Bytes>,
+) -> Result<(u16, Vec<u8>), ureq::Error> {
+    let (mut parts, body) = request.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    parts.uri = format!("http://127.0.0.1:{port}{target}")
+        .parse()
+        .expect("uri");
+    let mut resp = agent.run(http::Request::from_parts(parts, body.to_vec()))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_vec()?;
+    Ok((status, body))
+}
