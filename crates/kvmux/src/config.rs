@@ -39,6 +39,64 @@ pub struct Config {
     /// Cross-dialect bindings: a Tencent namespace and an Aliyun namespace that are one store.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bindings: Vec<BindingConfig>,
+    /// `[tls]`: when present the port serves HTTPS only (the admin API included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: either `cert` + `key` (PEM files; the cert file may hold the whole chain, leaf first),
+/// or `self_signed = true`, which generates a certificate for the listen host, `localhost` and
+/// `127.0.0.1` at every start and writes it (not the key) to `write_cert` for clients to trust.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    pub self_signed: bool,
+    /// Self-signed mode only: where the certificate goes (default `<data_dir>/tls/cert.pem`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_cert: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the section names one usable mode; the error names the offending key, so that the
+    /// caller can point at it in the file.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match (self.self_signed, &self.cert, &self.key) {
+            (true, None, None) => Ok(()),
+            (true, _, _) => Err((
+                if self.cert.is_some() { "cert" } else { "key" },
+                "tls: self_signed = true generates its own certificate; remove cert and key, or \
+                 set self_signed = false to use them"
+                    .into(),
+            )),
+            (false, Some(cert), Some(key)) => {
+                if self.write_cert.is_some() {
+                    return Err((
+                        "write_cert",
+                        "tls: write_cert is only for self_signed = true (cert is already a file)"
+                            .into(),
+                    ));
+                }
+                crate::tls::check_files(cert, key).map_err(|message| {
+                    let key_at_fault = if message.starts_with("tls.key") {
+                        "key"
+                    } else {
+                        "cert"
+                    };
+                    (key_at_fault, message)
+                })
+            }
+            (false, Some(_), None) => Err(("cert", "tls: cert is set but key is missing".into())),
+            (false, None, Some(_)) => Err(("key", "tls: key is set but cert is missing".into())),
+            (false, None, None) => Err((
+                "",
+                "tls: set cert and key (PEM files), or self_signed = true".into(),
+            )),
+        }
+    }
 }
 
 /// `[[bindings]]`: data written through one vendor's API is read through the other's, e.g. to
@@ -163,6 +221,7 @@ impl Default for Config {
             huawei: toml::Table::new(),
             credentials: dev_credentials(),
             bindings: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -244,6 +303,17 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
+        if let Some(tls) = &config.tls {
+            tls.check().map_err(|(key, message)| {
+                let (line, column) = position_of(text, &["tls", key]);
+                ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message,
+                }
+            })?;
+        }
         Ok(config)
     }
 
@@ -371,6 +441,28 @@ fn masked_storage_url(url: &str) -> String {
         }
         None => masked,
     }
+}
+
+/// Line and column of the value at `keys` (e.g. `["tls", "cert"]`) in config text, falling back
+/// to the nearest enclosing table that exists (an empty key stops there), then to 1:1.
+fn position_of(text: &str, keys: &[&str]) -> (usize, usize) {
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return (1, 1);
+    };
+    let mut span = None;
+    let mut table = Some(root.get_ref());
+    for key in keys.iter().filter(|k| !k.is_empty()) {
+        let Some(value) = table.and_then(|t| t.get(*key)) else {
+            break;
+        };
+        span = Some(value.span());
+        table = match value.get_ref() {
+            toml::de::DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    span.map(|s| line_and_column(text, s.start))
+        .unwrap_or((1, 1))
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
@@ -525,6 +617,40 @@ account = "dev"
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("db.internal"), "{shown}");
         }
+    }
+
+    #[test]
+    fn tls_sections_are_checked_with_line_and_column() {
+        let ok = Config::parse("[tls]\nself_signed = true\n", Path::new("k")).unwrap();
+        assert!(ok.tls.as_ref().is_some_and(|t| t.self_signed));
+        assert_eq!(Config::parse("", Path::new("k")).unwrap().tls, None);
+        let back = Config::parse(&ok.to_masked_toml(), Path::new("k")).unwrap();
+        assert_eq!(back.tls, ok.tls);
+
+        let err = |text: &str| {
+            Config::parse(text, Path::new("k.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let both = err("listen = \"127.0.0.1:1\"\n[tls]\nself_signed = true\ncert = \"c.pem\"\n");
+        assert!(both.starts_with("k.toml:4:8: tls: self_signed"), "{both}");
+        let missing = err("[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n");
+        assert!(
+            missing.starts_with("k.toml:2:8: tls.cert /nonexistent/c.pem:"),
+            "{missing}"
+        );
+        let half = err("\n[tls]\nkey = \"k.pem\"\n");
+        assert!(
+            half.starts_with("k.toml:3:7: tls: key is set but cert"),
+            "{half}"
+        );
+        let empty = err("\n\n[tls]\n");
+        assert!(
+            empty.starts_with("k.toml:3:") && empty.contains("self_signed = true"),
+            "{empty}"
+        );
+        let typo = err("[tls]\nself_sigend = true\n");
+        assert!(typo.starts_with("k.toml:2:1:"), "{typo}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod inspector;
 mod metrics;
 mod server;
 mod snapshot;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,15 @@ enum Command {
         /// Data directory, overriding the config.
         #[arg(long, env = "KVMUX_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key), overriding `[tls]`.
+        #[arg(long, env = "KVMUX_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "KVMUX_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve HTTPS with a certificate generated at start-up, overriding `[tls]`.
+        #[arg(long, env = "KVMUX_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+        tls_self_signed: bool,
     },
     /// Print the effective configuration of FILE (secrets masked), or where it is wrong.
     CheckConfig { file: PathBuf },
@@ -128,6 +138,9 @@ fn main() -> ExitCode {
             config,
             listen,
             data_dir,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
         } => {
             let _log_flush = init_tracing();
             let (mut config, source) = match resolve_config(config) {
@@ -139,6 +152,13 @@ fn main() -> ExitCode {
             }
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
+            }
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                let tls = config.tls.get_or_insert_with(Default::default);
+                (tls.cert, tls.key, tls.self_signed) = (Some(cert), Some(key), false);
+            } else if tls_self_signed {
+                let tls = config.tls.get_or_insert_with(Default::default);
+                (tls.cert, tls.key, tls.self_signed) = (None, None, true);
             }
             run_to_exit(Runtime::MultiThread, "kvmux", serve(config, source))
         }
@@ -290,7 +310,36 @@ async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
     }
 }
 
+/// Raises the open-files soft limit to the hard limit: every connection is a descriptor, and the
+/// usual soft limit of 1024 would refuse connections long before `limits.max_connections`.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => tracing::warn!(error = %e, soft, hard, "cannot raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
+    raise_open_files_limit();
+    let tls = match &config.tls {
+        Some(section) => {
+            section.check().map_err(|(_, message)| message)?;
+            let prepared = tls::prepare(section, &config.listen, &config.data_dir)?;
+            if let Some(path) = &prepared.written_cert {
+                tracing::info!(
+                    cert = %path.display(),
+                    "self-signed TLS certificate written; clients must trust this file"
+                );
+            }
+            Some(prepared.acceptor)
+        }
+        None => None,
+    };
     let (engine, data) = open_engine(&config).await?;
     for binding in &config.bindings {
         engine.bind_containers(binding.members());
@@ -327,10 +376,18 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
         data = %data,
         config = %source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
         dialects = ?gateway.dialect_names(),
-        "kvmux listening on http://{local}"
+        "kvmux listening on {scheme}://{local}",
+        scheme = if tls.is_some() { "https" } else { "http" },
     );
     let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
-    server::run(gateway, listener, shutdown_signal(), Duration::from_secs(8)).await;
+    server::run(
+        gateway,
+        listener,
+        tls,
+        shutdown_signal(),
+        Duration::from_secs(8),
+    )
+    .await;
     sweeper.abort();
     engine
         .close()

@@ -429,18 +429,22 @@ impl AsyncWrite for QuickAckStream {
 }
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests (at most
-/// `drain` long) and returns.
+/// `drain` long) and returns. With `tls`, every connection is HTTPS: the handshake runs inside
+/// the connection's permit and must finish within the header timeout, so clients that open TCP
+/// and never send a ClientHello hold a slot no longer than slow plain-HTTP clients do.
 pub async fn run(
     gw: Arc<Gateway>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
     let limits = gw.config.limits.clone();
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
+        .header_read_timeout(header_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -467,14 +471,42 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let service = hyper::service::service_fn(move |req| handle(gw.clone(), peer, req));
-        let conn = http.serve_connection(TokioIo::new(QuickAckStream(stream)), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let stream = QuickAckStream(stream);
+        match &tls {
+            None => {
+                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let http = http.clone();
+                // Taken now: a connection still in its handshake at shutdown is then drained too.
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(header_timeout, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished in time");
+                            return;
+                        }
+                    };
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {
