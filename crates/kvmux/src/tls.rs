@@ -61,7 +61,15 @@ fn server_config(
 /// Checks `cert`/`key` mode without starting anything: both files readable, PEM, and a matching
 /// pair. (Self-signed mode has nothing to check before start-up.)
 pub fn check_files(cert: &Path, key: &Path) -> Result<(), String> {
-    server_config(read_cert_chain(cert)?, read_private_key(key)?).map(|_| ())
+    server_config(read_cert_chain(cert)?, read_private_key(key)?)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "tls.key {}: not usable with the certificate in {}: {e}",
+                key.display(),
+                cert.display()
+            )
+        })
 }
 
 /// Where self-signed mode writes its certificate when `write_cert` is not set.
@@ -153,7 +161,10 @@ mod tests {
         std::fs::write(&cert, one.cert.pem()).unwrap();
         std::fs::write(&key, other.signing_key.serialize_pem()).unwrap();
         let err = check_files(&cert, &key).unwrap_err();
-        assert!(err.contains("cannot be used together"), "{err}");
+        assert!(
+            err.starts_with("tls.key") && err.contains("cannot be used together"),
+            "{err}"
+        );
         std::fs::write(&key, one.signing_key.serialize_pem()).unwrap();
         check_files(&cert, &key).unwrap();
     }
