@@ -429,9 +429,13 @@ impl AsyncWrite for QuickAckStream {
 }
 
 /// Accepts connections until `shutdown` resolves, then drains in-flight requests (at most
-/// `drain` long) and returns. With `tls`, every connection is HTTPS: the handshake runs inside
-/// the connection's permit and must finish within the header timeout, so clients that open TCP
-/// and never send a ClientHello hold a slot no longer than slow plain-HTTP clients do.
+/// `drain` long) and returns.
+///
+/// A connection costs only its task until the client sends its first byte: hyper's buffers (two
+/// 8 KiB ones) and, with `tls`, rustls's state are made then. A client gets `header_timeout_secs`
+/// to start talking and, with `tls`, to finish the handshake, and then `header_timeout_secs` for
+/// each request head; all of it inside the connection's permit, so clients that open TCP and
+/// never send a request (or a ClientHello) count against `max_connections` and are cut off.
 pub async fn run(
     gw: Arc<Gateway>,
     listener: TcpListener,
@@ -448,6 +452,9 @@ pub async fn run(
         .max_buf_size(limits.max_header_bytes.max(8192));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells connections that have not sent anything yet to close at shutdown (the graceful
+    // watcher only knows connections that hyper serves).
+    let (stopping, stop_signal) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -470,45 +477,61 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
-        let service = hyper::service::service_fn(move |req| handle(gw.clone(), peer, req));
-        let stream = QuickAckStream(stream);
-        match &tls {
-            None => {
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let http = http.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        let mut stop_signal = stop_signal.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            // A peek, not `readable()`: tokio may report a fresh socket readable before any byte
+            // has arrived, and a peek waits for one.
+            let mut first_byte = [0u8; 1];
+            tokio::select! {
+                ready = tokio::time::timeout(header_timeout, stream.peek(&mut first_byte)) => match ready {
+                    Ok(Ok(0)) => return,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %peer, "connection failed before a request");
+                        return;
                     }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let handshake = acceptor.accept(stream);
-                let http = http.clone();
-                // Taken now: a connection still in its handshake at shutdown is then drained too.
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(header_timeout, handshake).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake not finished in time");
-                            return;
-                        }
-                    };
-                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    Err(_) => {
+                        tracing::debug!(%peer, "nothing sent within the header timeout");
+                        return;
                     }
-                    drop(permit);
-                });
+                },
+                _ = stop_signal.changed() => return,
             }
-        }
+            let service = hyper::service::service_fn(move |req| handle(gw.clone(), peer, req));
+            let stream = QuickAckStream(stream);
+            let served = match tls {
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake not finished in time");
+                                return;
+                            }
+                        };
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
     }
     drop(listener);
+    let _ = stopping.send(true);
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain timed out; closing remaining connections"),
