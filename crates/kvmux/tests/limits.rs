@@ -370,3 +370,21 @@ fn ten_thousand_idle_connections_cost_little_memory_and_block_nobody() {
     drop(idle);
     assert_healthy(&s);
 }
+
+#[test]
+fn sigterm_does_not_wait_for_connections_that_never_sent_anything() {
+    let mut s = Server::start("[limits]\nheader_timeout_secs = 600\n");
+    let mut silent: Vec<TcpStream> = (0..50).map(|_| connect(s.port)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds(s.pid()) < 50 {
+        assert!(Instant::now() < deadline, "connections not accepted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let status = s.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    // The drain limit is 8 s: well under it means they were closed, not waited out.
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(closed_by_server(&mut silent[0]));
+}
