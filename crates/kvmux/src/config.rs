@@ -58,6 +58,11 @@ pub struct TlsConfig {
     /// Self-signed mode only: where the certificate goes (default `<data_dir>/tls/cert.pem`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write_cert: Option<PathBuf>,
+    /// Self-signed mode only: more DNS names or IP addresses for the certificate, e.g. the name
+    /// clients use, or `*.kvs.localhost` for Huawei SDKs, which put the store name in front of
+    /// the endpoint's host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 impl TlsConfig {
@@ -70,6 +75,11 @@ impl TlsConfig {
                 if self.cert.is_some() { "cert" } else { "key" },
                 "tls: self_signed = true generates its own certificate; remove cert and key, or \
                  set self_signed = false to use them"
+                    .into(),
+            )),
+            (false, _, _) if !self.names.is_empty() => Err((
+                "names",
+                "tls: names is only for self_signed = true (a cert file already has its names)"
                     .into(),
             )),
             (false, Some(cert), Some(key)) => {
@@ -648,6 +658,11 @@ account = "dev"
         assert!(
             empty.starts_with("k.toml:3:") && empty.contains("self_signed = true"),
             "{empty}"
+        );
+        let names = err("[tls]\ncert = \"c\"\nkey = \"k\"\nnames = [\"a.example\"]\n");
+        assert!(
+            names.starts_with("k.toml:4:9: tls: names is only"),
+            "{names}"
         );
         let typo = err("[tls]\nself_sigend = true\n");
         assert!(typo.starts_with("k.toml:2:1:"), "{typo}");

@@ -78,20 +78,41 @@ pub fn default_cert_path(data_dir: &Path) -> PathBuf {
 }
 
 /// The names a self-signed certificate is valid for: the listen host (unless it is a wildcard
-/// address), `localhost` and `127.0.0.1`.
-fn self_signed_names(listen: &str) -> Vec<String> {
+/// address), `localhost`, `127.0.0.1` and the configured `names`, each once.
+fn self_signed_names(listen: &str, extra: &[String]) -> Vec<String> {
     let mut names = Vec::new();
     if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
         if !addr.ip().is_unspecified() {
             names.push(addr.ip().to_string());
         }
     }
-    for name in ["localhost", "127.0.0.1"] {
+    for name in ["localhost", "127.0.0.1"]
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+    {
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
     }
     names
+}
+
+/// A fresh key and a certificate for `self_signed_names(listen, extra)`. Its subject names this
+/// start uniquely: clients that trust several gateways' certificates in one bundle look the
+/// issuer up by subject, and identical subjects (rcgen's default) make all but the first fail.
+fn self_signed(
+    listen: &str,
+    extra: &[String],
+) -> Result<rcgen::CertifiedKey<rcgen::KeyPair>, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(self_signed_names(listen, extra))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("kvmux self-signed {listen} {}", uuid::Uuid::new_v4()),
+    );
+    let signing_key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&signing_key)?;
+    Ok(rcgen::CertifiedKey { cert, signing_key })
 }
 
 /// What start-up did to get a TLS config, for the log line.
@@ -105,8 +126,7 @@ pub struct Prepared {
 /// (the key stays in memory) and writes the certificate out for clients to trust.
 pub fn prepare(tls: &TlsConfig, listen: &str, data_dir: &Path) -> Result<Prepared, String> {
     let (config, written_cert) = if tls.self_signed {
-        let names = self_signed_names(listen);
-        let generated = rcgen::generate_simple_self_signed(names)
+        let generated = self_signed(listen, &tls.names)
             .map_err(|e| format!("tls: generating a self-signed certificate: {e}"))?;
         let path = tls
             .write_cert
@@ -116,7 +136,11 @@ pub fn prepare(tls: &TlsConfig, listen: &str, data_dir: &Path) -> Result<Prepare
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("tls: creating {}: {e}", parent.display()))?;
         }
-        std::fs::write(&path, generated.cert.pem())
+        // Written beside and renamed into place, so a client polling for the file never reads
+        // half of it.
+        let partial = path.with_extension("pem.partial");
+        std::fs::write(&partial, generated.cert.pem())
+            .and_then(|()| std::fs::rename(&partial, &path))
             .map_err(|e| format!("tls: writing the certificate to {}: {e}", path.display()))?;
         let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
         let config = server_config(vec![generated.cert.der().clone()], key)?;
@@ -141,14 +165,17 @@ mod tests {
     #[test]
     fn self_signed_names_cover_the_listen_host_and_loopback_once() {
         assert_eq!(
-            self_signed_names("127.0.0.1:9090"),
+            self_signed_names("127.0.0.1:9090", &[]),
             ["127.0.0.1", "localhost"]
         );
         assert_eq!(
-            self_signed_names("10.1.2.3:443"),
+            self_signed_names("10.1.2.3:443", &[]),
             ["10.1.2.3", "localhost", "127.0.0.1"]
         );
-        assert_eq!(self_signed_names("0.0.0.0:443"), ["localhost", "127.0.0.1"]);
+        assert_eq!(
+            self_signed_names("0.0.0.0:443", &["kv.internal".into(), "localhost".into()]),
+            ["localhost", "127.0.0.1", "kv.internal"]
+        );
     }
 
     #[test]
