@@ -3,6 +3,9 @@
 
 KVMUX_BIN names the binary (the test script sets it); otherwise target/debug/kvmux is used.
 KVMUX_TEST_STORAGE=postgres://... runs every gateway on PostgreSQL instead of redb.
+KVMUX_TEST_TLS=1 runs every gateway with `[tls] self_signed = true`: each writes its certificate,
+which is appended to one session bundle (CA_BUNDLE) that the clients trust, each SDK its own way,
+and nothing else; `url` and `SCHEME` are then https.
 """
 
 import hashlib
@@ -11,6 +14,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -22,6 +26,31 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 DEV_SECRET = "kvmuxdevsecret"
 DEV_IDS = {"tencent": "AKIDkvmuxdev", "aliyun": "LTAIkvmuxdev", "huawei": "HWkvmuxdev"}
+
+TLS = os.environ.get("KVMUX_TEST_TLS") == "1"
+SCHEME = "https" if TLS else "http"
+# Under TLS: the certificates of every gateway this session started, and no other. Python's
+# default SSL context (urllib, aiohttp) finds it through SSL_CERT_FILE, requests through
+# REQUESTS_CA_BUNDLE; the SDKs that take a CA file are given it explicitly.
+CA_BUNDLE = None
+if TLS:
+    _bundle_dir = tempfile.mkdtemp(prefix="kvmux-tls-trust-")
+    CA_BUNDLE = os.path.join(_bundle_dir, "gateways.pem")
+    pathlib.Path(CA_BUNDLE).write_text("")
+    os.environ["SSL_CERT_FILE"] = CA_BUNDLE
+    os.environ["REQUESTS_CA_BUNDLE"] = CA_BUNDLE
+
+
+# Under TLS the Huawei SDK is pointed at https://kvs.localhost:PORT: it puts the store name in front
+# of that host (`<store>.kvs.localhost`), which the gateway's self-signed certificate covers with
+# `*.kvs.localhost` and kv-huawei reads as a store through `base_hosts`. (A wildcard directly over
+# `localhost` or `127.0.0.1` is refused by OpenSSL, hence the extra label.)
+HUAWEI_TLS_HOST = "kvs.localhost"
+
+
+def tls_only_skip(reason: str):
+    """Skips a test only when the suite runs over TLS, saying why it cannot."""
+    return pytest.mark.skipif(TLS, reason=f"not over TLS: {reason}")
 
 
 def kvmux_bin() -> str:
@@ -66,12 +95,24 @@ class Kvmux:
         self.data_dir = data_dir or os.path.join(self._tmp.name, "data")
         self.config_path = os.path.join(self._tmp.name, "kvmux.toml")
         creds = dev_credentials_toml() if credentials_toml is None else credentials_toml
+        self.cert_path = os.path.join(self._tmp.name, "cert.pem") if TLS else None
+        tls = ""
+        if TLS:
+            tls = (
+                f'[tls]\nself_signed = true\nwrite_cert = "{self.cert_path}"\n'
+                f'names = ["{HUAWEI_TLS_HOST}", "*.{HUAWEI_TLS_HOST}"]\n'
+            )
+            base_hosts = f'base_hosts = ["{HUAWEI_TLS_HOST}"]\n'
+            if "[huawei]\n" in extra_toml:
+                extra_toml = extra_toml.replace("[huawei]\n", "[huawei]\n" + base_hosts, 1)
+            else:
+                tls += "[huawei]\n" + base_hosts
         with open(self.config_path, "w") as f:
             f.write(
                 f'listen = "127.0.0.1:{self.port}"\n'
                 f'data_dir = "{self.data_dir}"\n'
                 f"{storage_toml(self.data_dir)}"
-                f"{extra_toml}\n\n{creds}\n"
+                f"{extra_toml}\n\n{creds}\n{tls}"
             )
         self.log_path = os.path.join(self._tmp.name, "kvmux.log")
         self.proc = None
@@ -82,22 +123,43 @@ class Kvmux:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{SCHEME}://127.0.0.1:{self.port}"
+
+    def _ssl_context(self):
+        """Under TLS, a context trusting only this gateway's certificate (None over plain HTTP)."""
+        if not TLS:
+            return None
+        return ssl.create_default_context(cafile=self.cert_path)
+
+    def _trust_certificate(self):
+        """Waits for the certificate the gateway writes at start-up (by rename: whole or absent)
+        and adds it to CA_BUNDLE."""
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.cert_path) or os.path.getsize(self.cert_path) == 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kvmux wrote no certificate: {self.log()}")
+            time.sleep(0.05)
+        with open(CA_BUNDLE, "a") as bundle:
+            bundle.write(pathlib.Path(self.cert_path).read_text())
 
     def start(self) -> "Kvmux":
         log = open(self.log_path, "ab")
+        if TLS and os.path.exists(self.cert_path):
+            os.remove(self.cert_path)  # a restart writes a new one; never trust the old one
         self.proc = subprocess.Popen(
             [kvmux_bin(), "serve", "--config", self.config_path],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
         )
+        if TLS:
+            self._trust_certificate()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kvmux exited early: {self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/_kvmux/health", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/_kvmux/health", timeout=1, context=self._ssl_context()) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -126,7 +188,7 @@ class Kvmux:
         req = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl_context()) as r:
             raw = r.read()
             return json.loads(raw) if raw else None
 

@@ -5,7 +5,14 @@ Recipe (spec §8.2 A): the SDK puts the store in the host (`http://<store>.127.0
 does not resolve, so HTTP_PROXY points at kvmux and the gateway receives absolute-form requests
 with `Host: <store>.127.0.0.1:PORT`. HOME is a scratch dir because the SDK writes
 ~/.huaweicloud/application_id the first time a client is built.
+
+Under KVMUX_TEST_TLS=1 the SDK uses https end to end instead: endpoint https://kvs.localhost:PORT,
+so requests go to `https://<store>.kvs.localhost:PORT`, which the gateway's certificate covers and
+which resolves to 127.0.0.1 as RFC 6761 says `.localhost` names do (this machine's resolver does
+not, so the test process resolves them itself; see `localhost_names_resolve`). No proxy then.
 """
+
+import socket
 
 import datetime
 import uuid
@@ -18,34 +25,66 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.signer.algorithm import SigningAlgorithm
 from huaweicloudsdkkvs.v1 import *  # noqa: F401,F403 (the SDK's documented import style)
 
-from conftest import DEV_IDS, DEV_SECRET
+from conftest import CA_BUNDLE, DEV_IDS, DEV_SECRET, HUAWEI_TLS_HOST, TLS, tls_only_skip
 
 AK = DEV_IDS["huawei"]
+
+
+def localhost_names_resolve(monkeypatch):
+    """Resolves `*.localhost` to 127.0.0.1 in this process, as RFC 6761 §6.3 has it (and as
+    systemd-resolved, curl and browsers do); glibc with this machine's nsswitch does not."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)
 def sdk_env(kvmux, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HTTP_PROXY", kvmux.url)
-    monkeypatch.setenv("http_proxy", kvmux.url)
-    for name in ("NO_PROXY", "no_proxy"):
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+    if TLS:
+        localhost_names_resolve(monkeypatch)
+    else:
+        route_through(monkeypatch, kvmux)
 
 
 def route_through(monkeypatch, server):
-    """Send the SDK's requests (absolute-form, via HTTP_PROXY) to this gateway."""
-    monkeypatch.setenv("HTTP_PROXY", server.url)
-    monkeypatch.setenv("http_proxy", server.url)
+    """Send the SDK's requests (absolute-form, via HTTP_PROXY) to this gateway. Under TLS the
+    endpoint itself names the gateway (see sdk_endpoint) and there is no proxy."""
+    if not TLS:
+        monkeypatch.setenv("HTTP_PROXY", server.url)
+        monkeypatch.setenv("http_proxy", server.url)
+
+
+def sdk_endpoint(server):
+    """The endpoint the SDK is given: over plain HTTP `http://127.0.0.1:PORT` (reached through
+    HTTP_PROXY), under TLS `https://kvs.localhost:PORT` (reached directly)."""
+    if TLS:
+        return f"https://{HUAWEI_TLS_HOST}:{server.port}"
+    return f"http://{server.endpoint}"
+
+
+def tls_config():
+    """The SDK's default HTTP config, trusting CA_BUNDLE (the SDK's CA option; None over HTTP)."""
+    config = HttpConfig.get_default_config()
+    config.ssl_ca_cert = CA_BUNDLE
+    return config
 
 
 def make_client(server, ak=AK, sk=DEV_SECRET, algorithm=None):
-    config = HttpConfig.get_default_config()
+    config = tls_config()
     if algorithm is not None:
         config.signing_algorithm = algorithm
     return (
         KvsClient.new_builder()
         .with_credentials(BasicCredentials(ak, sk, "kvmuxproject"))
-        .with_endpoint(server.url)
+        .with_endpoint(sdk_endpoint(server))
         .with_http_config(config)
         .build()
     )
@@ -361,6 +400,11 @@ def test_unknown_store_and_table(client, store):
     create_files(client, store)
     e = error_of(lambda: get(client, store, {"a": 1}, table="nosuch"))
     assert (e.status_code, e.error_code) == (404, "KVS.00001015")
+
+
+@tls_only_skip("the SDK sends a store name as a host label, and `Bad_Store.kvs.localhost` (an underscore) "
+               "is not a host name any certificate can match; over plain HTTP it reaches the gateway via the proxy")
+def test_a_store_name_that_is_no_host_label_is_refused(client):
     e = error_of(lambda: client.create_table(CreateTableRequest(store_name="Bad_Store", body=files_schema("files"))))
     assert e.error_code == "KVS.00001001"
 
@@ -390,7 +434,8 @@ def test_async_client(kvmux, store):
     async_client = (
         KvsAsyncClient.new_builder()
         .with_credentials(BasicCredentials(AK, DEV_SECRET, "kvmuxproject"))
-        .with_endpoint(kvmux.url)
+        .with_endpoint(sdk_endpoint(kvmux))
+        .with_http_config(tls_config())
         .build()
     )
     async_client.create_table_async(CreateTableRequest(store_name=store, body=files_schema("files"))).result()
