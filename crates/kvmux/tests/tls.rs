@@ -171,10 +171,12 @@ fn signed_round_trip_through_every_dialect(agent: &ureq::Agent, s: &TlsServer) {
     }
 }
 
-/// A rustls client stream to the server trusting only `pem`, for requests ureq will not send.
+/// A rustls client stream to the server trusting only `pem` and expecting it to be `name`, for
+/// requests ureq will not send or names that do not resolve.
 fn raw_tls(
     port: u16,
     pem: &[u8],
+    name: &str,
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
@@ -187,7 +189,7 @@ fn raw_tls(
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let name = rustls_pki_types::ServerName::try_from(name.to_string()).expect("name");
     let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
     let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
@@ -253,12 +255,29 @@ fn self_signed_mode_writes_a_certificate_that_clients_can_trust_for_every_dialec
     );
 }
 
+/// Sends a health request as `name` over a fresh TLS connection; the reply, or the TLS error.
+fn health_as(port: u16, pem: &[u8], name: &str) -> std::io::Result<String> {
+    let mut stream = raw_tls(port, pem, name);
+    stream.write_all(
+        format!("GET /_kvmux/health HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )?;
+    let mut reply = Vec::new();
+    match stream.read_to_end(&mut reply) {
+        Ok(_) => {}
+        // The server may close without close_notify after `Connection: close`.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !reply.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
 #[test]
 fn write_cert_puts_the_certificate_where_asked_and_a_restart_makes_a_new_one() {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("nested").join("gateway.pem");
     let config = format!(
-        "[tls]\nself_signed = true\nwrite_cert = \"{}\"\n",
+        "[tls]\nself_signed = true\nwrite_cert = \"{}\"\nnames = [\"kvs.localhost\", \"*.kvs.localhost\"]\n",
         path.display()
     );
     let first = {
@@ -266,6 +285,14 @@ fn write_cert_puts_the_certificate_where_asked_and_a_restart_makes_a_new_one() {
         let pem = std::fs::read(&path).expect("written where asked");
         assert!(!s.data_dir().join("tls").join("cert.pem").exists());
         health(&trusting(&pem, Duration::from_secs(30)), &s).expect("health");
+        // The extra names are in the certificate (a Huawei SDK puts the store in the host) ...
+        for name in ["kvs.localhost", "mystore.kvs.localhost"] {
+            let reply = health_as(s.port, &pem, name).expect(name);
+            assert!(reply.starts_with("HTTP/1.1 200"), "{name}: {reply}");
+        }
+        // ... and names that were not asked for are not.
+        let err = health_as(s.port, &pem, "gateway.example").expect_err("not a name of the cert");
+        assert!(err.to_string().contains("not valid for name"), "{err}");
         pem
     };
     let s = TlsServer::start(&config, &[]);
@@ -406,7 +433,7 @@ fn a_3_gb_content_length_over_tls_is_refused_without_reading_it() {
     let s = TlsServer::start("[tls]\nself_signed = true\n[auth]\nmode = \"off\"\n", &[]);
     let pem = std::fs::read(s.data_dir().join("tls").join("cert.pem")).unwrap();
     let before = common::rss_kib(s.child.id());
-    let mut stream = raw_tls(s.port, &pem);
+    let mut stream = raw_tls(s.port, &pem, "127.0.0.1");
     let head = format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nX-TC-Action: EdgeKVPut\r\n\
          X-TC-Version: 2022-09-01\r\nContent-Length: 3000000000\r\n\r\n{{\"ZoneId\":",
