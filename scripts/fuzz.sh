@@ -6,6 +6,9 @@
 #        scripts/fuzz.sh long  [seconds]   each target for 600 s (default)
 # Env:   FUZZ_TARGETS="a b"   only these targets (default: all, from `cargo fuzz list`)
 #        FUZZ_NICE=N          run under `nice -n N` (default 10: the machine is shared)
+#        FUZZ_TOOLCHAIN=T     build with `cargo +T` (default: nightly if installed, else stable);
+#                             any toolchain but nightly gets RUSTC_BOOTSTRAP=1
+#        FUZZ_TARGET_DIR=D    cargo's target dir for the fuzz build (default fuzz/target)
 #
 # Needs a nightly toolchain (cargo-fuzz passes -Z flags to rustc; on stable the script falls
 # back to RUSTC_BOOTSTRAP=1). Installs cargo-fuzz with `cargo install --locked` when missing.
@@ -30,18 +33,24 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 # cargo-fuzz needs nightly rustc features; prefer a real nightly.
-TOOLCHAIN=()
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+  TOOLCHAIN=(+"$FUZZ_TOOLCHAIN")
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   TOOLCHAIN=(+nightly)
 else
-  echo "==> no nightly toolchain: building on stable with RUSTC_BOOTSTRAP=1"
+  TOOLCHAIN=()
+fi
+if [ "${TOOLCHAIN[*]}" != "+nightly" ]; then
+  echo "==> building with ${TOOLCHAIN[*]:-the default toolchain} and RUSTC_BOOTSTRAP=1"
   export RUSTC_BOOTSTRAP=1
 fi
+TARGET_DIR=()
+[ -n "${FUZZ_TARGET_DIR:-}" ] && TARGET_DIR=(--target-dir "$FUZZ_TARGET_DIR")
 fuzz() { nice -n "$NICE" cargo "${TOOLCHAIN[@]}" fuzz "$@"; }
 
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-$(cargo "${TOOLCHAIN[@]}" fuzz list | tr '\n' ' ')}"
 echo "==> building ${#TARGETS[@]} targets: ${TARGETS[*]}"
-fuzz build -s none || exit 1
+fuzz build -s none "${TARGET_DIR[@]}" || exit 1
 
 LOGS=fuzz/logs
 mkdir -p "$LOGS"
@@ -50,7 +59,7 @@ failed=0
 for target in "${TARGETS[@]}"; do
   echo "==> $target: ${SECONDS_EACH}s"
   log="$LOGS/$target.log"
-  fuzz run -s none "$target" -- -max_total_time="$SECONDS_EACH" -print_final_stats=1 >"$log" 2>&1
+  fuzz run -s none "${TARGET_DIR[@]}" "$target" -- -max_total_time="$SECONDS_EACH" -print_final_stats=1 >"$log" 2>&1
   status=$?
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
   [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
