@@ -2,8 +2,9 @@
 (`PutKvWithHighCapacityAdvance` through HTTP_PROXY, as a user would run it).
 
 Starts its own kvmux (KVMUX_BIN, default target/release/kvmux) on a free port with a fresh data
-dir, reads the gateway's RSS before and its peak RSS (VmHWM) after, prints one JSON line, and
-stops the gateway by its PID. Run with the venv that scripts/test.sh creates:
+dir, reads the gateway's RSS before, its peak RSS (VmHWM) once the put has been answered (the
+figure the target is about) and again after reading the value back with GetKv (whose 25 MB JSON
+reply costs memory of its own), prints one JSON line, and stops the gateway by its PID. Run with the venv that scripts/test.sh creates:
     .venv/bin/python bench/hc_rss.py
 """
 
@@ -68,14 +69,19 @@ def main() -> int:
             util_models.RuntimeOptions(read_timeout=300000, connect_timeout=10000),
         )
         seconds = time.monotonic() - started
+        peak_put = status_kib(proc.pid, "VmHWM")
         os.environ.pop("HTTP_PROXY")
         got = client.get_kv_with_options(esa_models.GetKvRequest(namespace="hcrss", key="big"),
                                          util_models.RuntimeOptions(read_timeout=300000))
         assert len(got.body.value) == VALUE_BYTES, "the value did not round-trip"
-        peak = status_kib(proc.pid, "VmHWM")
-        extra = (peak - before) * 1024
-        print(json.dumps({"value_bytes": VALUE_BYTES, "rss_before_kib": before, "peak_rss_kib": peak,
-                          "extra_bytes": extra, "extra_over_value": round(extra / VALUE_BYTES, 2),
+        peak_get = status_kib(proc.pid, "VmHWM")
+        extra = (peak_put - before) * 1024
+        extra_get = (peak_get - before) * 1024
+        print(json.dumps({"value_bytes": VALUE_BYTES, "rss_before_kib": before,
+                          "peak_rss_after_put_kib": peak_put, "extra_bytes": extra,
+                          "extra_over_value": round(extra / VALUE_BYTES, 2),
+                          "peak_rss_after_get_kib": peak_get,
+                          "extra_over_value_with_get": round(extra_get / VALUE_BYTES, 2),
                           "put_seconds": round(seconds, 2)}))
         return 0
     finally:

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use kv_core::{Dialect, Engine, GatewayError, PeerAddr, RequestInfo};
@@ -364,12 +365,11 @@ enum BodyError {
 
 async fn read_body(body: Incoming, limit: u64, timeout_secs: u64) -> Result<Bytes, BodyError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(Duration::from_secs(timeout_secs), collect).await {
+    match tokio::time::timeout(Duration::from_secs(timeout_secs), gather(body, limit)).await {
         Err(_) => Err(BodyError::Other(
             "the request body was not received in time".into(),
         )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
@@ -380,6 +380,32 @@ async fn read_body(body: Incoming, limit: u64, timeout_secs: u64) -> Result<Byte
             }
         }
     }
+}
+
+/// Joins a body's frames into one buffer sized by its Content-Length (already checked against the
+/// limit), appending each frame as it arrives and dropping it. Collecting every frame first and
+/// then concatenating held a large body twice at once; a body of one frame is not copied at all.
+async fn gather(body: Incoming, limit: usize) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    let mut body = Limited::new(body, limit);
+    let announced = body.size_hint().exact().and_then(|n| usize::try_from(n).ok());
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers carry nothing a dialect reads
+        };
+        if first.is_none() && joined.is_empty() {
+            first = Some(data);
+            continue;
+        }
+        if let Some(head) = first.take() {
+            let wanted = announced.unwrap_or(0).min(limit);
+            joined.reserve(wanted.max(head.len() + data.len()));
+            joined.extend_from_slice(&head);
+        }
+        joined.extend_from_slice(&data);
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// A TCP stream that re-arms TCP_QUICKACK after every read. SDKs that write headers and body in

@@ -29,6 +29,8 @@ const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
 /// Counters: key -> i64.
 const COUNTERS: TableDefinition<&[u8], i64> = TableDefinition::new("counters");
+/// Large values stored as side files: blob id -> (), so files a crash left behind can be told apart.
+const BLOBS: TableDefinition<u128, ()> = TableDefinition::new("blobs");
 /// Store-level metadata, e.g. the last commit sequence number.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LAST_VERSION: &str = "last_version";
@@ -37,8 +39,23 @@ const LAST_VERSION: &str = "last_version";
 /// callers that arrive while it runs.
 const MAX_GROUP: usize = 512;
 
+/// Values from this size on are kept in side files rather than in the B-tree (see the module doc).
+pub const BLOB_MIN_BYTES: usize = 1 << 20;
+
+/// How often a read retries when a blob its snapshot names was deleted by a later commit.
+const BLOB_READ_ATTEMPTS: usize = 8;
+
+/// A value of a batch's `Write::Put` already written to its side file: the write's index in the
+/// batch, the blob id, and the value's length.
+#[derive(Clone, Copy, Debug)]
+struct StagedBlob {
+    write: usize,
+    id: u128,
+    len: u64,
+}
+
 enum WriterMsg {
-    Commit(Batch, oneshot::Sender<CommitResult>),
+    Commit(Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>),
     Reset(oneshot::Sender<Result<()>>),
     Close(oneshot::Sender<Result<()>>),
 }
@@ -47,7 +64,115 @@ enum WriterMsg {
 pub struct RedbStore {
     db: Arc<Database>,
     path: PathBuf,
+    blobs: Arc<BlobDir>,
     writer: std_mpsc::Sender<WriterMsg>,
+}
+
+/// The directory of side files for large values, named by blob id in hex.
+struct BlobDir {
+    dir: PathBuf,
+    durable: bool,
+}
+
+impl BlobDir {
+    fn path(&self, id: u128) -> PathBuf {
+        self.dir.join(format!("{id:032x}"))
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::Internal(format!("{what} in {}: {e}", self.dir.display()))
+    }
+
+    /// Writes every large value of `batch` to a new side file (durably when the store is), and
+    /// empties those values in the batch so the caller's copy is not held through the commit.
+    fn stage(&self, batch: &mut Batch) -> Result<Vec<StagedBlob>> {
+        use std::io::Write as _;
+        let mut staged = Vec::new();
+        for (index, write) in batch.writes.iter_mut().enumerate() {
+            let Write::Put { value, .. } = write else {
+                continue;
+            };
+            if value.len() < BLOB_MIN_BYTES {
+                continue;
+            }
+            if staged.is_empty() {
+                std::fs::create_dir_all(&self.dir).map_err(|e| self.io_error("creating", e))?;
+            }
+            let id = uuid::Uuid::new_v4().as_u128();
+            let written = (|| {
+                let mut file = std::fs::File::create_new(self.path(id))?;
+                file.write_all(value)?;
+                if self.durable {
+                    file.sync_all()?;
+                }
+                Ok::<_, std::io::Error>(())
+            })();
+            if let Err(e) = written {
+                self.remove(&staged.iter().map(|s: &StagedBlob| s.id).collect::<Vec<_>>());
+                self.remove(&[id]);
+                return Err(self.io_error("writing a blob", e));
+            }
+            staged.push(StagedBlob {
+                write: index,
+                id,
+                len: value.len() as u64,
+            });
+            *value = Bytes::new();
+        }
+        if self.durable && !staged.is_empty() {
+            // The new names must be durable too before the commit that refers to them.
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io_error("syncing", e))?;
+        }
+        Ok(staged)
+    }
+
+    /// The blob's bytes, or None when a later commit has already deleted it.
+    fn read(&self, id: u128) -> Result<Option<Bytes>> {
+        match std::fs::read(self.path(id)) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_error("reading a blob", e)),
+        }
+    }
+
+    /// Deletes side files no committed record refers to any more. A failure only leaves a file
+    /// behind, which the next open removes.
+    fn remove(&self, ids: &[u128]) {
+        for id in ids {
+            if let Err(e) = std::fs::remove_file(self.path(*id)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, blob = %format!("{id:032x}"), "removing a blob");
+                }
+            }
+        }
+    }
+
+    /// Removes the files a crash left behind: written but never committed, or superseded by a
+    /// commit that finished before their deletion did.
+    fn remove_orphans(&self, db: &Database) -> Result<usize> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.io_error("listing", e)),
+        };
+        let tx = db.begin_read()?;
+        let index = tx.open_table(BLOBS)?;
+        let mut orphans = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_error("listing", e))?;
+            let name = entry.file_name();
+            let id = name.to_str().and_then(|n| u128::from_str_radix(n, 16).ok());
+            match id {
+                Some(id) if index.get(id)?.is_some() => {}
+                Some(id) => orphans.push(id),
+                None => {}
+            }
+        }
+        self.remove(&orphans);
+        Ok(orphans.len())
+    }
 }
 
 /// How a redb file is opened.
@@ -104,17 +229,28 @@ impl RedbStore {
             tx.open_table(EXPIRY)?;
             tx.open_table(COUNTERS)?;
             tx.open_table(META)?;
+            tx.open_table(BLOBS)?;
         }
         tx.commit()?;
+        let blobs = Arc::new(BlobDir {
+            dir: path.with_extension("blobs"),
+            durable,
+        });
+        let orphans = blobs.remove_orphans(&db)?;
+        if orphans > 0 {
+            tracing::info!(orphans, "removed blob files no commit refers to");
+        }
         let (writer, inbox) = std_mpsc::channel();
         let writer_db = db.clone();
+        let writer_blobs = blobs.clone();
         std::thread::Builder::new()
             .name("kv-redb-writer".into())
-            .spawn(move || run_writer(writer_db, inbox, durable))
+            .spawn(move || run_writer(writer_db, writer_blobs, inbox, durable))
             .map_err(|e| Error::Internal(format!("spawning writer: {e}")))?;
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
+            blobs,
             writer,
         })
     }
@@ -126,36 +262,116 @@ impl RedbStore {
     }
 }
 
-/// Bytes of the record header: version, then expiry (0 = never), both u64 BE.
+/// Bytes of the record header: version, then expiry (0 = never), both u64 BE. The version's top
+/// bit marks a record whose value is a side file: then the header is followed by the value's
+/// length (u64 BE) and the blob id (u128 BE) instead of the value.
 const RECORD_HEADER: usize = 16;
+const BLOB_FLAG: u64 = 1 << 63;
+const BLOB_RECORD: usize = RECORD_HEADER + 8 + 16;
 
-/// Writes a record straight into the space redb reserved for it: a large value is copied once,
-/// into the page, not first into an intermediate buffer.
+/// Writes a record straight into the space redb reserved for it: a value is copied once, into the
+/// page, not first into an intermediate buffer.
 fn write_record(out: &mut [u8], value: &[u8], expires_at: Option<u64>, version: u64) {
     out[..8].copy_from_slice(&version.to_be_bytes());
     out[8..RECORD_HEADER].copy_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
     out[RECORD_HEADER..].copy_from_slice(value);
 }
 
-fn decode_header(raw: &[u8]) -> Result<(u64, Option<u64>)> {
-    if raw.len() < RECORD_HEADER {
-        return Err(Error::Internal("corrupt record header".into()));
-    }
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&raw[..8]);
-    let mut e = [0u8; 8];
-    e.copy_from_slice(&raw[8..RECORD_HEADER]);
-    let expires = u64::from_be_bytes(e);
-    Ok((u64::from_be_bytes(v), (expires != 0).then_some(expires)))
+fn blob_record(blob: StagedBlob, expires_at: Option<u64>, version: u64) -> [u8; BLOB_RECORD] {
+    let mut out = [0u8; BLOB_RECORD];
+    out[..8].copy_from_slice(&(version | BLOB_FLAG).to_be_bytes());
+    out[8..RECORD_HEADER].copy_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+    out[RECORD_HEADER..RECORD_HEADER + 8].copy_from_slice(&blob.len.to_be_bytes());
+    out[RECORD_HEADER + 8..].copy_from_slice(&blob.id.to_be_bytes());
+    out
 }
 
-fn decode_record(raw: &[u8]) -> Result<Record> {
-    let (version, expires_at) = decode_header(raw)?;
-    Ok(Record {
-        value: Bytes::copy_from_slice(&raw[RECORD_HEADER..]),
+/// Where a record's value is.
+enum Body<'a> {
+    Inline(&'a [u8]),
+    Blob { id: u128, len: u64 },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Inline(v) => v.len() as u64,
+            Body::Blob { len, .. } => *len,
+        }
+    }
+
+    fn blob(&self) -> Option<u128> {
+        match self {
+            Body::Blob { id, .. } => Some(*id),
+            Body::Inline(_) => None,
+        }
+    }
+}
+
+fn corrupt() -> Error {
+    Error::Internal("corrupt record header".into())
+}
+
+fn be_u64(raw: &[u8]) -> Result<u64> {
+    raw.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt())
+}
+
+/// Splits a stored record into version, expiry and where its value is.
+fn decode(raw: &[u8]) -> Result<(u64, Option<u64>, Body<'_>)> {
+    if raw.len() < RECORD_HEADER {
+        return Err(corrupt());
+    }
+    let tagged = be_u64(&raw[..8])?;
+    let expires = be_u64(&raw[8..RECORD_HEADER])?;
+    let expires_at = (expires != 0).then_some(expires);
+    if tagged & BLOB_FLAG == 0 {
+        return Ok((tagged, expires_at, Body::Inline(&raw[RECORD_HEADER..])));
+    }
+    if raw.len() != BLOB_RECORD {
+        return Err(corrupt());
+    }
+    let len = be_u64(&raw[RECORD_HEADER..RECORD_HEADER + 8])?;
+    let id = raw[RECORD_HEADER + 8..]
+        .try_into()
+        .map(u128::from_be_bytes)
+        .map_err(|_| corrupt())?;
+    Ok((tagged & !BLOB_FLAG, expires_at, Body::Blob { id, len }))
+}
+
+fn decode_header(raw: &[u8]) -> Result<(u64, Option<u64>)> {
+    decode(raw).map(|(version, expires_at, _)| (version, expires_at))
+}
+
+/// The record, reading a side file when the value is one; None when that file was deleted by a
+/// commit later than the caller's snapshot (the caller reads again from a new snapshot).
+fn decode_record(raw: &[u8], blobs: &BlobDir) -> Result<Option<Record>> {
+    let (version, expires_at, body) = decode(raw)?;
+    let value = match body {
+        Body::Inline(v) => Bytes::copy_from_slice(v),
+        Body::Blob { id, .. } => match blobs.read(id)? {
+            Some(v) => v,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Record {
+        value,
         expires_at,
         version,
-    })
+    }))
+}
+
+/// Runs a read until it finds no blob deleted under it; `Ok(None)` from `read` means "retry".
+fn with_blob_retry<T>(mut read: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    for _ in 0..BLOB_READ_ATTEMPTS {
+        if let Some(done) = read()? {
+            return Ok(done);
+        }
+    }
+    Err(Error::Internal(
+        "a large value kept changing while being read".into(),
+    ))
 }
 
 fn expiry_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
@@ -173,29 +389,35 @@ fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
     }
 }
 
-fn run_writer(db: Arc<Database>, inbox: std_mpsc::Receiver<WriterMsg>, durable: bool) {
+fn run_writer(
+    db: Arc<Database>,
+    blobs: Arc<BlobDir>,
+    inbox: std_mpsc::Receiver<WriterMsg>,
+    durable: bool,
+) {
     let mut closed = false;
     while let Ok(first) = inbox.recv() {
         let mut group = Vec::new();
         let mut control = Vec::new();
         match first {
-            WriterMsg::Commit(b, tx) => group.push((b, tx)),
+            WriterMsg::Commit(b, staged, tx) => group.push((b, staged, tx)),
             other => control.push(other),
         }
         while group.len() < MAX_GROUP && control.is_empty() {
             match inbox.try_recv() {
-                Ok(WriterMsg::Commit(b, tx)) => group.push((b, tx)),
+                Ok(WriterMsg::Commit(b, staged, tx)) => group.push((b, staged, tx)),
                 Ok(other) => control.push(other),
                 Err(_) => break,
             }
         }
         if !group.is_empty() {
             if closed {
-                for (_, reply) in group {
+                for (_, staged, reply) in group {
+                    blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
                     let _ = reply.send(Err(Error::Internal("the store is closed".into())));
                 }
             } else {
-                commit_group(&db, group, durable);
+                commit_group(&db, &blobs, group, durable);
             }
         }
         for msg in control {
@@ -204,7 +426,7 @@ fn run_writer(db: Arc<Database>, inbox: std_mpsc::Receiver<WriterMsg>, durable: 
                     let _ = reply.send(if closed {
                         Err(Error::Internal("closed".into()))
                     } else {
-                        reset_all(&db)
+                        reset_all(&db, &blobs)
                     });
                 }
                 WriterMsg::Close(reply) => {
@@ -222,17 +444,22 @@ struct Tables<'txn> {
     records: redb::Table<'txn, &'static [u8], &'static [u8]>,
     expiry: redb::Table<'txn, &'static [u8], ()>,
     counters: redb::Table<'txn, &'static [u8], i64>,
+    blobs: redb::Table<'txn, u128, ()>,
+    /// Blobs whose records this transaction removed or replaced: deleted once it commits.
+    superseded: Vec<u128>,
 }
 
-fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)>, durable: bool) {
-    let outcome = (|| -> Result<Vec<std::result::Result<u64, Rejected>>> {
+type Waiting = (Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>);
+
+fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bool) {
+    let outcome = (|| -> Result<(Vec<std::result::Result<u64, Rejected>>, Vec<u128>)> {
         let mut tx = db.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)
                 .map_err(|e| Error::Internal(format!("redb durability: {e}")))?;
         }
         let mut results = Vec::with_capacity(group.len());
-        {
+        let superseded = {
             let mut meta = tx.open_table(META)?;
             let mut last_version = meta.get(LAST_VERSION)?.map(|g| g.value()).unwrap_or(0);
             // The tables are opened once for the whole group, not once per batch.
@@ -240,31 +467,39 @@ fn commit_group(db: &Database, group: Vec<(Batch, oneshot::Sender<CommitResult>)
                 records: tx.open_table(RECORDS)?,
                 expiry: tx.open_table(EXPIRY)?,
                 counters: tx.open_table(COUNTERS)?,
+                blobs: tx.open_table(BLOBS)?,
+                superseded: Vec::new(),
             };
-            for (batch, _) in &group {
+            for (batch, staged, _) in &group {
                 match check_batch(&tables, batch)? {
                     Some(rejected) => results.push(Err(rejected)),
                     None => {
                         last_version += 1;
-                        apply_batch(&mut tables, batch, last_version)?;
+                        apply_batch(&mut tables, batch, staged, last_version)?;
                         results.push(Ok(last_version));
                     }
                 }
             }
             meta.insert(LAST_VERSION, last_version)?;
-        }
+            tables.superseded
+        };
         tx.commit()?;
-        Ok(results)
+        Ok((results, superseded))
     })();
     match outcome {
-        Ok(results) => {
-            for ((_, reply), result) in group.into_iter().zip(results) {
+        Ok((results, superseded)) => {
+            blobs.remove(&superseded);
+            for ((_, staged, reply), result) in group.into_iter().zip(results) {
+                if result.is_err() {
+                    blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                }
                 let _ = reply.send(Ok(result));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
-            for (_, reply) in group {
+            for (_, staged, reply) in group {
+                blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
                 let _ = reply.send(Err(e.clone()));
             }
         }
@@ -309,103 +544,143 @@ fn check_batch(tables: &Tables<'_>, batch: &Batch) -> Result<Option<Rejected>> {
     Ok(None)
 }
 
-fn remove_record(
-    records: &mut redb::Table<&[u8], &[u8]>,
-    expiry: &mut redb::Table<&[u8], ()>,
-    key: &[u8],
-) -> Result<()> {
-    if let Some(old) = records.remove(key)? {
-        if let (_, Some(exp)) = decode_header(old.value())? {
-            expiry.remove(expiry_key(exp, key).as_slice())?;
+impl Tables<'_> {
+    /// Drops a removed record's expiry index entry and blob, if it had them.
+    fn forget(&mut self, key: &[u8], expires_at: Option<u64>, blob: Option<u128>) -> Result<()> {
+        if let Some(exp) = expires_at {
+            self.expiry.remove(expiry_key(exp, key).as_slice())?;
+        }
+        if let Some(id) = blob {
+            self.blobs.remove(id)?;
+            self.superseded.push(id);
+        }
+        Ok(())
+    }
+
+    fn remove_record(&mut self, key: &[u8]) -> Result<()> {
+        let removed = match self.records.remove(key)? {
+            Some(old) => {
+                let (_, expires_at, body) = decode(old.value())?;
+                Some((expires_at, body.blob()))
+            }
+            None => None,
+        };
+        match removed {
+            Some((expires_at, blob)) => self.forget(key, expires_at, blob),
+            None => Ok(()),
         }
     }
-    Ok(())
 }
 
-fn apply_batch(tables: &mut Tables<'_>, batch: &Batch, version: u64) -> Result<()> {
-    let Tables {
-        records,
-        expiry,
-        counters,
-    } = tables;
-    for write in &batch.writes {
+fn apply_batch(
+    tables: &mut Tables<'_>,
+    batch: &Batch,
+    staged: &[StagedBlob],
+    version: u64,
+) -> Result<()> {
+    for (index, write) in batch.writes.iter().enumerate() {
         match write {
             Write::Put {
                 key,
                 value,
                 expires_at,
             } => {
-                remove_record(records, expiry, key)?;
-                let mut slot =
-                    records.insert_reserve(key.as_slice(), RECORD_HEADER + value.len())?;
-                write_record(slot.as_mut(), value, *expires_at, version);
-                drop(slot);
+                tables.remove_record(key)?;
+                match staged.iter().find(|s| s.write == index) {
+                    Some(blob) => {
+                        let record = blob_record(*blob, *expires_at, version);
+                        tables.records.insert(key.as_slice(), record.as_slice())?;
+                        tables.blobs.insert(blob.id, ())?;
+                    }
+                    None => {
+                        let mut slot = tables
+                            .records
+                            .insert_reserve(key.as_slice(), RECORD_HEADER + value.len())?;
+                        write_record(slot.as_mut(), value, *expires_at, version);
+                    }
+                }
                 if let Some(exp) = expires_at {
-                    expiry.insert(expiry_key(*exp, key).as_slice(), ())?;
+                    tables.expiry.insert(expiry_key(*exp, key).as_slice(), ())?;
                 }
             }
-            Write::Delete { key } => remove_record(records, expiry, key)?,
+            Write::Delete { key } => tables.remove_record(key)?,
             Write::DeleteRange { start, end } => {
                 let mut doomed = Vec::new();
-                for entry in records.range::<&[u8]>(start.as_slice()..end.as_slice())? {
+                for entry in tables
+                    .records
+                    .range::<&[u8]>(start.as_slice()..end.as_slice())?
+                {
                     let (k, v) = entry?;
-                    doomed.push((k.value().to_vec(), decode_header(v.value())?.1));
+                    let (_, expires_at, body) = decode(v.value())?;
+                    doomed.push((k.value().to_vec(), expires_at, body.blob()));
                 }
-                for (k, exp) in doomed {
-                    records.remove(k.as_slice())?;
-                    if let Some(exp) = exp {
-                        expiry.remove(expiry_key(exp, &k).as_slice())?;
-                    }
+                for (k, expires_at, blob) in doomed {
+                    tables.records.remove(k.as_slice())?;
+                    tables.forget(&k, expires_at, blob)?;
                 }
             }
             Write::Add { counter, delta, .. } => {
-                let current = counters
+                let current = tables
+                    .counters
                     .get(counter.as_slice())?
                     .map(|g| g.value())
                     .unwrap_or(0);
                 let next = current.saturating_add(*delta);
                 if next == 0 {
-                    counters.remove(counter.as_slice())?;
+                    tables.counters.remove(counter.as_slice())?;
                 } else {
-                    counters.insert(counter.as_slice(), next)?;
+                    tables.counters.insert(counter.as_slice(), next)?;
                 }
             }
             Write::ResetCounter { counter } => {
-                counters.remove(counter.as_slice())?;
+                tables.counters.remove(counter.as_slice())?;
             }
         }
     }
     Ok(())
 }
 
-fn reset_all(db: &Database) -> Result<()> {
+fn reset_all(db: &Database, blobs: &BlobDir) -> Result<()> {
     let tx = db.begin_write()?;
+    let mut dropped = Vec::new();
+    {
+        let index = tx.open_table(BLOBS)?;
+        for entry in index.iter()? {
+            dropped.push(entry?.0.value());
+        }
+    }
     tx.delete_table(RECORDS)?;
     tx.delete_table(EXPIRY)?;
     tx.delete_table(COUNTERS)?;
+    tx.delete_table(BLOBS)?;
     {
         tx.open_table(RECORDS)?;
         tx.open_table(EXPIRY)?;
         tx.open_table(COUNTERS)?;
+        tx.open_table(BLOBS)?;
     }
     tx.commit()?;
+    blobs.remove(&dropped);
     Ok(())
 }
 
 impl Store for RedbStore {
     fn get_many<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<Option<Record>>>> {
-        let result = (|| {
+        let result = with_blob_retry(|| {
             let tx = self.db.begin_read()?;
             let table = tx.open_table(RECORDS)?;
-            keys.iter()
-                .map(|k| {
-                    table
-                        .get(k.as_slice())?
-                        .map(|g| decode_record(g.value()))
-                        .transpose()
-                })
-                .collect()
-        })();
+            let mut found = Vec::with_capacity(keys.len());
+            for k in keys {
+                match table.get(k.as_slice())? {
+                    None => found.push(None),
+                    Some(g) => match decode_record(g.value(), &self.blobs)? {
+                        Some(record) => found.push(Some(record)),
+                        None => return Ok(None),
+                    },
+                }
+            }
+            Ok(Some(found))
+        });
         async move { result }.boxed()
     }
 
@@ -416,41 +691,43 @@ impl Store for RedbStore {
         reverse: bool,
         now: u64,
     ) -> BoxFuture<'_, Result<Page>> {
-        let result = (|| {
+        let result = with_blob_retry(|| {
             let tx = self.db.begin_read()?;
             let table = tx.open_table(RECORDS)?;
             let bounds = (bound_ref(&range.start), bound_ref(&range.end));
             let iter = table.range::<&[u8]>(bounds)?;
             let mut page = Page::default();
-            let mut push = |entry: RangeEntry| -> Result<bool> {
+            // Ok(Some(go on)), or Ok(None) when a blob vanished and the page must be read again.
+            let mut push = |entry: RangeEntry| -> Result<Option<bool>> {
                 let (k, v) = entry?;
                 let (_, expires_at) = decode_header(v.value())?;
                 if expires_at.is_some_and(|exp| exp <= now) {
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
                 if page.records.len() == limit {
                     page.more = true;
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
-                page.records
-                    .push((k.value().to_vec(), decode_record(v.value())?));
-                Ok(true)
+                let Some(record) = decode_record(v.value(), &self.blobs)? else {
+                    return Ok(None);
+                };
+                page.records.push((k.value().to_vec(), record));
+                Ok(Some(true))
             };
-            if reverse {
-                for entry in iter.rev() {
-                    if !push(entry)? {
-                        break;
-                    }
-                }
+            let entries: Box<dyn Iterator<Item = RangeEntry>> = if reverse {
+                Box::new(iter.rev())
             } else {
-                for entry in iter {
-                    if !push(entry)? {
-                        break;
-                    }
+                Box::new(iter)
+            };
+            for entry in entries {
+                match push(entry)? {
+                    Some(true) => {}
+                    Some(false) => break,
+                    None => return Ok(None),
                 }
             }
-            Ok(page)
-        })();
+            Ok(Some(page))
+        });
         async move { result }.boxed()
     }
 
@@ -467,8 +744,31 @@ impl Store for RedbStore {
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, CommitResult> {
         async move {
+            let mut batch = batch;
+            let large = batch
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Put { value, .. } if value.len() >= BLOB_MIN_BYTES));
+            let staged = if large {
+                // Writing and syncing megabytes is blocking work; keep it off the async workers.
+                let blobs = self.blobs.clone();
+                let (staged, returned) = tokio::task::spawn_blocking(move || {
+                    let staged = blobs.stage(&mut batch);
+                    (staged, batch)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("blob writer: {e}")))?;
+                batch = returned;
+                staged?
+            } else {
+                Vec::new()
+            };
             let (tx, rx) = oneshot::channel();
-            self.send(WriterMsg::Commit(batch, tx))?;
+            if let Err(e) = self.send(WriterMsg::Commit(batch, staged.clone(), tx)) {
+                self.blobs
+                    .remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                return Err(e);
+            }
             rx.await
                 .map_err(|_| Error::Internal("the writer stopped".into()))?
         }
@@ -489,12 +789,11 @@ impl Store for RedbStore {
                 let (k, _) = entry?;
                 let key = k.value()[8..].to_vec();
                 if let Some(raw) = records.get(key.as_slice())? {
-                    let raw = raw.value();
-                    let (version, _) = decode_header(raw)?;
+                    let (version, _, body) = decode(raw.value())?;
                     out.push(Expired {
                         key,
                         version,
-                        value_len: raw.len().saturating_sub(RECORD_HEADER) as u64,
+                        value_len: body.len(),
                     });
                 }
             }
@@ -535,5 +834,225 @@ impl Store for RedbStore {
                 .map_err(|_| Error::Internal("the writer stopped".into()))?
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big(fill: u8) -> Bytes {
+        Bytes::from(vec![fill; BLOB_MIN_BYTES + 17])
+    }
+
+    fn put(key: &[u8], value: Bytes, expires_at: Option<u64>) -> Write {
+        Write::Put {
+            key: key.to_vec(),
+            value,
+            expires_at,
+        }
+    }
+
+    fn batch(writes: Vec<Write>) -> Batch {
+        Batch {
+            checks: Vec::new(),
+            writes,
+        }
+    }
+
+    /// The blob files present, by name.
+    fn blob_files(store: &RedbStore) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&store.blobs.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    async fn commit(store: &RedbStore, b: Batch) -> std::result::Result<u64, Rejected> {
+        store.commit(b).await.expect("store healthy")
+    }
+
+    #[tokio::test]
+    async fn large_values_live_in_side_files_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("kv.redb"), true).unwrap();
+        let small = Bytes::from_static(b"small");
+        let v1 = commit(
+            &store,
+            batch(vec![
+                put(b"a", big(1), Some(50)),
+                put(b"b", small.clone(), None),
+            ]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            blob_files(&store).len(),
+            1,
+            "only the large value became a file"
+        );
+        let got = store
+            .get_many(&[b"a".to_vec(), b"b".to_vec()])
+            .await
+            .unwrap();
+        let a = got[0].clone().unwrap();
+        assert_eq!((a.value, a.version, a.expires_at), (big(1), v1, Some(50)));
+        assert_eq!(got[1].clone().unwrap().value, small);
+        let page = store
+            .scan(KeyRange::prefix(b""), 10, false, 0)
+            .await
+            .unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.records[0].1.value, big(1));
+        let expired = store.expired(60, 10).await.unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].value_len, big(1).len() as u64);
+        // A version check sees the real version, not the blob marker.
+        let checked = Batch {
+            checks: vec![Check::AtVersion(b"a".to_vec(), v1)],
+            writes: vec![put(b"c", Bytes::from_static(b"x"), None)],
+        };
+        assert!(commit(&store, checked).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn superseded_deleted_and_rejected_blobs_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("kv.redb"), false).unwrap();
+        commit(&store, batch(vec![put(b"a", big(1), None)]))
+            .await
+            .unwrap();
+        let first = blob_files(&store);
+        commit(&store, batch(vec![put(b"a", big(2), None)]))
+            .await
+            .unwrap();
+        let second = blob_files(&store);
+        assert_eq!(second.len(), 1);
+        assert_ne!(first, second, "the overwritten value's file is gone");
+        commit(
+            &store,
+            batch(vec![put(b"a", Bytes::from_static(b"tiny"), None)]),
+        )
+        .await
+        .unwrap();
+        assert!(
+            blob_files(&store).is_empty(),
+            "a small overwrite drops the file"
+        );
+
+        let refused = Batch {
+            checks: vec![Check::Present(b"missing".to_vec())],
+            writes: vec![put(b"z", big(3), None)],
+        };
+        assert!(matches!(
+            commit(&store, refused).await,
+            Err(Rejected::Check(_))
+        ));
+        assert!(
+            blob_files(&store).is_empty(),
+            "a refused batch keeps no file"
+        );
+
+        commit(
+            &store,
+            batch(vec![put(b"r1", big(4), None), put(b"r2", big(5), None)]),
+        )
+        .await
+        .unwrap();
+        commit(&store, batch(vec![put(b"d", big(6), None)]))
+            .await
+            .unwrap();
+        assert_eq!(blob_files(&store).len(), 3);
+        commit(
+            &store,
+            batch(vec![Write::DeleteRange {
+                start: b"r".to_vec(),
+                end: b"s".to_vec(),
+            }]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(blob_files(&store).len(), 1);
+        commit(&store, batch(vec![Write::Delete { key: b"d".to_vec() }]))
+            .await
+            .unwrap();
+        assert!(blob_files(&store).is_empty());
+        assert_eq!(store.get_many(&[b"d".to_vec()]).await.unwrap(), vec![None]);
+
+        commit(&store, batch(vec![put(b"e", big(7), None)]))
+            .await
+            .unwrap();
+        store.reset().await.unwrap();
+        assert!(blob_files(&store).is_empty(), "reset drops every file");
+    }
+
+    #[tokio::test]
+    async fn reopening_removes_files_no_commit_refers_to_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.redb");
+        {
+            let store = RedbStore::open(&path, true).unwrap();
+            commit(&store, batch(vec![put(b"kept", big(9), None)]))
+                .await
+                .unwrap();
+            store.close().await.unwrap();
+        }
+        let blob_dir = path.with_extension("blobs");
+        // What a crash between writing a blob and committing its batch leaves behind.
+        std::fs::write(blob_dir.join(format!("{:032x}", 42u128)), b"orphan").unwrap();
+        // The closed store's writer thread lets go of the file lock as it winds down.
+        let mut reopened = RedbStore::open(&path, true);
+        for _ in 0..200 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            reopened = RedbStore::open(&path, true);
+        }
+        let store = reopened.unwrap();
+        assert_eq!(blob_files(&store).len(), 1);
+        let got = store.get_many(&[b"kept".to_vec()]).await.unwrap();
+        assert_eq!(got[0].clone().unwrap().value, big(9));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_racing_overwrites_always_get_one_whole_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("kv.redb"), false).unwrap());
+        commit(&store, batch(vec![put(b"k", big(0), None)]))
+            .await
+            .unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for fill in 1..=40u8 {
+                    commit(&store, batch(vec![put(b"k", big(fill), None)]))
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() {
+            let got = store.get_many(&[b"k".to_vec()]).await.unwrap();
+            let value = got[0].clone().unwrap().value;
+            assert_eq!(value.len(), big(0).len());
+            assert!(
+                value.iter().all(|b| *b == value[0]),
+                "a read never mixes two values"
+            );
+            reads += 1;
+        }
+        writer.await.unwrap();
+        assert!(reads > 0);
+        assert_eq!(
+            blob_files(&store).len(),
+            1,
+            "every superseded file was deleted"
+        );
     }
 }
