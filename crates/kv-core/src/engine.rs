@@ -604,26 +604,32 @@ impl Engine {
         .await
     }
 
-    /// Live items of a range, in key order (or reverse), from one snapshot.
-    pub async fn scan(&self, container: &Container, options: ScanOptions) -> Result<ScanPage> {
-        let map = |b: Bound<Vec<u8>>| match b {
-            Bound::Included(k) => Bound::Included(keys::item(container.id, &k)),
-            Bound::Excluded(k) => Bound::Excluded(keys::item(container.id, &k)),
+    /// The store range of a container's items that `options` selects.
+    fn item_range(container: &Container, options: &ScanOptions) -> KeyRange {
+        let map = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) => Bound::Included(keys::item(container.id, k)),
+            Bound::Excluded(k) => Bound::Excluded(keys::item(container.id, k)),
             Bound::Unbounded => Bound::Unbounded,
         };
         let all = KeyRange::prefix(&keys::items_prefix(container.id));
-        let start = match map(options.start) {
+        let start = match map(&options.start) {
             Bound::Unbounded => all.start,
             b => b,
         };
-        let end = match map(options.end) {
+        let end = match map(&options.end) {
             Bound::Unbounded => all.end,
             b => b,
         };
+        KeyRange { start, end }
+    }
+
+    /// Live items of a range, in key order (or reverse), from one snapshot.
+    pub async fn scan(&self, container: &Container, options: ScanOptions) -> Result<ScanPage> {
         let now = self.now();
+        let range = Self::item_range(container, &options);
         let page = self
             .store
-            .scan(KeyRange { start, end }, options.limit, options.reverse, now)
+            .scan(range, options.limit, options.reverse, now)
             .await?;
         let items = page
             .records
@@ -637,6 +643,15 @@ impl Engine {
             items,
             more: page.more,
         })
+    }
+
+    /// How many live items the range of `options` holds (its limit and direction are ignored),
+    /// without reading their values.
+    pub async fn count(&self, container: &Container, options: &ScanOptions) -> Result<u64> {
+        let now = self.now();
+        self.store
+            .count(Self::item_range(container, options), now)
+            .await
     }
 
     // ---------------------------------------------------------------- expiry

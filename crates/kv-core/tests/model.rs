@@ -353,6 +353,11 @@ async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseErr
                     prop_assert_eq!(page.items.len(), limit);
                     after = page.items.last().map(|i| i.key.clone());
                 }
+                let counted = engine
+                    .count(&container, &ScanOptions::prefix(p, None, 0))
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("count: {e}")))?;
+                prop_assert_eq!(counted, expected.len() as u64);
                 prop_assert_eq!(got, expected);
             }
             Op::Advance(secs) => {

@@ -132,8 +132,9 @@ async fn answer(store: &dyn Store, op: &Op) -> String {
                 start: to_key_bound(start),
                 end: to_key_bound(end),
             };
+            let count = store.count(range.clone(), *now).await.unwrap();
             let page = store.scan(range, *limit, *reverse, *now).await.unwrap();
-            format!("{:?} more={}", page.records, page.more)
+            format!("{:?} more={} count={count}", page.records, page.more)
         }
         Op::Expired { now, max } => {
             format!("{:?}", store.expired(*now, *max).await.unwrap())

@@ -385,9 +385,15 @@ async fn read_body(body: Incoming, limit: u64, timeout_secs: u64) -> Result<Byte
 /// Joins a body's frames into one buffer sized by its Content-Length (already checked against the
 /// limit), appending each frame as it arrives and dropping it. Collecting every frame first and
 /// then concatenating held a large body twice at once; a body of one frame is not copied at all.
-async fn gather(body: Incoming, limit: usize) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+async fn gather(
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
     let mut body = Limited::new(body, limit);
-    let announced = body.size_hint().exact().and_then(|n| usize::try_from(n).ok());
+    let announced = body
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     while let Some(frame) = body.frame().await {

@@ -13,7 +13,7 @@ use kv_core::ScanOptions;
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 100;
 pub const MAX_WINDOW: i64 = 50_000;
-/// Keys read per engine scan while counting.
+/// Items read per engine scan while walking to the requested page.
 const CHUNK: usize = 256;
 
 pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
@@ -42,26 +42,38 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     }
     let skip = ((page_number - 1) * page_size) as usize;
     let take = page_size as usize;
+    let engine_err = |e| ApiError::from_engine(ctx.product, e);
+    // The total is counted without reading values; the page itself only reads up to its end.
+    // Both are snapshots of their own, as the vendor's eventually consistent listing is.
+    let total = ctx
+        .engine
+        .count(&container, &ScanOptions::prefix(prefix.as_bytes(), None, 0))
+        .await
+        .map_err(engine_err)?;
     let mut keys = Vec::new();
-    let mut total: usize = 0;
+    let mut seen: usize = 0;
     let mut after: Option<Vec<u8>> = None;
-    loop {
+    while seen < skip + take {
         let page = ctx
             .engine
             .scan(
                 &container,
-                ScanOptions::prefix(prefix.as_bytes(), after.as_deref(), CHUNK),
+                ScanOptions::prefix(
+                    prefix.as_bytes(),
+                    after.as_deref(),
+                    CHUNK.min(skip + take - seen),
+                ),
             )
             .await
-            .map_err(|e| ApiError::from_engine(ctx.product, e))?;
+            .map_err(engine_err)?;
         for item in &page.items {
-            if total >= skip && total < skip + take {
+            if seen >= skip && seen < skip + take {
                 keys.push(json!({
                     "Name": String::from_utf8_lossy(&item.key),
                     "UpdateTime": iso_utc(item.modified_at_ms),
                 }));
             }
-            total += 1;
+            seen += 1;
         }
         match (page.more, page.items.last()) {
             (true, Some(last)) => after = Some(last.key.clone()),

@@ -203,6 +203,9 @@ pub trait Store: Send + Sync + 'static {
         reverse: bool,
         now: u64,
     ) -> BoxFuture<'_, Result<Page>>;
+    /// How many records of `range` are visible at `now`, from one snapshot, without reading their
+    /// values (listing APIs report a total of matching keys beside one page of them).
+    fn count(&self, range: KeyRange, now: u64) -> BoxFuture<'_, Result<u64>>;
     fn counters<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<i64>>>;
     /// Applies one batch. The outer `Result` is the backend's health, the inner one the batch's fate.
     fn commit(&self, batch: Batch) -> BoxFuture<'_, CommitResult>;

@@ -565,6 +565,20 @@ fn record_from_row(row: &tokio_postgres::Row, offset: usize) -> Record {
     }
 }
 
+/// Appends `AND key …` conditions for the bounds of `range` to `sql`, binding the keys as the
+/// next parameters.
+fn push_range<'a>(sql: &mut String, params: &mut Vec<&'a (dyn ToSql + Sync)>, range: &'a KeyRange) {
+    for (bound, included, excluded) in [(&range.start, ">=", ">"), (&range.end, "<=", "<")] {
+        let (op, key) = match bound {
+            Bound::Included(k) => (included, k),
+            Bound::Excluded(k) => (excluded, k),
+            Bound::Unbounded => continue,
+        };
+        params.push(key);
+        sql.push_str(&format!(" AND key {op} ${}", params.len()));
+    }
+}
+
 impl Store for PostgresStore {
     fn get_many<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<Option<Record>>>> {
         async move {
@@ -610,16 +624,7 @@ impl Store for PostgresStore {
                  WHERE (expires_at IS NULL OR expires_at > $1)",
             );
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now];
-            for (bound, included, excluded) in [(&range.start, ">=", ">"), (&range.end, "<=", "<")]
-            {
-                let (op, key) = match bound {
-                    Bound::Included(k) => (included, k),
-                    Bound::Excluded(k) => (excluded, k),
-                    Bound::Unbounded => continue,
-                };
-                params.push(key);
-                sql.push_str(&format!(" AND key {op} ${}", params.len()));
-            }
+            push_range(&mut sql, &mut params, &range);
             params.push(&fetch);
             sql.push_str(&format!(
                 " ORDER BY key {} LIMIT ${}",
@@ -637,6 +642,21 @@ impl Store for PostgresStore {
                     .collect(),
                 more,
             })
+        }
+        .boxed()
+    }
+
+    fn count(&self, range: KeyRange, now: u64) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let now = to_sql_u64(now);
+            let mut sql = String::from(
+                "SELECT count(*) FROM kv_records WHERE (expires_at IS NULL OR expires_at > $1)",
+            );
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now];
+            push_range(&mut sql, &mut params, &range);
+            let client = self.client().await?;
+            let row = client.query_one(&sql, &params).await.map_err(pg_error)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         }
         .boxed()
     }

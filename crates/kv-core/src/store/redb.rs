@@ -731,6 +731,24 @@ impl Store for RedbStore {
         async move { result }.boxed()
     }
 
+    fn count(&self, range: KeyRange, now: u64) -> BoxFuture<'_, Result<u64>> {
+        let result = (|| {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(RECORDS)?;
+            let bounds = (bound_ref(&range.start), bound_ref(&range.end));
+            let mut live = 0u64;
+            for entry in table.range::<&[u8]>(bounds)? {
+                let (_, v) = entry?;
+                let (_, expires_at) = decode_header(v.value())?;
+                if expires_at.is_none_or(|exp| exp > now) {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        })();
+        async move { result }.boxed()
+    }
+
     fn counters<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<i64>>> {
         let result = (|| {
             let tx = self.db.begin_read()?;
