@@ -225,6 +225,25 @@ pub fn oss_error(status: u16, code: &str, message: &str, request_id: &str) -> Re
     xml_response(status, body, request_id)
 }
 
+/// A form field's data. multer's own `Field::bytes` copies every chunk into a new buffer; a field
+/// that arrives as one chunk (a whole uploaded body is one buffer here) is returned as that chunk,
+/// a slice of the parser's buffer, so a 25 MB upload is not held a second time.
+async fn field_bytes(mut field: multer::Field<'_>) -> multer::Result<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = bytes::BytesMut::new();
+    while let Some(chunk) = field.chunk().await? {
+        if first.is_none() && joined.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(head) = first.take() {
+            joined.extend_from_slice(&head);
+        }
+        joined.extend_from_slice(&chunk);
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
 /// Step 2: the unsigned multipart PostObject. Returns the reply and an error code for logs.
 pub async fn post_object(
     engine: &Engine,
@@ -244,7 +263,7 @@ pub async fn post_object(
         match multipart.next_field().await {
             Ok(Some(field)) => {
                 let name = field.name().unwrap_or_default().to_string();
-                let data = match field.bytes().await {
+                let data = match field_bytes(field).await {
                     Ok(d) => d,
                     Err(_) => return bad("InvalidArgument", "The multipart body is malformed."),
                 };
