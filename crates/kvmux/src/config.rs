@@ -220,7 +220,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             storage: None,
             durable: true,
-            cache_mb: 64,
+            cache_mb: 32,
             seed_dir: None,
             inspector_capacity: 500,
             dialects: Dialects::default(),
