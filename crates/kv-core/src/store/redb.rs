@@ -453,8 +453,11 @@ struct Tables<'txn> {
 
 type Waiting = (Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>);
 
+/// What a group commit decided for each batch, and the blobs its commit superseded.
+type GroupOutcome = (Vec<std::result::Result<u64, Rejected>>, Vec<u128>);
+
 fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bool) {
-    let outcome = (|| -> Result<(Vec<std::result::Result<u64, Rejected>>, Vec<u128>)> {
+    let outcome = (|| -> Result<GroupOutcome> {
         let mut tx = db.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)
