@@ -4,14 +4,30 @@
 # binary. Installs what the suites need (a Python venv with the pinned SDKs, npm packages, Go
 # modules, Maven artifacts) from the package registries.
 #
-# Usage: scripts/test.sh [suite ...]   suites: lint rust python node go java postgres browser (default: all)
+# Usage: scripts/test.sh [--long] [suite ...]
+#        suites: lint rust python tls node go java postgres browser fuzz (default: all)
+#        --long  the long reliability runs: 200 kills, 20,000 bad inputs, a longer
+#                linearizability history, 10 minutes per fuzz target (hours in all)
 # Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
+#        KVMUX_KILLS, KVMUX_BAD_INPUTS, KVMUX_LIN_OPS override the reliability tests' sizes
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python node go java postgres browser)
+LONG=0
+SUITES=()
+for arg in "$@"; do
+  case "$arg" in
+    --long) LONG=1 ;;
+    *) SUITES+=("$arg") ;;
+  esac
+done
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python tls node go java postgres browser fuzz)
+if [ "$LONG" -eq 1 ]; then
+  export KVMUX_KILLS=${KVMUX_KILLS:-200}
+  export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
+  export KVMUX_LIN_OPS=${KVMUX_LIN_OPS:-20000}
+fi
 
 failed=()
 passed=()
@@ -67,7 +83,19 @@ if want rust; then
   record rust $?
 fi
 
-if want python || want node || want go || want java; then
+# The Python venv with the pinned SDKs, shared by the python, tls and postgres suites.
+python_venv() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0 || return 1
+  local req
+  for req in tests/sdk/requirements-*.txt; do
+    if [ -e "$req" ]; then
+      .venv/bin/pip install -q --disable-pip-version-check -r "$req" || return 1
+    fi
+  done
+}
+
+if want python || want tls || want node || want go || want java; then
   log "building the kvmux binary for the SDK suites"
   cargo build -p kvmux || { failed+=(build); want python && failed+=(python); SUITES=(); }
 fi
@@ -76,14 +104,22 @@ if want python; then
   log "Python SDK suites (pytest, pinned SDKs in a venv)"
   (
     set -e
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0
-    for req in tests/sdk/requirements-*.txt; do
-      [ -e "$req" ] && .venv/bin/pip install -q --disable-pip-version-check -r "$req"
-    done
+    python_venv
     .venv/bin/pytest -q -p no:cacheprovider tests/sdk
   )
   record python $?
+fi
+
+if want tls; then
+  # The same Python SDK suites over HTTPS: the gateway generates a self-signed certificate at
+  # start-up ([tls] self_signed) and every SDK client trusts only that certificate.
+  log "Python SDK suites over TLS"
+  (
+    set -e
+    python_venv
+    KVMUX_TEST_TLS=1 .venv/bin/pytest -q -p no:cacheprovider tests/sdk
+  )
+  record tls $?
 fi
 
 if want postgres; then
@@ -100,11 +136,7 @@ if want postgres; then
       cargo test -p kv-core --test model --test engine --test postgres_engine --test postgres_store_parity
     KV_TEST_POSTGRES="$url" cargo test -p kvmux --test multi_gateway
     cargo build -p kvmux
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0
-    for req in tests/sdk/requirements-*.txt; do
-      [ -e "$req" ] && .venv/bin/pip install -q --disable-pip-version-check -r "$req"
-    done
+    python_venv
     KVMUX_TEST_STORAGE="$url" .venv/bin/pytest -q -p no:cacheprovider tests/sdk
   )
   record postgres $?
@@ -153,6 +185,19 @@ if want browser; then
     .venv/bin/pytest -q -p no:cacheprovider tests/browser
   )
   record browser $?
+fi
+
+if want fuzz; then
+  # cargo-fuzz targets for each dialect's request handling and each signature verifier, from
+  # the committed seeds: a short smoke run each (10 minutes each with --long).
+  if [ "$LONG" -eq 1 ]; then
+    log "fuzzing: 10 minutes per target"
+    bash scripts/fuzz.sh long
+  else
+    log "fuzzing: smoke run per target"
+    bash scripts/fuzz.sh smoke
+  fi
+  record fuzz $?
 fi
 
 log "summary"
