@@ -108,7 +108,7 @@ impl BlobDir {
                 Ok::<_, std::io::Error>(())
             })();
             if let Err(e) = written {
-                self.remove(&staged.iter().map(|s: &StagedBlob| s.id).collect::<Vec<_>>());
+                self.discard(&staged);
                 self.remove(&[id]);
                 return Err(self.io_error("writing a blob", e));
             }
@@ -135,6 +135,11 @@ impl BlobDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_error("reading a blob", e)),
         }
+    }
+
+    /// Deletes the files of staged blobs whose batch was refused, failed or never sent.
+    fn discard(&self, staged: &[StagedBlob]) {
+        self.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
     }
 
     /// Deletes side files no committed record refers to any more. A failure only leaves a file
@@ -415,7 +420,7 @@ fn run_writer(
         if !group.is_empty() {
             if closed {
                 for (_, staged, reply) in group {
-                    blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                    blobs.discard(&staged);
                     let _ = reply.send(Err(Error::Internal("the store is closed".into())));
                 }
             } else {
@@ -496,7 +501,7 @@ fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bo
             blobs.remove(&superseded);
             for ((_, staged, reply), result) in group.into_iter().zip(results) {
                 if result.is_err() {
-                    blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                    blobs.discard(&staged);
                 }
                 let _ = reply.send(Ok(result));
             }
@@ -504,7 +509,7 @@ fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bo
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             for (_, staged, reply) in group {
-                blobs.remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                blobs.discard(&staged);
                 let _ = reply.send(Err(e.clone()));
             }
         }
@@ -788,8 +793,7 @@ impl Store for RedbStore {
             };
             let (tx, rx) = oneshot::channel();
             if let Err(e) = self.send(WriterMsg::Commit(batch, staged.clone(), tx)) {
-                self.blobs
-                    .remove(&staged.iter().map(|s| s.id).collect::<Vec<_>>());
+                self.blobs.discard(&staged);
                 return Err(e);
             }
             rx.await
