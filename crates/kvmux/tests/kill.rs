@@ -45,15 +45,10 @@ const COUNTERS: TableDefinition<&[u8], i64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 fn workload(port: u16, target: Target) -> Workload {
-    let key_id = match target {
-        Target::Tencent => "AKIDkvmuxdev",
-        Target::Aliyun => "LTAIkvmuxdev",
-        _ => "HWkvmuxdev",
-    };
     Workload {
         target,
         host: format!("127.0.0.1:{port}"),
-        key_id: key_id.into(),
+        key_id: target.dev_key_id().into(),
         secret: "kvmuxdevsecret".into(),
         value: Bytes::new(),
     }

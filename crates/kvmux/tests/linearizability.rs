@@ -37,15 +37,10 @@ const KEYS_PER_DIALECT: usize = 4;
 const MAX_STEPS: u64 = 20_000_000;
 
 fn workload(port: u16, target: Target) -> Workload {
-    let key_id = match target {
-        Target::Tencent => "AKIDkvmuxdev",
-        Target::Aliyun => "LTAIkvmuxdev",
-        _ => "HWkvmuxdev",
-    };
     Workload {
         target,
         host: format!("127.0.0.1:{port}"),
-        key_id: key_id.into(),
+        key_id: target.dev_key_id().into(),
         secret: "kvmuxdevsecret".into(),
         value: Bytes::new(),
     }

@@ -15,15 +15,10 @@ use serde_json::{json, Value};
 use workload::{Op, Target, Workload};
 
 fn workload(s: &Server, target: Target, secret: &str) -> Workload {
-    let key_id = match target {
-        Target::Tencent => "AKIDkvmuxdev",
-        Target::Aliyun => "LTAIkvmuxdev",
-        _ => "HWkvmuxdev",
-    };
     Workload {
         target,
         host: format!("127.0.0.1:{}", s.port),
-        key_id: key_id.into(),
+        key_id: target.dev_key_id().into(),
         secret: secret.into(),
         value: Bytes::from_static(b"signed value"),
     }

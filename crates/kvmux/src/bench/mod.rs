@@ -343,14 +343,10 @@ async fn wait_healthy_or_target(addr: &str, target: Target) -> Result<(), String
 }
 
 fn credentials(args: &BenchArgs) -> (String, String) {
-    let default_id = match args.dialect {
-        Target::Tencent => "AKIDkvmuxdev",
-        Target::Aliyun => "LTAIkvmuxdev",
-        Target::Huawei => "HWkvmuxdev",
-        Target::Dynamodb => "AKIDbench",
-    };
     (
-        args.key_id.clone().unwrap_or_else(|| default_id.into()),
+        args.key_id
+            .clone()
+            .unwrap_or_else(|| args.dialect.dev_key_id().into()),
         args.secret.clone().unwrap_or_else(|| DEV_SECRET.into()),
     )
 }

@@ -70,6 +70,19 @@ fn utc(format: &[time::format_description::FormatItem<'_>]) -> String {
         .unwrap_or_default()
 }
 
+impl Target {
+    /// The credential id the default configuration ships for this dialect (DynamoDB: an id moto
+    /// accepts), so the bench and the tests sign as a newcomer's SDK would.
+    pub fn dev_key_id(self) -> &'static str {
+        match self {
+            Target::Tencent => "AKIDkvmuxdev",
+            Target::Aliyun => "LTAIkvmuxdev",
+            Target::Huawei => "HWkvmuxdev",
+            Target::Dynamodb => "AKIDbench",
+        }
+    }
+}
+
 impl Workload {
     /// Requests that prepare the target: create the container (an "already exists" answer is
     /// fine), then load `keys` items.
