@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use kv_core::text::lossy_utf8;
 use kv_core::SignatureDiagnostics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
@@ -189,15 +190,24 @@ pub fn acs3_canonical(
     names.dedup();
     let mut canonical_headers = String::new();
     for name in &names {
-        let mut values: Vec<String> = headers
+        // Borrowed from the header map unless a value is not UTF-8 (then replaced lossily).
+        let mut values: Vec<std::borrow::Cow<'_, str>> = headers
             .get_all(name.as_str())
             .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+            .map(|v| match lossy_utf8(v.as_bytes()) {
+                std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.trim()),
+                std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.trim().to_string()),
+            })
             .collect();
         values.sort();
         canonical_headers.push_str(name);
         canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                canonical_headers.push(',');
+            }
+            canonical_headers.push_str(value);
+        }
         canonical_headers.push('\n');
     }
     let signed: Vec<&str> = names.iter().map(|s| s.as_str()).collect();

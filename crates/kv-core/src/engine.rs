@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::container::{Container, NewContainer, Usage};
 use crate::error::{Error, Quota, Result};
 use crate::keys;
+use crate::meta_cache::MetaCache;
 use crate::store::{self, Batch, Check, Key, KeyRange, Record, Rejected, Store, StoreStats, Write};
 
 /// How often a transaction is retried after losing an optimistic race before giving up.
@@ -200,6 +201,8 @@ pub struct Engine {
     /// Container bindings (see [`Engine::bind_containers`]): each member's address maps to the
     /// whole group, in preference order.
     bindings: std::sync::RwLock<HashMap<ContainerAddress, Arc<Vec<ContainerAddress>>>>,
+    /// Container records in memory, when this engine is its store's only writer.
+    meta_cache: MetaCache,
 }
 
 /// Where a container lives: (account, scope, name).
@@ -208,6 +211,7 @@ pub type ContainerAddress = (String, String, String);
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         Engine {
+            meta_cache: MetaCache::new(store.sole_writer()),
             store,
             clock,
             bindings: Default::default(),
@@ -267,7 +271,9 @@ impl Engine {
 
     /// Drops all data.
     pub async fn reset(&self) -> Result<()> {
-        self.store.reset().await
+        let result = self.store.reset().await;
+        self.meta_cache.forget_all();
+        result
     }
 
     pub async fn stats(&self) -> Result<StoreStats> {
@@ -322,9 +328,10 @@ impl Engine {
                     .account_max_containers
                     .map(|m| (m, Quota::AccountContainers)),
             );
-            let version = tx.commit().await?;
+            let committed = tx.commit().await;
+            self.meta_cache.forget(&meta_key);
             Ok(Container {
-                meta_version: version,
+                meta_version: committed?,
                 ..container
             })
         })
@@ -354,9 +361,17 @@ impl Engine {
     /// The container stored at exactly this address, bindings aside.
     async fn container_at(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
         let key = keys::container(account, scope, name);
+        if let Some(cached) = self.meta_cache.get(&key) {
+            return Ok(cached);
+        }
+        let generation = self.meta_cache.generation();
         let records = self.store.get_many(std::slice::from_ref(&key)).await?;
         match records.into_iter().next().flatten() {
-            Some(r) => decode_meta(&r),
+            Some(r) => {
+                let container = decode_meta(&r)?;
+                self.meta_cache.keep(key, &container, generation);
+                Ok(container)
+            }
             None => Err(Error::NotFound(format!("container {name}"))),
         }
     }
@@ -414,10 +429,11 @@ impl Engine {
             let meta_key = keys::container(&current.account, &current.scope, &current.name);
             tx.checks
                 .push(Check::AtVersion(meta_key.clone(), current.meta_version));
-            tx.raw_put(meta_key, encode_meta(&updated)?, None);
-            let version = tx.commit().await?;
+            tx.raw_put(meta_key.clone(), encode_meta(&updated)?, None);
+            let committed = tx.commit().await;
+            self.meta_cache.forget(&meta_key);
             Ok(Container {
-                meta_version: version,
+                meta_version: committed?,
                 ..updated
             })
         })
@@ -445,7 +461,9 @@ impl Engine {
                 .push(Check::CounterEquals(keys::container_bytes(id), usage.bytes));
             tx.checks
                 .push(Check::CounterEquals(keys::container_items(id), usage.items));
-            tx.writes.push(Write::Delete { key: meta_key });
+            tx.writes.push(Write::Delete {
+                key: meta_key.clone(),
+            });
             tx.writes.push(Write::Delete {
                 key: keys::registry(id),
             });
@@ -463,7 +481,9 @@ impl Engine {
             tx.add(keys::account_bytes(account, group), -usage.bytes, None);
             tx.add(keys::account_items(account, group), -usage.items, None);
             tx.add(keys::account_containers(account, group), -1, None);
-            tx.commit().await?;
+            let committed = tx.commit().await;
+            self.meta_cache.forget(&meta_key);
+            committed?;
             Ok(current.clone())
         })
         .await

@@ -16,7 +16,9 @@ pub mod doc;
 pub mod engine;
 pub mod error;
 mod keys;
+mod meta_cache;
 pub mod store;
+pub mod text;
 
 pub use clock::Clock;
 pub use container::{Container, ContainerKind, Limits, NewContainer, Usage};

@@ -156,6 +156,29 @@ pub fn tc3_canonical_request(
     auth: &Tc3Authorization,
     host: &str,
 ) -> String {
+    tc3_canonical_request_with(request, auth, host, &tc3_payload_hash(request))
+}
+
+/// The canonical request's last line: the body's SHA-256, or that of `UNSIGNED-PAYLOAD` when the
+/// client says it did not sign the body.
+fn tc3_payload_hash(request: &SignedRequest<'_>) -> String {
+    let unsigned = request
+        .header("x-tc-content-sha256")
+        .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
+    if unsigned {
+        sha256_hex(b"UNSIGNED-PAYLOAD")
+    } else {
+        sha256_hex(request.body)
+    }
+}
+
+/// [`tc3_canonical_request`] with the payload hash already computed.
+fn tc3_canonical_request_with(
+    request: &SignedRequest<'_>,
+    auth: &Tc3Authorization,
+    host: &str,
+    payload_hash: &str,
+) -> String {
     let mut canonical_headers = String::new();
     for name in &auth.signed_headers {
         let value = if name == "host" {
@@ -176,14 +199,6 @@ pub fn tc3_canonical_request(
         canonical_headers.push_str(&value);
         canonical_headers.push('\n');
     }
-    let unsigned = request
-        .header("x-tc-content-sha256")
-        .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
-    let payload_hash = if unsigned {
-        sha256_hex(b"UNSIGNED-PAYLOAD")
-    } else {
-        sha256_hex(request.body)
-    };
     let query = if request.method.eq_ignore_ascii_case("GET") {
         request.query
     } else {
@@ -281,50 +296,51 @@ pub fn verify_tc3<'c>(
         ));
     };
 
-    // The hosts to try, in order: verbatim, then the bare hostname (Node SDK).
-    let verbatim = request
-        .header("host")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let bare = bare_hostname(&verbatim).to_string();
-    let mut hosts = vec![verbatim.clone()];
-    if bare != verbatim {
-        hosts.push(bare.clone());
-    }
-    let attempts: Vec<(String, String)> = hosts
-        .iter()
-        .map(|h| {
-            let canonical = tc3_canonical_request(request, &auth, h);
-            let sts = tc3_string_to_sign(timestamp_text, &auth, &canonical);
-            (canonical, sts)
-        })
-        .collect();
-    // For the inspector, show the attempt the client most likely meant: Node signs the bare
+    // The hosts to try, in order: verbatim, then the bare hostname (Node SDK). The second
+    // canonical request is built only when the first does not match (the common case builds one),
+    // and the body is hashed once for both.
+    let verbatim = request.header("host").unwrap_or_default().trim();
+    let bare = bare_hostname(verbatim);
+    let payload_hash = tc3_payload_hash(request);
+    let attempt = |host: &str| {
+        let canonical = tc3_canonical_request_with(request, &auth, host, &payload_hash);
+        let sts = tc3_string_to_sign(timestamp_text, &auth, &canonical);
+        (canonical, sts)
+    };
+    // What a refusal shows: the attempt the client most likely meant. Node signs the bare
     // hostname and puts the endpoint's first label in the scope.
-    let node_style = bare.split('.').next() == Some(auth.service.as_str()) && auth.service != "teo";
-    let shown = if node_style { attempts.len() - 1 } else { 0 };
-    if let Some((canonical, sts)) = attempts.get(shown) {
-        diag.canonical_request = canonical.clone();
-        diag.string_to_sign = sts.clone();
-    }
+    let refuse = |code: &'static str, message: &str, mut diag: SignatureDiagnostics| {
+        let node_style = bare.split('.').next() == Some(auth.service.as_str())
+            && auth.service != "teo"
+            && bare != verbatim;
+        let (canonical, sts) = attempt(if node_style { bare } else { verbatim });
+        diag.canonical_request = canonical;
+        diag.string_to_sign = sts;
+        Refused::new(code, message, diag)
+    };
 
     if !timestamp_fresh(timestamp, now) {
-        return Err(Refused::new(
+        return Err(refuse(
             codes::SIGNATURE_EXPIRE,
             "Signature expired: the request timestamp is more than 5 minutes away from server time.",
             diag,
         ));
     }
     let Some(secret) = secret_of(&auth.secret_id) else {
-        return Err(Refused::new(
+        return Err(refuse(
             codes::SECRET_ID_NOT_FOUND,
             MSG_SECRET_ID_NOT_FOUND,
             diag,
         ));
     };
+    let hosts = if bare != verbatim {
+        &[verbatim, bare][..]
+    } else {
+        &[verbatim][..]
+    };
     let client_signature = auth.signature.to_ascii_lowercase();
-    for (canonical, sts) in attempts {
+    for host in hosts {
+        let (canonical, sts) = attempt(host);
         let expected = tc3_signature(secret, &auth.date, &auth.service, &sts);
         if constant_time_eq(expected.as_bytes(), client_signature.as_bytes()) {
             return Ok(Verified {
@@ -334,7 +350,7 @@ pub fn verify_tc3<'c>(
             });
         }
     }
-    Err(Refused::new(
+    Err(refuse(
         codes::SIGNATURE_FAILURE,
         MSG_SIGNATURE_FAILURE,
         diag,

@@ -116,7 +116,14 @@ pub mod codes {
 /// (a `; charset=` suffix makes them report an error as a success).
 pub fn envelope(mut fields: serde_json::Map<String, Value>, request_id: &str) -> Response<Bytes> {
     fields.insert("RequestId".into(), Value::String(request_id.to_string()));
-    let body = serde_json::to_vec(&json!({ "Response": fields })).unwrap_or_else(|_| {
+    // Serialised in place: `json!({"Response": fields})` would first copy every field into a new
+    // value tree.
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "Response")]
+        response: &'a serde_json::Map<String, Value>,
+    }
+    let body = serde_json::to_vec(&Envelope { response: &fields }).unwrap_or_else(|_| {
         br#"{"Response":{"Error":{"Code":"InternalError","Message":"encoding failed"}}}"#.to_vec()
     });
     let mut response = Response::new(Bytes::from(body));

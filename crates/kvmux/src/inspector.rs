@@ -44,7 +44,7 @@ impl SentRequest {
                 let value = if MASKED_HEADERS.contains(&name.as_str()) {
                     "***".to_string()
                 } else {
-                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                    kv_core::text::lossy_utf8(value.as_bytes()).into_owned()
                 };
                 (name, value)
             })

@@ -246,9 +246,13 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
+    // Colour codes only for a terminal: a log file or collector gets plain lines, and formatting
+    // the escape codes was a visible share of a request's time under load.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(colour)
         .with_writer(writer)
         .init();
     guard

@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use kv_core::text::lossy_utf8;
 use kv_core::{Container, Precondition};
 use serde_json::json;
 
@@ -129,7 +130,7 @@ async fn read(ctx: &Ctx<'_>) -> ApiResult<(Bytes, Option<u64>)> {
 }
 
 fn as_text(value: &[u8]) -> String {
-    String::from_utf8_lossy(value).into_owned()
+    lossy_utf8(value).into_owned()
 }
 
 pub async fn get(ctx: &Ctx<'_>) -> ApiResult<Reply> {

@@ -8,6 +8,7 @@ use super::namespace::open;
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
 use crate::wire::iso_utc;
+use kv_core::text::lossy_utf8;
 use kv_core::ScanOptions;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -69,7 +70,7 @@ pub async fn list(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         for item in &page.items {
             if seen >= skip && seen < skip + take {
                 keys.push(json!({
-                    "Name": String::from_utf8_lossy(&item.key),
+                    "Name": lossy_utf8(&item.key),
                     "UpdateTime": iso_utc(item.modified_at_ms),
                 }));
             }

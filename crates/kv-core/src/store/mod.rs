@@ -223,4 +223,10 @@ pub trait Store: Send + Sync + 'static {
     fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async { Ok(true) })
     }
+    /// Whether every write to this store goes through this process's engine, so that the engine
+    /// may keep records it wrote in memory (container records). False unless a backend knows
+    /// better: a shared database is written by other gateways too.
+    fn sole_writer(&self) -> bool {
+        false
+    }
 }

@@ -853,6 +853,11 @@ impl Store for RedbStore {
         async move { result }.boxed()
     }
 
+    /// redb locks its file: no other process can write it while this store is open.
+    fn sole_writer(&self) -> bool {
+        true
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             let (tx, rx) = oneshot::channel();

@@ -5,6 +5,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use kv_core::text::lossy_utf8;
 use kv_core::{Precondition, ScanOptions};
 use serde_json::{json, Map, Value};
 
@@ -106,7 +107,7 @@ pub async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, A
         .map(|(key, item)| match item {
             Some(item) => KeyValuePair {
                 key,
-                value: String::from_utf8_lossy(&item.value).into_owned(),
+                value: lossy_utf8(&item.value).into_owned(),
                 expiration: item.expires_at.map(iso8601_utc).unwrap_or_default(),
             },
             None => KeyValuePair {
@@ -190,7 +191,7 @@ pub async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, 
     let keys: Vec<String> = page
         .items
         .iter()
-        .map(|i| String::from_utf8_lossy(&i.key).into_owned())
+        .map(|i| lossy_utf8(&i.key).into_owned())
         .collect();
     let next = match (page.more, keys.last()) {
         (true, Some(last)) => last.clone(),

@@ -108,7 +108,7 @@ impl Workload {
     /// One request of `op` on key number `i`.
     pub fn request(&self, op: Op, i: usize) -> Request<Bytes> {
         let key = key_name(i);
-        let value = String::from_utf8_lossy(&self.value).into_owned();
+        let value = kv_core::text::lossy_utf8(&self.value).into_owned();
         let batch_items = || -> Vec<(String, String)> {
             (0..BATCH_SIZE)
                 .map(|j| (key_name(i + j), value.clone()))
