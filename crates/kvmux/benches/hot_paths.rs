@@ -1,10 +1,17 @@
 //! Micro-benchmarks that guard the per-request hot paths against regressions: each vendor's
-//! signature verifier on a real captured SDK request (from the shared vectors), the
-//! order-preserving document key encoding, and the BSON codec.
+//! signature verifier on a real captured SDK request (from the shared vectors), a whole signed get
+//! through each dialect over a redb engine (no HTTP: the gateway's own share of a request, which
+//! the noisy two-core load runs cannot resolve), the order-preserving document key encoding, and
+//! the BSON codec.
 //!
 //! Run: `cargo bench -p kvmux --bench hot_paths` (figures in docs/BENCHMARKS.md).
 
 use std::hint::black_box;
+use std::sync::Arc;
+
+#[path = "../src/bench/workload.rs"]
+#[allow(dead_code)]
+mod workload;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -123,6 +130,75 @@ fn signature_verifiers(c: &mut Criterion) {
     }
 }
 
+/// The dev secret of `config/kvmux.toml`'s embedded default (the load generator's too).
+const DEV_SECRET: &str = "kvmuxdevsecret";
+
+fn dialect(target: workload::Target, engine: &Arc<kv_core::Engine>) -> Arc<dyn kv_core::Dialect> {
+    let context = kv_core::DialectContext {
+        engine: engine.clone(),
+        credentials: vec![kv_core::Credential {
+            id: target.dev_key_id().into(),
+            secret: DEV_SECRET.into(),
+            account: "dev".into(),
+        }],
+        auth_mode: kv_core::AuthMode::Enforce,
+        options: serde_json::Value::Null,
+        vendor_rate_limits: false,
+    };
+    match target {
+        workload::Target::Tencent => Arc::new(kv_tencent::TencentDialect::new(context)),
+        workload::Target::Aliyun => Arc::new(kv_aliyun::AliyunDialect::new(context)),
+        _ => Arc::new(kv_huawei::HuaweiDialect::new(context)),
+    }
+}
+
+/// One signed get of a 1 KiB value, served by the dialect from a redb file: signing it (the
+/// client's part, measured alone too) and serving it (verify, route, container, read, envelope).
+fn dialect_gets(c: &mut Criterion) {
+    use workload::{Op, Target, Workload};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for target in [Target::Tencent, Target::Aliyun, Target::Huawei] {
+        let dir = tempfile::tempdir().expect("dir");
+        let engine = Arc::new(
+            kv_core::Engine::open_redb(
+                &dir.path().join("bench.redb"),
+                false,
+                kv_core::Clock::new(),
+            )
+            .expect("engine"),
+        );
+        let dialect = dialect(target, &engine);
+        let w = Workload {
+            target,
+            host: "127.0.0.1:9090".into(),
+            key_id: target.dev_key_id().into(),
+            secret: DEV_SECRET.into(),
+            value: bytes::Bytes::from(vec![b'v'; 1024]),
+        };
+        let serve = |request| runtime.block_on(dialect.serve(request));
+        let (create, _) = w.setup(0);
+        for request in [create, w.request(Op::Put, 0)] {
+            let response = serve(request);
+            assert!(!w.is_error(response.status(), response.body()));
+        }
+        let name = format!("{target:?}").to_lowercase();
+        c.bench_function(&format!("get/{name} sign"), |bench| {
+            bench.iter(|| black_box(w.request(Op::Get, 0)))
+        });
+        c.bench_function(&format!("get/{name} sign + serve"), |bench| {
+            bench.iter(|| {
+                let response = serve(w.request(Op::Get, 0));
+                assert!(!w.is_error(response.status(), response.body()));
+            })
+        });
+        drop(dialect);
+        runtime.block_on(engine.close()).expect("close");
+    }
+}
+
 fn documents(c: &mut Criterion) {
     let doc = bson::doc! {
         "owner": "alice", "filename": "reports/2026/q3.pdf", "size": 123_456_i64,
@@ -148,5 +224,5 @@ fn documents(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signature_verifiers, documents);
+criterion_group!(benches, signature_verifiers, dialect_gets, documents);
 criterion_main!(benches);
