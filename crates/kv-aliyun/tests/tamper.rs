@@ -18,7 +18,6 @@
 //! (`x-acs-signature-nonce` for V3, `SignatureNonce` for V2) is refused with
 //! `SignatureNonceUsed` by the dialect.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -27,60 +26,9 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use kv_aliyun::auth::{self, Caller, Refusal};
 use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine};
+use kv_testkit::{header_index, tamper_bytes, tamper_str, valid_vectors, Req, Vector};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-#[derive(Clone, Debug)]
-struct Req {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-struct Vector {
-    name: String,
-    v3: bool,
-    id: String,
-    secret: String,
-    now: u64,
-    req: Req,
-}
-
-fn vectors() -> Vec<Vector> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs/vectors/aliyun.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
-    all.iter()
-        .filter(|v| v["valid"] == true)
-        .map(|v| Vector {
-            name: v["name"].as_str().unwrap().to_string(),
-            v3: v["algorithm"] == "ACS3-HMAC-SHA256",
-            id: v["credential"]["id"].as_str().unwrap().to_string(),
-            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
-            now: v["now_unix"].as_u64().unwrap(),
-            req: Req {
-                method: v["method"].as_str().unwrap().to_string(),
-                target: v["target"].as_str().unwrap().to_string(),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h[0].as_str().unwrap().to_string(),
-                            h[1].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect(),
-                body: base64::engine::general_purpose::STANDARD
-                    .decode(v["body_b64"].as_str().unwrap())
-                    .unwrap(),
-            },
-        })
-        .collect()
-}
 
 /// The verifier the dialect picks, fed exactly as lib.rs feeds it.
 fn verify(v: &Vector, req: &Req, now: u64) -> Result<Caller, Refusal> {
@@ -138,54 +86,6 @@ fn verify(v: &Vector, req: &Req, now: u64) -> Result<Caller, Refusal> {
     }
 }
 
-/// The next byte of its class (digit, lower, upper; never a case change) and, for a hex digit,
-/// the next hex digit; anything else becomes `Z`.
-fn replacements(b: u8) -> Vec<u8> {
-    let next = match b {
-        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
-        b'9' => b'0',
-        b'z' => b'a',
-        b'Z' => b'A',
-        _ => b'Z',
-    };
-    let mut out = vec![next];
-    let hex = match b {
-        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
-        b'9' => Some(b'a'),
-        b'f' => Some(b'0'),
-        _ => None,
-    };
-    if let Some(h) = hex.filter(|h| *h != next) {
-        out.push(h);
-    }
-    out
-}
-
-fn tamper_bytes(bytes: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    for i in 0..bytes.len() {
-        for r in replacements(bytes[i]) {
-            let mut b = bytes.to_vec();
-            b[i] = r;
-            out.push((i, r, b));
-        }
-    }
-    out
-}
-
-fn tamper_str(text: &str) -> Vec<(usize, u8, String)> {
-    tamper_bytes(text.as_bytes())
-        .into_iter()
-        .filter_map(|(i, r, b)| String::from_utf8(b).ok().map(|s| (i, r, s)))
-        .collect()
-}
-
-fn header_index(req: &Req, name: &str) -> Option<usize> {
-    req.headers
-        .iter()
-        .position(|(k, _)| k.eq_ignore_ascii_case(name))
-}
-
 fn is_form(req: &Req) -> bool {
     match header_index(req, "content-type") {
         Some(h) => req.headers[h]
@@ -196,10 +96,15 @@ fn is_form(req: &Req) -> bool {
     }
 }
 
+/// Whether the vector is signed with V3 (ACS3-HMAC-SHA256) rather than the RPC V2 signature.
+fn is_v3(v: &Vector) -> bool {
+    v.algorithm == "ACS3-HMAC-SHA256"
+}
+
 fn tampered(v: &Vector) -> Vec<(String, Req)> {
     let req = &v.req;
     let mut out = Vec::new();
-    for (i, b, m) in tamper_str(&req.method) {
+    for (i, b, m) in tamper_str(&req.method, 0..req.method.len()) {
         out.push((
             format!("method[{i}]={}", b as char),
             Req {
@@ -209,7 +114,7 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
         ));
     }
     if let Some((path, query)) = req.target.split_once('?') {
-        for (i, b, m) in tamper_str(query) {
+        for (i, b, m) in tamper_str(query, 0..query.len()) {
             out.push((
                 format!("query[{i}]={}", b as char),
                 Req {
@@ -220,8 +125,8 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
         }
     }
     // V3 signs any body through its hash; V2 signs a form body's parameters.
-    if v.v3 || is_form(req) {
-        for (i, b, body) in tamper_bytes(&req.body) {
+    if is_v3(v) || is_form(req) {
+        for (i, b, body) in tamper_bytes(&req.body, 0..req.body.len()) {
             out.push((
                 format!("body[{i}]={}", b as char),
                 Req {
@@ -231,7 +136,7 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
             ));
         }
     }
-    if v.v3 {
+    if is_v3(v) {
         let authz =
             &req.headers[header_index(req, "authorization").expect("V3 has Authorization")].1;
         let parsed = auth::parse_acs3_authorization(authz).expect("a valid ACS3 Authorization");
@@ -240,13 +145,13 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
         for name in names {
             let h = header_index(req, &name)
                 .unwrap_or_else(|| panic!("{}: signed header {name} missing", v.name));
-            for (i, b, m) in tamper_str(&req.headers[h].1) {
+            for (i, b, m) in tamper_str(&req.headers[h].1, 0..req.headers[h].1.len()) {
                 let mut r = req.clone();
                 r.headers[h].1 = m;
                 out.push((format!("{name}[{i}]={}", b as char), r));
             }
             if name != "authorization" {
-                for (i, b, m) in tamper_str(&req.headers[h].0) {
+                for (i, b, m) in tamper_str(&req.headers[h].0, 0..req.headers[h].0.len()) {
                     let mut r = req.clone();
                     r.headers[h].0 = m;
                     out.push((format!("{name} name[{i}]={}", b as char), r));
@@ -259,13 +164,13 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
 
 #[test]
 fn every_byte_of_every_signed_part_is_refused() {
-    let all = vectors();
+    let all = valid_vectors("aliyun");
     assert_eq!(
         all.len(),
         36,
         "the vectors file holds 36 valid Aliyun requests"
     );
-    assert_eq!(all.iter().filter(|v| !v.v3).count(), 4, "4 of them V2");
+    assert_eq!(all.iter().filter(|v| !is_v3(v)).count(), 4, "4 of them V2");
     let mut total = 0;
     let mut by_part: std::collections::BTreeMap<String, usize> = Default::default();
     let mut accepted = Vec::new();
@@ -279,7 +184,7 @@ fn every_byte_of_every_signed_part_is_refused() {
         assert_eq!(ok.access_key_id, v.id);
         for (label, req) in tampered(v) {
             total += 1;
-            let scheme = if v.v3 { "v3" } else { "v2" };
+            let scheme = if is_v3(v) { "v3" } else { "v2" };
             *by_part
                 .entry(format!(
                     "{scheme} {}",
@@ -322,7 +227,7 @@ fn every_byte_of_every_signed_part_is_refused() {
 /// The other side, so the refusals mean something: the path and the unsigned headers may change.
 #[test]
 fn unsigned_parts_may_change() {
-    for v in vectors() {
+    for v in valid_vectors("aliyun") {
         let mut req = v.req.clone();
         // After the authority of an absolute-form target (proxy clients), or at the start.
         let slash = match req.target.strip_prefix("http://") {
@@ -344,7 +249,7 @@ fn unsigned_parts_may_change() {
 
 fn request_time(v: &Vector) -> u64 {
     let text = match header_index(&v.req, "x-acs-date") {
-        Some(h) if v.v3 => v.req.headers[h].1.clone(),
+        Some(h) if is_v3(v) => v.req.headers[h].1.clone(),
         _ => {
             let query = v
                 .req
@@ -366,7 +271,7 @@ fn request_time(v: &Vector) -> u64 {
 #[test]
 fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
     assert_eq!(auth::WINDOW_SECS, 900, "Aliyun documents 15 minutes");
-    for v in vectors() {
+    for v in valid_vectors("aliyun") {
         let t = request_time(&v);
         for now in [t + 901, t - 901, t + 86_400, t - 86_400] {
             let refused = verify(&v, &v.req, now).expect_err("outside the window");
@@ -392,7 +297,7 @@ fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
 #[test]
 fn every_vector_nonce_is_single_use() {
     let cache = auth::NonceCache::new(1000);
-    for v in vectors() {
+    for v in valid_vectors("aliyun") {
         let caller = verify(&v, &v.req, v.now).expect("valid");
         let nonce = caller.nonce.expect("every SDK sends a nonce");
         assert!(
@@ -531,15 +436,5 @@ async fn a_reused_nonce_is_refused_by_the_dialect_v3_and_v2() {
             (200, ""),
             "{scheme}: a fresh nonce"
         );
-    }
-}
-
-#[test]
-fn the_replacements_never_fold_to_the_same_byte() {
-    for b in 0u8..=127 {
-        for r in replacements(b) {
-            assert_ne!(r, b);
-            assert!(!r.eq_ignore_ascii_case(&b));
-        }
     }
 }

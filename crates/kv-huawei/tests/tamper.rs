@@ -14,65 +14,14 @@
 //! Also: `X-Sdk-Date` just outside the 15-minute window (past and future) is refused, just
 //! inside accepted, and through the whole dialect the refusal is Huawei's `401 APIGW.0301`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, SignatureDiagnostics};
 use kv_huawei::auth::{self, SignedRequest, Verified};
+use kv_testkit::{header_index, tamper_bytes, tamper_str, valid_vectors, Req, Vector};
 use serde_json::Value;
-
-#[derive(Clone, Debug)]
-struct Req {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-struct Vector {
-    name: String,
-    id: String,
-    secret: String,
-    now: i64,
-    req: Req,
-}
-
-fn vectors() -> Vec<Vector> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs/vectors/huawei.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
-    all.iter()
-        .filter(|v| v["valid"] == true)
-        .map(|v| Vector {
-            name: v["name"].as_str().unwrap().to_string(),
-            id: v["credential"]["id"].as_str().unwrap().to_string(),
-            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
-            now: v["now_unix"].as_i64().unwrap(),
-            req: Req {
-                method: v["method"].as_str().unwrap().to_string(),
-                target: v["target"].as_str().unwrap().to_string(),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h[0].as_str().unwrap().to_string(),
-                            h[1].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect(),
-                body: base64::engine::general_purpose::STANDARD
-                    .decode(v["body_b64"].as_str().unwrap())
-                    .unwrap(),
-            },
-        })
-        .collect()
-}
 
 /// The verifier, fed exactly as the dialect feeds it.
 fn verify(v: &Vector, req: &Req, now: i64) -> Result<Verified, Box<SignatureDiagnostics>> {
@@ -97,54 +46,6 @@ fn verify(v: &Vector, req: &Req, now: i64) -> Result<Verified, Box<SignatureDiag
         body: &req.body,
     };
     auth::verify(&signed, now, |ak| (ak == v.id).then(|| v.secret.clone()))
-}
-
-/// The next byte of its class (digit, lower, upper; never a case change) and, for a hex digit,
-/// the next hex digit; anything else becomes `Z`.
-fn replacements(b: u8) -> Vec<u8> {
-    let next = match b {
-        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
-        b'9' => b'0',
-        b'z' => b'a',
-        b'Z' => b'A',
-        _ => b'Z',
-    };
-    let mut out = vec![next];
-    let hex = match b {
-        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
-        b'9' => Some(b'a'),
-        b'f' => Some(b'0'),
-        _ => None,
-    };
-    if let Some(h) = hex.filter(|h| *h != next) {
-        out.push(h);
-    }
-    out
-}
-
-fn tamper_bytes(bytes: &[u8], range: std::ops::Range<usize>) -> Vec<(usize, u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    for i in range {
-        for r in replacements(bytes[i]) {
-            let mut b = bytes.to_vec();
-            b[i] = r;
-            out.push((i, r, b));
-        }
-    }
-    out
-}
-
-fn tamper_str(text: &str, range: std::ops::Range<usize>) -> Vec<(usize, u8, String)> {
-    tamper_bytes(text.as_bytes(), range)
-        .into_iter()
-        .filter_map(|(i, r, b)| String::from_utf8(b).ok().map(|s| (i, r, s)))
-        .collect()
-}
-
-fn header_index(req: &Req, name: &str) -> Option<usize> {
-    req.headers
-        .iter()
-        .position(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
 /// Where the path of the target starts (after the authority of an absolute-form target).
@@ -223,7 +124,7 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
 
 #[test]
 fn every_byte_of_every_signed_part_is_refused() {
-    let all = vectors();
+    let all = valid_vectors("huawei");
     assert_eq!(
         all.len(),
         110,
@@ -233,7 +134,7 @@ fn every_byte_of_every_signed_part_is_refused() {
     let mut by_part: std::collections::BTreeMap<String, usize> = Default::default();
     let mut accepted = Vec::new();
     for v in &all {
-        let ok = verify(v, &v.req, v.now).unwrap_or_else(|d| {
+        let ok = verify(v, &v.req, v.now as i64).unwrap_or_else(|d| {
             panic!(
                 "{}: the unmodified request is refused: {}",
                 v.name, d.reason
@@ -245,7 +146,7 @@ fn every_byte_of_every_signed_part_is_refused() {
             *by_part
                 .entry(label.split('[').next().unwrap_or_default().to_string())
                 .or_default() += 1;
-            if verify(v, &req, v.now).is_ok() {
+            if verify(v, &req, v.now as i64).is_ok() {
                 accepted.push(format!("{} {label}", v.name));
             }
         }
@@ -280,17 +181,17 @@ fn every_byte_of_every_signed_part_is_refused() {
 #[test]
 fn unsigned_parts_may_change() {
     let mut unsigned_bodies = 0;
-    for v in vectors() {
+    for v in valid_vectors("huawei") {
         let mut req = v.req.clone();
         req.headers
             .push(("x-unsigned-extra".into(), "anything".into()));
-        assert!(verify(&v, &req, v.now).is_ok(), "{}", v.name);
+        assert!(verify(&v, &req, v.now as i64).is_ok(), "{}", v.name);
         if header_index(&v.req, "x-sdk-content-sha256")
             .is_some_and(|h| v.req.headers[h].1 == "UNSIGNED-PAYLOAD")
         {
             let mut req = v.req.clone();
             req.body.push(0);
-            assert!(verify(&v, &req, v.now).is_ok(), "{}", v.name);
+            assert!(verify(&v, &req, v.now as i64).is_ok(), "{}", v.name);
             unsigned_bodies += 1;
         }
     }
@@ -303,7 +204,7 @@ fn unsigned_parts_may_change() {
 #[test]
 fn dates_just_outside_the_window_are_refused_and_just_inside_accepted() {
     assert_eq!(auth::MAX_SKEW_SECONDS, 900, "15 minutes");
-    for v in vectors() {
+    for v in valid_vectors("huawei") {
         let h = header_index(&v.req, "x-sdk-date").expect("X-Sdk-Date");
         let t = auth::parse_sdk_date(&v.req.headers[h].1).expect("a valid date");
         for now in [t + 901, t - 901, t + 86_400, t - 86_400] {
@@ -405,15 +306,5 @@ async fn the_dialect_refuses_stale_and_future_dates_with_apigw_0301() {
             200,
             "signed {offset} s away is inside the window"
         );
-    }
-}
-
-#[test]
-fn the_replacements_never_fold_to_the_same_byte() {
-    for b in 0u8..=127 {
-        for r in replacements(b) {
-            assert_ne!(r, b);
-            assert!(!r.eq_ignore_ascii_case(&b));
-        }
     }
 }

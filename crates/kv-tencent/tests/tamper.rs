@@ -16,64 +16,13 @@
 //! Also: timestamps just outside the 5-minute window (past and future) are refused with
 //! `AuthFailure.SignatureExpire`, and just inside are accepted.
 
-use std::path::PathBuf;
-
-use base64::Engine as _;
 use http::{HeaderName, HeaderValue, Request};
 use kv_tencent::auth::{self, SignedRequest};
-use serde_json::Value;
+use kv_testkit::{header_index, replacements, tamper_str, valid_vectors, Req, Vector};
 
-/// A request as sent: the parts a tamperer can change.
-#[derive(Clone, Debug)]
-struct Req {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-struct Vector {
-    name: String,
-    legacy: bool,
-    id: String,
-    secret: String,
-    now: u64,
-    req: Req,
-}
-
-fn vectors() -> Vec<Vector> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/specs/vectors/tencent.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let all: Vec<Value> = serde_json::from_str(&text).expect("JSON");
-    all.iter()
-        .filter(|v| v["valid"] == true)
-        .map(|v| Vector {
-            name: v["name"].as_str().unwrap().to_string(),
-            legacy: v["algorithm"] != "TC3-HMAC-SHA256",
-            id: v["credential"]["id"].as_str().unwrap().to_string(),
-            secret: v["credential"]["secret"].as_str().unwrap().to_string(),
-            now: v["now_unix"].as_u64().unwrap(),
-            req: Req {
-                method: v["method"].as_str().unwrap().to_string(),
-                target: v["target"].as_str().unwrap().to_string(),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h[0].as_str().unwrap().to_string(),
-                            h[1].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect(),
-                body: base64::engine::general_purpose::STANDARD
-                    .decode(v["body_b64"].as_str().unwrap())
-                    .unwrap(),
-            },
-        })
-        .collect()
+/// Whether the vector uses the legacy HmacSHA1/HmacSHA256 signature rather than TC3.
+fn is_legacy(v: &Vector) -> bool {
+    v.algorithm != "TC3-HMAC-SHA256"
 }
 
 /// Runs the verifier the dialect picks, on the request as hyper would hand it over.
@@ -92,7 +41,7 @@ fn verify(v: &Vector, req: &Req, now: u64) -> Result<auth::Verified, auth::Refus
         .expect("a request http can carry")
         .into_parts();
     let secret_of = |k: &str| (k == v.id).then_some(v.secret.as_str());
-    if !v.legacy {
+    if !is_legacy(v) {
         return auth::verify_tc3(
             &SignedRequest {
                 method: parts.method.as_str(),
@@ -125,51 +74,6 @@ fn verify(v: &Vector, req: &Req, now: u64) -> Result<auth::Verified, auth::Refus
         secret_of,
         now,
     )
-}
-
-/// The values a byte is replaced with: the next one of its class (digit, lower, upper; never a
-/// case change, which header names and hex signatures legitimately ignore) and, for a hex digit,
-/// the next hex digit; anything else becomes `Z`. All stay legal in a URI and a header.
-fn replacements(b: u8) -> Vec<u8> {
-    let next = match b {
-        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
-        b'9' => b'0',
-        b'z' => b'a',
-        b'Z' => b'A',
-        _ => b'Z',
-    };
-    let mut out = vec![next];
-    let hex = match b {
-        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
-        b'9' => Some(b'a'),
-        b'f' => Some(b'0'),
-        _ => None,
-    };
-    if let Some(h) = hex.filter(|h| *h != next) {
-        out.push(h);
-    }
-    out
-}
-
-/// Every single-byte replacement of `text` at the positions in `range`.
-fn tamper_str(text: &str, range: std::ops::Range<usize>) -> Vec<(usize, u8, String)> {
-    let mut out = Vec::new();
-    for i in range {
-        for r in replacements(text.as_bytes()[i]) {
-            let mut bytes = text.as_bytes().to_vec();
-            bytes[i] = r;
-            if let Ok(s) = String::from_utf8(bytes) {
-                out.push((i, r, s));
-            }
-        }
-    }
-    out
-}
-
-fn header_index(req: &Req, name: &str) -> Option<usize> {
-    req.headers
-        .iter()
-        .position(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
 /// Every tampered copy of the vector's request, labelled with the part it changes.
@@ -205,7 +109,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
             },
         );
     }
-    let query_signed = v.legacy || req.method == "GET";
+    let query_signed = is_legacy(v) || req.method == "GET";
     if let (Some(q), true) = (query, query_signed) {
         for (i, b, m) in tamper_str(q, 0..q.len()) {
             push(
@@ -217,7 +121,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
             );
         }
     }
-    if v.legacy && req.method == "POST" {
+    if is_legacy(v) && req.method == "POST" {
         for i in 0..req.body.len() {
             for r in replacements(req.body[i]) {
                 let mut body = req.body.clone();
@@ -233,7 +137,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
         }
     }
     let mut signed_headers: Vec<String> = vec!["host".into()];
-    if !v.legacy {
+    if !is_legacy(v) {
         let authz =
             &req.headers[header_index(req, "authorization").expect("TC3 has Authorization")].1;
         let parsed = auth::parse_tc3_authorization(authz).expect("a valid TC3 Authorization");
@@ -266,7 +170,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
         let value = &req.headers[h].1;
         let mut range = 0..value.len();
         if name == "host"
-            && !v.legacy
+            && !is_legacy(v)
             && !accepted
                 .canonical_request
                 .contains(&format!("\nhost:{value}\n"))
@@ -296,7 +200,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
 
 #[test]
 fn every_byte_of_every_signed_part_is_refused() {
-    let all = vectors();
+    let all = valid_vectors("tencent");
     assert_eq!(
         all.len(),
         20,
@@ -369,7 +273,7 @@ fn timestamp_of(v: &Vector) -> u64 {
 
 #[test]
 fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
-    for v in vectors() {
+    for v in valid_vectors("tencent") {
         let ts = timestamp_of(&v);
         let window = auth::TIMESTAMP_WINDOW_SECS;
         assert_eq!(window, 300, "Tencent documents 5 minutes");
@@ -397,7 +301,10 @@ fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
 #[test]
 fn unsigned_parts_may_change() {
     let mut checked = 0;
-    for v in vectors().into_iter().filter(|v| !v.legacy) {
+    for v in valid_vectors("tencent")
+        .into_iter()
+        .filter(|v| !is_legacy(v))
+    {
         let mut req = v.req.clone();
         if let Some(h) = header_index(&req, "x-tc-action") {
             req.headers[h].1 = "EdgeKVDelete".into();
@@ -422,14 +329,4 @@ fn unsigned_parts_may_change() {
         }
     }
     assert!(checked > 10);
-}
-
-#[test]
-fn the_replacements_never_fold_to_the_same_byte() {
-    for b in 0u8..=127 {
-        for r in replacements(b) {
-            assert_ne!(r, b);
-            assert!(!r.eq_ignore_ascii_case(&b), "{b} -> {r} is a case change");
-        }
-    }
 }

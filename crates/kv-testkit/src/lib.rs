@@ -1,0 +1,144 @@
+//! Test support shared by the three dialect crates' signature tamper tests: the valid requests of
+//! `shared/specs/vectors/<vendor>.json`, and every single-byte replacement of a signed part.
+//! Each dialect's test keeps its own truth (what is signed, how its verifier is fed); only the
+//! vendor-neutral mechanics live here.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+/// A request as sent: the parts a tamperer can change.
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The position of the first header called `name` (any case).
+pub fn header_index(req: &Req, name: &str) -> Option<usize> {
+    req.headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+/// A valid signed request of the vectors file, with the credential and clock it verifies under.
+pub struct Vector {
+    pub name: String,
+    pub algorithm: String,
+    pub id: String,
+    pub secret: String,
+    /// Unix seconds at which the request is fresh.
+    pub now: u64,
+    pub req: Req,
+}
+
+/// The valid vectors of `shared/specs/vectors/<vendor>.json` (the tampered ones there are the
+/// spec's own; these tests make their own from the valid ones).
+pub fn valid_vectors(vendor: &str) -> Vec<Vector> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../../shared/specs/vectors/{vendor}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all: Vec<Value> = serde_json::from_str(&text).expect("the vectors file is JSON");
+    let text_of = |v: &Value| v.as_str().expect("a string field").to_string();
+    all.iter()
+        .filter(|v| v["valid"] == true)
+        .map(|v| Vector {
+            name: text_of(&v["name"]),
+            algorithm: text_of(&v["algorithm"]),
+            id: text_of(&v["credential"]["id"]),
+            secret: text_of(&v["credential"]["secret"]),
+            now: v["now_unix"].as_u64().expect("now_unix"),
+            req: Req {
+                method: text_of(&v["method"]),
+                target: text_of(&v["target"]),
+                headers: v["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .map(|h| (text_of(&h[0]), text_of(&h[1])))
+                    .collect(),
+                body: base64::engine::general_purpose::STANDARD
+                    .decode(v["body_b64"].as_str().expect("body_b64"))
+                    .expect("body_b64 is base64"),
+            },
+        })
+        .collect()
+}
+
+/// The values a byte is replaced with: the next one of its class (digit, lower, upper; never a
+/// case change, which header names and hex signatures legitimately ignore) and, for a hex digit,
+/// the next hex digit; anything else becomes `Z`. All stay legal in a URI and a header.
+pub fn replacements(b: u8) -> Vec<u8> {
+    let next = match b {
+        b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y' => b + 1,
+        b'9' => b'0',
+        b'z' => b'a',
+        b'Z' => b'A',
+        _ => b'Z',
+    };
+    let mut out = vec![next];
+    let hex = match b {
+        b'0'..=b'8' | b'a'..=b'e' => Some(b + 1),
+        b'9' => Some(b'a'),
+        b'f' => Some(b'0'),
+        _ => None,
+    };
+    if let Some(h) = hex.filter(|h| *h != next) {
+        out.push(h);
+    }
+    out
+}
+
+/// Every single-byte replacement of `bytes` at the positions in `range`: (position, new byte, copy).
+pub fn tamper_bytes(bytes: &[u8], range: Range<usize>) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for i in range {
+        for r in replacements(bytes[i]) {
+            let mut b = bytes.to_vec();
+            b[i] = r;
+            out.push((i, r, b));
+        }
+    }
+    out
+}
+
+/// [`tamper_bytes`] of a text, keeping the copies that are still UTF-8.
+pub fn tamper_str(text: &str, range: Range<usize>) -> Vec<(usize, u8, String)> {
+    tamper_bytes(text.as_bytes(), range)
+        .into_iter()
+        .filter_map(|(i, r, b)| String::from_utf8(b).ok().map(|s| (i, r, s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replacements_never_fold_to_the_same_byte() {
+        for b in 0u8..=127 {
+            for r in replacements(b) {
+                assert_ne!(r, b);
+                assert!(!r.eq_ignore_ascii_case(&b), "{b} -> {r} is a case change");
+            }
+        }
+    }
+
+    #[test]
+    fn every_vendor_has_valid_vectors_and_tampering_changes_one_byte() {
+        for vendor in ["tencent", "aliyun", "huawei"] {
+            let vectors = valid_vectors(vendor);
+            assert!(!vectors.is_empty(), "{vendor}");
+            let req = &vectors[0].req;
+            for (i, r, copy) in tamper_str(&req.method, 0..req.method.len()) {
+                assert_eq!(copy.as_bytes()[i], r);
+                let differing = copy.bytes().zip(req.method.bytes()).filter(|(a, b)| a != b);
+                assert_eq!(differing.count(), 1);
+            }
+        }
+    }
+}
