@@ -52,22 +52,15 @@ struct Stats {
 }
 
 fn count() -> usize {
-    std::env::var("KVMUX_BAD_INPUTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    common::env_number("KVMUX_BAD_INPUTS", 1000) as usize
 }
 
 fn seed() -> u64 {
-    std::env::var("KVMUX_BAD_INPUTS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        })
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    common::env_number("KVMUX_BAD_INPUTS_SEED", clock)
 }
 
 fn target_of(vendor: Vendor) -> Target {

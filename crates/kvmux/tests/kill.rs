@@ -348,17 +348,20 @@ fn check_redb_copy(file: &Path, scratch: &Path) -> usize {
     count
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The first 20 violations, a line each: enough to diagnose, short enough to read.
+fn first_lines(violations: &[String]) -> String {
+    violations
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_write_and_splits_no_batch() {
-    let kills = env_number("KVMUX_KILLS", 20);
-    let seed = env_number("KVMUX_KILL_SEED", fastrand::u64(..));
+    let kills = common::env_number("KVMUX_KILLS", 20);
+    let seed = common::env_number("KVMUX_KILL_SEED", fastrand::u64(..));
     println!(
         "kill: seed {seed} (replay with KVMUX_KILL_SEED={seed}), {kills} kills, {WRITERS} writers"
     );
@@ -420,12 +423,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write_and_splits_no_batch() {
             violations.is_empty(),
             "cycle {cycle} (seed {seed}): {} violations after the restart:\n{}",
             violations.len(),
-            violations
-                .iter()
-                .take(20)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
+            first_lines(&violations)
         );
         total.add(tally);
         all_acked.extend(writes.into_iter().filter(|w| w.acked));
@@ -437,12 +435,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write_and_splits_no_batch() {
         violations.is_empty(),
         "after {kills} kills (seed {seed}): {} acknowledged writes lost or changed:\n{}",
         violations.len(),
-        violations
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        first_lines(&violations)
     );
     assert_eq!(final_tally.acked_writes, total.acked_writes);
     println!(

@@ -273,17 +273,10 @@ impl Client {
     }
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn concurrent_reads_writes_and_compare_and_sets_are_linearizable_per_key() {
-    let total_ops = env_number("KVMUX_LIN_OPS", 15000) as usize;
-    let seed = env_number("KVMUX_LIN_SEED", fastrand::u64(..));
+    let total_ops = common::env_number("KVMUX_LIN_OPS", 15000) as usize;
+    let seed = common::env_number("KVMUX_LIN_SEED", fastrand::u64(..));
     println!("linearizability: seed {seed} (replay the choices with KVMUX_LIN_SEED={seed}), {total_ops} operations, {CLIENTS} clients");
 
     let s = Server::start(&bindings());

@@ -26,17 +26,7 @@ fn workload(s: &Server, target: Target, secret: &str) -> Workload {
 
 /// Sends a built request to the server; returns the status and the body.
 fn send(s: &Server, request: http::Request<Bytes>) -> (u16, Vec<u8>) {
-    let (mut parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    parts.uri = s.url(&target).parse().expect("uri");
-    let request = http::Request::from_parts(parts, body.to_vec());
-    let mut resp = agent().run(request).expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_vec().expect("body"))
+    common::send_request(&agent(), s.port, request).expect("request")
 }
 
 fn is_error(w: &Workload, status: u16, body: &[u8]) -> bool {

@@ -440,6 +440,11 @@ mod tests {
     /// `(client, invoked, completed, call, outcome)`: one operation of a hand-built history.
     type Row = (usize, u64, u64, Call<u32>, Outcome<u32>);
 
+    /// A compare-and-set call: set `new` if the value is `expected`.
+    fn cas(expected: Option<u32>, new: u32) -> Call<u32> {
+        Cas { expected, new }
+    }
+
     fn history(rows: &[Row]) -> Vec<Operation<u32>> {
         rows.iter()
             .map(|(client, invoked, completed, call, outcome)| Operation {
@@ -480,26 +485,8 @@ mod tests {
             (0, 0, 1, Read, Saw(None)),
             (0, 2, 3, Write(1), Done),
             (1, 4, 5, Read, Saw(Some(1))),
-            (
-                1,
-                6,
-                7,
-                Cas {
-                    expected: Some(1),
-                    new: 2
-                },
-                Done
-            ),
-            (
-                0,
-                8,
-                9,
-                Cas {
-                    expected: Some(1),
-                    new: 3
-                },
-                Refused
-            ),
+            (1, 6, 7, cas(Some(1), 2), Done),
+            (0, 8, 9, cas(Some(1), 3), Refused),
             (0, 10, 11, Read, Saw(Some(2))),
         ]));
         // Overlapping writes may take effect in either order; reads inside the overlap see
@@ -522,26 +509,8 @@ mod tests {
         ]));
         // Two creates from "absent": one wins, the other is refused.
         assert!(linearizable(&[
-            (
-                0,
-                0,
-                5,
-                Cas {
-                    expected: None,
-                    new: 1
-                },
-                Done
-            ),
-            (
-                1,
-                0,
-                5,
-                Cas {
-                    expected: None,
-                    new: 2
-                },
-                Refused
-            ),
+            (0, 0, 5, cas(None, 1), Done),
+            (1, 0, 5, cas(None, 2), Refused),
             (2, 6, 7, Read, Saw(Some(1))),
         ]));
     }
@@ -566,48 +535,12 @@ mod tests {
     fn rejects_two_successful_compare_and_sets_from_one_old_value() {
         assert!(!linearizable(&[
             (0, 0, 1, Write(1), Done),
-            (
-                1,
-                2,
-                10,
-                Cas {
-                    expected: Some(1),
-                    new: 2
-                },
-                Done
-            ),
-            (
-                2,
-                2,
-                10,
-                Cas {
-                    expected: Some(1),
-                    new: 3
-                },
-                Done
-            ),
+            (1, 2, 10, cas(Some(1), 2), Done),
+            (2, 2, 10, cas(Some(1), 3), Done),
         ]));
         assert!(!linearizable(&[
-            (
-                0,
-                0,
-                5,
-                Cas {
-                    expected: None,
-                    new: 1
-                },
-                Done
-            ),
-            (
-                1,
-                0,
-                5,
-                Cas {
-                    expected: None,
-                    new: 2
-                },
-                Done
-            ),
+            (0, 0, 5, cas(None, 1), Done),
+            (1, 0, 5, cas(None, 2), Done),
         ]));
     }
 
@@ -623,16 +556,7 @@ mod tests {
     fn rejects_a_refused_compare_and_set_that_should_have_won() {
         assert!(!linearizable(&[
             (0, 0, 1, Write(1), Done),
-            (
-                1,
-                2,
-                3,
-                Cas {
-                    expected: Some(1),
-                    new: 2
-                },
-                Refused
-            ),
+            (1, 2, 3, cas(Some(1), 2), Refused),
         ]));
     }
 
@@ -663,16 +587,7 @@ mod tests {
         // An unknown compare-and-set lands only if its expectation held.
         assert!(!linearizable(&[
             (0, 0, 1, Write(1), Done),
-            (
-                1,
-                2,
-                3,
-                Cas {
-                    expected: Some(9),
-                    new: 2
-                },
-                Unknown
-            ),
+            (1, 2, 3, cas(Some(9), 2), Unknown),
             (0, 4, 5, Read, Saw(Some(2))),
         ]));
         // An unknown read constrains nothing.

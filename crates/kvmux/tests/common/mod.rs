@@ -235,25 +235,42 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sends a request built elsewhere (e.g. signed by `bench/workload.rs`, whose URI is a bare path)
-/// to the server on `port`. A transport error is returned rather than unwrapped, for tests that
-/// stop the server under load or treat a lost answer as an unknown outcome.
-pub fn send_request(
-    agent: &ureq::Agent,
-    port: u16,
+/// `request`, built elsewhere with a bare path for its URI (e.g. signed by `bench/workload.rs`),
+/// aimed at `url_of(path and query)` and with its body as ureq sends it.
+pub fn aimed_at(
     request: http::Request<bytes::Bytes>,
-) -> Result<(u16, Vec<u8>), ureq::Error> {
+    url_of: impl FnOnce(&str) -> String,
+) -> http::Request<Vec<u8>> {
     let (mut parts, body) = request.into_parts();
     let target = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    parts.uri = format!("http://127.0.0.1:{port}{target}")
-        .parse()
-        .expect("uri");
-    let mut resp = agent.run(http::Request::from_parts(parts, body.to_vec()))?;
+    parts.uri = url_of(&target).parse().expect("uri");
+    http::Request::from_parts(parts, body.to_vec())
+}
+
+/// Sends a request built elsewhere (see [`aimed_at`]) to the server on `port`. A transport error
+/// is returned rather than unwrapped, for tests that stop the server under load or treat a lost
+/// answer as an unknown outcome.
+pub fn send_request(
+    agent: &ureq::Agent,
+    port: u16,
+    request: http::Request<bytes::Bytes>,
+) -> Result<(u16, Vec<u8>), ureq::Error> {
+    let mut resp = agent.run(aimed_at(request, |target| {
+        format!("http://127.0.0.1:{port}{target}")
+    }))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_vec()?;
     Ok((status, body))
+}
+
+/// A number from the environment (a long-mode size or a replay seed), else `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
