@@ -310,9 +310,8 @@ pub fn verify_tc3<'c>(
     // What a refusal shows: the attempt the client most likely meant. Node signs the bare
     // hostname and puts the endpoint's first label in the scope.
     let refuse = |code: &'static str, message: &str, mut diag: SignatureDiagnostics| {
-        let node_style = bare.split('.').next() == Some(auth.service.as_str())
-            && auth.service != "teo"
-            && bare != verbatim;
+        let node_style =
+            bare.split('.').next() == Some(auth.service.as_str()) && auth.service != "teo";
         let (canonical, sts) = attempt(if node_style { bare } else { verbatim });
         diag.canonical_request = canonical;
         diag.string_to_sign = sts;
