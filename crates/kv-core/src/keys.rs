@@ -7,6 +7,7 @@
 //! | `r` | container id (u64 BE) | the container's `c` key (finds a container from an item key) |
 //! | `i` | container id (u64 BE) + item key bytes | the item's value |
 //! | counters | `qb`/`qn` + id; `qB`/`qN`/`qC` + account `\0` group | bytes, items, containers |
+//! | `o` | SHA-256 of dialect `\0` key id `\0` nonce | empty; expires with the replay window |
 //!
 //! Names may not contain `\0` (the engine refuses them), which keeps the separators unambiguous
 //! and makes a listing of one scope a prefix scan in name order.
@@ -16,6 +17,7 @@ use crate::store::Key;
 pub(crate) const CONTAINER: u8 = b'c';
 pub(crate) const REGISTRY: u8 = b'r';
 pub(crate) const ITEM: u8 = b'i';
+pub(crate) const NONCE: u8 = b'o';
 
 pub(crate) fn container_scope_prefix(account: &str, scope: &str) -> Key {
     let mut k = Vec::with_capacity(3 + account.len() + scope.len());
@@ -92,5 +94,20 @@ fn counter_for_account(kind: u8, account: &str, group: &str) -> Key {
     k.extend_from_slice(account.as_bytes());
     k.push(0);
     k.extend_from_slice(group.as_bytes());
+    k
+}
+
+/// A used signature nonce: a fixed-size digest, so the record's size never depends on what a
+/// client chose to send.
+pub(crate) fn nonce(dialect: &str, key_id: &str, nonce: &str) -> Key {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in [dialect, key_id, nonce] {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    let mut k = Vec::with_capacity(33);
+    k.push(NONCE);
+    k.extend_from_slice(&hasher.finalize());
     k
 }
