@@ -178,6 +178,10 @@ pub struct LimitsConfig {
     pub body_timeout_secs: u64,
     /// Largest request head (request line + headers) in bytes.
     pub max_header_bytes: usize,
+    /// Request bodies buffered at once, all connections together, in bytes. Bodies are read
+    /// before their signature can be checked, so without this a few unauthenticated clients
+    /// could make the gateway hold their uploads; past it a request is refused as throttled.
+    pub max_inflight_body_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +258,7 @@ impl Default for LimitsConfig {
             header_timeout_secs: 30,
             body_timeout_secs: 300,
             max_header_bytes: 64 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
