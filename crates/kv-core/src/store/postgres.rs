@@ -301,17 +301,19 @@ impl PostgresStore {
 
     /// Raises the shared clock offset to at least `local` and returns the shared value. Offsets
     /// only grow, so taking the maximum merges advances made through any gateway in any order.
+    /// Both sides are kept within `0..=Clock::MAX_OFFSET_SECS`, so an offset a buggy build stored
+    /// (wrapped negative, or near i64::MAX) is healed here instead of surviving every restart.
     pub async fn merge_clock_offset(&self, local: i64) -> Result<i64> {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "UPDATE kv_meta SET value = GREATEST(value, $1) WHERE name = 'clock_offset'
-                 RETURNING value",
-                &[&local],
+                "UPDATE kv_meta SET value = LEAST(GREATEST(value, 0, $1), $2)
+                 WHERE name = 'clock_offset' RETURNING value",
+                &[&crate::clock::clamp_offset(local), &Clock::MAX_OFFSET_SECS],
             )
             .await
             .map_err(pg_error)?;
-        Ok(row.get(0))
+        Ok(crate::clock::clamp_offset(row.get(0)))
     }
 
     /// One attempt at a batch inside one transaction.
