@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::{Quota, Result};
 
+pub mod memory;
 pub mod postgres;
 pub mod redb;
 
