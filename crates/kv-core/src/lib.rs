@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 mod keys;
 mod meta_cache;
+pub mod replay;
 pub mod store;
 pub mod text;
 
