@@ -276,6 +276,12 @@ impl Engine {
         result
     }
 
+    /// Whether the store can write (see [`Store::health`]): Err with a reason while its last
+    /// commit failed and none has succeeded since. No I/O, so a health endpoint may call it often.
+    pub fn health(&self) -> std::result::Result<(), String> {
+        self.store.health()
+    }
+
     pub async fn stats(&self) -> Result<StoreStats> {
         self.store.stats().await
     }

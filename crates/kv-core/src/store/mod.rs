@@ -224,6 +224,12 @@ pub trait Store: Send + Sync + 'static {
     fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async { Ok(true) })
     }
+    /// Whether this store can write: Err with a reason while its last commit failed (e.g. the disk
+    /// is full) and none has succeeded since, so a health check can take the gateway out of
+    /// service instead of answering ok over a store that refuses every write. Cheap: no I/O.
+    fn health(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Whether every write to this store goes through this process's engine, so that the engine
     /// may keep records it wrote in memory (container records). False unless a backend knows
     /// better: a shared database is written by other gateways too.

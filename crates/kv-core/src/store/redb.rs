@@ -9,7 +9,8 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -45,6 +46,14 @@ pub const BLOB_MIN_BYTES: usize = 1 << 20;
 /// How often a read retries when a blob its snapshot names was deleted by a later commit.
 const BLOB_READ_ATTEMPTS: usize = 8;
 
+/// While the last commit failed, how often the writer reopens the file and tries a tiny commit, so
+/// the store heals (and `health` says so) once space returns even if no client writes.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where a crash's (or a mismatched database's) unreferenced side files are moved, inside the
+/// side-file directory: kept, not deleted, because they may be the only copy of a user's value.
+const QUARANTINE_DIR: &str = "quarantine";
+
 /// A value of a batch's `Write::Put` already written to its side file: the write's index in the
 /// batch, the blob id, and the value's length.
 #[derive(Clone, Copy, Debug)]
@@ -60,9 +69,105 @@ enum WriterMsg {
     Close(oneshot::Sender<Result<()>>),
 }
 
+/// The open database, swappable. After one failed write (e.g. ENOSPC) redb latches every later
+/// operation on that handle to `PreviousIo` until the file is closed and opened again, so a store
+/// that kept its first handle stayed broken after space returned. The writer thread reopens it
+/// instead; readers borrow the handle through the lock, so none is using it at the swap (redb also
+/// locks its file, so the old handle must be gone before the new one opens).
+struct DbSlot {
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
+    cache_bytes: usize,
+    /// Why the store cannot write: the last commit's error, cleared by the next commit that
+    /// succeeds (see `Store::health`).
+    failure: Mutex<Option<String>>,
+}
+
+impl DbSlot {
+    /// Opens (or creates) the file and its tables, so read transactions never see them missing.
+    fn open_database(path: &Path, cache_bytes: usize) -> Result<Database> {
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(RECORDS)?;
+            tx.open_table(EXPIRY)?;
+            tx.open_table(COUNTERS)?;
+            tx.open_table(META)?;
+            tx.open_table(BLOBS)?;
+        }
+        tx.commit()?;
+        Ok(db)
+    }
+
+    /// Runs `f` on the current handle.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(Error::Internal(format!(
+                "the database {} could not be reopened after a failed write: {}",
+                self.path.display(),
+                self.failure().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Closes the current handle and opens the file again (redb recovers to the last commit).
+    fn reopen(&self) -> Result<()> {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        drop(guard.take());
+        *guard = Some(Self::open_database(&self.path, self.cache_bytes)?);
+        tracing::info!(path = %self.path.display(), "reopened the database after a failed write");
+        Ok(())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_failure(&self, failure: Option<String>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
+    /// Reopens the file if a failed write left it unusable; true when the handle can be used.
+    fn heal(&self) -> Result<()> {
+        if self.failure().is_none() {
+            return Ok(());
+        }
+        self.reopen()
+    }
+
+    /// One tiny durable commit, to learn whether the store can write again.
+    fn probe(&self, durable: bool) -> Result<()> {
+        self.heal()?;
+        self.with(|db| {
+            let mut tx = db.begin_write()?;
+            if !durable {
+                tx.set_durability(Durability::None)
+                    .map_err(|e| Error::Internal(format!("redb durability: {e}")))?;
+            }
+            {
+                let mut meta = tx.open_table(META)?;
+                let probes = meta.get(PROBES)?.map(|g| g.value()).unwrap_or(0);
+                meta.insert(PROBES, probes.wrapping_add(1))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+/// A META entry the health probe rewrites (its value means nothing).
+const PROBES: &str = "health_probes";
+
 /// The redb backend. Cheap to share behind an `Arc`.
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     path: PathBuf,
     blobs: Arc<BlobDir>,
     writer: std_mpsc::Sender<WriterMsg>,
@@ -128,7 +233,7 @@ impl BlobDir {
         Ok(staged)
     }
 
-    /// The blob's bytes, or None when a later commit has already deleted it.
+    /// The blob's bytes, or None when its file is not there (deleted by a later commit, or lost).
     fn read(&self, id: u128) -> Result<Option<Bytes>> {
         match std::fs::read(self.path(id)) {
             Ok(bytes) => Ok(Some(Bytes::from(bytes))),
@@ -154,30 +259,84 @@ impl BlobDir {
         }
     }
 
-    /// Removes the files a crash left behind: written but never committed, or superseded by a
-    /// commit that finished before their deletion did.
-    fn remove_orphans(&self, db: &Database) -> Result<usize> {
+    /// The names of side files present (not the quarantine directory).
+    fn side_files(&self) -> Result<Vec<(u128, PathBuf)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.io_error("listing", e)),
         };
-        let tx = db.begin_read()?;
-        let index = tx.open_table(BLOBS)?;
-        let mut orphans = Vec::new();
+        let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| self.io_error("listing", e))?;
             let name = entry.file_name();
-            let id = name.to_str().and_then(|n| u128::from_str_radix(n, 16).ok());
-            match id {
-                Some(id) if index.get(id)?.is_some() => {}
-                Some(id) => orphans.push(id),
-                None => {}
+            if let Some(id) = name.to_str().and_then(|n| u128::from_str_radix(n, 16).ok()) {
+                found.push((id, entry.path()));
             }
         }
-        self.remove(&orphans);
-        Ok(orphans.len())
+        found.sort();
+        Ok(found)
     }
+
+    /// Moves the side files no committed record refers to (a crash between writing a blob and
+    /// committing it, or a commit that finished before its deletions did) into `quarantine/`.
+    /// Moved, not deleted: if the database is not the one these files belong to (restored from an
+    /// older backup, say), they are the only copy of someone's values.
+    fn quarantine_orphans(&self, db: &Database) -> Result<Vec<u128>> {
+        let files = self.side_files()?;
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = db.begin_read()?;
+        let index = tx.open_table(BLOBS)?;
+        let mut orphans = Vec::new();
+        for (id, path) in files {
+            if index.get(id)?.is_some() {
+                continue;
+            }
+            let quarantine = self.dir.join(QUARANTINE_DIR);
+            std::fs::create_dir_all(&quarantine).map_err(|e| self.io_error("quarantining", e))?;
+            std::fs::rename(&path, quarantine.join(format!("{id:032x}")))
+                .map_err(|e| self.io_error("quarantining", e))?;
+            orphans.push(id);
+        }
+        Ok(orphans)
+    }
+}
+
+/// Refuses to open a database file that is missing or empty while side files exist beside it:
+/// redb would create a fresh, empty database, and every side file would then look like an orphan.
+/// That start is more likely a lost or truncated database (wrong path, failed restore, disk
+/// trouble) than an empty store, so nothing is created and nothing is moved; the operator decides.
+fn refuse_suspicious_start(path: &Path, blobs: &BlobDir) -> Result<()> {
+    let state = match std::fs::metadata(path) {
+        Ok(m) if m.len() > 0 => return Ok(()),
+        Ok(_) => "empty",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Err(e) => return Err(Error::Internal(format!("reading {}: {e}", path.display()))),
+    };
+    let files = blobs.side_files()?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let examples: Vec<String> = files
+        .iter()
+        .take(3)
+        .map(|(id, _)| format!("{id:032x}"))
+        .collect();
+    Err(Error::Internal(format!(
+        "refusing to start: the database file {} is {state}, but {} holds {} large-value side \
+         file(s) (e.g. {}) that belong to a database; starting would create an empty database \
+         and orphan them. Restore the database file into {}, or move the side-file directory \
+         away to start empty",
+        path.display(),
+        blobs.dir.display(),
+        files.len(),
+        examples.join(", "),
+        path.parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    )))
 }
 
 /// How a redb file is opened.
@@ -224,28 +383,24 @@ impl RedbStore {
                     .map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
             }
         }
-        let db = Arc::new(
-            redb::Builder::new()
-                .set_cache_size(options.cache_bytes)
-                .create(path)?,
-        );
-        // Create the tables once so that read transactions never see them missing.
-        let tx = db.begin_write()?;
-        {
-            tx.open_table(RECORDS)?;
-            tx.open_table(EXPIRY)?;
-            tx.open_table(COUNTERS)?;
-            tx.open_table(META)?;
-            tx.open_table(BLOBS)?;
-        }
-        tx.commit()?;
         let blobs = Arc::new(BlobDir {
             dir: path.with_extension("blobs"),
             durable,
         });
-        let orphans = blobs.remove_orphans(&db)?;
-        if orphans > 0 {
-            tracing::info!(orphans, "removed blob files no commit refers to");
+        refuse_suspicious_start(path, &blobs)?;
+        let db = Arc::new(DbSlot {
+            db: RwLock::new(Some(DbSlot::open_database(path, options.cache_bytes)?)),
+            path: path.to_path_buf(),
+            cache_bytes: options.cache_bytes,
+            failure: Mutex::new(None),
+        });
+        let orphans = db.with(|db| blobs.quarantine_orphans(db))?;
+        if !orphans.is_empty() {
+            tracing::warn!(
+                orphans = orphans.len(),
+                quarantine = %blobs.dir.join(QUARANTINE_DIR).display(),
+                "moved side files no commit refers to into quarantine"
+            );
         }
         let (writer, inbox) = std_mpsc::channel();
         let writer_db = db.clone();
@@ -351,29 +506,86 @@ fn decode_header(raw: &[u8]) -> Result<(u64, Option<u64>)> {
     decode(raw).map(|(version, expires_at, _)| (version, expires_at))
 }
 
-/// The record, reading a side file when the value is one; None when that file was deleted by a
-/// commit later than the caller's snapshot (the caller reads again from a new snapshot).
-fn decode_record(raw: &[u8], blobs: &BlobDir) -> Result<Option<Record>> {
+/// A record whose side file was not there when its snapshot was read.
+struct MissingBlob {
+    key: Vec<u8>,
+    id: u128,
+}
+
+/// The record, reading a side file when the value is one; `Err(MissingBlob)` when that file is
+/// not there (usually deleted by a commit later than the caller's snapshot: the caller reads again).
+fn decode_record(
+    key: &[u8],
+    raw: &[u8],
+    blobs: &BlobDir,
+) -> Result<std::result::Result<Record, MissingBlob>> {
     let (version, expires_at, body) = decode(raw)?;
     let value = match body {
         Body::Inline(v) => Bytes::copy_from_slice(v),
         Body::Blob { id, .. } => match blobs.read(id)? {
             Some(v) => v,
-            None => return Ok(None),
+            None => {
+                return Ok(Err(MissingBlob {
+                    key: key.to_vec(),
+                    id,
+                }))
+            }
         },
     };
-    Ok(Some(Record {
+    Ok(Ok(Record {
         value,
         expires_at,
         version,
     }))
 }
 
-/// Runs a read until it finds no blob deleted under it; `Ok(None)` from `read` means "retry".
-fn with_blob_retry<T>(mut read: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+/// How an error names a store key: the item and its container for item keys, escaped bytes
+/// otherwise.
+fn describe_key(key: &[u8]) -> String {
+    match crate::keys::split_item(key) {
+        Some((container, item)) => format!(
+            "item \"{}\" of container {container:016x}",
+            item.escape_ascii()
+        ),
+        None => format!("record \"{}\"", key.escape_ascii()),
+    }
+}
+
+/// Runs a read until it finds no blob deleted under it. A missing side file is told apart from a
+/// racing delete by reading the record again: if a fresh snapshot still names the same file, the
+/// file is lost (deleted by hand, a bad restore), and that is reported as `Internal` naming the
+/// item, at once, instead of retrying and then failing with a message that names nothing.
+fn with_blob_retry<T>(
+    db: &DbSlot,
+    blobs: &BlobDir,
+    mut read: impl FnMut() -> Result<std::result::Result<T, MissingBlob>>,
+) -> Result<T> {
     for _ in 0..BLOB_READ_ATTEMPTS {
-        if let Some(done) = read()? {
-            return Ok(done);
+        let missing = match read()? {
+            Ok(done) => return Ok(done),
+            Err(missing) => missing,
+        };
+        let still_named = db.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(RECORDS)?;
+            let raw = table.get(missing.key.as_slice())?;
+            Ok(match raw {
+                Some(raw) => decode(raw.value())?.2.blob() == Some(missing.id),
+                None => false,
+            })
+        })?;
+        if still_named {
+            tracing::error!(
+                item = %describe_key(&missing.key),
+                blob = %format!("{:032x}", missing.id),
+                "a large value's side file is missing"
+            );
+            return Err(Error::Internal(format!(
+                "the value of {} is lost: its side file {:032x} is missing from {}",
+                describe_key(&missing.key),
+                missing.id,
+                blobs.dir.display()
+            )));
         }
     }
     Err(Error::Internal(
@@ -397,13 +609,29 @@ fn bound_ref(b: &Bound<Key>) -> Bound<&[u8]> {
 }
 
 fn run_writer(
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     blobs: Arc<BlobDir>,
     inbox: std_mpsc::Receiver<WriterMsg>,
     durable: bool,
 ) {
     let mut closed = false;
-    while let Ok(first) = inbox.recv() {
+    loop {
+        // While writes fail, wake up now and then to see whether they work again.
+        let first = if db.failure().is_some() && !closed {
+            match inbox.recv_timeout(PROBE_INTERVAL) {
+                Ok(msg) => msg,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = record_outcome(&db, db.probe(durable));
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match inbox.recv() {
+                Ok(msg) => msg,
+                Err(_) => break,
+            }
+        };
         let mut group = Vec::new();
         let mut control = Vec::new();
         match first {
@@ -433,7 +661,8 @@ fn run_writer(
                     let _ = reply.send(if closed {
                         Err(Error::Internal("closed".into()))
                     } else {
-                        reset_all(&db, &blobs)
+                        let reset = db.heal().and_then(|()| db.with(|d| reset_all(d, &blobs)));
+                        record_outcome(&db, reset)
                     });
                 }
                 WriterMsg::Close(reply) => {
@@ -461,8 +690,22 @@ type Waiting = (Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>);
 /// What a group commit decided for each batch, and the blobs its commit superseded.
 type GroupOutcome = (Vec<std::result::Result<u64, Rejected>>, Vec<u128>);
 
-fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bool) {
-    let outcome = (|| -> Result<GroupOutcome> {
+/// Notes whether a write transaction committed, for `health` and for the writer's next start.
+fn record_outcome<T>(db: &DbSlot, result: Result<T>) -> Result<T> {
+    match &result {
+        Ok(_) => {
+            if db.failure().is_some() {
+                tracing::info!("the store commits again");
+                db.set_failure(None);
+            }
+        }
+        Err(e) => db.set_failure(Some(e.to_string())),
+    }
+    result
+}
+
+fn commit_group(db: &DbSlot, blobs: &BlobDir, group: Vec<Waiting>, durable: bool) {
+    let run = |db: &Database| -> Result<GroupOutcome> {
         let mut tx = db.begin_write()?;
         if !durable {
             tx.set_durability(Durability::None)
@@ -495,7 +738,9 @@ fn commit_group(db: &Database, blobs: &BlobDir, group: Vec<Waiting>, durable: bo
         };
         tx.commit()?;
         Ok((results, superseded))
-    })();
+    };
+    // A failed commit leaves redb's handle unusable; `heal` reopens it before this group runs.
+    let outcome = record_outcome(db, db.heal().and_then(|()| db.with(run)));
     match outcome {
         Ok((results, superseded)) => {
             blobs.remove(&superseded);
@@ -676,20 +921,22 @@ fn reset_all(db: &Database, blobs: &BlobDir) -> Result<()> {
 
 impl Store for RedbStore {
     fn get_many<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<Option<Record>>>> {
-        let result = with_blob_retry(|| {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(RECORDS)?;
-            let mut found = Vec::with_capacity(keys.len());
-            for k in keys {
-                match table.get(k.as_slice())? {
-                    None => found.push(None),
-                    Some(g) => match decode_record(g.value(), &self.blobs)? {
-                        Some(record) => found.push(Some(record)),
-                        None => return Ok(None),
-                    },
+        let result = with_blob_retry(&self.db, &self.blobs, || {
+            self.db.with(|db| {
+                let tx = db.begin_read()?;
+                let table = tx.open_table(RECORDS)?;
+                let mut found = Vec::with_capacity(keys.len());
+                for k in keys {
+                    match table.get(k.as_slice())? {
+                        None => found.push(None),
+                        Some(g) => match decode_record(k, g.value(), &self.blobs)? {
+                            Ok(record) => found.push(Some(record)),
+                            Err(missing) => return Ok(Err(missing)),
+                        },
+                    }
                 }
-            }
-            Ok(Some(found))
+                Ok(Ok(found))
+            })
         });
         async move { result }.boxed()
     }
@@ -701,49 +948,53 @@ impl Store for RedbStore {
         reverse: bool,
         now: u64,
     ) -> BoxFuture<'_, Result<Page>> {
-        let result = with_blob_retry(|| {
-            let tx = self.db.begin_read()?;
-            let table = tx.open_table(RECORDS)?;
-            let bounds = (bound_ref(&range.start), bound_ref(&range.end));
-            let iter = table.range::<&[u8]>(bounds)?;
-            let mut page = Page::default();
-            // Ok(Some(go on)), or Ok(None) when a blob vanished and the page must be read again.
-            let mut push = |entry: RangeEntry| -> Result<Option<bool>> {
-                let (k, v) = entry?;
-                let (_, expires_at) = decode_header(v.value())?;
-                if expires_at.is_some_and(|exp| exp <= now) {
-                    return Ok(Some(true));
-                }
-                if page.records.len() == limit {
-                    page.more = true;
-                    return Ok(Some(false));
-                }
-                let Some(record) = decode_record(v.value(), &self.blobs)? else {
-                    return Ok(None);
+        let result = with_blob_retry(&self.db, &self.blobs, || {
+            self.db.with(|db| {
+                let tx = db.begin_read()?;
+                let table = tx.open_table(RECORDS)?;
+                let bounds = (bound_ref(&range.start), bound_ref(&range.end));
+                let iter = table.range::<&[u8]>(bounds)?;
+                let mut page = Page::default();
+                // Ok(Ok(go on)), or Ok(Err(_)) when a blob vanished and the page must be read again.
+                let mut push =
+                    |entry: RangeEntry| -> Result<std::result::Result<bool, MissingBlob>> {
+                        let (k, v) = entry?;
+                        let (_, expires_at) = decode_header(v.value())?;
+                        if expires_at.is_some_and(|exp| exp <= now) {
+                            return Ok(Ok(true));
+                        }
+                        if page.records.len() == limit {
+                            page.more = true;
+                            return Ok(Ok(false));
+                        }
+                        let record = match decode_record(k.value(), v.value(), &self.blobs)? {
+                            Ok(record) => record,
+                            Err(missing) => return Ok(Err(missing)),
+                        };
+                        page.records.push((k.value().to_vec(), record));
+                        Ok(Ok(true))
+                    };
+                let entries: Box<dyn Iterator<Item = RangeEntry>> = if reverse {
+                    Box::new(iter.rev())
+                } else {
+                    Box::new(iter)
                 };
-                page.records.push((k.value().to_vec(), record));
-                Ok(Some(true))
-            };
-            let entries: Box<dyn Iterator<Item = RangeEntry>> = if reverse {
-                Box::new(iter.rev())
-            } else {
-                Box::new(iter)
-            };
-            for entry in entries {
-                match push(entry)? {
-                    Some(true) => {}
-                    Some(false) => break,
-                    None => return Ok(None),
+                for entry in entries {
+                    match push(entry)? {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(missing) => return Ok(Err(missing)),
+                    }
                 }
-            }
-            Ok(Some(page))
+                Ok(Ok(page))
+            })
         });
         async move { result }.boxed()
     }
 
     fn count(&self, range: KeyRange, now: u64) -> BoxFuture<'_, Result<u64>> {
-        let result = (|| {
-            let tx = self.db.begin_read()?;
+        let result = self.db.with(|db| {
+            let tx = db.begin_read()?;
             let table = tx.open_table(RECORDS)?;
             let bounds = (bound_ref(&range.start), bound_ref(&range.end));
             let mut live = 0u64;
@@ -755,18 +1006,18 @@ impl Store for RedbStore {
                 }
             }
             Ok(live)
-        })();
+        });
         async move { result }.boxed()
     }
 
     fn counters<'a>(&'a self, keys: &'a [Key]) -> BoxFuture<'a, Result<Vec<i64>>> {
-        let result = (|| {
-            let tx = self.db.begin_read()?;
+        let result = self.db.with(|db| {
+            let tx = db.begin_read()?;
             let table = tx.open_table(COUNTERS)?;
             keys.iter()
                 .map(|k| Ok(table.get(k.as_slice())?.map(|g| g.value()).unwrap_or(0)))
                 .collect()
-        })();
+        });
         async move { result }.boxed()
     }
 
@@ -803,8 +1054,8 @@ impl Store for RedbStore {
     }
 
     fn expired(&self, now: u64, max: usize) -> BoxFuture<'_, Result<Vec<Expired>>> {
-        let result = (|| {
-            let tx = self.db.begin_read()?;
+        let result = self.db.with(|db| {
+            let tx = db.begin_read()?;
             let index = tx.open_table(EXPIRY)?;
             let records = tx.open_table(RECORDS)?;
             let end = (now.saturating_add(1)).to_be_bytes();
@@ -825,7 +1076,7 @@ impl Store for RedbStore {
                 }
             }
             Ok(out)
-        })();
+        });
         async move { result }.boxed()
     }
 
@@ -840,17 +1091,26 @@ impl Store for RedbStore {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats>> {
-        let result = (|| {
+        let result = self.db.with(|db| {
             use redb::ReadableTableMetadata;
-            let tx = self.db.begin_read()?;
+            let tx = db.begin_read()?;
             let records = tx.open_table(RECORDS)?.len()?;
             let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
             Ok(StoreStats {
                 records,
                 file_bytes,
             })
-        })();
+        });
         async move { result }.boxed()
+    }
+
+    /// Err with the last commit's error while commits fail (disk full, I/O error) and none has
+    /// succeeded since; the writer reopens the file and probes every second meanwhile.
+    fn health(&self) -> std::result::Result<(), String> {
+        match self.db.failure() {
+            None => Ok(()),
+            Some(e) => Err(format!("{}: cannot write: {e}", self.path.display())),
+        }
     }
 
     /// redb locks its file: no other process can write it while this store is open.
@@ -892,16 +1152,39 @@ mod tests {
         }
     }
 
-    /// The blob files present, by name.
-    fn blob_files(store: &RedbStore) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&store.blobs.dir)
+    /// The files present in `dir`, by name.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
+                d.filter_map(|e| {
+                    let e = e.ok()?;
+                    e.file_type().ok()?.is_file().then_some(())?;
+                    e.file_name().into_string().ok()
+                })
+                .collect()
             })
             .unwrap_or_default();
         names.sort();
         names
+    }
+
+    /// The blob files present, by name.
+    fn blob_files(store: &RedbStore) -> Vec<String> {
+        files_in(&store.blobs.dir)
+    }
+
+    /// Opens `path` again once the closed store's writer thread has let go of the file lock.
+    async fn reopen(path: &Path) -> Result<RedbStore> {
+        let mut reopened = RedbStore::open(path, true);
+        for _ in 0..200 {
+            match &reopened {
+                Err(Error::Internal(m)) if m.contains("already open") => {}
+                _ => break,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            reopened = RedbStore::open(path, true);
+        }
+        reopened
     }
 
     async fn commit(store: &RedbStore, b: Batch) -> std::result::Result<u64, Rejected> {
@@ -1023,7 +1306,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reopening_removes_files_no_commit_refers_to_and_keeps_the_rest() {
+    async fn reopening_quarantines_files_no_commit_refers_to_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv.redb");
         {
@@ -1034,21 +1317,142 @@ mod tests {
             store.close().await.unwrap();
         }
         let blob_dir = path.with_extension("blobs");
+        let kept = files_in(&blob_dir);
         // What a crash between writing a blob and committing its batch leaves behind.
-        std::fs::write(blob_dir.join(format!("{:032x}", 42u128)), b"orphan").unwrap();
-        // The closed store's writer thread lets go of the file lock as it winds down.
-        let mut reopened = RedbStore::open(&path, true);
-        for _ in 0..200 {
-            if reopened.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            reopened = RedbStore::open(&path, true);
-        }
-        let store = reopened.unwrap();
-        assert_eq!(blob_files(&store).len(), 1);
+        let orphan = format!("{:032x}", 42u128);
+        std::fs::write(blob_dir.join(&orphan), b"orphan").unwrap();
+        let store = reopen(&path).await.unwrap();
+        assert_eq!(blob_files(&store), kept);
+        let quarantined = blob_dir.join(QUARANTINE_DIR);
+        assert_eq!(
+            files_in(&quarantined),
+            vec![orphan.clone()],
+            "moved, not deleted"
+        );
+        assert_eq!(
+            std::fs::read(quarantined.join(&orphan)).unwrap(),
+            b"orphan".to_vec()
+        );
         let got = store.get_many(&[b"kept".to_vec()]).await.unwrap();
         assert_eq!(got[0].clone().unwrap().value, big(9));
+        store.close().await.unwrap();
+        drop(store);
+        // The quarantine directory itself is never taken for a side file on the next open.
+        let store = reopen(&path).await.unwrap();
+        assert_eq!(blob_files(&store), kept);
+        assert_eq!(files_in(&quarantined), vec![orphan]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_empty_database_beside_side_files_refuses_to_start_and_keeps_them() {
+        for damage in ["missing", "empty"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("kv.redb");
+            {
+                let store = RedbStore::open(&path, true).unwrap();
+                commit(
+                    &store,
+                    batch(vec![put(b"a", big(1), None), put(b"b", big(2), None)]),
+                )
+                .await
+                .unwrap();
+                store.close().await.unwrap();
+            }
+            let blob_dir = path.with_extension("blobs");
+            let before = files_in(&blob_dir);
+            assert_eq!(before.len(), 2);
+            // Wait for the closed store to let go of its file before damaging it.
+            drop(reopen(&path).await.unwrap());
+            match damage {
+                "missing" => std::fs::remove_file(&path).unwrap(),
+                _ => std::fs::File::create(&path).unwrap().set_len(0).unwrap(),
+            }
+            let refused = reopen(&path).await;
+            let Err(Error::Internal(message)) = refused else {
+                panic!("a {damage} database must refuse to start");
+            };
+            assert!(message.contains("refusing to start"), "{message}");
+            assert!(message.contains(damage), "{message}");
+            assert!(
+                message.contains(&blob_dir.display().to_string()),
+                "{message}"
+            );
+            assert!(message.contains(&before[0]), "{message}");
+            assert!(message.contains("2 large-value side file"), "{message}");
+            assert_eq!(files_in(&blob_dir), before, "no side file was touched");
+            assert!(!blob_dir.join(QUARANTINE_DIR).exists());
+            if damage == "missing" {
+                assert!(!path.exists(), "no empty database was created");
+            }
+        }
+        // Without side files a missing database is simply a new store.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(RedbStore::open(&dir.path().join("kv.redb"), true).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_lost_side_file_fails_only_its_item_with_an_internal_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("kv.redb"), false).unwrap();
+        let lost = crate::keys::item(7, b"lost-key");
+        let other = crate::keys::item(7, b"other-key");
+        let small = crate::keys::item(7, b"small");
+        commit(
+            &store,
+            batch(vec![
+                put(&lost, big(1), None),
+                put(&other, big(2), None),
+                put(&small, Bytes::from_static(b"s"), None),
+            ]),
+        )
+        .await
+        .unwrap();
+        let before = blob_files(&store);
+        let lost_file = {
+            let raw = store.db.with(|db| {
+                let tx = db.begin_read()?;
+                let table = tx.open_table(RECORDS)?;
+                let raw = table.get(lost.as_slice())?.map(|g| g.value().to_vec());
+                Ok(raw)
+            });
+            let raw = raw.unwrap().unwrap();
+            let Ok((_, _, Body::Blob { id, .. })) = decode(&raw) else {
+                panic!("the large value is a side file");
+            };
+            format!("{id:032x}")
+        };
+        assert!(before.contains(&lost_file));
+        std::fs::remove_file(store.blobs.dir.join(&lost_file)).unwrap();
+
+        for read in [
+            store.get_many(std::slice::from_ref(&lost)).await,
+            store
+                .scan(
+                    KeyRange::prefix(&crate::keys::items_prefix(7)),
+                    10,
+                    false,
+                    0,
+                )
+                .await
+                .map(|_| Vec::new()),
+        ] {
+            let Err(Error::Internal(message)) = read else {
+                panic!("a lost side file is an internal error, got {read:?}");
+            };
+            assert!(message.contains("item \"lost-key\""), "{message}");
+            assert!(message.contains(&lost_file), "{message}");
+        }
+        let got = store
+            .get_many(&[other.clone(), small.clone()])
+            .await
+            .unwrap();
+        assert_eq!(got[0].clone().unwrap().value, big(2));
+        assert_eq!(&got[1].clone().unwrap().value[..], b"s");
+        // The item can still be deleted or overwritten, which clears the error.
+        commit(&store, batch(vec![Write::Delete { key: lost.clone() }]))
+            .await
+            .unwrap();
+        assert_eq!(store.get_many(&[lost]).await.unwrap(), vec![None]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
