@@ -14,20 +14,19 @@ const hmac = (key, data) => createHmac("sha256", key).update(data).digest();
 /**
  * Signs a Tencent Cloud API 3.0 request (TC3-HMAC-SHA256, POST, JSON body) and returns its headers.
  * The host is signed verbatim (port included), as the Python and Go SDKs do; the scope's service is
- * `teo`. `timestamp` is injectable so the function can be checked against the spec's vectors.
+ * `teo`. By default `x-tc-action` is signed too (TC3 allows extra signed headers): the SDKs sign
+ * only content-type and host, so two actions with the same body in the same second would share a
+ * signature, and kvmux refuses a signature replayed for another action (a binding's `get` then
+ * `delete` of one key is exactly that). `signAction: false` gives the SDKs' form, for the vectors.
  */
-export function tc3Headers({ secretId, secretKey, host, action, body, timestamp, service = "teo" }) {
+export function tc3Headers({ secretId, secretKey, host, action, body, timestamp, service = "teo", signAction = true }) {
   const ts = timestamp ?? Math.floor(Date.now() / 1000);
   const date = new Date(ts * 1000).toISOString().slice(0, 10);
   const contentType = "application/json";
-  const canonicalRequest = [
-    "POST",
-    "/",
-    "",
-    `content-type:${contentType}\nhost:${host}\n`,
-    "content-type;host",
-    sha256Hex(body),
-  ].join("\n");
+  const signedHeaders = signAction ? "content-type;host;x-tc-action" : "content-type;host";
+  const canonicalHeaders =
+    `content-type:${contentType}\nhost:${host}\n` + (signAction ? `x-tc-action:${action}\n` : "");
+  const canonicalRequest = ["POST", "/", "", canonicalHeaders, signedHeaders, sha256Hex(body)].join("\n");
   const scope = `${date}/${service}/tc3_request`;
   const stringToSign = `TC3-HMAC-SHA256\n${ts}\n${scope}\n${sha256Hex(canonicalRequest)}`;
   const kDate = hmac(`TC3${secretKey}`, date);
@@ -41,7 +40,7 @@ export function tc3Headers({ secretId, secretKey, host, action, body, timestamp,
     "X-TC-Timestamp": String(ts),
     Authorization:
       `TC3-HMAC-SHA256 Credential=${secretId}/${scope}, ` +
-      `SignedHeaders=content-type;host, Signature=${signature}`,
+      `SignedHeaders=${signedHeaders}, Signature=${signature}`,
   };
 }
 

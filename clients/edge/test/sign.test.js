@@ -12,6 +12,7 @@ test("TC3-HMAC-SHA256 reproduces tencent.md §6's Python-style vector", () => {
     action: "EdgeKVPut",
     body: '{"ZoneId": "zone-1", "Namespace": "ns", "Key": "k", "Value": "v"}',
     timestamp: 1700000000,
+    signAction: false,
   });
   assert.equal(
     h.Authorization,
@@ -30,6 +31,7 @@ test("TC3-HMAC-SHA256 reproduces the Node-style vector (host without port, servi
     action: "EdgeKVPut",
     body: '{"ZoneId":"zone-1","Namespace":"ns","Key":"k","Value":"v"}',
     timestamp: 1700000000,
+    signAction: false,
   });
   assert.match(h.Authorization, /Signature=a77ad0ba518f3618a4d771d420ce97de697854a1e619f05247afd023c9a4a157$/);
 });
@@ -62,4 +64,12 @@ test("ACS3-HMAC-SHA256 reproduces the captured ESA PutKv vector (aliyun vectors:
 test("ACS3 percent-encoding is RFC 3986 (space %20, * %2A, / %2F, ~ kept)", () => {
   assert.equal(acsPercent("a b*c/d~e'(f)!"), "a%20b%2Ac%2Fd~e%27%28f%29%21");
   assert.equal(acsPercent("ä"), "%C3%A4");
+});
+
+test("the binding's TC3 signs x-tc-action, so one body sent as two actions never shares a signature", () => {
+  const base = { secretId: "AKIDtest", secretKey: "secret", host: "127.0.0.1:8080", body: '{"Keys":["k"]}', timestamp: 1700000000 };
+  const get = tc3Headers({ ...base, action: "EdgeKVGet" });
+  const del = tc3Headers({ ...base, action: "EdgeKVDelete" });
+  assert.match(get.Authorization, /SignedHeaders=content-type;host;x-tc-action, /);
+  assert.notEqual(get.Authorization, del.Authorization);
 });
