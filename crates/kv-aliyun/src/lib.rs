@@ -519,6 +519,10 @@ impl Dialect for AliyunDialect {
         router::route(parts).ok().map(|op| op.name().to_string())
     }
 
+    fn operations(&self) -> &'static [&'static str] {
+        &router::ACTION_NAMES
+    }
+
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.handle(request))
     }

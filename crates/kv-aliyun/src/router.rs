@@ -253,6 +253,18 @@ pub const ACTIONS: &[(&str, Product, Operation, Family)] = &[
     ("PostObject", P::Oss, O::OssPostObject, F::OssPostObject),
 ];
 
+/// The wire names in [`ACTIONS`], in that order: the closed set of operation labels the binary
+/// may use (see `Dialect::operations`).
+pub const ACTION_NAMES: [&str; ACTIONS.len()] = {
+    let mut names = [""; ACTIONS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ACTIONS[i].0;
+        i += 1;
+    }
+    names
+};
+
 impl Operation {
     fn entry(self) -> &'static (&'static str, Product, Operation, Family) {
         // Every variant is in ACTIONS (checked by a test); the fallback is never taken.
@@ -367,6 +379,27 @@ mod tests {
             assert_eq!(route(&p), Ok(*op), "{name}");
             assert_eq!(op.name(), *name);
         }
+    }
+
+    /// The metrics/log label set (`Dialect::operations`) holds the name of every operation the
+    /// router can return (`RequestInfo::operation` is `Operation::name`), so no served request is
+    /// counted as `unknown`, and nothing else.
+    #[test]
+    fn every_operation_is_a_label() {
+        for (name, _, op, _) in ACTIONS {
+            assert!(ACTION_NAMES.contains(&op.name()), "{op:?}");
+            assert!(ACTION_NAMES.contains(name), "{name}");
+        }
+        assert_eq!(ACTION_NAMES.len(), ACTIONS.len());
+        let post = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("content-type", "multipart/form-data; boundary=x")
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap();
+        assert_eq!(route(&post), Ok(Operation::OssPostObject));
+        assert!(ACTION_NAMES.contains(&Operation::OssPostObject.name()));
     }
 
     #[test]

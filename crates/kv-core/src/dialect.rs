@@ -119,6 +119,12 @@ pub trait Dialect: Send + Sync + 'static {
     /// rules match on it).
     fn operation_hint(&self, parts: &Parts) -> Option<String>;
 
+    /// Every vendor operation name this dialect serves, as it appears in `RequestInfo::operation`.
+    /// The binary labels metrics, logs and the inspector only with these names (anything else is
+    /// `unknown`): operation names reach it from client headers, and a label per distinct value
+    /// would let any client grow the gateway's memory without bound.
+    fn operations(&self) -> &'static [&'static str];
+
     /// Serves one request. Must not panic on any input; the response carries a `RequestInfo`
     /// extension.
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>>;

@@ -312,6 +312,10 @@ impl Dialect for HuaweiDialect {
         router::route(parts.uri.path()).map(|o| o.name().to_string())
     }
 
+    fn operations(&self) -> &'static [&'static str] {
+        &router::Operation::NAMES
+    }
+
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(async move {
             let request_id = new_request_id();

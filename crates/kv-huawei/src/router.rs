@@ -37,8 +37,20 @@ impl Operation {
         Operation::CheckHealth,
     ];
 
+    /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
+    /// the binary may use (see `Dialect::operations`).
+    pub const NAMES: [&'static str; Operation::ALL.len()] = {
+        let mut names = [""; Operation::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Operation::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
     /// The path segment after `/v1/`, which is also the operation's name in logs and metrics.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Operation::ListStore => "list-store",
             Operation::CreateTable => "create-table",
@@ -79,6 +91,19 @@ pub fn route(path: &str) -> Option<Operation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metrics/log label set (`Dialect::operations`) holds every routable operation, so no
+    /// served request is counted as `unknown`, and nothing else.
+    #[test]
+    fn every_operation_is_a_label() {
+        for op in Operation::ALL {
+            assert!(Operation::NAMES.contains(&op.name()), "{op:?}");
+        }
+        assert_eq!(Operation::NAMES.len(), Operation::ALL.len());
+        for name in Operation::NAMES {
+            assert!(route(&format!("/v1/{name}")).is_some(), "{name}");
+        }
+    }
 
     #[test]
     fn every_operation_routes_to_itself() {

@@ -340,6 +340,10 @@ impl Dialect for TencentDialect {
             .or_else(|| router::query_param(parts, "Action"))
     }
 
+    fn operations(&self) -> &'static [&'static str] {
+        &Operation::NAMES
+    }
+
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.handle(request))
     }

@@ -33,7 +33,7 @@ impl Operation {
     ];
 
     /// The action name on the wire.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Operation::CreateEdgeKVNamespace => "CreateEdgeKVNamespace",
             Operation::DeleteEdgeKVNamespace => "DeleteEdgeKVNamespace",
@@ -45,6 +45,18 @@ impl Operation {
             Operation::EdgeKVList => "EdgeKVList",
         }
     }
+
+    /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
+    /// the binary may use (see `Dialect::operations`).
+    pub const NAMES: [&'static str; Operation::ALL.len()] = {
+        let mut names = [""; Operation::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Operation::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 
     /// The operation named `action` (case-sensitive, as Tencent's API is).
     pub fn from_action(action: &str) -> Option<Operation> {
@@ -124,6 +136,19 @@ pub fn claims(parts: &Parts) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metrics/log label set (`Dialect::operations`) holds every routable action, so no
+    /// served request is counted as `unknown`, and nothing else.
+    #[test]
+    fn every_operation_is_a_label() {
+        for op in Operation::ALL {
+            assert!(Operation::NAMES.contains(&op.name()), "{op:?}");
+        }
+        assert_eq!(Operation::NAMES.len(), Operation::ALL.len());
+        for name in Operation::NAMES {
+            assert!(Operation::from_action(name).is_some(), "{name}");
+        }
+    }
 
     #[test]
     fn action_names_round_trip() {
