@@ -1,12 +1,21 @@
 //! The admin API under `/_kvmux/` (and `/metrics`): never claimed by a dialect.
+//!
+//! It reads every tenant's data and can wipe it, so [`authorize`] runs before anything else
+//! (before the body is even read): the port must be one that serves admin, `[admin] enabled`
+//! must be true, the `Host` must be a name this gateway answers to and any `Origin` must be that
+//! same host (a page elsewhere, or a DNS-rebound name, gets nothing), the caller must hold the
+//! token unless the listener is loopback and no token is configured, and a state-changing call
+//! must say `Content-Type: application/json`, which a cross-site form or a "simple" `fetch`
+//! cannot send without a CORS preflight that this API never grants.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::Config;
 use crate::faults::FaultRuleSpec;
 use crate::inspector;
 use crate::server::Gateway;
@@ -33,14 +42,341 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<
     json_response(status, json!({"error": message.into()}))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Advance {
-    seconds: u64,
+/// Which listener a connection came in on; [`crate::server::run`] tags every request with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Port {
+    /// The one port, serving both the vendor APIs and admin (no `[admin] listen`).
+    #[default]
+    Shared,
+    /// The data port when `[admin] listen` is set: admin paths do not exist here.
+    Data,
+    /// `[admin] listen`: nothing but admin, dashboard and metrics.
+    Admin,
 }
 
-/// Serves one admin request. Returns the operation name for metrics and the response.
+/// How the admin API is protected, decided by the config alone (never by who connects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `[admin] enabled = false`: every admin path answers 404.
+    Disabled,
+    /// Loopback listener and no token: only this machine can connect, no token needed.
+    Open,
+    /// A token is configured: every call carries `Authorization: Bearer <token>`.
+    Token,
+    /// A listener other than loopback and no token: every call is refused with 401.
+    Locked,
+}
+
+/// The admin mode of `config` and why, for `check-config`, the start-up log and 401 replies.
+pub fn mode(config: &Config) -> (Mode, String) {
+    let listen = config.admin.listen.as_deref().unwrap_or(&config.listen);
+    let loopback = listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if !config.admin.enabled {
+        (
+            Mode::Disabled,
+            "disabled by [admin] enabled = false; admin paths answer 404".into(),
+        )
+    } else if config.admin.token.is_some() {
+        (
+            Mode::Token,
+            format!(
+                "on {listen}, token required ([admin] token or {}); send Authorization: Bearer \
+                 <token>",
+                crate::config::ADMIN_TOKEN_ENV
+            ),
+        )
+    } else if loopback {
+        (
+            Mode::Open,
+            format!("open without a token: {listen} is loopback, so only this machine can connect"),
+        )
+    } else {
+        (
+            Mode::Locked,
+            format!(
+                "locked: {listen} is reachable from other machines and no token is configured; \
+                 set [admin] token or {} to use it (every admin call answers 401 until then)",
+                crate::config::ADMIN_TOKEN_ENV
+            ),
+        )
+    }
+}
+
+/// Logs one admin call (INFO), answered or refused, with who asked.
+pub fn log_call(peer: SocketAddr, parts: &http::request::Parts, status: StatusCode) {
+    tracing::info!(
+        peer = %peer,
+        method = %parts.method,
+        path = %parts.uri.path(),
+        status = status.as_u16(),
+        "admin call"
+    );
+}
+
+/// Whether a request that reached a listener is allowed into the admin API (or, on the admin
+/// port, anywhere). `Err` is the refusal to send as is; it has been logged.
+pub fn authorize(
+    gw: &Gateway,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+) -> Result<(), Response<Bytes>> {
+    check(&gw.config, parts).map_err(|resp| {
+        log_call(peer, parts, resp.status());
+        resp
+    })
+}
+
+fn check(config: &Config, parts: &http::request::Parts) -> Result<(), Response<Bytes>> {
+    let path = parts.uri.path();
+    let admin_path = is_admin_path(path);
+    match parts.extensions.get::<Port>().copied().unwrap_or_default() {
+        Port::Data if admin_path => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("no admin endpoint {path}"),
+            ))
+        }
+        Port::Admin if !admin_path => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("{path}: this port serves only the admin API (/_kvmux/, /metrics)"),
+            ))
+        }
+        _ if !admin_path => return Ok(()),
+        _ => {}
+    }
+    let (mode, why) = mode(config);
+    if mode == Mode::Disabled {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no admin endpoint {path}"),
+        ));
+    }
+    let host = check_host(config, parts).map_err(|e| error(StatusCode::FORBIDDEN, e))?;
+    check_origin(config, parts, &host).map_err(|e| error(StatusCode::FORBIDDEN, e))?;
+    if !is_public(parts) && !holds_token(config, mode, parts) {
+        let message = match mode {
+            Mode::Token => {
+                "admin token missing or wrong: send Authorization: Bearer <token>".into()
+            }
+            _ => format!("admin is {why}"),
+        };
+        let mut resp = error(StatusCode::UNAUTHORIZED, message);
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"kvmux admin\""),
+        );
+        return Err(resp);
+    }
+    let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    // The dashboard's paths are read-only (anything but GET is a 405 there), so they need no
+    // content type to stay harmless.
+    if changes_state && !crate::dashboard::is_dashboard_path(path) && !is_json(parts) {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "{} {path} must be sent with Content-Type: application/json (also when there is \
+                 no body): browsers cannot send that cross-site without asking first",
+                parts.method
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reachable without the token (still only on an admin port, with an allowed Host): the
+/// dashboard's static files, which hold no data (the page then asks for the token), and
+/// `GET /_kvmux/health`, which says only whether the gateway is up, so load balancer and
+/// Kubernetes probes work without a secret.
+fn is_public(parts: &http::request::Parts) -> bool {
+    let path = parts.uri.path();
+    parts.method == Method::GET
+        && (path == "/_kvmux/health" || path == "/_kvmux/ui" || path.starts_with("/_kvmux/ui/"))
+}
+
+/// Whether the caller may see everything: admin is open, or it sent the right token.
+fn holds_token(config: &Config, mode: Mode, parts: &http::request::Parts) -> bool {
+    match (mode, &config.admin.token) {
+        (Mode::Open, _) => true,
+        (Mode::Token, Some(token)) => bearer(parts).is_some_and(|sent| same_secret(sent, token)),
+        _ => false,
+    }
+}
+
+fn bearer(parts: &http::request::Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares two secrets in time independent of where they differ (or of their lengths): both
+/// are MACed under a fixed key and the digests compared with `verify_slice`, which is
+/// constant-time.
+fn same_secret(sent: &str, expected: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
+    let mac = |data: &str| {
+        HmacSha256::new_from_slice(b"kvmux admin token").map(|mut m| {
+            m.update(data.as_bytes());
+            m
+        })
+    };
+    match (mac(sent), mac(expected)) {
+        (Ok(sent), Ok(expected)) => sent.verify_slice(&expected.finalize().into_bytes()).is_ok(),
+        _ => false,
+    }
+}
+
+fn is_json(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A `Host` or `Origin` authority: lower-case host without brackets or a trailing dot, and port.
+#[derive(Debug, PartialEq, Eq)]
+struct HostPort {
+    host: String,
+    port: Option<u16>,
+}
+
+fn host_port(authority: &http::uri::Authority) -> HostPort {
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    HostPort {
+        host,
+        port: authority.port_u16(),
+    }
+}
+
+/// The request's `Host`, if it names this gateway: loopback names (`localhost`, `*.localhost`),
+/// any IP address (DNS rebinding needs a name: a page can only make a browser send an IP as the
+/// Host by being served from that IP, i.e. by this gateway), or an `[admin] allowed_hosts` entry.
+fn check_host(config: &Config, parts: &http::request::Parts) -> Result<HostPort, String> {
+    let raw = parts
+        .headers
+        .get(http::header::HOST)
+        .ok_or("the admin API needs a Host header")?;
+    let shown = String::from_utf8_lossy(raw.as_bytes()).into_owned();
+    let authority = raw
+        .to_str()
+        .ok()
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .filter(|a| !a.as_str().contains('@'))
+        .ok_or_else(|| format!("Host {shown:?} is not a host name"))?;
+    let hp = host_port(&authority);
+    if host_allowed(config, &hp) {
+        Ok(hp)
+    } else {
+        Err(format!(
+            "Host {shown:?} is not a name this gateway answers to; an operator can add it to \
+             [admin] allowed_hosts"
+        ))
+    }
+}
+
+fn host_allowed(config: &Config, hp: &HostPort) -> bool {
+    let host = hp.host.as_str();
+    if host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    config.admin.allowed_hosts.iter().any(|allowed| {
+        let allowed = allowed.trim().trim_end_matches('.').to_ascii_lowercase();
+        match allowed.parse::<http::uri::Authority>() {
+            Ok(a) if a.port_u16().is_some() => host_port(&a) == *hp,
+            _ => allowed == host,
+        }
+    })
+}
+
+/// A browser names the page that made a request in `Origin`; admin calls are only taken from
+/// pages of this same host and port (the dashboard). A request without `Origin` is a
+/// non-browser client or a same-origin GET.
+fn check_origin(
+    config: &Config,
+    parts: &http::request::Parts,
+    host: &HostPort,
+) -> Result<(), String> {
+    let Some(raw) = parts.headers.get(http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let shown = String::from_utf8_lossy(raw.as_bytes()).into_owned();
+    let refused = || {
+        format!(
+            "Origin {shown:?} is not this gateway: admin calls are only taken from its own pages"
+        )
+    };
+    let uri = raw
+        .to_str()
+        .ok()
+        .and_then(|o| o.parse::<http::Uri>().ok())
+        .ok_or_else(refused)?;
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return Err(refused()),
+    };
+    let origin = host_port(uri.authority().ok_or_else(refused)?);
+    let same_host = origin.host == host.host;
+    let same_port = origin.port.unwrap_or(default_port) == host.port.unwrap_or(default_port);
+    if same_host && same_port && host_allowed(config, &origin) {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+/// The most one `clock/advance` may move the clock: 100 years. Tests need days or years; a larger
+/// number is a mistake, and refusing it keeps the offset far inside what the clock can hold.
+pub const MAX_ADVANCE_SECS: u64 = 3_153_600_000;
+
+/// `{"seconds": N}` with N a whole number in `0..=MAX_ADVANCE_SECS`; the error says which bound.
+fn advance_seconds(body: &[u8]) -> Result<u64, String> {
+    let shape = format!("expected {{\"seconds\": N}} with N a whole number from 0 to {MAX_ADVANCE_SECS} (100 years)");
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("{shape}: {e}"))?;
+    let object = value.as_object().ok_or_else(|| shape.clone())?;
+    if let Some(unknown) = object.keys().find(|k| *k != "seconds") {
+        return Err(format!("{shape}: unknown field {unknown:?}"));
+    }
+    let seconds = object
+        .get("seconds")
+        .ok_or_else(|| format!("{shape}: seconds is missing"))?;
+    match seconds.as_u64() {
+        Some(n) if n <= MAX_ADVANCE_SECS => Ok(n),
+        Some(n) => Err(format!("{shape}: {n} is more than {MAX_ADVANCE_SECS}")),
+        None => Err(format!("{shape}: got {seconds}")),
+    }
+}
+
+/// Serves one admin request that [`authorize`] let in, and logs it. Returns the operation name
+/// for metrics and the response.
 pub async fn handle(
+    gw: &Arc<Gateway>,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> (&'static str, Response<Bytes>) {
+    let (operation, resp) = route(gw, parts, body).await;
+    log_call(peer, parts, resp.status());
+    (operation, resp)
+}
+
+async fn route(
     gw: &Arc<Gateway>,
     parts: &http::request::Parts,
     body: Bytes,
@@ -103,19 +439,27 @@ pub async fn handle(
                 },
             )
         }
-        (&Method::GET, "/_kvmux/health") => (
-            "health",
-            json_response(
-                StatusCode::OK,
-                json!({
-                    "status": "ok",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "dialects": gw.dialect_names(),
-                    "now": gw.engine.now(),
-                    "uptime_secs": gw.started.elapsed().as_secs(),
-                }),
-            ),
-        ),
+        (&Method::GET, "/_kvmux/health") => {
+            // Public (probes carry no token), so details only for callers who may see them.
+            let mode = mode(&gw.config).0;
+            if holds_token(&gw.config, mode, parts) {
+                (
+                    "health",
+                    json_response(
+                        StatusCode::OK,
+                        json!({
+                            "status": "ok",
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "dialects": gw.dialect_names(),
+                            "now": gw.engine.now(),
+                            "uptime_secs": gw.started.elapsed().as_secs(),
+                        }),
+                    ),
+                )
+            } else {
+                ("health", json_response(StatusCode::OK, json!({"status": "ok"})))
+            }
+        }
         (&Method::POST, "/_kvmux/reset") => match gw.engine.reset().await {
             Ok(()) => (
                 "reset",
@@ -126,24 +470,23 @@ pub async fn handle(
                 error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             ),
         },
-        (&Method::POST, "/_kvmux/clock/advance") => {
-            match serde_json::from_slice::<Advance>(&body) {
-                Ok(a) => {
-                    let now = gw.engine.clock().advance(a.seconds);
-                    (
-                        "clock_advance",
-                        json_response(StatusCode::OK, json!({"now": now})),
-                    )
-                }
-                Err(e) => (
-                    "clock_advance",
-                    error(
+        (&Method::POST, "/_kvmux/clock/advance") => (
+            "clock_advance",
+            match advance_seconds(&body) {
+                Ok(seconds) => match gw.engine.clock().try_advance(seconds) {
+                    Some(now) => json_response(StatusCode::OK, json!({"now": now})),
+                    None => error(
                         StatusCode::BAD_REQUEST,
-                        format!("expected {{\"seconds\": N}} with N >= 0: {e}"),
+                        format!(
+                            "advancing {seconds} s would put the engine clock more than {} s \
+                             ahead of real time, the most it may run ahead",
+                            kv_core::Clock::MAX_OFFSET_SECS
+                        ),
                     ),
-                ),
-            }
-        }
+                },
+                Err(e) => error(StatusCode::BAD_REQUEST, e),
+            },
+        ),
         (&Method::GET, "/metrics") => {
             let stats = gw.engine.stats().await.ok();
             let mut resp = Response::new(Bytes::from(gw.metrics.render(stats.as_ref())));

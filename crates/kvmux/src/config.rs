@@ -42,7 +42,45 @@ pub struct Config {
     /// `[tls]`: when present the port serves HTTPS only (the admin API included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// `[admin]`: who may reach `/_kvmux/*` and `/metrics`, and on which port.
+    pub admin: AdminConfig,
 }
+
+/// `[admin]`: the admin API, the dashboard and `/metrics` read every tenant's data and can wipe
+/// it, so they are locked unless the operator says otherwise: open without a token only on a
+/// loopback listener, behind `Authorization: Bearer <token>` everywhere else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `false` answers every admin path with 404, as if it did not exist.
+    pub enabled: bool,
+    /// The Bearer token admin clients must send (`KVMUX_ADMIN_TOKEN` overrides it). When set it
+    /// is required on every listener, loopback included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A separate address for the admin API, dashboard and metrics; the data port then answers
+    /// admin paths with 404 and this port serves nothing else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// More host names (or `host:port`) the admin API answers to, besides loopback names, IP
+    /// addresses and the listen hosts: the name operators browse to, e.g. behind a proxy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            token: None,
+            listen: None,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// The shortest admin token accepted: long enough that guessing it over the network is hopeless.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// `[tls]`: either `cert` + `key` (PEM files; the cert file may hold the whole chain, leaf first),
 /// or `self_signed = true`, which generates a certificate for the listen host, `localhost` and
@@ -162,6 +200,9 @@ pub struct Dialects {
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     pub mode: AuthMode,
+    /// The built-in dev credentials (secret `kvmuxdevsecret`) are public: they are refused on a
+    /// listener other than loopback unless this says that is intended.
+    pub allow_dev_credentials: bool,
 }
 
 /// Gateway-level limits. The vendors' own limits live in the dialects.
@@ -189,7 +230,13 @@ pub struct LimitsConfig {
 pub struct CredentialConfig {
     pub dialect: DialectName,
     pub id: String,
+    /// The secret itself, or empty when `secret_env` names where it comes from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
+    /// An environment variable holding the secret, read at start-up: deployments keep secrets in
+    /// their secret store (a Kubernetes Secret, an env file) instead of in the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
     pub account: String,
 }
 
@@ -236,6 +283,7 @@ impl Default for Config {
             credentials: dev_credentials(),
             bindings: Vec::new(),
             tls: None,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -275,9 +323,28 @@ pub fn dev_credentials() -> Vec<CredentialConfig> {
         dialect,
         id: id.into(),
         secret: DEV_SECRET.into(),
+        secret_env: None,
         account: "dev".into(),
     })
     .collect()
+}
+
+/// The environment variable that overrides `[admin] token`.
+pub const ADMIN_TOKEN_ENV: &str = "KVMUX_ADMIN_TOKEN";
+
+fn check_admin_token(token: &str, origin: &str) -> Result<(), String> {
+    if token.chars().count() < MIN_ADMIN_TOKEN_LEN || token.trim() != token {
+        return Err(format!(
+            "{origin} must be at least {MIN_ADMIN_TOKEN_LEN} characters without surrounding \
+             spaces (e.g. `openssl rand -hex 32`)"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{origin} must be printable ASCII: it is sent in an HTTP header"
+        ));
+    }
+    Ok(())
 }
 
 /// A config file that could not be used, with where in it the problem is.
@@ -356,11 +423,30 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {
-            if c.id.is_empty() || c.secret.is_empty() || c.account.is_empty() {
+            if c.id.is_empty() || c.account.is_empty() {
                 return Err(format!(
-                    "credential {:?}: id, secret and account must be non-empty",
+                    "credential {:?}: id and account must be non-empty",
                     c.id
                 ));
+            }
+            match (&c.secret_env, c.secret.is_empty()) {
+                (None, true) => {
+                    return Err(format!(
+                        "credential {:?}: set secret, or secret_env naming the environment \
+                         variable that holds it",
+                        c.id
+                    ))
+                }
+                (Some(_), false) => {
+                    return Err(format!(
+                        "credential {:?}: set secret or secret_env, not both",
+                        c.id
+                    ))
+                }
+                (Some(name), true) if name.is_empty() => {
+                    return Err(format!("credential {:?}: secret_env is empty", c.id))
+                }
+                _ => {}
             }
             if !seen.insert((c.dialect, c.id.as_str())) {
                 return Err(format!(
@@ -392,7 +478,78 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
         }
+        if let Some(listen) = &self.admin.listen {
+            match listen.parse::<std::net::SocketAddr>() {
+                Err(_) => {
+                    return Err(format!(
+                        "admin.listen = {listen:?} is not an address like 127.0.0.1:9091"
+                    ))
+                }
+                Ok(addr) if Some(addr) == self.listen.parse().ok() => {
+                    return Err(format!(
+                        "admin.listen = {listen:?} is the data listen address; give the admin \
+                         API its own port, or remove admin.listen to share the data port"
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(token) = &self.admin.token {
+            check_admin_token(token, "admin.token")?;
+        }
+        self.check_exposure()
+    }
+
+    /// Refuses the public dev credentials on a listener other than loopback, unless
+    /// `auth.allow_dev_credentials` says so: anyone who can reach such a port and has read the
+    /// README could otherwise read and write the `dev` tenant. Run again after `--listen` or
+    /// `KVMUX_LISTEN` changed the address.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let loopback = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        let dev = self
+            .credentials
+            .iter()
+            .any(|c| c.secret_env.is_none() && c.secret == DEV_SECRET);
+        if dev && !loopback && !self.auth.allow_dev_credentials {
+            return Err(format!(
+                "listen = {:?} is reachable from other machines, and the credentials include the \
+                 public dev secret {DEV_SECRET:?}; configure your own [[credentials]] (secret or \
+                 secret_env), listen on 127.0.0.1, or set [auth] allow_dev_credentials = true if \
+                 that is really intended",
+                self.listen
+            ));
+        }
         Ok(())
+    }
+
+    /// Applies the environment at start-up: `KVMUX_ADMIN_TOKEN` replaces `[admin] token` (an
+    /// empty value counts as unset), and each `secret_env` credential gets its secret. Returns
+    /// where the admin token came from, for the start-up log.
+    pub fn apply_env(&mut self) -> Result<(), String> {
+        if let Some(token) = std::env::var_os(ADMIN_TOKEN_ENV).filter(|t| !t.is_empty()) {
+            let token = token
+                .into_string()
+                .map_err(|_| format!("{ADMIN_TOKEN_ENV} is not valid UTF-8"))?;
+            check_admin_token(&token, ADMIN_TOKEN_ENV)?;
+            self.admin.token = Some(token);
+        }
+        for c in &mut self.credentials {
+            if let Some(name) = &c.secret_env {
+                c.secret = std::env::var(name)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                        "credential {:?}: the environment variable {name} (secret_env) is not set",
+                        c.id
+                    )
+                    })?;
+            }
+        }
+        self.check_exposure()
     }
 
     pub fn enabled(&self, dialect: DialectName) -> bool {
@@ -433,7 +590,14 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         let mut shown = self.clone();
         for c in &mut shown.credentials {
-            c.secret = "********".into();
+            if c.secret_env.is_none() {
+                c.secret = "********".into();
+            } else {
+                c.secret.clear();
+            }
+        }
+        if shown.admin.token.is_some() {
+            shown.admin.token = Some("********".into());
         }
         shown.storage = shown.storage.as_deref().map(masked_storage_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))

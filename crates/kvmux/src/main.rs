@@ -88,8 +88,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(config) => {
+            Ok(mut config) => {
                 print!("{}", config.to_masked_toml());
+                // The token may come from the environment at start-up; say what it would be here.
+                if let Some(token) = std::env::var(config::ADMIN_TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                {
+                    config.admin.token = Some(token);
+                }
+                println!("\n# admin: {}", admin::mode(&config).1);
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -149,6 +157,12 @@ fn main() -> ExitCode {
             };
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            // The environment (admin token, secret_env credentials) and the listen override can
+            // change what is exposed, so the exposure check runs again on the result.
+            if let Err(e) = config.apply_env() {
+                eprintln!("kvmux: {e}");
+                return ExitCode::from(2);
             }
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
@@ -365,6 +379,32 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("listener address: {e}"))?;
+    // `[admin] listen`: a port of its own for admin, dashboard and metrics (none when disabled).
+    let admin_listener = match &config.admin.listen {
+        Some(addr) if config.admin.enabled => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} ([admin] listen): {e}"))?,
+        ),
+        _ => None,
+    };
+    let (admin_mode, admin_why) = admin::mode(&config);
+    if admin_mode == admin::Mode::Locked {
+        tracing::warn!("admin API {admin_why}");
+    } else {
+        tracing::info!("admin API {admin_why}");
+    }
+    if config.auth.allow_dev_credentials
+        && config
+            .credentials
+            .iter()
+            .any(|c| c.secret == config::DEV_SECRET)
+    {
+        tracing::warn!(
+            listen = %local,
+            "the public dev credentials are accepted ([auth] allow_dev_credentials = true)"
+        );
+    }
     let dialects = build_dialects(&config, &engine);
     let gateway = Arc::new(server::Gateway {
         dialects,
@@ -384,14 +424,43 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
         scheme = if tls.is_some() { "https" } else { "http" },
     );
     let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
-    server::run(
-        gateway,
-        listener,
-        tls,
-        shutdown_signal(),
-        Duration::from_secs(8),
-    )
-    .await;
+    let drain = Duration::from_secs(8);
+    match admin_listener {
+        None => {
+            server::run(
+                gateway,
+                listener,
+                tls,
+                shutdown_signal(),
+                drain,
+                admin::Port::Shared,
+            )
+            .await
+        }
+        Some(admin_listener) => {
+            if let Ok(addr) = admin_listener.local_addr() {
+                tracing::info!(admin = %addr, "admin API, dashboard and metrics on their own port");
+            }
+            let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown_signal()));
+            let data = server::run(
+                gateway.clone(),
+                listener,
+                tls.clone(),
+                shutdown.clone(),
+                drain,
+                admin::Port::Data,
+            );
+            let admin = server::run(
+                gateway,
+                admin_listener,
+                tls,
+                shutdown,
+                drain,
+                admin::Port::Admin,
+            );
+            tokio::join!(data, admin);
+        }
+    }
     sweeper.abort();
     engine
         .close()

@@ -109,8 +109,18 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
 
+    // Admin paths, and everything on an `[admin] listen` port, pass admin::authorize first: before
+    // a byte of the body is read, so an unauthorized caller holds no memory.
+    if admin::is_admin_path(&path) || parts.extensions.get() == Some(&admin::Port::Admin) {
+        if let Err(resp) = admin::authorize(&gw, peer, &parts) {
+            let info = RequestInfo::default();
+            finish(&gw, "admin", "refused", &info, resp.status(), started, None);
+            return Ok(resp.map(full));
+        }
+    }
     if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
         let resp = snapshot(&gw);
+        admin::log_call(peer, &parts, resp.status());
         let info = RequestInfo::default();
         finish(
             &gw,
@@ -134,7 +144,7 @@ pub async fn handle(
             Ok(b) => b,
             Err(_) => Bytes::new(),
         };
-        let (operation, resp) = admin::handle(&gw, &parts, body).await;
+        let (operation, resp) = admin::handle(&gw, peer, &parts, body).await;
         finish(
             &gw,
             "admin",
@@ -474,6 +484,7 @@ pub async fn run(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
+    port: admin::Port,
 ) {
     let limits = gw.config.limits.clone();
     let header_timeout = Duration::from_secs(limits.header_timeout_secs);
@@ -533,7 +544,11 @@ pub async fn run(
                 },
                 _ = stop_signal.changed() => return,
             }
-            let service = hyper::service::service_fn(move |req| handle(gw.clone(), peer, req));
+            // Every request carries which listener it came in on, for admin::authorize.
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(port);
+                handle(gw.clone(), peer, req)
+            });
             let stream = QuickAckStream(stream);
             let served = match tls {
                 None => {

@@ -135,6 +135,7 @@ fn admin_api_health_clock_reset_and_metrics() {
     assert_eq!(
         agent
             .post(&s.url("/_kvmux/reset"))
+            .header("Content-Type", "application/json")
             .send_empty()
             .unwrap()
             .status(),

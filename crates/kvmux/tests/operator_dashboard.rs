@@ -215,12 +215,14 @@ fn operator_endpoints_never_fail_on_bad_input() {
             }
             let r = agent()
                 .post(&s.url("/_kvmux/faults"))
+                .header("Content-Type", "application/json")
                 .send(&body[..])
                 .expect("answer");
             prop_assert!(r.status().as_u16() < 500);
             // Whatever was accepted goes again, so later cases start clean.
             agent()
                 .delete(&s.url("/_kvmux/faults"))
+                .header("Content-Type", "application/json")
                 .call()
                 .expect("clear");
             Ok(())

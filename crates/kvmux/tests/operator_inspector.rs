@@ -24,7 +24,11 @@ fn post_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
 }
 
 fn delete(s: &Server, path: &str) -> (u16, Value) {
-    let mut r = agent().delete(&s.url(path)).call().expect("admin call");
+    let mut r = agent()
+        .delete(&s.url(path))
+        .header("Content-Type", "application/json")
+        .call()
+        .expect("admin call");
     let status = r.status().as_u16();
     (status, r.body_mut().read_json().expect("json"))
 }
@@ -315,6 +319,7 @@ fn fault_rules_match_accounts_add_latency_and_refuse_bad_specs() {
     }
     let r = agent()
         .post(&s.url("/_kvmux/faults"))
+        .header("Content-Type", "application/json")
         .send(&b"{not json"[..])
         .expect("admin");
     assert_eq!(r.status(), 400);

@@ -17,11 +17,32 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// The admin token, when the gateway needs one, lives in this tab's sessionStorage only: it is
+// gone when the tab closes and is never sent anywhere but this origin.
+const TOKEN_KEY = "kvmux-admin-token";
+
+// Every call carries the token (if any) as a Bearer header, and every state-changing call says
+// it is JSON: the gateway refuses admin writes without that type (cross-site forms cannot send it).
 async function api(path, options) {
-  const resp = await fetch(path, options);
+  const opts = Object.assign({}, options);
+  const headers = new Headers(opts.headers || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  const method = (opts.method || "GET").toUpperCase();
+  if (method !== "GET" && method !== "HEAD") headers.set("Content-Type", "application/json");
+  opts.headers = headers;
+  const resp = await fetch(path, opts);
   const body = await resp.json().catch(() => ({}));
+  if (resp.status === 401) askForToken();
   if (!resp.ok) throw new Error(body.error || `${resp.status} ${resp.statusText}`);
   return body;
+}
+
+function askForToken() {
+  const form = document.getElementById("token-form");
+  if (!form.hidden) return;
+  form.hidden = false;
+  document.getElementById("admin-token").focus();
 }
 
 function status(text) { document.getElementById("status").textContent = text; }
@@ -217,6 +238,14 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("fault-form").addEventListener("submit", addFault);
   document.getElementById("clear-faults").addEventListener("click", () =>
     api("/_kvmux/faults", { method: "DELETE" }).then(loadFaults).catch((e) => status(e.message)));
-  api("/_kvmux/health").then((h) => status(`v${h.version} · dialects: ${h.dialects.join(", ")}`)).catch((e) => status(e.message));
+  document.getElementById("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = document.getElementById("admin-token").value.trim();
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    location.reload();
+  });
+  // Without the token, health says only "ok" (it is public for probes).
+  api("/_kvmux/health").then((h) => status(h.version ? `v${h.version} · dialects: ${h.dialects.join(", ")}` : "admin token needed")).catch((e) => status(e.message));
   show("view-data");
 });
