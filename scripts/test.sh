@@ -5,10 +5,7 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python drift tls node go java postgres browser fuzz (default: all)
-#        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
-#                docs/COVERAGE.md (scripts/drift.sh; `scripts/drift.sh --latest` checks the
-#                registries' newest releases instead and is not run here)
+#        suites: lint rust python tls node edge go java postgres browser fuzz (default: all)
 #        --long  the long reliability runs: 200 kills, 20,000 bad inputs, a longer
 #                linearizability history, 10 minutes per fuzz target (hours in all)
 # Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
@@ -25,7 +22,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node go java postgres browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python tls node edge go java postgres browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -113,20 +110,6 @@ if want python; then
   record python $?
 fi
 
-if want drift; then
-  # The drift guard: first proves it can fail (planted operations in fake SDK trees), then reads
-  # the pinned SDKs as the suites install them (the same venv as python_venv, npm ci, go mod
-  # download, Maven) and fails when docs/COVERAGE.md lacks an operation one of them has.
-  log "drift guard: vendor SDK operations vs docs/COVERAGE.md"
-  (
-    set -e
-    python3 scripts/drift.py --coverage docs/COVERAGE.md --self-test
-    python_venv
-    bash scripts/drift.sh
-  )
-  record drift $?
-fi
-
 if want tls; then
   # The same Python SDK suites over HTTPS: the gateway generates a self-signed certificate at
   # start-up ([tls] self_signed) and every SDK client trusts only that certificate.
@@ -167,6 +150,24 @@ if want node; then
     record "node:$(basename "$dir")" $?
   done
 fi
+
+# --- edge (kvmux-edge): the EdgeOne Pages KV and ESA EdgeKV runtime bindings in clients/edge and
+# the examples/edge handlers, node:test against a fresh kvmux each (KVMUX_URL), cross-checked with
+# the same pinned Node SDKs as the node suite. ---
+if want edge; then
+  log "edge: kvmux-edge bindings (clients/edge) and examples/edge"
+  (
+    set -e
+    cargo build -p kvmux
+    cd clients/edge
+    npm ci --no-audit --no-fund --loglevel=error
+    with_kvmux sh -c 'KVMUX_URL="http://$KVMUX_ENDPOINT" npm test --silent'
+    cd ../../examples/edge
+    with_kvmux sh -c 'KVMUX_URL="http://$KVMUX_ENDPOINT" npm test --silent'
+  )
+  record edge $?
+fi
+# --- end edge ---
 
 if want go; then
   for dir in tests/sdk/go/*/; do
