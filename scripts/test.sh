@@ -5,7 +5,10 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python tls node edge go java postgres browser fuzz (default: all)
+#        suites: lint rust python drift tls node edge go java postgres browser fuzz (default: all)
+#        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
+#                docs/COVERAGE.md (scripts/drift.sh; `scripts/drift.sh --latest` checks the
+#                registries' newest releases instead and is not run here)
 #        --long  the long reliability runs: 200 kills, 20,000 bad inputs, a longer
 #                linearizability history, 10 minutes per fuzz target (hours in all)
 # Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
@@ -22,7 +25,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python tls node edge go java postgres browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java postgres browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -108,6 +111,20 @@ if want python; then
     .venv/bin/pytest -q -p no:cacheprovider tests/sdk
   )
   record python $?
+fi
+
+if want drift; then
+  # The drift guard: first proves it can fail (planted operations in fake SDK trees), then reads
+  # the pinned SDKs as the suites install them (the same venv as python_venv, npm ci, go mod
+  # download, Maven) and fails when docs/COVERAGE.md lacks an operation one of them has.
+  log "drift guard: vendor SDK operations vs docs/COVERAGE.md"
+  (
+    set -e
+    python3 scripts/drift.py --coverage docs/COVERAGE.md --self-test
+    python_venv
+    bash scripts/drift.sh
+  )
+  record drift $?
 fi
 
 if want tls; then
