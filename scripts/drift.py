@@ -412,7 +412,12 @@ def self_test(coverage_path: str) -> int:
             f.write("Name: alibabacloud-esa20240910\nVersion: 9.9.9\n\n")
         with open(os.path.join(site, "alibabacloud_esa20240910-9.9.9.dist-info", "RECORD"),
                   "w") as f:
-            f.write("alibabacloud_esa20240910/client.py,,\n")
+            f.write("alibabacloud_esa20240910/client.py,,\n"
+                    "alibabacloud_dcdn20180115/client.py,,\n")
+        # A DCDN client in a shape the patterns do not know: must fail, not read as "no DCDN".
+        os.makedirs(os.path.join(site, "alibabacloud_dcdn20180115"))
+        with open(os.path.join(site, "alibabacloud_dcdn20180115", "client.py"), "w") as f:
+            f.write("Params(action: 'PutDcdnKv')\n")
         teo = os.path.join(root, "node_modules", "tencentcloud-sdk-nodejs-teo")
         os.makedirs(os.path.join(teo, "tencentcloud/services/teo/v20220901"))
         with open(os.path.join(teo, "package.json"), "w") as f:
@@ -431,6 +436,7 @@ def self_test(coverage_path: str) -> int:
         want = ["ESA RenameKv [alibabacloud-esa20240910 9.9.9]",
                 "TEO EdgeKVCopy [tencentcloud-sdk-nodejs-teo 9.9.9]",
                 "KVS /v1/rename-kv [huaweicloud-sdk-kvs 9.9.9]",
+                "DCDN: client files in alibabacloud-esa20240910 9.9.9 but no operation extracted",
                 "12 checks (4 languages x 3 vendors), 9 passed, 3 failed"]
         problems = [w for w in want if w not in out]
         if code != 1 or problems or "DescribeRegions" in out or "DescribeZones" in out:
@@ -446,12 +452,14 @@ def self_test(coverage_path: str) -> int:
         cov2 = os.path.join(root, "COVERAGE.md")
         with open(cov2, "w", encoding="utf-8") as f:
             f.write(text)
+        os.remove(os.path.join(site, "alibabacloud_dcdn20180115", "client.py"))
         code, out = run(cov2, root)
         if code != 0 or "MISSING" in out:
             print(out)
             print(f"drift self-test: FAIL (exit {code} with complete coverage, expected 0)")
             return 1
-        print("drift self-test: ok (3 planted operations caught, none once listed)")
+        print("drift self-test: ok (3 planted operations and 1 unreadable client caught; "
+              "passes once listed)")
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -475,6 +483,10 @@ def main() -> int:
     # found[lang][product key] = {name: {package labels}}
     found: dict[str, dict[str, dict[str, set[str]]]] = {l: {} for l in LANGS}
     scanned = {l: bool(getattr(args, l)) for l in LANGS}
+    # clients[lang][product key] = packages holding a file an operation rule applies to: such a
+    # client yielding no operation means the generator changed shape, which must not read as
+    # "this SDK has no such product".
+    clients: dict[str, dict[str, set[str]]] = {l: {} for l in LANGS}
     for lang in LANGS:
         rules = [(p, r) for p in PRODUCTS for r in p.rules if r.lang == lang]
         compiled = [(p, r, re.compile(r.path)) for p, r in rules]
@@ -483,6 +495,8 @@ def main() -> int:
                 for p, r, path_re in compiled:
                     if not path_re.search(f.path):
                         continue
+                    if not r.name:
+                        clients[lang].setdefault(p.key, set()).add(f.package)
                     for name in extract(r, f.read()):
                         if re.search(p.keep, name):
                             found[lang].setdefault(p.key, {}).setdefault(name, set()).add(
@@ -499,6 +513,11 @@ def main() -> int:
                 names = found[lang].get(p.key, {})
                 if not scanned[lang]:
                     parts.append(f"{p.key}: not scanned")
+                    continue
+                if not names and p.key in clients[lang]:
+                    pkgs = ", ".join(sorted(clients[lang][p.key]))
+                    parts.append(f"{p.key}: client files in {pkgs} but no operation extracted")
+                    missing.append(f"{p.key} extraction pattern outdated for {pkgs}")
                     continue
                 if not names:
                     parts.append(f"{p.key}: " + p.absent.get(
@@ -529,7 +548,7 @@ def main() -> int:
           f"{checks - failed_checks} passed, {failed_checks} failed; "
           f"{operations} SDK operations read")
     if missing_total:
-        print(f"drift: FAIL, {missing_total} SDK operation(s) missing from COVERAGE.md")
+        print(f"drift: FAIL, {missing_total} SDK operation(s) missing from COVERAGE.md or unreadable")
         return 1
     print("drift: ok, every operation the scanned SDKs have is in COVERAGE.md")
     return 0
