@@ -9,11 +9,20 @@
 //! the same signature arriving with different ones. An identical repeat is still accepted: SDKs
 //! may legitimately send the same call twice within one second, producing the same signature.
 //!
+//! The same signature with other values is also accepted from the *owner* that first used it (the
+//! dialect passes the client's connection, i.e. its peer address and port): a client that calls
+//! EdgeKVGet and then EdgeKVDelete with the same keys within one second sends the same signature
+//! twice, legitimately, on its kept-alive connection. A replay comes from whoever captured the
+//! request, on a connection of their own.
+//!
 //! What this does not cover, and why:
 //! - Other gateways sharing the same database, and the same gateway after a restart: the
 //!   bindings live in this process's memory only. The vendor's own protocol leaves the action
 //!   unsigned, and a durable, shared record would cost every call a store write (an fsync with a
 //!   durable store) for a protection the vendor itself does not offer.
+//! - A client that opens a new connection per call and sends two different actions with the
+//!   same body in the same second is refused the second time (its two signatures are equal, so
+//!   it cannot be told from a replay); retrying a second later signs anew.
 //! - A flood: the structure is capacity-bounded, and past its capacity the oldest bindings are
 //!   forgotten first, so a signature older than the flood could be re-bound. Only requests whose
 //!   signature verified are recorded, so only a key holder can flood it.
@@ -40,7 +49,7 @@ pub enum Binding {
     Conflict,
 }
 
-/// Signature fingerprint -> (binding fingerprint, expiry), bounded and sharded.
+/// Signature fingerprint -> (binding fingerprint, owner fingerprint, expiry), bounded and sharded.
 pub struct SignatureBindings {
     per_shard: usize,
     fingerprint: RandomState,
@@ -49,8 +58,9 @@ pub struct SignatureBindings {
 
 #[derive(Default)]
 struct Shard {
-    /// signature fingerprint -> (binding fingerprint, expiry in the caller's clock)
-    bound: HashMap<u64, (u64, u64)>,
+    /// signature fingerprint -> (binding fingerprint, owner fingerprint, expiry in the caller's
+    /// clock)
+    bound: HashMap<u64, (u64, u64, u64)>,
     /// (expiry, signature fingerprint), in insertion order; expiries are close to monotonic
     /// (timestamps within a freshness window), so expired entries are found at the front.
     order: VecDeque<(u64, u64)>,
@@ -59,7 +69,7 @@ struct Shard {
 impl Shard {
     fn forget_oldest(&mut self) {
         if let Some((expiry, old)) = self.order.pop_front() {
-            if self.bound.get(&old).is_some_and(|(_, e)| *e == expiry) {
+            if self.bound.get(&old).is_some_and(|(_, _, e)| *e == expiry) {
                 self.bound.remove(&old);
             }
         }
@@ -83,11 +93,21 @@ impl SignatureBindings {
 
     /// Binds `signature` to `binding` (the unsigned values that decide what runs) until
     /// `expires_at`, when the signature itself stops being accepted; `now` is the same clock.
+    /// `owner` is who used it (the client's connection): the owner may use its signature with
+    /// other values (the binding then follows its latest use), nobody else may.
     /// A poisoned shard lock answers `First`: failing open only loses this extra check, the
     /// signature itself has already been verified.
-    pub fn bind(&self, signature: &[u8], binding: &[u8], expires_at: u64, now: u64) -> Binding {
+    pub fn bind(
+        &self,
+        signature: &[u8],
+        binding: &[u8],
+        owner: &[u8],
+        expires_at: u64,
+        now: u64,
+    ) -> Binding {
         let sig = self.fingerprint.hash_one(signature);
         let value = self.fingerprint.hash_one(binding);
+        let who = self.fingerprint.hash_one(owner);
         let index = usize::try_from(sig % self.shards.len() as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(index) else {
             return Binding::First;
@@ -98,19 +118,22 @@ impl SignatureBindings {
         while st.order.front().is_some_and(|(expiry, _)| *expiry <= now) {
             st.forget_oldest();
         }
-        if let Some((bound, expiry)) = st.bound.get(&sig) {
+        if let Some((bound, first_owner, expiry)) = st.bound.get_mut(&sig) {
             if *expiry > now {
-                return if *bound == value {
-                    Binding::Same
-                } else {
-                    Binding::Conflict
-                };
+                if *bound == value {
+                    return Binding::Same;
+                }
+                if *first_owner != who {
+                    return Binding::Conflict;
+                }
+                *bound = value;
+                return Binding::Same;
             }
         }
         while st.order.len() >= self.per_shard {
             st.forget_oldest();
         }
-        st.bound.insert(sig, (value, expires_at));
+        st.bound.insert(sig, (value, who, expires_at));
         st.order.push_back((expires_at, sig));
         Binding::First
     }
@@ -135,19 +158,49 @@ mod tests {
     #[test]
     fn a_signature_keeps_its_first_binding_until_it_expires() {
         let b = SignatureBindings::new(100);
-        assert_eq!(b.bind(b"sig", b"EdgeKVGet", 1300, 1000), Binding::First);
-        assert_eq!(b.bind(b"sig", b"EdgeKVGet", 1300, 1001), Binding::Same);
         assert_eq!(
-            b.bind(b"sig", b"EdgeKVDelete", 1300, 1299),
+            b.bind(b"sig", b"EdgeKVGet", b"c1", 1300, 1000),
+            Binding::First
+        );
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVGet", b"c2", 1300, 1001),
+            Binding::Same
+        );
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVDelete", b"c2", 1300, 1299),
             Binding::Conflict
         );
         assert_eq!(
-            b.bind(b"other", b"EdgeKVDelete", 1300, 1001),
+            b.bind(b"other", b"EdgeKVDelete", b"c2", 1300, 1001),
             Binding::First
         );
         // Past the signature's window the signature itself is refused by the verifier; the
         // binding is forgotten with it.
-        assert_eq!(b.bind(b"sig", b"EdgeKVDelete", 1600, 1300), Binding::First);
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVDelete", b"c2", 1600, 1300),
+            Binding::First
+        );
+    }
+
+    #[test]
+    fn the_first_owner_may_use_its_signature_for_other_values() {
+        let b = SignatureBindings::new(100);
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVGet", b"c1", 1300, 1000),
+            Binding::First
+        );
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVDelete", b"c1", 1300, 1000),
+            Binding::Same
+        );
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVGet", b"c2", 1300, 1000),
+            Binding::Conflict
+        );
+        assert_eq!(
+            b.bind(b"sig", b"EdgeKVDelete", b"c2", 1300, 1000),
+            Binding::Same
+        );
     }
 
     #[test]
@@ -155,7 +208,7 @@ mod tests {
         let b = SignatureBindings::new(1000);
         for i in 0..5000u32 {
             assert_eq!(
-                b.bind(&i.to_be_bytes(), b"a", 2000, 1000),
+                b.bind(&i.to_be_bytes(), b"a", b"c", 2000, 1000),
                 Binding::First,
                 "{i}"
             );
@@ -165,7 +218,7 @@ mod tests {
         assert!(b.len() >= 900, "{}", b.len());
         for i in 4990..5000u32 {
             assert_eq!(
-                b.bind(&i.to_be_bytes(), b"b", 2000, 1001),
+                b.bind(&i.to_be_bytes(), b"b", b"d", 2000, 1001),
                 Binding::Conflict
             );
         }

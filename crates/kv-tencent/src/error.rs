@@ -106,6 +106,7 @@ pub mod codes {
     pub const NAMESPACE_LIMIT_EXCEEDED: &str = "LimitExceeded.NamespaceLimitExceeded";
     pub const REQUEST_LIMIT_EXCEEDED: &str = "RequestLimitExceeded";
     pub const REQUEST_SIZE_LIMIT_EXCEEDED: &str = "RequestSizeLimitExceeded";
+    pub const RESPONSE_SIZE_LIMIT_EXCEEDED: &str = "ResponseSizeLimitExceeded";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const FAILED_OPERATION: &str = "FailedOperation";
     pub const INTERNAL_ERROR: &str = "InternalError";
@@ -114,16 +115,18 @@ pub mod codes {
 /// `{"Response": {...fields, "RequestId"}}` with HTTP 200 and `Content-Type: application/json`
 /// exactly: the Python SDK and tccli only raise an error when the content type is exactly that
 /// (a `; charset=` suffix makes them report an error as a success).
-pub fn envelope(mut fields: serde_json::Map<String, Value>, request_id: &str) -> Response<Bytes> {
-    fields.insert("RequestId".into(), Value::String(request_id.to_string()));
-    // Serialised in place: `json!({"Response": fields})` would first copy every field into a new
-    // value tree.
-    #[derive(serde::Serialize)]
-    struct Envelope<'a> {
-        #[serde(rename = "Response")]
-        response: &'a serde_json::Map<String, Value>,
-    }
-    let body = serde_json::to_vec(&Envelope { response: &fields }).unwrap_or_else(|_| {
+pub fn envelope(fields: serde_json::Map<String, Value>, request_id: &str) -> Response<Bytes> {
+    envelope_of(&fields, request_id)
+}
+
+/// [`envelope`] for any serialisable reply (a struct or a map of fields), serialised once, in
+/// place, into one buffer: `json!({"Response": fields})` or an intermediate `Value` would copy
+/// every field (for EdgeKVGet, up to 20 MB of values) before the bytes are even written.
+pub fn envelope_of<T: serde::Serialize>(fields: &T, request_id: &str) -> Response<Bytes> {
+    let body = serde_json::to_vec(&Envelope {
+        response: Inner { fields, request_id },
+    })
+    .unwrap_or_else(|_| {
         br#"{"Response":{"Error":{"Code":"InternalError","Message":"encoding failed"}}}"#.to_vec()
     });
     let mut response = Response::new(Bytes::from(body));
@@ -136,6 +139,43 @@ pub fn envelope(mut fields: serde_json::Map<String, Value>, request_id: &str) ->
         response.headers_mut().insert("x-tc-requestid", v);
     }
     response
+}
+
+/// The exact number of bytes [`envelope_of`] would produce, counted without building them, so a
+/// reply can be refused before its buffer is allocated.
+pub fn envelope_len<T: serde::Serialize>(fields: &T, request_id: &str) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let envelope = Envelope {
+        response: Inner { fields, request_id },
+    };
+    match serde_json::to_writer(&mut count, &envelope) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Envelope<'a, T: serde::Serialize> {
+    #[serde(rename = "Response")]
+    response: Inner<'a, T>,
+}
+
+#[derive(serde::Serialize)]
+struct Inner<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    fields: &'a T,
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
 }
 
 /// The error envelope for `error`.

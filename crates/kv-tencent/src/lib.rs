@@ -19,12 +19,12 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{Method, Request, Response};
+use kv_core::replay::{Binding, SignatureBindings};
 use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
-use serde_json::{Map, Value};
 
-use crate::auth::{Refused, SignedRequest, Verified};
-use crate::error::{codes, envelope, error_response, ApiError};
-use crate::ops::{Ctx, Options};
+use crate::auth::{Refused, SignedRequest, Verified, TIMESTAMP_WINDOW_SECS};
+use crate::error::{codes, envelope_len, envelope_of, error_response, ApiError};
+use crate::ops::{Ctx, Options, Reply, MAX_REPLY_BYTES};
 use crate::router::{Operation, Style, API_VERSION};
 use crate::wire::Params;
 
@@ -37,6 +37,10 @@ pub const BODY_LIMIT: u64 = 16 * 1024 * 1024;
 /// ("默认接口请求频率限制：20次/秒").
 pub const VENDOR_RATE_LIMIT_PER_SEC: u32 = 20;
 
+/// TC3 signatures whose unsigned action/version are remembered at most: five minutes' worth at
+/// ~3,000 signed requests per second (about 40 MB when full).
+const BINDING_CAPACITY: usize = 1_000_000;
+
 /// Where the signature window reads the time: the wall clock, never the engine clock, so tests
 /// that advance the engine clock by days can still sign requests.
 type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -47,6 +51,9 @@ pub struct TencentDialect {
     options: Options,
     rate: Mutex<HashMap<(String, Operation), (u64, u32)>>,
     wall_clock: WallClock,
+    /// Each accepted TC3 signature and the unsigned values (action, version, an unsigned
+    /// payload) it was first used with; see [`TencentDialect::check_replay`].
+    bindings: SignatureBindings,
 }
 
 impl TencentDialect {
@@ -57,6 +64,7 @@ impl TencentDialect {
             options,
             rate: Mutex::new(HashMap::new()),
             wall_clock: Arc::new(kv_core::clock::wall_clock_secs),
+            bindings: SignatureBindings::new(BINDING_CAPACITY),
         }
     }
 
@@ -75,8 +83,24 @@ impl TencentDialect {
             request_id: request_id.clone(),
             ..Default::default()
         };
-        let mut response = match self.process(&parts, &body, &mut info).await {
-            Ok(fields) => envelope(fields, &request_id),
+        let outcome = self.process(&parts, &body, &mut info).await;
+        // The reply is measured before it is built, so an oversized one costs no buffer.
+        let outcome = outcome.and_then(|reply| {
+            let len = envelope_len(&reply, &request_id);
+            if len > MAX_REPLY_BYTES {
+                Err(ApiError::new(
+                    codes::RESPONSE_SIZE_LIMIT_EXCEEDED,
+                    format!(
+                        "The response would be {len} bytes, over the limit of {MAX_REPLY_BYTES}; \
+                         request fewer keys at a time."
+                    ),
+                ))
+            } else {
+                Ok(reply)
+            }
+        });
+        let mut response = match outcome {
+            Ok(reply) => envelope_of(&reply, &request_id),
             Err(e) => {
                 info.code = Some(e.code.to_string());
                 error_response(&e, &request_id)
@@ -91,7 +115,7 @@ impl TencentDialect {
         parts: &Parts,
         body: &Bytes,
         info: &mut RequestInfo,
-    ) -> Result<Map<String, Value>, ApiError> {
+    ) -> Result<Reply, ApiError> {
         if parts.method != Method::POST && parts.method != Method::GET {
             return Err(ApiError::new(
                 codes::UNSUPPORTED_PROTOCOL,
@@ -175,6 +199,29 @@ impl TencentDialect {
             Ok(v) => Some(v.secret_id.clone()),
             Err(r) => r.secret_id.clone(),
         };
+        // A verified signature may still be a replay: a TC3 signature reused with other unsigned
+        // values, or a legacy Nonce used before.
+        let replay = match (&outcome, self.ctx.auth_mode) {
+            (Ok(v), AuthMode::Enforce | AuthMode::Log) => {
+                self.check_replay(parts, body, &signed, v, &action, &version, now)
+                    .await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = replay {
+            if self.ctx.auth_mode == AuthMode::Enforce {
+                info.account = claimed_id
+                    .as_deref()
+                    .and_then(|id| self.ctx.credential(id))
+                    .map(|c| c.account.clone());
+                return Err(e);
+            }
+            tracing::warn!(
+                code = e.code,
+                reason = %e.message,
+                "tencent replay refused (auth mode log: serving anyway)"
+            );
+        }
         let account = match (outcome, self.ctx.auth_mode) {
             (Ok(v), _) => self.account_of(Some(&v.secret_id)),
             (Err(refused), AuthMode::Enforce) => {
@@ -247,9 +294,140 @@ impl TencentDialect {
             Operation::ModifyEdgeKVNamespace => ops::namespace::modify(&ctx, &params).await,
             Operation::DescribeEdgeKVNamespaces => ops::namespace::describe(&ctx, &params).await,
             Operation::EdgeKVPut => ops::kv::put(&ctx, &params).await,
-            Operation::EdgeKVGet => ops::kv::get(&ctx, &params).await,
+            Operation::EdgeKVGet => return ops::kv::get(&ctx, &params).await.map(Reply::Get),
             Operation::EdgeKVDelete => ops::kv::delete(&ctx, &params).await,
             Operation::EdgeKVList => ops::kv::list(&ctx, &params).await,
+        }
+        .map(Reply::from)
+    }
+
+    /// Refuses a verified request that replays another one.
+    ///
+    /// Legacy signatures carry a `Nonce`: it is required, and a Nonce already used by this
+    /// SecretId within the signature window is refused. The record is kept in the store
+    /// (`Engine::first_use_of_nonce`), so it holds across restarts and across gateways sharing the
+    /// database.
+    ///
+    /// TC3 signatures carry no nonce, and the real SDKs sign only `content-type;host`: the action
+    /// and version headers are unsigned (and the body too, with `UNSIGNED-PAYLOAD`). Whatever of
+    /// those the client did not sign is bound to the signature the first time it is accepted
+    /// ([`SignatureBindings`]), until the signature expires; the same signature with another
+    /// action, version or unsigned body from another connection is refused, an identical repeat
+    /// is served, and so is the same client's next call on its own connection (Get then Delete of
+    /// the same keys within a second carry equal signatures). Values the client signed are
+    /// already covered by the signature and are not bound.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_replay(
+        &self,
+        parts: &Parts,
+        body: &Bytes,
+        legacy: &Option<Vec<(String, String)>>,
+        verified: &Verified,
+        action: &Option<String>,
+        version: &Option<String>,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        match legacy {
+            Some(pairs) => {
+                let nonce = pairs
+                    .iter()
+                    .find(|(k, _)| k == "Nonce")
+                    .map(|(_, v)| v.trim())
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            codes::MISSING_PARAMETER,
+                            "The request is missing the `Nonce` parameter.",
+                        )
+                    })?;
+                let timestamp = pairs
+                    .iter()
+                    .find(|(k, _)| k == "Timestamp")
+                    .and_then(|(_, t)| t.trim().parse::<u64>().ok())
+                    .unwrap_or(now);
+                // Remembered for as long as the timestamp stays acceptable (it may be up to
+                // the window ahead of our clock).
+                let window = timestamp
+                    .saturating_add(TIMESTAMP_WINDOW_SECS)
+                    .saturating_sub(now)
+                    .clamp(1, 2 * TIMESTAMP_WINDOW_SECS)
+                    + 1;
+                match self
+                    .ctx
+                    .engine
+                    .first_use_of_nonce(self.name(), &verified.secret_id, nonce, window)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(ApiError::new(
+                        codes::SIGNATURE_FAILURE,
+                        format!(
+                            "The Nonce `{nonce}` was already used with this SecretId within the \
+                             last {TIMESTAMP_WINDOW_SECS} seconds; sign every request with a new Nonce."
+                        ),
+                    )),
+                    Err(e) => Err(ApiError::from_engine(e, "")),
+                }
+            }
+            None => {
+                let Some(auth) =
+                    header(parts, "authorization").and_then(auth::parse_tc3_authorization)
+                else {
+                    return Ok(());
+                };
+                let signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
+                let mut binding = Vec::new();
+                if !signed("x-tc-action") {
+                    binding.extend_from_slice(b"action\0");
+                    binding.extend_from_slice(action.as_deref().unwrap_or_default().as_bytes());
+                    binding.push(0);
+                }
+                if !signed("x-tc-version") {
+                    binding.extend_from_slice(b"version\0");
+                    binding.extend_from_slice(version.as_deref().unwrap_or_default().as_bytes());
+                    binding.push(0);
+                }
+                let unsigned_payload = header(parts, "x-tc-content-sha256")
+                    .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
+                if unsigned_payload && parts.method != Method::GET {
+                    use sha2::Digest;
+                    binding.extend_from_slice(b"body\0");
+                    binding.extend_from_slice(&sha2::Sha256::digest(body));
+                }
+                if binding.is_empty() {
+                    return Ok(());
+                }
+                let timestamp = header(parts, "x-tc-timestamp")
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .unwrap_or(now);
+                let expires_at = timestamp.saturating_add(TIMESTAMP_WINDOW_SECS + 1);
+                let signature = format!(
+                    "{}\n{}",
+                    verified.secret_id,
+                    auth.signature.to_ascii_lowercase()
+                );
+                // The owner is the client's connection (see `SignatureBindings`); requests
+                // served without a listener (in-process) all share one.
+                let owner = parts
+                    .extensions
+                    .get::<kv_core::PeerAddr>()
+                    .map(|p| p.0.to_string())
+                    .unwrap_or_default();
+                match self.bindings.bind(
+                    signature.as_bytes(),
+                    &binding,
+                    owner.as_bytes(),
+                    expires_at,
+                    now,
+                ) {
+                    Binding::First | Binding::Same => Ok(()),
+                    Binding::Conflict => Err(ApiError::new(
+                        codes::SIGNATURE_FAILURE,
+                        "This signature was already used for another action, version or body; \
+                         sign every request separately.",
+                    )),
+                }
+            }
         }
     }
 

@@ -2,11 +2,14 @@
 //! order, missing keys as empty values), EdgeKVDelete (up to 20 keys, missing keys are fine) and
 //! EdgeKVList (sorted, prefix, cursor = last key returned while more remain).
 
+use std::borrow::Cow;
 use std::ops::Bound;
 
 use bytes::Bytes;
 use kv_core::text::lossy_utf8;
-use kv_core::{Precondition, ScanOptions};
+use kv_core::{Item, Precondition, ScanOptions};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -89,7 +92,7 @@ pub async fn put(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, A
     Ok(empty())
 }
 
-pub async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, ApiError> {
+pub async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<GetReply, ApiError> {
     params.deny_unknown(&["Namespace", "Keys"])?;
     let zone = zone_id(params)?;
     let name = namespace_ref(params)?;
@@ -101,28 +104,45 @@ pub async fn get(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, A
         .get_many(&namespace, &raw)
         .await
         .map_err(|e| ApiError::from_engine(e, &name))?;
-    let data: Vec<KeyValuePair> = keys
-        .into_iter()
-        .zip(items)
-        .map(|(key, item)| match item {
-            Some(item) => KeyValuePair {
-                key,
-                value: lossy_utf8(&item.value).into_owned(),
-                expiration: item.expires_at.map(iso8601_utc).unwrap_or_default(),
-            },
-            None => KeyValuePair {
-                key,
-                value: String::new(),
-                expiration: String::new(),
-            },
-        })
-        .collect();
-    let mut out = Map::new();
-    out.insert(
-        "Data".into(),
-        serde_json::to_value(data).unwrap_or_else(|_| json!([])),
-    );
-    Ok(out)
+    Ok(GetReply {
+        entries: keys.into_iter().zip(items).collect(),
+    })
+}
+
+/// EdgeKVGet's reply: the keys in request order with what was found. It serialises as
+/// `{"Data": [KeyValuePair...]}` by borrowing the stored values, so the reply's bytes are the only
+/// copy made of them.
+pub struct GetReply {
+    entries: Vec<(String, Option<Item>)>,
+}
+
+impl Serialize for GetReply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Data<'a>(&'a [(String, Option<Item>)]);
+        impl Serialize for Data<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for (key, item) in self.0 {
+                    seq.serialize_element(&match item {
+                        Some(item) => KeyValuePair {
+                            key,
+                            value: lossy_utf8(&item.value),
+                            expiration: item.expires_at.map(iso8601_utc).unwrap_or_default(),
+                        },
+                        None => KeyValuePair {
+                            key,
+                            value: Cow::Borrowed(""),
+                            expiration: String::new(),
+                        },
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("Data", &Data(&self.entries))?;
+        map.end()
+    }
 }
 
 pub async fn delete(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, ApiError> {

@@ -217,6 +217,35 @@ pub fn remark(params: &Params) -> Result<Option<String>, ApiError> {
     Ok(remark)
 }
 
+/// The largest reply body, envelope included: Tencent caps responses at 50 MB
+/// (`ResponseSizeLimitExceeded`, spec §9). Read as 50,000,000 bytes, the smaller meaning of
+/// "50 MB", so kvmux never sends a reply the vendor would refuse. It bounds EdgeKVGet, the one
+/// action whose reply grows with stored data: twenty 1 MB values of control characters escape
+/// to about 126 MB of JSON.
+pub const MAX_REPLY_BYTES: usize = 50_000_000;
+
+/// What an action answers: the fields of its `Response` object, without `RequestId`.
+pub enum Reply {
+    Fields(Map<String, Value>),
+    /// EdgeKVGet's `Data`, serialised straight from the stored values (no intermediate `Value`).
+    Get(kv::GetReply),
+}
+
+impl From<Map<String, Value>> for Reply {
+    fn from(fields: Map<String, Value>) -> Self {
+        Reply::Fields(fields)
+    }
+}
+
+impl serde::Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reply::Fields(fields) => fields.serialize(s),
+            Reply::Get(get) => get.serialize(s),
+        }
+    }
+}
+
 /// A response with no fields but `RequestId`.
 pub fn empty() -> Map<String, Value> {
     Map::new()
