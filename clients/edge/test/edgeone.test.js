@@ -223,4 +223,6 @@ test("bad credentials and unreachable gateways surface as errors with the vendor
     return true;
   });
   assert.throws(() => createEdgeOneKV({}), TypeError);
+  const nowhere = createEdgeOneKV({ namespace: ns("down"), url: "http://127.0.0.1:9" });
+  await assert.rejects(nowhere.get("k"), { name: "TypeError", message: /fetch failed/ });
 });
