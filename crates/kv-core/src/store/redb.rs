@@ -142,8 +142,24 @@ impl DbSlot {
         self.reopen()
     }
 
-    /// One tiny durable commit, to learn whether the store can write again.
+    /// Whether the store can write again: the file system takes [`PROBE_BYTES`] beside the
+    /// database (a tiny commit alone would fit in pages the file already has, and report a still
+    /// full disk healthy), then one small commit goes through a reopened handle.
     fn probe(&self, durable: bool) -> Result<()> {
+        let scratch = self.path.with_extension("probe");
+        let written = (|| {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&scratch)?;
+            file.write_all(&vec![0u8; PROBE_BYTES])?;
+            file.sync_all()
+        })();
+        let _ = std::fs::remove_file(&scratch);
+        written.map_err(|e| {
+            Error::Internal(format!(
+                "no room to write {PROBE_BYTES} bytes beside {}: {e}",
+                self.path.display()
+            ))
+        })?;
         self.heal()?;
         self.with(|db| {
             let mut tx = db.begin_write()?;
@@ -161,6 +177,10 @@ impl DbSlot {
         })
     }
 }
+
+/// How much free space the health probe asks for before it calls the store writable again: one
+/// large value's worth.
+const PROBE_BYTES: usize = BLOB_MIN_BYTES;
 
 /// A META entry the health probe rewrites (its value means nothing).
 const PROBES: &str = "health_probes";
