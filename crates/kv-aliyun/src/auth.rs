@@ -3,7 +3,10 @@
 //! the 15-minute timestamp window and the SignatureNonce replay cache.
 //!
 //! Both verifiers are pure functions of the request and a clock so that the shared vectors can
-//! be replayed at their recorded time; the caller owns the nonce cache.
+//! be replayed at their recorded time; the caller owns the nonce check. They return a [`Caller`]
+//! holding every value that decides what runs, each read from a signed place, and refuse a
+//! request whose signature leaves one of them open (V3: a required header outside
+//! `SignedHeaders`; both: no nonce, or a deciding value sent twice).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -86,12 +89,73 @@ pub fn detect(headers: &HeaderMap, query: &[(String, String)]) -> Scheme {
     }
 }
 
-/// A verified (or, in log/off mode, merely identified) caller.
+/// A verified caller, and every value of the request that decides what runs and for whom, each
+/// read from a place the signature covers (V3: the signed headers; V2: the signed parameters).
+/// The dialect takes these from here and nowhere else, so an unsigned header or parameter cannot
+/// re-target a signed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    pub scheme: Scheme,
     pub access_key_id: String,
-    pub nonce: Option<String>,
+    /// `x-acs-signature-nonce` (V3) or `SignatureNonce` (V2); both SDK families always send one,
+    /// and a request without it is refused, since it could otherwise be replayed within the window.
+    pub nonce: String,
+    /// The signed action (`x-acs-action` / `Action`) and API version (`x-acs-version` / `Version`).
+    pub action: String,
+    pub version: String,
+    /// The signed time (`x-acs-date` / `Timestamp`), unix seconds: the nonce must be remembered
+    /// until this leaves the window, which for a request dated in the future is longer than
+    /// [`WINDOW_SECS`] from now.
+    pub signed_at: u64,
+    /// The STS token, only from a signed place (`x-acs-security-token` in SignedHeaders, or the
+    /// `SecurityToken` parameter).
+    pub security_token: Option<String>,
 }
+
+impl Caller {
+    /// How long, from wall time `now`, the nonce must be remembered: until the signed time
+    /// leaves the window (after that the timestamp check refuses the request by itself).
+    pub fn nonce_retention_secs(&self, now: u64) -> u64 {
+        (self.signed_at + WINDOW_SECS).saturating_sub(now).max(1) + 1
+    }
+}
+
+/// Headers that V3 requires in `SignedHeaders`: without them a request could be re-targeted at
+/// another action, product or host, or replayed forever (no signed date or nonce). Every SDK
+/// signs all of them (shared/specs/aliyun-captures.txt, vectors/aliyun.json).
+pub const V3_REQUIRED_SIGNED: [&str; 5] = [
+    "host",
+    "x-acs-action",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-version",
+];
+
+/// V3 headers whose value kvmux reads: each must carry a single value, so that the value read
+/// is the value signed (the canonical form joins several values with `,`).
+const V3_SINGLE_VALUED: [&str; 8] = [
+    "host",
+    "x-acs-action",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-version",
+    "x-acs-security-token",
+    "x-acs-content-sha256",
+    "content-type",
+];
+
+/// V2 parameters that decide who calls, what runs and whether it is fresh: each may appear once
+/// in the signed query and form together, so that no reader can pick a different copy.
+const V2_SINGLE_VALUED: [&str; 8] = [
+    "Action",
+    "Version",
+    "AccessKeyId",
+    "SignatureNonce",
+    "Timestamp",
+    "Signature",
+    "SignatureMethod",
+    "SecurityToken",
+];
 
 /// A refused signature: the vendor error plus what the verifier computed.
 #[derive(Clone, Debug)]
@@ -258,12 +322,13 @@ pub fn parse_timestamp(s: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp()).ok()
 }
 
-fn check_window(ts: &str, now: u64) -> Result<(), ApiError> {
+/// The signed time as unix seconds, if it is within the window around `now`.
+fn check_window(ts: &str, now: u64) -> Result<u64, ApiError> {
     let t = parse_timestamp(ts).ok_or_else(ApiError::timestamp_format)?;
     if t.abs_diff(now) > WINDOW_SECS {
         return Err(ApiError::timestamp_expired());
     }
-    Ok(())
+    Ok(t)
 }
 
 /// Verifies an ACS3-HMAC-SHA256 request at wall-clock time `now`. `secret_of` resolves an
@@ -308,6 +373,40 @@ pub fn verify_v3(
         diag.reason = "unknown AccessKeyId".into();
         return Err(refuse(ApiError::access_key_not_found(), diag, ak));
     };
+    if let Some(name) = V3_SINGLE_VALUED
+        .iter()
+        .find(|n| headers.get_all(**n).iter().count() > 1)
+    {
+        diag.reason = format!("{name} is sent more than once");
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    }
+    let Some(nonce) = header("x-acs-signature-nonce").filter(|n| !n.trim().is_empty()) else {
+        diag.reason = "missing x-acs-signature-nonce".into();
+        return Err(refuse(
+            ApiError::missing_parameter("x-acs-signature-nonce"),
+            diag,
+            ak,
+        ));
+    };
+    let signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
+    if let Some(name) = V3_REQUIRED_SIGNED.iter().find(|n| !signed(n)) {
+        diag.reason = format!("SignedHeaders does not include {name}");
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    }
+    // The body is signed through its hash, but how it is read (as a form or not) follows
+    // Content-Type, so that must be signed too when there is a body to read.
+    if !body.is_empty() && headers.contains_key("content-type") && !signed("content-type") {
+        diag.reason = "SignedHeaders does not include content-type".into();
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    }
+    if headers.contains_key("x-acs-security-token") && !signed("x-acs-security-token") {
+        diag.reason = "SignedHeaders does not include x-acs-security-token".into();
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    }
+    let (Some(action), Some(version)) = (header("x-acs-action"), header("x-acs-version")) else {
+        diag.reason = "x-acs-action or x-acs-version is missing or not text".into();
+        return Err(refuse(ApiError::incomplete_signature(), diag, ak));
+    };
     let body_hash = acs3_hash(&algorithm, body);
     let declared = header("x-acs-content-sha256").unwrap_or_else(|| body_hash.clone());
     let (canonical, sts) = acs3_canonical(
@@ -329,10 +428,13 @@ pub fn verify_v3(
         diag.reason = "missing x-acs-date".into();
         return Err(refuse(ApiError::incomplete_signature(), diag, ak));
     };
-    if let Err(e) = check_window(&date, now) {
-        diag.reason = format!("x-acs-date {date} outside the 15 minute window");
-        return Err(refuse(e, diag, ak));
-    }
+    let signed_at = match check_window(&date, now) {
+        Ok(t) => t,
+        Err(e) => {
+            diag.reason = format!("x-acs-date {date} outside the 15 minute window");
+            return Err(refuse(e, diag, ak));
+        }
+    };
     let Ok(given) = hex::decode(auth.signature.trim()) else {
         diag.reason = "signature is not hex".into();
         return Err(refuse(ApiError::signature_v3_mismatch(), diag, ak));
@@ -366,8 +468,13 @@ pub fn verify_v3(
         return Err(refuse(ApiError::signature_v3_mismatch(), diag, ak));
     }
     Ok(Caller {
+        scheme: Scheme::V3,
         access_key_id: auth.credential,
-        nonce: header("x-acs-signature-nonce"),
+        nonce,
+        action,
+        version,
+        signed_at,
+        security_token: header("x-acs-security-token"),
     })
 }
 
@@ -415,6 +522,17 @@ pub fn verify_v2(
     diag.canonical_request = canonical;
     diag.string_to_sign = sts.clone();
     diag.client_signature = get("Signature").unwrap_or_default();
+    if let Some(name) = V2_SINGLE_VALUED
+        .iter()
+        .find(|n| params.iter().filter(|(k, _)| k == *n).count() > 1)
+    {
+        diag.reason = format!("{name} is sent more than once");
+        return Err(refuse(
+            ApiError::incomplete_signature(),
+            diag,
+            get("AccessKeyId"),
+        ));
+    }
     let Some(ak) = get("AccessKeyId") else {
         diag.reason = "missing AccessKeyId".into();
         return Err(refuse(
@@ -442,10 +560,30 @@ pub fn verify_v2(
             Some(ak),
         ));
     };
-    if let Err(e) = check_window(&ts, now) {
-        diag.reason = format!("Timestamp {ts} outside the 15 minute window");
-        return Err(refuse(e, diag, Some(ak)));
-    }
+    let signed_at = match check_window(&ts, now) {
+        Ok(t) => t,
+        Err(e) => {
+            diag.reason = format!("Timestamp {ts} outside the 15 minute window");
+            return Err(refuse(e, diag, Some(ak)));
+        }
+    };
+    let Some(nonce) = get("SignatureNonce").filter(|n| !n.trim().is_empty()) else {
+        diag.reason = "missing SignatureNonce".into();
+        return Err(refuse(
+            ApiError::missing_parameter("SignatureNonce"),
+            diag,
+            Some(ak),
+        ));
+    };
+    let (Some(action), Some(version)) = (get("Action"), get("Version")) else {
+        diag.reason = "missing Action or Version".into();
+        let missing = if get("Action").is_none() {
+            "Action"
+        } else {
+            "Version"
+        };
+        return Err(refuse(ApiError::missing_parameter(missing), diag, Some(ak)));
+    };
     let expected = hmac_sha1(format!("{secret}&").as_bytes(), sts.as_bytes());
     let given = base64::engine::general_purpose::STANDARD
         .decode(diag.client_signature.trim())
@@ -459,8 +597,13 @@ pub fn verify_v2(
         ));
     }
     Ok(Caller {
+        scheme: Scheme::V2,
         access_key_id: ak,
-        nonce: get("SignatureNonce"),
+        nonce,
+        action,
+        version,
+        signed_at,
+        security_token: get("SecurityToken"),
     })
 }
 

@@ -2,8 +2,8 @@
 //! with the OpenPlatform `AuthorizeFileUpload` + OSS PostObject pair that the SDKs' high-capacity
 //! `*Advance` methods need. The wire truth is `shared/specs/aliyun.md`.
 //!
-//! A request goes: [`router::route`] -> signature ([`auth`], V3 or V2, with a nonce replay
-//! cache) -> parameters (query merged with the form body, [`wire::Params`]) -> [`ops`] ->
+//! A request goes: [`router::route`] -> signature ([`auth`], V3 or V2, with the nonce recorded
+//! in the store) -> the operation the signature covers -> parameters (query merged with the form body, [`wire::Params`]) -> [`ops`] ->
 //! JSON reply with `RequestId`, or the POP error envelope from [`error`].
 
 pub mod auth;
@@ -21,7 +21,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
 
-use crate::auth::{NonceCache, Refusal, Scheme};
+use crate::auth::{Caller, NonceCache, Refusal, Scheme};
 use crate::error::ApiError;
 use crate::router::{Operation, Product, RouteError};
 use crate::wire::{decode_form, Params};
@@ -231,26 +231,44 @@ impl AliyunDialect {
             Vec::new()
         };
 
-        let account = match self.authenticate(&parts, &query, &form, &body, &mut info) {
-            Ok(account) => account,
+        let (account, caller) = match self
+            .authenticate(&parts, &query, &form, &body, &mut info)
+            .await
+        {
+            Ok(found) => found,
             Err(refused) => return error_response(&refused, product, info),
         };
         info.account = Some(account.clone());
+        // A verified request runs what it signed: the operation comes from the caller's signed
+        // action and version, and every other place that names one must agree.
+        let op = match &caller {
+            Some(caller) => match signed_operation(&parts, &query, &form, caller) {
+                Ok(signed) => signed,
+                Err(e) => return error_response(&e, product, info),
+            },
+            None => op,
+        };
+        let product = op.product();
+        info.operation = op.name().to_string();
 
         if account_is_malformed(&account) {
             return error_response(&ApiError::account_malformed(), product, info);
         }
-        let token = parts
-            .headers
-            .get("x-acs-security-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| {
-                query
-                    .iter()
-                    .find(|(k, _)| k == "SecurityToken")
-                    .map(|(_, v)| v.clone())
-            });
+        let token = match &caller {
+            Some(caller) => caller.security_token.clone(),
+            // Unverified (auth off or log): the best guess, as nothing here is trusted anyway.
+            None => parts
+                .headers
+                .get("x-acs-security-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == "SecurityToken")
+                        .map(|(_, v)| v.clone())
+                }),
+        };
         if let Some(token) = token {
             if self.ctx.auth_mode != AuthMode::Off && !self.shared.security_tokens.contains(&token)
             {
@@ -310,17 +328,22 @@ impl AliyunDialect {
         }
     }
 
-    /// Verifies the request's signature per the auth mode and returns the caller's account, or
-    /// the vendor's refusal. Records the outcome (and diagnostics of a refused signature) in
-    /// `info`.
-    fn authenticate(
+    /// Verifies the request's signature per the auth mode and returns the caller's account (and
+    /// the verified caller, when the signature was verified), or the vendor's refusal. Records
+    /// the outcome (and diagnostics of a refused signature) in `info`.
+    ///
+    /// Nonces, per mode: `enforce` refuses a request without one or with one already used;
+    /// `log` records every nonce of a verified request and logs a reuse but serves it (log mode
+    /// serves everything and only reports); `off` verifies nothing, so there is no nonce to
+    /// trust and none is recorded.
+    async fn authenticate(
         &self,
         parts: &Parts,
         query: &[(String, String)],
         form: &[(String, String)],
         body: &[u8],
         info: &mut RequestInfo,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(String, Option<Caller>), ApiError> {
         let scheme = auth::detect(&parts.headers, query);
         let now = kv_core::clock::wall_clock_secs();
         let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.clone());
@@ -332,7 +355,8 @@ impl AliyunDialect {
                 body,
                 &secret_of,
                 now,
-            ),
+            )
+            .and_then(|caller| signed_host(parts).map(|()| caller)),
             Scheme::V2 => {
                 let mut all = query.to_vec();
                 all.extend(form.iter().cloned());
@@ -347,28 +371,44 @@ impl AliyunDialect {
                 access_key_id: None,
             }),
         };
-        let account = match (verified, self.ctx.auth_mode) {
+        match (verified, self.ctx.auth_mode) {
+            (Ok(caller), AuthMode::Off) => {
+                let account = self
+                    .account_of(Some(&caller.access_key_id))
+                    .unwrap_or_else(|| self.ctx.fallback_account());
+                Ok((account, Some(caller)))
+            }
             (Ok(caller), mode) => {
-                let fresh = match (&caller.nonce, mode) {
-                    (Some(n), AuthMode::Enforce | AuthMode::Log) => {
-                        self.shared.nonces.first_use(&caller.access_key_id, n, now)
+                let account = self.account_of(Some(&caller.access_key_id));
+                match self.first_use_of_nonce(&caller, now).await {
+                    Ok(true) => {}
+                    Ok(false) if mode == AuthMode::Log => {
+                        tracing::warn!(
+                            "aliyun: SignatureNonce reused (auth mode log: serving anyway)"
+                        );
                     }
-                    _ => true,
-                };
-                if !fresh && mode == AuthMode::Log {
-                    tracing::warn!("aliyun: SignatureNonce reused (auth mode log: serving anyway)");
+                    Ok(false) => {
+                        info.account = account;
+                        return Err(ApiError::nonce_used());
+                    }
+                    Err(e) if mode == AuthMode::Log => {
+                        tracing::warn!(
+                            code = %e.code,
+                            "aliyun: nonce not recorded (auth mode log: serving anyway)"
+                        );
+                    }
+                    Err(e) => {
+                        info.account = account;
+                        return Err(e);
+                    }
                 }
-                if !fresh && mode == AuthMode::Enforce {
-                    info.account = self.account_of(Some(&caller.access_key_id));
-                    return Err(ApiError::nonce_used());
-                }
-                self.account_of(Some(&caller.access_key_id))
-                    .unwrap_or_else(|| self.ctx.fallback_account())
+                let account = account.unwrap_or_else(|| self.ctx.fallback_account());
+                Ok((account, Some(caller)))
             }
             (Err(refusal), AuthMode::Enforce) => {
                 info.account = self.account_of(refusal.access_key_id.as_deref());
                 info.signature = Some(*refusal.diagnostics);
-                return Err(refusal.error);
+                Err(refusal.error)
             }
             (Err(refusal), mode) => {
                 if mode == AuthMode::Log {
@@ -385,11 +425,37 @@ impl AliyunDialect {
                         .find(|(k, _)| k == "AccessKeyId")
                         .map(|(_, v)| v.clone())
                 });
-                self.account_of(id.as_deref())
-                    .unwrap_or_else(|| self.ctx.fallback_account())
+                let account = self
+                    .account_of(id.as_deref())
+                    .unwrap_or_else(|| self.ctx.fallback_account());
+                Ok((account, None))
             }
-        };
-        Ok(account)
+        }
+    }
+
+    /// Whether this is the first use of the caller's nonce. The in-process cache answers a
+    /// replay to this gateway without a store round trip; the store decides otherwise, so that a
+    /// nonce stays used across restarts and on every gateway sharing the database. The record
+    /// lives until the signed time leaves the window.
+    async fn first_use_of_nonce(&self, caller: &Caller, now: u64) -> Result<bool, ApiError> {
+        if !self
+            .shared
+            .nonces
+            .first_use(&caller.access_key_id, &caller.nonce, now)
+        {
+            return Ok(false);
+        }
+        let product = router::Product::from_version(&caller.version).unwrap_or(Product::Esa);
+        self.ctx
+            .engine
+            .first_use_of_nonce(
+                "aliyun",
+                &caller.access_key_id,
+                &caller.nonce,
+                caller.nonce_retention_secs(now),
+            )
+            .await
+            .map_err(|e| ApiError::from_engine(product, e))
     }
 
     fn account_of(&self, access_key_id: Option<&str>) -> Option<String> {
@@ -409,6 +475,75 @@ fn product_of(parts: &Parts) -> Product {
         .1
         .and_then(|v| Product::from_version(&v))
         .unwrap_or(Product::Esa)
+}
+
+/// The operation a verified caller signed. Every other place that names an action or version
+/// (the `x-acs-*` headers, which V2 does not sign; the `Action`/`Version` parameters, which V3
+/// does not read) must agree with it, or the request is refused as a bad parameter: a
+/// disagreement is either a tampered request or a client bug, and guessing would run something
+/// the key holder did not sign.
+fn signed_operation(
+    parts: &Parts,
+    query: &[(String, String)],
+    form: &[(String, String)],
+    caller: &Caller,
+) -> Result<Operation, ApiError> {
+    let op = router::lookup(&caller.action, &caller.version).map_err(|e| match e {
+        RouteError::MissingAction => ApiError::missing_parameter("Action"),
+        RouteError::UnknownAction { .. } => ApiError::action_not_found(),
+    })?;
+    let product = op.product();
+    let disagree = |what: &str| {
+        ApiError::invalid_parameter(
+            product,
+            format!("{what} disagrees with the signed action and version."),
+        )
+    };
+    for (name, signed) in [
+        ("x-acs-action", &caller.action),
+        ("x-acs-version", &caller.version),
+    ] {
+        for value in parts.headers.get_all(name) {
+            if value.as_bytes() != signed.as_bytes() {
+                return Err(disagree(&format!("The {name} header")));
+            }
+        }
+    }
+    for (name, signed) in [("Action", &caller.action), ("Version", &caller.version)] {
+        if query
+            .iter()
+            .chain(form)
+            .any(|(k, v)| k == name && v != signed)
+        {
+            return Err(disagree(&format!("The {name} parameter")));
+        }
+    }
+    Ok(op)
+}
+
+/// V3 signs the `host` header (required in SignedHeaders); an absolute-form request target
+/// (proxy clients) must name that same host, or the request was aimed somewhere it was not
+/// signed for.
+fn signed_host(parts: &Parts) -> Result<(), Refusal> {
+    let Some(authority) = parts.uri.authority() else {
+        return Ok(());
+    };
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .map(|h| h.as_bytes())
+        .unwrap_or_default();
+    if host.eq_ignore_ascii_case(authority.as_str().as_bytes()) {
+        return Ok(());
+    }
+    Err(Refusal {
+        error: ApiError::incomplete_signature(),
+        diagnostics: Box::new(kv_core::SignatureDiagnostics {
+            reason: "the request target names another host than the signed Host header".into(),
+            ..Default::default()
+        }),
+        access_key_id: None,
+    })
 }
 
 /// Whether the body is a form: the SDKs send `application/x-www-form-urlencoded`; a body with no

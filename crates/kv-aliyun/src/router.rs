@@ -311,7 +311,13 @@ pub fn is_oss_post(parts: &Parts) -> bool {
             })
 }
 
-/// The action and version a request names, from the V3 headers or the V2 query.
+/// The action and version a request names, from where its signature scheme signs them: the
+/// `x-acs-*` headers under V3 (`Authorization: ACS3-…`), the `Action`/`Version` parameters under
+/// V2 (a `Signature` parameter). V2 signs no header, so an `x-acs-action` header must never choose
+/// the operation of a V2 request. Only an unsigned request (refused unless auth is off or log)
+/// falls back from the headers to the query. The dialect checks the result again against the
+/// verified [`crate::auth::Caller`] before anything runs; this early answer is for routing errors,
+/// the operation hint and the upload detection.
 pub fn action_and_version(parts: &Parts) -> (Option<String>, Option<String>) {
     let header = |name: &str| {
         parts
@@ -320,20 +326,47 @@ pub fn action_and_version(parts: &Parts) -> (Option<String>, Option<String>) {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let mut action = header("x-acs-action");
-    let mut version = header("x-acs-version");
-    if action.is_none() || version.is_none() {
-        if let Some(q) = parts.uri.query() {
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                if k == "Action" && action.is_none() {
-                    action = Some(v.into_owned());
-                } else if k == "Version" && version.is_none() {
-                    version = Some(v.into_owned());
-                }
+    let query = || {
+        let (mut action, mut version, mut signature) = (None, None, false);
+        for (k, v) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
+            match &*k {
+                "Action" if action.is_none() => action = Some(v.into_owned()),
+                "Version" if version.is_none() => version = Some(v.into_owned()),
+                "Signature" => signature = true,
+                _ => {}
             }
         }
+        (action, version, signature)
+    };
+    let v3 = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.trim_start().starts_with("ACS3-"));
+    if v3 {
+        return (header("x-acs-action"), header("x-acs-version"));
     }
-    (action, version)
+    let (q_action, q_version, v2) = query();
+    if v2 {
+        return (q_action, q_version);
+    }
+    (
+        header("x-acs-action").or(q_action),
+        header("x-acs-version").or(q_version),
+    )
+}
+
+/// The operation an action name and API version select.
+pub fn lookup(action: &str, version: &str) -> Result<Operation, RouteError> {
+    let product = Product::from_version(version);
+    ACTIONS
+        .iter()
+        .find(|(name, p, _, _)| *name == action && Some(*p) == product)
+        .map(|e| e.2)
+        .ok_or_else(|| RouteError::UnknownAction {
+            action: action.to_string(),
+            version: version.to_string(),
+        })
 }
 
 /// Routes a request to its operation.
@@ -343,13 +376,7 @@ pub fn route(parts: &Parts) -> Result<Operation, RouteError> {
     }
     let (action, version) = action_and_version(parts);
     let action = action.ok_or(RouteError::MissingAction)?;
-    let version = version.unwrap_or_default();
-    let product = Product::from_version(&version);
-    ACTIONS
-        .iter()
-        .find(|(name, p, _, _)| *name == action && Some(*p) == product)
-        .map(|e| e.2)
-        .ok_or(RouteError::UnknownAction { action, version })
+    lookup(&action, &version.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -407,6 +434,31 @@ mod tests {
         let count = |p| ACTIONS.iter().filter(|e| e.1 == p).count();
         assert_eq!(count(Product::Esa), 15);
         assert_eq!(count(Product::Dcdn), 18);
+    }
+
+    #[test]
+    fn each_scheme_routes_only_on_what_it_signs() {
+        // V2 signs the query, never a header: the header cannot pick the operation.
+        let p = parts(
+            "/?Action=GetKv&Version=2024-09-10&Signature=x",
+            &[("x-acs-action", "DeleteKv")],
+        );
+        assert_eq!(route(&p), Ok(Operation::GetKv));
+        // V3 signs the headers: a query Action is not what runs.
+        let p = parts(
+            "/?Action=DeleteKv&Version=2024-09-10",
+            &[
+                ("authorization", "ACS3-HMAC-SHA256 Credential=a"),
+                ("x-acs-action", "GetKv"),
+                ("x-acs-version", ESA_VERSION),
+            ],
+        );
+        assert_eq!(route(&p), Ok(Operation::GetKv));
+        let p = parts(
+            "/?Action=DeleteKv&Version=2024-09-10",
+            &[("authorization", "ACS3-HMAC-SHA256 Credential=a")],
+        );
+        assert_eq!(route(&p), Err(RouteError::MissingAction));
     }
 
     #[test]

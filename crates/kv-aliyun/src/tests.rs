@@ -126,7 +126,7 @@ fn every_aliyun_vector_verifies_or_is_refused_with_the_recorded_strings() {
         if v.valid {
             let caller = result.unwrap_or_else(|r| panic!("{}: refused: {r:?}", v.name));
             assert_eq!(caller.access_key_id, v.id);
-            assert!(caller.nonce.is_some(), "{}: nonce", v.name);
+            assert!(!caller.nonce.is_empty(), "{}: nonce", v.name);
             ok += 1;
         } else {
             let refusal = result
@@ -285,6 +285,31 @@ fn v3(
     id: &str,
     secret: &str,
 ) -> Request<Bytes> {
+    v3_custom(
+        method,
+        action,
+        version,
+        query,
+        form,
+        (id, secret),
+        |_| {},
+        &[],
+    )
+}
+
+/// [`v3`] with the headers changed by `tweak` before signing, and `unsigned` left out of
+/// SignedHeaders (an absent header is not sent at all).
+#[allow(clippy::too_many_arguments)]
+fn v3_custom(
+    method: &str,
+    action: &str,
+    version: &str,
+    query: &[(&str, &str)],
+    form: &[(&str, &str)],
+    (id, secret): (&str, &str),
+    tweak: impl FnOnce(&mut HeaderMap),
+    unsigned: &[&str],
+) -> Request<Bytes> {
     let qs = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(query)
         .finish();
@@ -314,7 +339,12 @@ fn v3(
     if !body.is_empty() {
         set("content-type", "application/x-www-form-urlencoded".into());
     }
-    let signed: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+    tweak(&mut headers);
+    let signed: Vec<String> = headers
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .filter(|k| !unsigned.contains(&k.as_str()))
+        .collect();
     let decoded = crate::wire::decode_form(qs.as_bytes());
     let declared = hex::encode(Sha256::digest(body.as_bytes()));
     let (_, sts) = auth::v3_canonical(method, &decoded, &headers, &signed, &declared, false);
@@ -938,15 +968,30 @@ async fn batch_put_reports_keys_one_by_one() {
     assert_eq!(s, 404);
 }
 
+/// An upload with a made-up policy and signature (never granted).
 fn multipart(key: &str, file: &[u8]) -> Request<Bytes> {
+    multipart_with(key, "p", "x", file)
+}
+
+/// An upload carrying the grant an AuthorizeFileUpload reply handed out, as the SDK sends it.
+fn multipart_granted(auth: &Value, file: &[u8]) -> Request<Bytes> {
+    multipart_with(
+        auth["ObjectKey"].as_str().unwrap(),
+        auth["EncodedPolicy"].as_str().unwrap(),
+        auth["Signature"].as_str().unwrap(),
+        file,
+    )
+}
+
+fn multipart_with(key: &str, policy: &str, signature: &str, file: &[u8]) -> Request<Bytes> {
     let boundary = "13655572285612";
     let mut body = Vec::new();
     for (name, value) in [
         ("OSSAccessKeyId", "kvmux-oss"),
-        ("Signature", "x"),
+        ("Signature", signature),
         ("host", "1:9999"),
         ("key", key),
-        ("policy", "p"),
+        ("policy", policy),
         ("success_action_status", "201"),
     ] {
         body.extend_from_slice(
@@ -1000,7 +1045,7 @@ async fn high_capacity_flow_round_trips_a_large_value() {
     let object = serde_json::json!({"Namespace": "ns", "Key": "big", "Value": value}).to_string();
     let resp = h
         .dialect
-        .serve(multipart(&object_key, object.as_bytes()))
+        .serve(multipart_granted(&auth, object.as_bytes()))
         .await;
     assert_eq!(resp.status().as_u16(), 201);
     let xml = String::from_utf8(resp.body().to_vec()).unwrap();
@@ -1079,7 +1124,7 @@ async fn high_capacity_flow_round_trips_a_large_value() {
         let key = auth["ObjectKey"].as_str().unwrap();
         assert_eq!(
             h.dialect
-                .serve(multipart(key, object.as_bytes()))
+                .serve(multipart_granted(&auth, object.as_bytes()))
                 .await
                 .status()
                 .as_u16(),
@@ -1378,17 +1423,19 @@ async fn account_token_and_same_item_rules() {
     assert_eq!((s, code(&b)), (400, "InvalidAccount.Malformed"));
     // STS tokens: only configured ones
     for (token, expect) in [("tok-bad", 403), ("tok-ok", 200)] {
-        let mut req = v3(
+        // Signed, as the SDK signs every x-acs-* header (an unsigned token is refused).
+        let req = v3_custom(
             "GET",
             "DescribeKvAccountStatus",
             ESA_VERSION,
             &[],
             &[],
-            ID,
-            SECRET,
+            (ID, SECRET),
+            |h| {
+                h.insert("x-acs-security-token", HeaderValue::from_static(token));
+            },
+            &[],
         );
-        req.headers_mut()
-            .insert("x-acs-security-token", HeaderValue::from_static(token));
         let (s, b, _) = call(&h, req).await;
         assert_eq!(s, expect, "{token}: {b}");
         if expect == 403 {
@@ -1432,7 +1479,7 @@ async fn upload_urls_are_bound_to_their_account_and_expire() {
     let object = br#"{"Namespace":"ns","Key":"k","Value":"v"}"#;
     assert_eq!(
         h.dialect
-            .serve(multipart(&key, object))
+            .serve(multipart_granted(&auth, object))
             .await
             .status()
             .as_u16(),
@@ -1487,9 +1534,10 @@ async fn upload_urls_are_bound_to_their_account_and_expire() {
         .advance(crate::ops::upload::UPLOAD_TTL_SECS + 1);
     let (s, b) = esa(&h, "POST", "PutKvWithHighCapacity", &q, &[]).await;
     assert_eq!((s, code(&b)), (403, "Unauthorized.InvalidTime"));
-    // an expired authorization cannot upload either
-    let resp = h.dialect.serve(multipart(&key, object)).await;
+    // an expired authorization cannot upload either, even with its own policy and signature
+    let resp = h.dialect.serve(multipart_granted(&auth, object)).await;
     assert_eq!(resp.status().as_u16(), 403);
+    assert!(String::from_utf8_lossy(resp.body()).contains("Policy expired"));
 }
 
 #[tokio::test]
@@ -1702,4 +1750,388 @@ fn gateway_errors_and_body_limits_use_the_vendor_envelopes() {
         assert_eq!(info.code.as_deref(), Some(code));
         assert_eq!(body["RequestId"].as_str(), Some(info.request_id.as_str()));
     }
+}
+
+/// V2-signs exactly `params` (query only, plus Signature) and sends `headers` alongside.
+fn v2_raw(method: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Request<Bytes> {
+    let all: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (_, sts) = auth::v2_canonical(method, &all);
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
+    mac.update(sts.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .append_pair("Signature", &sig)
+        .finish();
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("/?{qs}"))
+        .header("host", "127.0.0.1:9090");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Bytes::new()).unwrap()
+}
+
+/// The common V2 parameters of `action` (ESA), with a fresh nonce unless `nonce` is None.
+fn v2_common(action: &'static str, nonce: Option<&'static str>) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("Action", action.to_string()),
+        ("Version", ESA_VERSION.to_string()),
+        ("Format", "JSON".to_string()),
+        ("AccessKeyId", ID.to_string()),
+        ("SignatureMethod", "HMAC-SHA1".to_string()),
+        ("SignatureVersion", "1.0".to_string()),
+        ("Timestamp", now_iso()),
+    ];
+    if let Some(n) = nonce {
+        p.push((
+            "SignatureNonce",
+            format!("{n}{}", uuid::Uuid::new_v4().simple()),
+        ));
+    }
+    p
+}
+
+fn refs<'a>(p: &'a [(&'a str, String)], more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    p.iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(more.iter().copied())
+        .collect()
+}
+
+/// Finding: under V2 (which signs no header) an `x-acs-action` header chose the operation, so a
+/// request signed as GetKv ran DeleteKv. Now the signed `Action`/`Version` decide, and a header
+/// that disagrees is refused; the key and namespace survive.
+#[tokio::test]
+async fn v2_unsigned_headers_cannot_choose_the_operation() {
+    let h = harness();
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+    let (s, b) = esa(
+        &h,
+        "POST",
+        "PutKv",
+        &[("Namespace", "ns"), ("Key", "k")],
+        &[("Value", "kept")],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    let target = [("Namespace", "ns"), ("Key", "k")];
+    for (header, value) in [
+        ("x-acs-action", "DeleteKv"),
+        ("x-acs-version", DCDN_VERSION),
+    ] {
+        let get = v2_common("GetKv", Some("g"));
+        let (s, b) = call2(&h, v2_raw("GET", &refs(&get, &target), &[(header, value)])).await;
+        assert_eq!((s, code(&b)), (400, "InvalidParameters"), "{header}: {b}");
+    }
+    let ns = v2_common("GetKvNamespace", Some("n"));
+    let (s, b) = call2(
+        &h,
+        v2_raw(
+            "GET",
+            &refs(&ns, &[("Namespace", "ns")]),
+            &[("x-acs-action", "DeleteKvNamespace")],
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (400, "InvalidParameters"), "{b}");
+    // Nothing was deleted; tea's V2 sends matching headers, which are fine.
+    let fresh = v2_common("GetKv", Some("ok"));
+    let (s, b) = call2(
+        &h,
+        v2_raw(
+            "GET",
+            &refs(&fresh, &target),
+            &[("x-acs-action", "GetKv"), ("x-acs-version", ESA_VERSION)],
+        ),
+    )
+    .await;
+    assert_eq!((s, b["Value"].as_str()), (200, Some("kept")), "{b}");
+    let (s, b) = esa(&h, "GET", "GetKvNamespace", &[("Namespace", "ns")], &[]).await;
+    assert_eq!((s, b["Namespace"].as_str()), (200, Some("ns")), "{b}");
+
+    // A deciding parameter twice (both copies signed) is ambiguous: refused.
+    let twice = v2_common("GetKv", Some("t"));
+    let (s, b) = call2(
+        &h,
+        v2_raw(
+            "GET",
+            &refs(
+                &twice,
+                &[("Namespace", "ns"), ("Key", "k"), ("Action", "DeleteKv")],
+            ),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (400, "IncompleteSignature"), "{b}");
+    // A V2 request without SignatureNonce could be replayed for 15 minutes: refused.
+    let bare = v2_common("GetKv", None);
+    let (s, b) = call2(&h, v2_raw("GET", &refs(&bare, &target), &[])).await;
+    assert_eq!((s, code(&b)), (400, "MissingParameter"), "{b}");
+    assert!(b["Message"].as_str().unwrap().contains("SignatureNonce"));
+    let (_, b) = esa(&h, "GET", "GetKv", &target, &[]).await;
+    assert_eq!(b["Value"].as_str(), Some("kept"));
+}
+
+/// Finding: V3 accepted a signature whose SignedHeaders left out the action, version, date,
+/// nonce or host, so those could be changed (re-targeted) or the request replayed forever. Each
+/// is now required; other values V3 reads must be signed too, or the request is refused.
+#[tokio::test]
+async fn v3_requires_the_deciding_headers_to_be_signed() {
+    let h = harness();
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+    let q = [("Namespace", "ns"), ("Key", "k")];
+    for name in auth::V3_REQUIRED_SIGNED {
+        let req = v3_custom(
+            "GET",
+            "GetKv",
+            ESA_VERSION,
+            &q,
+            &[],
+            (ID, SECRET),
+            |_| {},
+            &[name],
+        );
+        let (s, b) = call2(&h, req).await;
+        assert_eq!((s, code(&b)), (400, "IncompleteSignature"), "{name}: {b}");
+    }
+    // An unsigned action header used to be free to change: DeleteKv signed without it.
+    let req = v3_custom(
+        "GET",
+        "DeleteKvNamespace",
+        ESA_VERSION,
+        &[("Namespace", "ns")],
+        &[],
+        (ID, SECRET),
+        |_| {},
+        &["x-acs-action"],
+    );
+    assert_eq!(call2(&h, req).await.0, 400);
+    // No nonce at all.
+    let req = v3_custom(
+        "GET",
+        "GetKv",
+        ESA_VERSION,
+        &q,
+        &[],
+        (ID, SECRET),
+        |h| {
+            h.remove("x-acs-signature-nonce");
+        },
+        &[],
+    );
+    let (s, b) = call2(&h, req).await;
+    assert_eq!((s, code(&b)), (400, "MissingParameter"), "{b}");
+    // A security token or a body's content type outside SignedHeaders.
+    let req = v3_custom(
+        "GET",
+        "GetKv",
+        ESA_VERSION,
+        &q,
+        &[],
+        (ID, SECRET),
+        |h| {
+            h.insert("x-acs-security-token", HeaderValue::from_static("t"));
+        },
+        &["x-acs-security-token"],
+    );
+    assert_eq!(code(&call2(&h, req).await.1), "IncompleteSignature");
+    let req = v3_custom(
+        "POST",
+        "PutKv",
+        ESA_VERSION,
+        &q,
+        &[("Value", "v")],
+        (ID, SECRET),
+        |_| {},
+        &["content-type"],
+    );
+    assert_eq!(code(&call2(&h, req).await.1), "IncompleteSignature");
+    // A signed query Action that disagrees with the signed header.
+    let req = v3(
+        "GET",
+        "GetKv",
+        ESA_VERSION,
+        &[("Namespace", "ns"), ("Key", "k"), ("Action", "DeleteKv")],
+        &[],
+        ID,
+        SECRET,
+    );
+    let (s, b) = call2(&h, req).await;
+    assert_eq!((s, code(&b)), (400, "InvalidParameters"), "{b}");
+    // An absolute-form target naming another host than the signed Host header.
+    let req = v3("GET", "GetKvAccount", ESA_VERSION, &[], &[], ID, SECRET);
+    let (mut parts, body) = req.into_parts();
+    parts.uri = "http://elsewhere.example/".parse().unwrap();
+    let (s, b) = call2(&h, Request::from_parts(parts, body)).await;
+    assert_eq!((s, code(&b)), (400, "IncompleteSignature"), "{b}");
+    // ...while the same host (proxy clients) is fine.
+    let req = v3("GET", "GetKvAccount", ESA_VERSION, &[], &[], ID, SECRET);
+    let (mut parts, body) = req.into_parts();
+    parts.uri = "http://127.0.0.1:9090/".parse().unwrap();
+    assert_eq!(call2(&h, Request::from_parts(parts, body)).await.0, 200);
+}
+
+/// The store decides nonces: a second dialect on the same engine (a restart, or another
+/// gateway on the same database) refuses a nonce the first one accepted.
+#[tokio::test]
+async fn a_nonce_is_refused_by_another_dialect_on_the_same_store() {
+    let h = harness();
+    // One signed request, sent again byte for byte.
+    let signed = v3_custom(
+        "GET",
+        "GetKvAccount",
+        ESA_VERSION,
+        &[],
+        &[],
+        (ID, SECRET),
+        |h| {
+            h.insert(
+                "x-acs-signature-nonce",
+                HeaderValue::from_static("store-decides"),
+            );
+        },
+        &[],
+    );
+    let (parts, body) = signed.into_parts();
+    let again = || {
+        let mut b = Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.clone());
+        for (k, v) in &parts.headers {
+            b = b.header(k, v);
+        }
+        b.body(body.clone()).unwrap()
+    };
+    assert_eq!(call2(&h, again()).await.0, 200);
+    let other = AliyunDialect::new(DialectContext {
+        engine: h.engine.clone(),
+        credentials: vec![Credential {
+            id: ID.into(),
+            secret: SECRET.into(),
+            account: "dev".into(),
+        }],
+        auth_mode: AuthMode::Enforce,
+        options: Value::Null,
+        vendor_rate_limits: false,
+    });
+    let resp = other.serve(again()).await;
+    let b: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), code(&b)),
+        (400, "SignatureNonceUsed")
+    );
+    // Log mode records and serves; off mode does not look.
+    for mode in [AuthMode::Log, AuthMode::Off] {
+        let lenient = AliyunDialect::new(DialectContext {
+            engine: h.engine.clone(),
+            credentials: vec![Credential {
+                id: ID.into(),
+                secret: SECRET.into(),
+                account: "dev".into(),
+            }],
+            auth_mode: mode,
+            options: Value::Null,
+            vendor_rate_limits: false,
+        });
+        assert_eq!(lenient.serve(again()).await.status().as_u16(), 200);
+    }
+}
+
+/// Finding: the OSS PostObject read (and kept) the file before checking anything. Now the grant
+/// (ObjectKey, EncodedPolicy, Signature of AuthorizeFileUpload) is checked from the fields before
+/// the file, and a forged or missing one is refused with OSS's XML error; nothing is stored.
+#[tokio::test]
+async fn uploads_without_a_valid_grant_are_refused_before_the_file() {
+    let h = harness();
+    let (_, auth) = call2(
+        &h,
+        v3(
+            "GET",
+            "AuthorizeFileUpload",
+            OPENPLATFORM_VERSION,
+            &[("Product", "ESA")],
+            &[],
+            ID,
+            SECRET,
+        ),
+    )
+    .await;
+    let key = auth["ObjectKey"].as_str().unwrap();
+    let policy = auth["EncodedPolicy"].as_str().unwrap();
+    let signature = auth["Signature"].as_str().unwrap();
+    assert_eq!(signature.len(), 64, "256 random bits, not a constant");
+    let large = vec![b'x'; 20 * 1024 * 1024];
+    let stored = || async {
+        let c = crate::ops::upload::uploads(&h.engine).await.unwrap();
+        h.engine
+            .get(&c, format!("object/{key}").as_bytes())
+            .await
+            .unwrap()
+            .is_some()
+    };
+    for (what, req, status, expected) in [
+        (
+            "forged signature",
+            multipart_with(key, policy, "kvmux-unsigned", &large),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "forged policy",
+            multipart_with(key, "e30=", signature, &large),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "missing policy and signature",
+            multipart_with(key, "", "", &large),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "a key never granted",
+            multipart_with("kvupload/never", policy, signature, &large),
+            403,
+            "AccessDenied",
+        ),
+    ] {
+        let resp = h.dialect.serve(req).await;
+        let text = String::from_utf8_lossy(resp.body()).to_string();
+        assert_eq!(resp.status().as_u16(), status, "{what}: {text}");
+        assert!(
+            text.contains(&format!("<Code>{expected}</Code>")),
+            "{what}: {text}"
+        );
+        assert!(!stored().await, "{what}: nothing is stored");
+    }
+    // Fields left out entirely, and a file before its key: refused too.
+    let boundary = "zz";
+    let only_file = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\ndata\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}--\r\n"
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Bytes::from(only_file))
+        .unwrap();
+    let resp = h.dialect.serve(req).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(!stored().await);
+    // The genuine grant still uploads.
+    let resp = h.dialect.serve(multipart_granted(&auth, b"{}")).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    assert!(stored().await);
 }

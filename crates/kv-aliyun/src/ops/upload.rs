@@ -87,11 +87,19 @@ fn grant_key(object_key: &str) -> Vec<u8> {
     format!("grant/{object_key}").into_bytes()
 }
 
-/// Who may use an upload, and until when (engine unix seconds).
+/// Who may use an upload, and until when (engine unix seconds), and the `EncodedPolicy` and
+/// `Signature` AuthorizeFileUpload handed out with it. The upload itself is unsigned (OSS checks
+/// the policy's signature), so these two values are what the PostObject must present: the
+/// signature is 256 random bits, never derivable from the ObjectKey. A grant stored before they
+/// were recorded has none and authorizes nothing.
 #[derive(Serialize, serde::Deserialize)]
 struct Grant {
     account: String,
     expires_at: u64,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    signature: String,
 }
 
 fn decode_grant(value: &[u8]) -> Option<Grant> {
@@ -140,9 +148,21 @@ pub async fn authorize(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let container = uploads(ctx.engine).await.map_err(engine_err)?;
     let object_key = format!("{OBJECT_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let expires = ctx.engine.now() + UPLOAD_TTL_SECS;
+    let policy = json!({
+        "expiration": crate::wire::iso_utc(expires * 1000),
+        "conditions": [["eq", "$key", object_key], {"product": product}],
+    });
+    let encoded_policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+    let signature = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let grant = serde_json::to_vec(&Grant {
         account: ctx.account.to_string(),
         expires_at: expires,
+        policy: encoded_policy.clone(),
+        signature: signature.clone(),
     })
     .map_err(|_| ApiError::internal())?;
     ctx.engine
@@ -156,18 +176,13 @@ pub async fn authorize(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         .await
         .map_err(engine_err)?;
     let (bucket, endpoint) = bucket_and_endpoint(&upload_endpoint(ctx));
-    let policy = json!({
-        "expiration": crate::wire::iso_utc(expires * 1000),
-        "conditions": [["eq", "$key", object_key], {"product": product}],
-    });
-    let encoded_policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
     Ok(reply([
         ("AccessKeyId", json!("kvmux-oss")),
         ("Bucket", json!(bucket)),
         ("Endpoint", json!(endpoint)),
         ("ObjectKey", json!(object_key)),
         ("EncodedPolicy", json!(encoded_policy)),
-        ("Signature", json!("kvmux-unsigned")),
+        ("Signature", json!(signature)),
         ("UseAccelerate", json!(false)),
     ]))
 }
@@ -244,107 +259,170 @@ async fn field_bytes(mut field: multer::Field<'_>) -> multer::Result<Bytes> {
     Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
+/// Largest form field other than the file (the SDK's are under 1 KB: key, policy, signature).
+pub const MAX_FORM_FIELD: u64 = 16 * 1024;
+
+/// Constant-time comparison of a presented secret with the stored one.
+fn same_secret(given: &[u8], stored: &[u8]) -> bool {
+    given.len() == stored.len()
+        && !stored.is_empty()
+        && given
+            .iter()
+            .zip(stored)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The form fields that must precede the file (the SDK sends them sorted, file last, as OSS
+/// requires).
+#[derive(Default)]
+struct GrantFields {
+    key: Option<String>,
+    policy: Option<Bytes>,
+    signature: Option<Bytes>,
+}
+
+/// What refused an upload: an OSS status, code and message.
+type OssRefusal = (u16, &'static str, &'static str);
+
+/// Checks the grant named by the fields read so far, before any byte of the file is read: the
+/// ObjectKey must have been handed out by AuthorizeFileUpload, not expired, and come with that
+/// call's EncodedPolicy and Signature.
+async fn check_grant(
+    engine: &Engine,
+    container: &Container,
+    fields: &GrantFields,
+) -> Result<Grant, OssRefusal> {
+    const NOT_AUTHORIZED: OssRefusal = (
+        403,
+        "AccessDenied",
+        "The object key was not authorized by AuthorizeFileUpload or has expired.",
+    );
+    const FORGED: OssRefusal = (
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided.",
+    );
+    let Some(key) = fields.key.as_deref() else {
+        return Err((
+            400,
+            "InvalidArgument",
+            "The form must carry a key field before the file.",
+        ));
+    };
+    let (Some(policy), Some(signature)) = (&fields.policy, &fields.signature) else {
+        return Err((
+            403,
+            "AccessDenied",
+            "The form must carry the policy and Signature of AuthorizeFileUpload before the file.",
+        ));
+    };
+    let grant = match engine.get(container, &grant_key(key)).await {
+        Ok(Some(item)) => decode_grant(&item.value).ok_or(NOT_AUTHORIZED)?,
+        Ok(None) => return Err(NOT_AUTHORIZED),
+        Err(_) => return Err((500, "InternalError", "Storage failure.")),
+    };
+    if !same_secret(policy, grant.policy.as_bytes())
+        || !same_secret(signature, grant.signature.as_bytes())
+    {
+        return Err(FORGED);
+    }
+    if grant.expires_at <= engine.now() {
+        return Err((
+            403,
+            "AccessDenied",
+            "Invalid according to Policy: Policy expired.",
+        ));
+    }
+    Ok(grant)
+}
+
 /// Step 2: the unsigned multipart PostObject. Returns the reply and an error code for logs.
+///
+/// The fields are read in order, and the grant is checked when the `file` part starts, from the
+/// fields before it, so that a request without a valid grant is refused before its file is read
+/// (let alone stored). Fields after the file are ignored, as OSS does.
 pub async fn post_object(
     engine: &Engine,
     content_type: &str,
     body: Bytes,
     request_id: &str,
 ) -> (Response<Bytes>, Option<&'static str>) {
-    let bad = |code: &'static str, msg: &str| (oss_error(400, code, msg, request_id), Some(code));
+    let refuse =
+        |(status, code, msg): OssRefusal| (oss_error(status, code, msg, request_id), Some(code));
+    let malformed = (400, "InvalidArgument", "The multipart body is malformed.");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return bad("InvalidArgument", "The multipart boundary is missing.");
+        return refuse((400, "InvalidArgument", "The multipart boundary is missing."));
     };
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut key: Option<String> = None;
-    let mut file: Option<Bytes> = None;
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_string();
-                let data = match field_bytes(field).await {
-                    Ok(d) => d,
-                    Err(_) => return bad("InvalidArgument", "The multipart body is malformed."),
-                };
-                match name.as_str() {
-                    "key" => key = Some(String::from_utf8_lossy(&data).into_owned()),
-                    "file" => file = Some(data),
-                    _ => {}
-                }
+    let limits = multer::SizeLimit::new()
+        .per_field(MAX_FORM_FIELD)
+        .for_field("file", MAX_HC_BATCH as u64);
+    let mut multipart = multer::Multipart::with_constraints(
+        stream,
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+    let mut fields = GrantFields::default();
+    let (grant, file) = loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => {
+                return refuse((
+                    400,
+                    "InvalidArgument",
+                    "The form must carry a key field and a file.",
+                ))
             }
-            Ok(None) => break,
-            Err(_) => return bad("InvalidArgument", "The multipart body is malformed."),
+            Err(_) => return refuse(malformed),
+        };
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" {
+            let container = match uploads(engine).await {
+                Ok(c) => c,
+                Err(_) => return refuse((500, "InternalError", "Storage failure.")),
+            };
+            let grant = match check_grant(engine, &container, &fields).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refuse(refusal),
+            };
+            match field_bytes(field).await {
+                Ok(data) => break ((container, grant), data),
+                Err(multer::Error::FieldSizeExceeded { .. }) => {
+                    return refuse((
+                        400,
+                        "EntityTooLarge",
+                        "Your proposed upload exceeds the maximum allowed size.",
+                    ))
+                }
+                Err(_) => return refuse(malformed),
+            }
         }
-    }
-    let (Some(key), Some(file)) = (key, file) else {
-        return bad(
-            "InvalidArgument",
-            "The form must carry a key field and a file.",
-        );
-    };
-    if file.len() > MAX_HC_BATCH {
-        return bad(
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed size.",
-        );
-    }
-    let container = match uploads(engine).await {
-        Ok(c) => c,
-        Err(_) => {
-            return (
-                oss_error(500, "InternalError", "Storage failure.", request_id),
-                Some("InternalError"),
-            )
-        }
-    };
-    let grant = match engine.get(&container, &grant_key(&key)).await {
-        Ok(Some(g)) if decode_grant(&g.value).is_some_and(|g| g.expires_at > engine.now()) => g,
-        Ok(Some(_)) => {
-            return (
-                oss_error(
-                    403,
-                    "AccessDenied",
-                    "Invalid according to Policy: Policy expired.",
-                    request_id,
-                ),
-                Some("AccessDenied"),
-            )
-        }
-        Ok(None) => {
-            return (
-                oss_error(
-                    403,
-                    "AccessDenied",
-                    "The object key was not authorized by AuthorizeFileUpload or has expired.",
-                    request_id,
-                ),
-                Some("AccessDenied"),
-            )
-        }
-        Err(_) => {
-            return (
-                oss_error(500, "InternalError", "Storage failure.", request_id),
-                Some("InternalError"),
-            )
+        let data = match field_bytes(field).await {
+            Ok(d) => d,
+            Err(_) => return refuse(malformed),
+        };
+        match name.as_str() {
+            "key" => fields.key = Some(String::from_utf8_lossy(&data).into_owned()),
+            "policy" => fields.policy = Some(data),
+            "signature" => fields.signature = Some(data),
+            _ => {}
         }
     };
+    let ((container, grant), key) = (grant, fields.key.unwrap_or_default());
     let etag = format!("\"{}\"", hex::encode_upper(&Sha256::digest(&file)[..16]));
     if engine
         .put(
             &container,
             &object_key_bytes(&key),
             file,
-            grant.expires_at,
+            Some(grant.expires_at + EXPIRED_GRACE_SECS),
             Precondition::None,
         )
         .await
         .is_err()
     {
-        return (
-            oss_error(500, "InternalError", "Storage failure.", request_id),
-            Some("InternalError"),
-        );
+        return refuse((500, "InternalError", "Storage failure."));
     }
     let location = format!("http://kvmux/{key}");
     let body = quick_xml::se::to_string(&PostResponse {
