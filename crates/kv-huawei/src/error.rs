@@ -174,7 +174,11 @@ impl From<kv_core::Error> for KvsError {
             Error::TooLarge(m) => KvsError::entity_too_large(m),
             Error::Invalid(m) => KvsError::bad_request(m),
             Error::Conflict => KvsError::operation_aborted(),
-            Error::Internal(m) => KvsError::internal(m),
+            Error::Internal(m) => {
+                // The detail (a path, a backend message) is for the log, not the client.
+                tracing::error!(error = %m, "engine failure");
+                KvsError::internal("InternalError: the service failed to process the request")
+            }
         }
     }
 }

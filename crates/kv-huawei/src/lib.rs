@@ -70,23 +70,15 @@ impl HuaweiDialect {
         &self.ctx
     }
 
-    /// The store a request addresses (spec §6): Host prefix (of an absolute-form target or the
-    /// Host header), then `?store_name=`, then the configured default.
+    /// The store a request addresses (spec §6): the prefix of the Host header, then
+    /// `?store_name=`, then the configured default.
+    ///
+    /// The Host header, not the request target, because the Host header is what the client
+    /// signed: an absolute-form target (what SDKs send through `HTTP_PROXY`) carries the same
+    /// authority, and one that does not is refused before this runs
+    /// ([`HuaweiDialect::check_target`]). The authority is used only when there is no Host header.
     pub fn store_name(&self, parts: &Parts) -> Option<String> {
-        let host = parts
-            .uri
-            .host()
-            .map(str::to_string)
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(strip_port)
-            })
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if let Some(store) = self.store_from_host(&host) {
+        if let Some(store) = self.store_from_host_header(parts) {
             return Some(store);
         }
         if let Some(q) = parts.uri.query() {
@@ -102,6 +94,52 @@ impl HuaweiDialect {
             }
         }
         self.options.default_store.clone()
+    }
+
+    /// The store named by the Host header's prefix (or, without a Host header, by the target's).
+    fn store_from_host_header(&self, parts: &Parts) -> Option<String> {
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(strip_port)
+            .or_else(|| parts.uri.host().map(str::to_string))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        self.store_from_host(&host)
+    }
+
+    /// Refuses an absolute-form target whose authority is not the Host header's: only the Host
+    /// header is signed, so a target naming another host (and with it another store) would run
+    /// a signed request against something its signer never named. Through a proxy, SDKs send
+    /// the same authority in both, which passes.
+    pub fn check_target(parts: &Parts) -> Result<(), KvsError> {
+        let Some(authority) = parts.uri.authority() else {
+            return Ok(());
+        };
+        let host_header = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.trim().parse::<http::uri::Authority>().ok());
+        let default_port = if parts.uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        let same = host_header.is_some_and(|h| {
+            h.host().eq_ignore_ascii_case(authority.host())
+                && h.port_u16().unwrap_or(default_port)
+                    == authority.port_u16().unwrap_or(default_port)
+        });
+        if same {
+            Ok(())
+        } else {
+            Err(KvsError::bad_request(format!(
+                "the request target's host `{authority}` is not the Host header's; \
+                 they must name the same host (and store)"
+            )))
+        }
     }
 
     fn is_gateway_host(&self, host: &str) -> bool {
@@ -154,14 +192,21 @@ impl HuaweiDialect {
                 parts.method
             )));
         }
-        let access = self.authenticate(&parts, &body, info)?;
+        Self::check_target(&parts)?;
+        let (access, host_signed) = self.authenticate(&parts, &body, info)?;
         let account = self.account_for(access.as_deref());
         info.account = Some(account.clone());
         let request = if body.is_empty() {
             Document::new()
         } else {
-            kv_core::doc::decode_document(&body)?
+            decode_request(&body)?
         };
+        if !host_signed && self.store_from_host_header(&parts).is_some() {
+            return Err(KvsError::bad_request(
+                "the store is named by the Host header, which the signature does not cover: \
+                 add `host` to SignedHeaders or name the store with ?store_name=",
+            ));
+        }
         let store = if op.needs_store() {
             let name = self.store_name(&parts).ok_or_else(|| {
                 KvsError::bad_request(
@@ -181,21 +226,25 @@ impl HuaweiDialect {
         ops::dispatch(&ctx, op, &request).await
     }
 
-    /// Verifies the signature per the auth mode; the access key when one was presented.
+    /// Verifies the signature per the auth mode: the access key when one was presented, and
+    /// whether the Host header may name the store (it is signed, or signatures are not enforced).
     fn authenticate(
         &self,
         parts: &Parts,
         body: &Bytes,
         info: &mut RequestInfo,
-    ) -> Result<Option<String>, KvsError> {
+    ) -> Result<(Option<String>, bool), KvsError> {
         let presented = parts
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| auth::parse_authorization(v).ok())
-            .map(|a| a.access);
+            .and_then(|v| auth::parse_authorization(v).ok());
+        let host_signed = presented
+            .as_ref()
+            .is_some_and(|a| a.signed_headers.iter().any(|h| h == "host"));
+        let presented = presented.map(|a| a.access);
         if self.ctx.auth_mode == AuthMode::Off {
-            return Ok(presented);
+            return Ok((presented, true));
         }
         let signed = auth::SignedRequest {
             method: parts.method.as_str(),
@@ -212,13 +261,13 @@ impl HuaweiDialect {
         match auth::verify(&signed, now, |ak| {
             self.ctx.credential(ak).map(|c| c.secret.clone())
         }) {
-            Ok(v) => Ok(Some(v.access)),
+            Ok(v) => Ok((Some(v.access), host_signed)),
             Err(diag) => {
                 let reason = diag.reason.clone();
                 info.signature = Some(*diag);
                 if self.ctx.auth_mode == AuthMode::Log {
                     tracing::warn!("huawei signature refused (auth mode log, serving): {reason}");
-                    Ok(presented)
+                    Ok((presented, true))
                 } else {
                     Err(KvsError::signature(format!(
                         "Incorrect IAM authentication information: verify aksk signature fail ({reason})"
@@ -227,6 +276,44 @@ impl HuaweiDialect {
             }
         }
     }
+}
+
+/// Decodes a request body. BSON itself allows a field name twice, but the service refuses such
+/// documents and the decoder would keep only one of the values silently (a condition could check
+/// one value while another is written), so a repeated name at any depth is `InvalidRequest`.
+pub fn decode_request(body: &[u8]) -> Result<Document, KvsError> {
+    let raw = bson::RawDocument::from_bytes(body).map_err(malformed)?;
+    reject_duplicate_fields(raw, 0)?;
+    Ok(kv_core::doc::decode_document(body)?)
+}
+
+fn malformed(e: impl std::fmt::Display) -> KvsError {
+    KvsError::invalid_request(format!("InvalidRequest: {e}"))
+}
+
+fn reject_duplicate_fields(raw: &bson::RawDocument, depth: usize) -> Result<(), KvsError> {
+    // kv_core's decoder bounds the depth with its own error; stop here before recursing past it.
+    if depth > kv_core::doc::MAX_DEPTH {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for element in raw.iter() {
+        let (name, value) = element.map_err(malformed)?;
+        if !seen.insert(name) {
+            return Err(KvsError::invalid_request(format!(
+                "InvalidRequest: the field `{name}` appears more than once in one document"
+            )));
+        }
+        match value {
+            bson::RawBsonRef::Document(d) => reject_duplicate_fields(d, depth + 1)?,
+            bson::RawBsonRef::Array(a) => {
+                let d = bson::RawDocument::from_bytes(a.as_bytes()).map_err(malformed)?;
+                reject_duplicate_fields(d, depth + 1)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn strip_port(host: &str) -> String {

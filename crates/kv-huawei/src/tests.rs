@@ -705,6 +705,85 @@ async fn malformed_input_is_a_400_never_a_panic() {
     assert_eq!((r.status, r.doc.len()), (200, 0));
 }
 
+#[test]
+fn an_absolute_form_target_must_name_the_host_header() {
+    let parts = |uri: &str, host: Option<&str>| {
+        let mut b = Request::post(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(()).unwrap().into_parts().0
+    };
+    for (uri, host) in [
+        ("/v1/get-kv", Some("a.127.0.0.1:9")),
+        ("http://a.127.0.0.1:9/v1/get-kv", Some("a.127.0.0.1:9")),
+        ("http://A.127.0.0.1:9/v1/get-kv", Some("a.127.0.0.1:9")),
+        ("http://a.localhost/v1/get-kv", Some("a.localhost:80")),
+    ] {
+        assert!(
+            HuaweiDialect::check_target(&parts(uri, host)).is_ok(),
+            "{uri} {host:?}"
+        );
+    }
+    for (uri, host) in [
+        ("http://b.127.0.0.1:9/v1/get-kv", Some("a.127.0.0.1:9")),
+        ("http://a.127.0.0.1:10/v1/get-kv", Some("a.127.0.0.1:9")),
+        ("http://a.127.0.0.1:9/v1/get-kv", None),
+        ("http://a.127.0.0.1:9/v1/get-kv", Some("not a host")),
+    ] {
+        let e = HuaweiDialect::check_target(&parts(uri, host)).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (400, "KVS.00001001"),
+            "{uri} {host:?}"
+        );
+    }
+    // The store comes from the Host header even when a target names another.
+    let h = harness_with(AuthMode::Off, serde_json::Value::Null);
+    assert_eq!(
+        h.dialect
+            .store_name(&parts(
+                "http://b.127.0.0.1:9/v1/get-kv",
+                Some("a.127.0.0.1:9")
+            ))
+            .as_deref(),
+        Some("a")
+    );
+}
+
+#[test]
+fn a_repeated_field_name_is_an_invalid_request_at_any_depth() {
+    let field = |name: &str, value: bson::Bson| {
+        let one = doc! { name: value }.to_vec().unwrap();
+        one[4..one.len() - 1].to_vec()
+    };
+    let document = |elements: Vec<Vec<u8>>| {
+        let body = elements.concat();
+        let mut out = ((body.len() + 5) as i32).to_le_bytes().to_vec();
+        out.extend(body);
+        out.push(0);
+        out
+    };
+    let top = document(vec![field("a", 1.into()), field("a", 2.into())]);
+    let e = crate::decode_request(&top).unwrap_err();
+    assert_eq!((e.status.as_u16(), e.code), (400, "KVS.00001006"));
+    let inner = document(vec![field("x", 1.into()), field("x", 1.into())]);
+    let mut nested = vec![0x03];
+    nested.extend_from_slice(b"kv_doc\0");
+    nested.extend_from_slice(&inner);
+    let outer = document(vec![field("table_name", "t".into()), nested]);
+    assert_eq!(
+        crate::decode_request(&outer).unwrap_err().code,
+        "KVS.00001006"
+    );
+    let fine = doc! {"a": 1, "b": {"a": 1}, "c": [1, 2]}.to_vec().unwrap();
+    assert_eq!(crate::decode_request(&fine).unwrap().len(), 3);
+    assert_eq!(
+        crate::decode_request(b"junk").unwrap_err().code,
+        "KVS.00001006"
+    );
+}
+
 #[tokio::test]
 async fn store_from_host_query_or_default() {
     let h = harness_with(

@@ -6,6 +6,7 @@
 use bson::{doc, Bson, Document};
 
 use super::kv::{delete_doc, get_doc, put_doc, update_doc};
+use super::scan::MAX_PAGE_BYTES;
 use super::table::{load_table, Table};
 use super::Ctx;
 use crate::error::KvsError;
@@ -141,9 +142,9 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
         let mut keys = Vec::new();
         for item in wire::doc_array(g, "get_kv_opers", true)? {
             let get = wire::req_doc(item, "get_kv")?;
-            wire::opt_int(get, "oper_id")?
+            let id = wire::opt_int(get, "oper_id")?
                 .ok_or_else(|| KvsError::bad_request("`oper_id` is required"))?;
-            keys.push(wire::req_doc(get, "primary_key")?);
+            keys.push((id, wire::req_doc(get, "primary_key")?));
         }
         total += keys.len();
         plan.push((table, keys));
@@ -153,17 +154,40 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
             "BatchExceededLimit: {total} operations, at most {MAX_BATCH_OPERATIONS}"
         )));
     }
+    // Documents are read until the reply would pass the page cap; the rest are reported in
+    // `exception_opers[].unprocessed_opers`, which is how the service tells a client to send
+    // those again.
     let mut all = Vec::new();
+    let mut exceptions = Vec::new();
+    let mut bytes = 0usize;
+    let mut full = false;
     for (table, keys) in &plan {
         let mut found = Vec::new();
-        for pk in keys {
+        let mut unprocessed = Vec::new();
+        for (id, pk) in keys {
+            if full {
+                unprocessed.push(Bson::Int64(*id));
+                continue;
+            }
             if let Some(d) = get_doc(ctx, table, pk).await? {
+                let size = kv_core::doc::encode_document(&d)?.len();
+                if bytes > 0 && bytes.saturating_add(size) > MAX_PAGE_BYTES {
+                    full = true;
+                    unprocessed.push(Bson::Int64(*id));
+                    continue;
+                }
+                bytes += size;
                 found.push(Bson::Document(doc! {"kv_doc": d}));
             }
+        }
+        if !unprocessed.is_empty() {
+            exceptions.push(Bson::Document(
+                doc! {"table_name": &table.name, "unprocessed_opers": unprocessed},
+            ));
         }
         all.push(Bson::Document(
             doc! {"table_name": &table.name, "returned_kv_items": found},
         ));
     }
-    Ok(doc! {"exception_opers": [], "returned_kv_items_of_all": all})
+    Ok(doc! {"exception_opers": exceptions, "returned_kv_items_of_all": all})
 }

@@ -22,6 +22,12 @@ const PAGE: usize = 128;
 /// After this many consecutive filtered-out documents with nothing returned, a page ends with a
 /// cursor and no items (the service does the same, so clients already loop on the cursor).
 const MAX_FILTERED_WITHOUT_MATCH: usize = 500;
+/// Most document bytes one scan page returns: the service's page is "100 docs or 1 MB", read as
+/// 1,000,000 bytes (the smaller meaning of "1 MB") of stored documents, so that the whole reply,
+/// with its per-item wrappers, stays under 1 MiB. A page stops before the document that would
+/// pass it and returns that document's key as the cursor, so the client resumes there; a page
+/// always holds at least one document (one is at most 512 KB).
+pub const MAX_PAGE_BYTES: usize = 1_000_000;
 /// Upper bound on documents visited by a count-only scan or a segment sample.
 const MAX_VISIT: usize = 1_000_000;
 
@@ -61,14 +67,19 @@ async fn run(
     let mut start = range.start.clone();
     let mut matched = 0usize;
     let mut visited = 0usize;
+    let mut bytes = 0usize;
+    // A count-only scan whose matches pass the byte cap returns only the count.
+    let mut over_cap = false;
     loop {
         let page = next_page(ctx, &range, &start).await?;
         for item in &page.items {
             let doc = decode_stored(item)?;
             visited += 1;
+            let size = item.value.len();
             if !count_only {
                 if out.items.len() == limit
                     || (out.items.is_empty() && out.filtered >= MAX_FILTERED_WITHOUT_MATCH)
+                    || (!out.items.is_empty() && bytes.saturating_add(size) > MAX_PAGE_BYTES)
                 {
                     out.cursor = Some(extract_fields(&doc, &range.cursor_fields));
                     return Ok(out);
@@ -78,8 +89,14 @@ async fn run(
             }
             if filter.is_none_or(|f| f.evaluate(Some(&doc))) {
                 matched += 1;
-                if out.items.len() < limit {
-                    out.items.push(doc);
+                if out.items.len() < limit && !over_cap {
+                    if count_only && bytes.saturating_add(size) > MAX_PAGE_BYTES {
+                        over_cap = true;
+                        out.items.clear();
+                    } else {
+                        bytes += size;
+                        out.items.push(doc);
+                    }
                 }
             } else {
                 out.filtered += 1;
@@ -92,7 +109,7 @@ async fn run(
     }
     if count_only {
         out.total = Some(matched);
-        if matched >= limit {
+        if matched >= limit || over_cap {
             out.items.clear();
         }
     }
