@@ -495,6 +495,15 @@ pub fn v2_canonical(method: &str, params: &[(String, String)]) -> (String, Strin
     (canonical, sts)
 }
 
+/// The V2 signature of a string-to-sign: base64(HMAC-SHA1(secret + "&", sts)). For clients and
+/// tests that sign the way the legacy SDK does.
+pub fn v2_signature(secret: &str, string_to_sign: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(hmac_sha1(
+        format!("{secret}&").as_bytes(),
+        string_to_sign.as_bytes(),
+    ))
+}
+
 /// Verifies an RPC HMAC-SHA1 request. `params` are the decoded query AND form-body pairs
 /// (the body is signed under V2).
 pub fn verify_v2(
