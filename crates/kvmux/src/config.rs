@@ -66,6 +66,9 @@ pub struct AdminConfig {
     /// addresses and the listen hosts: the name operators browse to, e.g. behind a proxy.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
+    /// Refuse to start without a token (from `token` or `KVMUX_ADMIN_TOKEN`): for deployment
+    /// configs, so a forgotten secret stops the rollout instead of leaving admin locked or open.
+    pub require_token: bool,
 }
 
 impl Default for AdminConfig {
@@ -75,6 +78,7 @@ impl Default for AdminConfig {
             token: None,
             listen: None,
             allowed_hosts: Vec::new(),
+            require_token: false,
         }
     }
 }
@@ -536,18 +540,27 @@ impl Config {
             check_admin_token(&token, ADMIN_TOKEN_ENV)?;
             self.admin.token = Some(token);
         }
+        if self.admin.enabled && self.admin.require_token && self.admin.token.is_none() {
+            return Err(format!(
+                "[admin] require_token = true, but no admin token is set: put it in \
+                 {ADMIN_TOKEN_ENV} (e.g. `openssl rand -hex 32`) or [admin] token"
+            ));
+        }
+        // Every missing variable is named at once, so one failed start says all that is needed.
+        let mut missing = Vec::new();
         for c in &mut self.credentials {
             if let Some(name) = &c.secret_env {
-                c.secret = std::env::var(name)
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        format!(
-                        "credential {:?}: the environment variable {name} (secret_env) is not set",
-                        c.id
-                    )
-                    })?;
+                match std::env::var(name).ok().filter(|s| !s.is_empty()) {
+                    Some(secret) => c.secret = secret,
+                    None => missing.push(format!("{name} (credential {:?})", c.id)),
+                }
             }
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "the credentials' secret_env variables are not set: {}",
+                missing.join(", ")
+            ));
         }
         self.check_exposure()
     }
@@ -845,5 +858,66 @@ account = "dev"
         let back = Config::parse(&shown, Path::new("k")).unwrap();
         assert_eq!(back.listen, c.listen);
         assert_eq!(back.credentials.len(), 3);
+    }
+
+    #[test]
+    fn admin_section_parses_and_bad_values_are_refused() {
+        let c = Config::parse(
+            "[admin]\nenabled = false\ntoken = \"0123456789abcdef\"\nlisten = \"127.0.0.1:9091\"\n\
+             allowed_hosts = [\"kv.example\"]\n",
+            Path::new("k"),
+        )
+        .unwrap();
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.listen.as_deref(), Some("127.0.0.1:9091"));
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert_eq!(Config::default().admin, AdminConfig::default());
+        assert!(Config::default().admin.enabled);
+        let err = |text: &str| Config::parse(text, Path::new("k")).unwrap_err().to_string();
+        assert!(err("[admin]\ntoken = \"short\"\n").contains("at least 16"));
+        assert!(err("[admin]\ntoken = \"0123456789abcdef \"\n").contains("at least 16"));
+        assert!(err("[admin]\nlisten = \"nowhere\"\n").contains("admin.listen"));
+        assert!(err("[admin]\nlisten = \"127.0.0.1:9090\"\n").contains("its own port"));
+        assert!(err("[admin]\ntokn = \"x\"\n").contains("tokn"));
+    }
+
+    #[test]
+    fn dev_credentials_on_a_public_listener_need_the_explicit_option() {
+        let err = Config::parse("listen = \"0.0.0.0:9090\"\n", Path::new("k"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_dev_credentials"), "{err}");
+        let ok = "listen = \"0.0.0.0:9090\"\n[auth]\nallow_dev_credentials = true\n";
+        assert!(Config::parse(ok, Path::new("k")).is_ok());
+        assert!(Config::parse("listen = \"[::1]:9090\"\n", Path::new("k")).is_ok());
+        // --listen / KVMUX_LISTEN apply after parsing: the check runs again.
+        let mut moved = Config::default();
+        moved.listen = "10.0.0.5:9090".into();
+        assert!(moved.check_exposure().is_err());
+    }
+
+    #[test]
+    fn a_credential_has_a_secret_or_a_secret_env_but_not_both() {
+        let cred = |fields: &str| {
+            format!("[[credentials]]\ndialect = \"aliyun\"\nid = \"a\"\naccount = \"x\"\n{fields}")
+        };
+        let c = Config::parse(
+            &cred("secret_env = \"KVMUX_TEST_UNSET_SECRET\"\n"),
+            Path::new("k"),
+        )
+        .unwrap();
+        assert_eq!(c.credentials[0].secret, "");
+        let shown = c.to_masked_toml();
+        assert!(shown.contains("KVMUX_TEST_UNSET_SECRET"), "{shown}");
+        assert!(Config::parse(&shown, Path::new("k")).is_ok());
+        let err = |text: &str| Config::parse(text, Path::new("k")).unwrap_err().to_string();
+        assert!(err(&cred("")).contains("secret_env"));
+        assert!(err(&cred("secret = \"s\"\nsecret_env = \"V\"\n")).contains("not both"));
+        assert!(err(&cred("secret_env = \"\"\n")).contains("empty"));
+        // At start-up an unset variable is named.
+        let mut unset = c.clone();
+        let e = unset.apply_env().unwrap_err();
+        assert!(e.contains("KVMUX_TEST_UNSET_SECRET"), "{e}");
     }
 }

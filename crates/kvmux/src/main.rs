@@ -40,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway.
+    /// Run the gateway. The admin token comes from KVMUX_ADMIN_TOKEN (or `[admin] token`);
+    /// credentials with `secret_env` read their secret from the variable they name.
     Serve {
         /// Config file (default: $KVMUX_CONFIG, else config/kvmux.toml if present, else built-in).
         #[arg(long)]

@@ -58,3 +58,35 @@ fn serve_refuses_a_broken_config_with_exit_code_2() {
         .unwrap()
         .contains("k.toml:2:8:"));
 }
+
+/// `check-config` ends with which mode the admin API is in and why (a TOML comment, so the output
+/// stays a config file); the token is never printed.
+#[test]
+fn check_config_says_which_mode_admin_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = "[[credentials]]\ndialect = \"huawei\"\nid = \"HWops\"\nsecret = \"own-secret\"\naccount = \"ops\"\n";
+    for (config, env_token, expected) in [
+        ("listen = \"127.0.0.1:9090\"\n".to_string(), None, "# admin: open without a token: 127.0.0.1:9090 is loopback"),
+        (format!("listen = \"0.0.0.0:9090\"\n{own}"), None, "# admin: locked: 0.0.0.0:9090 is reachable"),
+        (format!("listen = \"0.0.0.0:9090\"\n{own}"), Some("token-from-the-environment"), "# admin: on 0.0.0.0:9090, token required"),
+        (
+            format!("listen = \"0.0.0.0:9090\"\n[admin]\ntoken = \"token-in-the-file-0\"\nlisten = \"127.0.0.1:9191\"\n{own}"),
+            None,
+            "# admin: on 127.0.0.1:9191, token required",
+        ),
+        ("[admin]\nenabled = false\n".to_string(), None, "# admin: disabled"),
+    ] {
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, &config).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvmux"));
+        cmd.arg("check-config").arg(&path).env_remove("KVMUX_ADMIN_TOKEN");
+        if let Some(token) = env_token {
+            cmd.env("KVMUX_ADMIN_TOKEN", token);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{config}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(expected), "{config}: {text}");
+        assert!(!text.contains("token-in-the-file-0") && !text.contains("token-from-the-env"));
+    }
+}

@@ -3,7 +3,12 @@
 //! `kvmux` reads, and every config file they ship passes `kvmux check-config`.
 //!
 //! The environment names are taken from the binary's own `serve --help`, not from a list here, so
-//! renaming one in the CLI without updating deploy/ fails this test. YAML is read with PyYAML
+//! renaming one in the CLI without updating deploy/ fails this test.
+//!
+//! No deployment ships a secret: every config in deploy/ takes its credentials' secrets from the
+//! environment (`secret_env`) and requires an admin token (`[admin] require_token`), the
+//! deployments pass those variables from the operator's own secret store, and the public dev
+//! credentials appear nowhere. YAML is read with PyYAML
 //! (`python3 -c 'import yaml'`, part of the machine image) and turned into JSON for serde.
 
 use std::collections::BTreeSet;
@@ -51,7 +56,12 @@ fn binary_env_names() -> BTreeSet<String> {
         .filter(|w| w.starts_with("KVMUX_"))
         .map(String::from)
         .collect();
-    for expected in ["KVMUX_CONFIG", "KVMUX_LISTEN", "KVMUX_DATA_DIR"] {
+    for expected in [
+        "KVMUX_CONFIG",
+        "KVMUX_LISTEN",
+        "KVMUX_DATA_DIR",
+        "KVMUX_ADMIN_TOKEN",
+    ] {
         assert!(names.contains(expected), "{expected} not in: {help}");
     }
     names
@@ -62,6 +72,50 @@ fn allowed_env() -> BTreeSet<String> {
     let mut names = binary_env_names();
     names.insert("RUST_LOG".into());
     names
+}
+
+/// The variables a config's credentials read their secrets from (`secret_env`).
+fn secret_env_names(toml_text: &str) -> BTreeSet<String> {
+    let table: toml::Table = toml_text.parse().expect("toml");
+    table
+        .get("credentials")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("secret_env").and_then(|v| v.as_str()))
+        .map(String::from)
+        .collect()
+}
+
+/// A deployment config holds no secret: no inline credential secret (each names its
+/// `secret_env`), no admin token, the public dev secret nowhere, and start-up demands a token.
+fn assert_ships_no_secrets(what: &str, toml_text: &str) {
+    assert!(
+        !toml_text.contains("kvmuxdevsecret"),
+        "{what} ships the dev secret"
+    );
+    let table: toml::Table = toml_text.parse().expect("toml");
+    let credentials = table
+        .get("credentials")
+        .and_then(|c| c.as_array())
+        .unwrap_or_else(|| panic!("{what} has no [[credentials]]: the dev ones would apply"));
+    assert!(!credentials.is_empty(), "{what}");
+    for c in credentials {
+        assert!(
+            c.get("secret").is_none(),
+            "{what} has an inline secret: {c}"
+        );
+        assert!(c.get("secret_env").is_some(), "{what}: {c}");
+    }
+    let admin = table
+        .get("admin")
+        .unwrap_or_else(|| panic!("{what}: no [admin]"));
+    assert!(admin.get("token").is_none(), "{what} ships an admin token");
+    assert_eq!(
+        admin.get("require_token").and_then(|v| v.as_bool()),
+        Some(true),
+        "{what} must refuse to start without an admin token"
+    );
 }
 
 /// `kvmux check-config` accepts `toml` (written to a temp file); returns its masked output.
@@ -100,6 +154,8 @@ struct Dockerfile {
     env: Vec<(String, String)>,
     exposed: u16,
     binary: String,
+    /// The build-context files copied into the image, with where they go.
+    copies: Vec<(String, String)>,
 }
 
 fn dockerfile() -> Dockerfile {
@@ -122,11 +178,17 @@ fn dockerfile() -> Dockerfile {
         }
     }
     // Every COPY from the build context names a file that exists.
+    let mut copies = Vec::new();
     for line in joined.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("COPY ") {
             if !rest.starts_with("--from") && !rest.starts_with(". ") {
-                let src = rest.split_whitespace().next().expect("src");
+                let mut words = rest.split_whitespace();
+                let src = words.next().expect("src");
                 assert!(repo().join(src).exists(), "Dockerfile copies missing {src}");
+                copies.push((
+                    src.to_string(),
+                    words.last().unwrap_or_default().to_string(),
+                ));
             }
         }
     }
@@ -134,6 +196,7 @@ fn dockerfile() -> Dockerfile {
         env,
         exposed: exposed.expect("EXPOSE"),
         binary: binary.expect("the binary's COPY"),
+        copies,
     }
 }
 
@@ -159,8 +222,84 @@ fn the_dockerfile_uses_the_binarys_env_names_port_and_config_path() {
         Some("/etc/kvmux/kvmux.toml")
     );
     assert_eq!(docker.binary, "/usr/local/bin/kvmux");
-    // The config baked into the image is one the binary accepts.
-    check_config("config/kvmux.toml", &read("config/kvmux.toml"));
+    // The config baked into the image is one the binary accepts, and it ships no secret (the
+    // repository's config/kvmux.toml, with the dev credentials, is for a local checkout only).
+    let (src, _) = docker
+        .copies
+        .iter()
+        .find(|(_, dest)| Some(dest.as_str()) == env_value(&docker.env, "KVMUX_CONFIG"))
+        .expect("the image's config file is copied where KVMUX_CONFIG points");
+    assert_ne!(
+        src, "config/kvmux.toml",
+        "the image must not ship the dev config"
+    );
+    let text = read(src);
+    check_config(src, &text);
+    assert_ships_no_secrets(src, &text);
+}
+
+/// The image's config starts only with an admin token and every secret it names in the
+/// environment, and each refusal names what is missing; with them it serves.
+#[test]
+fn the_image_config_starts_only_with_the_operators_secrets() {
+    let docker = dockerfile();
+    let src = &docker
+        .copies
+        .iter()
+        .find(|(_, dest)| dest == "/etc/kvmux/kvmux.toml")
+        .expect("config copy")
+        .0;
+    let data = tempfile::tempdir().expect("tmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let secrets = secret_env_names(&read(src));
+    assert!(!secrets.is_empty());
+    let start = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvmux"));
+        cmd.args(["serve", "--config"])
+            .arg(repo().join(src))
+            .env("KVMUX_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KVMUX_DATA_DIR", data.path())
+            .env_remove("KVMUX_ADMIN_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for name in &secrets {
+            cmd.env_remove(name);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("kvmux serve")
+    };
+    let refused = |env: &[(&str, &str)], missing: &str| {
+        let out = start(env).wait_with_output().expect("exit");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(missing), "{missing}: {stderr}");
+    };
+    refused(&[], "KVMUX_ADMIN_TOKEN");
+    let token = ("KVMUX_ADMIN_TOKEN", "a-token-of-the-operators-own");
+    for name in &secrets {
+        refused(&[token], name);
+    }
+    let mut env: Vec<(&str, &str)> = secrets.iter().map(|n| (n.as_str(), "own-secret")).collect();
+    env.push(token);
+    let mut child = start(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the image config did not start with its secrets: {status}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not listening");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
@@ -171,6 +310,7 @@ fn the_systemd_unit_matches_the_image_layout() {
     let mut env = Vec::new();
     let mut exec = None;
     let mut state_dir = None;
+    let mut env_file = None;
     for line in unit.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Environment=") {
             let (k, v) = rest.split_once('=').expect("Environment=K=V");
@@ -180,8 +320,14 @@ fn the_systemd_unit_matches_the_image_layout() {
             exec = Some(rest.to_string());
         } else if let Some(rest) = line.strip_prefix("StateDirectory=") {
             state_dir = Some(rest.to_string());
+        } else if let Some(rest) = line.strip_prefix("EnvironmentFile=") {
+            env_file = Some(rest.to_string());
         }
     }
+    // Secrets (the admin token, secret_env values) come from the operator's file, which must
+    // exist: a leading `-` would let the unit start without it.
+    let env_file = env_file.expect("EnvironmentFile= for the operator's secrets");
+    assert!(env_file.starts_with('/'), "{env_file}");
     let exec = exec.expect("ExecStart");
     assert_eq!(exec, format!("{} serve", docker.binary));
     assert_eq!(
@@ -210,6 +356,8 @@ fn the_compose_file_runs_three_gateways_on_its_postgres() {
     let mut host_ports = BTreeSet::new();
     for (name, svc) in &gateways {
         let env = svc["environment"].as_object().expect("environment");
+        let mut allowed = allowed.clone();
+        allowed.extend(secret_env_names(&read("deploy/compose/kvmux.toml")));
         for key in env.keys() {
             assert!(allowed.contains(key), "{name} sets unknown {key}");
         }
@@ -226,6 +374,22 @@ fn the_compose_file_runs_three_gateways_on_its_postgres() {
         let mounted = mounted.unwrap_or_else(|| panic!("{name} mounts no file at {config_path}"));
         let config_text = read(&format!("deploy/{}", mounted.trim_start_matches("./")));
         check_config(&mounted, &config_text);
+        assert_ships_no_secrets(&mounted, &config_text);
+        // The admin token and every secret the config reads come from the operator's shell:
+        // `${NAME:?...}`, so compose refuses to start without them.
+        for name in secret_env_names(&config_text)
+            .into_iter()
+            .chain(["KVMUX_ADMIN_TOKEN".to_string()])
+        {
+            let value = env
+                .get(&name)
+                .and_then(|v| v.as_str())
+                .unwrap_or_else(|| panic!("{name} does not pass {name} through"));
+            assert!(
+                value.starts_with(&format!("${{{name}:?")),
+                "{name} = {value}: it must be required from the operator's environment"
+            );
+        }
         // The gateway listens where its port mapping points.
         for mapping in svc["ports"].as_array().expect("ports") {
             let mapping = mapping.as_str().expect("port string");
@@ -340,6 +504,31 @@ fn the_kubernetes_manifests_agree_with_each_other_and_the_binary() {
     let key = mount["subPath"].as_str().expect("subPath");
     let config_text = secret["stringData"][key].as_str().expect("the config");
     check_config("the Secret's kvmux.toml", config_text);
+    assert_ships_no_secrets("the Secret's kvmux.toml", config_text);
+    // The token and the credentials' secrets come from a Secret the operator creates: one that
+    // is referenced but not shipped here, for each variable the binary or the config reads.
+    let mut from_secrets = BTreeSet::new();
+    for var in container["env"].as_array().expect("env") {
+        let name = var["name"].as_str().expect("name");
+        let reference = &var["valueFrom"]["secretKeyRef"];
+        let source = reference["name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: not from a Secret"));
+        assert!(
+            docs.iter()
+                .all(|d| d["kind"] != "Secret" || d["metadata"]["name"] != source),
+            "{name} comes from {source}, which must be the operator's, not shipped"
+        );
+        from_secrets.insert(name.to_string());
+    }
+    let mut needed = secret_env_names(config_text);
+    needed.insert("KVMUX_ADMIN_TOKEN".into());
+    assert_eq!(from_secrets, needed);
+    let mut allowed = allowed.clone();
+    allowed.extend(needed);
+    for name in &from_secrets {
+        assert!(allowed.contains(name), "the pod sets unknown {name}");
+    }
     let storage = toml_string(config_text, "storage").expect("storage");
     assert!(storage.starts_with("postgres://"), "{storage}");
     // The config's own listen agrees with the environment that overrides it.
