@@ -30,6 +30,18 @@ fn now_iso() -> String {
 
 /// An ESA action signed with V3 the way tea-openapi signs it (fresh nonce, date now).
 fn v3(s: &Server, method: &str, action: &str, query: &str, form: &str) -> RawRequest {
+    v3_at(s, method, action, ESA, query, form)
+}
+
+/// [`v3`] for another API version (OpenPlatform's AuthorizeFileUpload is 2019-12-19).
+fn v3_at(
+    s: &Server,
+    method: &str,
+    action: &str,
+    version: &str,
+    query: &str,
+    form: &str,
+) -> RawRequest {
     let target = if query.is_empty() {
         "/".to_string()
     } else {
@@ -38,7 +50,7 @@ fn v3(s: &Server, method: &str, action: &str, query: &str, form: &str) -> RawReq
     let mut r = RawRequest::new(method, &target)
         .header("Host", host(s))
         .header("x-acs-action", action)
-        .header("x-acs-version", ESA);
+        .header("x-acs-version", version);
     if !form.is_empty() {
         r = r
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -253,4 +265,104 @@ fn an_unsigned_header_cannot_retarget_a_v2_request() {
     assert_eq!((status, code(&v)), (400, "InvalidParameters"), "{v}");
     let (status, v) = send(&s, &v3(&s, "GET", "GetKv", "Namespace=ns&Key=k", ""));
     assert_eq!((status, v["Value"].as_str()), (200, Some("kept")), "{v}");
+}
+
+/// One multipart PostObject as the SDK sends it (fields sorted, file last).
+fn upload(s: &Server, key: &str, policy: &str, signature: &str, file: &[u8]) -> RawRequest {
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("OSSAccessKeyId", "kvmux-oss"),
+        ("Signature", signature),
+        ("key", key),
+        ("policy", policy),
+        ("success_action_status", "201"),
+    ] {
+        body.extend_from_slice(
+            format!("--zz\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{key}\"\r\nContent-Type: \r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(b"\r\n--zz--\r\n");
+    RawRequest::new("POST", "/")
+        .header("Host", format!("http://{}", host(s)))
+        .header("Content-Type", "multipart/form-data; boundary=zz")
+        .body(body)
+}
+
+fn upload_reply(s: &Server, r: &RawRequest) -> (u16, String) {
+    match exchange(s.port, r) {
+        Exchange::Reply(reply) => (reply.status, String::from_utf8_lossy(&reply.body).into()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The unsigned OSS upload step: without the policy and Signature that AuthorizeFileUpload
+/// handed out (or with forged ones) a large file is refused with OSS's XML error and nothing is
+/// stored, so the Url it would have made cannot be used.
+#[test]
+fn an_upload_without_its_grant_is_refused_and_stores_nothing() {
+    let s = Server::start(ENFORCE);
+    assert_eq!(
+        send(&s, &v3(&s, "POST", "CreateKvNamespace", "", "Namespace=ns")).0,
+        200
+    );
+    let (status, grant) = send(
+        &s,
+        &v3_at(
+            &s,
+            "GET",
+            "AuthorizeFileUpload",
+            "2019-12-19",
+            "Product=ESA",
+            "",
+        ),
+    );
+    assert_eq!(status, 200, "{grant}");
+    let key = grant["ObjectKey"].as_str().expect("ObjectKey");
+    let policy = grant["EncodedPolicy"].as_str().expect("EncodedPolicy");
+    let signature = grant["Signature"].as_str().expect("Signature");
+    let value = "v".repeat(20 * 1024 * 1024);
+    let object = format!(r#"{{"Namespace":"ns","Key":"big","Value":"{value}"}}"#);
+    for (what, p, sig, expected) in [
+        ("no policy, no signature", "", "", "SignatureDoesNotMatch"),
+        (
+            "forged signature",
+            policy,
+            "kvmux-unsigned",
+            "SignatureDoesNotMatch",
+        ),
+        ("forged policy", "e30=", signature, "SignatureDoesNotMatch"),
+    ] {
+        let (status, xml) = upload_reply(&s, &upload(&s, key, p, sig, object.as_bytes()));
+        assert_eq!(status, 403, "{what}: {xml}");
+        assert!(
+            xml.contains(&format!("<Code>{expected}</Code>")),
+            "{what}: {xml}"
+        );
+    }
+    let url = format!("http://http://{}/{key}", host(&s));
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Namespace", "ns")
+        .append_pair("Key", "big")
+        .append_pair("Url", &url)
+        .finish();
+    let (status, v) = send(&s, &v3(&s, "POST", "PutKvWithHighCapacity", &query, ""));
+    assert_eq!(
+        (status, code(&v)),
+        (400, "InvalidParameters"),
+        "nothing stored: {v}"
+    );
+    // The genuine grant uploads and the value lands.
+    let (status, xml) = upload_reply(&s, &upload(&s, key, policy, signature, object.as_bytes()));
+    assert_eq!(status, 201, "{xml}");
+    let (status, v) = send(&s, &v3(&s, "POST", "PutKvWithHighCapacity", &query, ""));
+    assert_eq!(
+        (status, v["Length"].as_str()),
+        (200, Some("20971520")),
+        "{v}"
+    );
 }
