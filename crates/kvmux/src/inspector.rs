@@ -2,7 +2,15 @@
 //! the dashboard. Its point is to answer "why did my SDK's call fail?" without a packet capture:
 //! for a refused signature it keeps the canonical request and string-to-sign the server computed
 //! next to what the client sent. Secrets never enter it: the dialects never put one into
-//! `SignatureDiagnostics`, and session tokens in the recorded headers are masked here.
+//! `SignatureDiagnostics`, session tokens in the recorded headers are masked here, and so are the
+//! signatures of `Authorization` headers and `Signature=` query parameters (a signature seen
+//! here could be replayed within the vendor's time window).
+//!
+//! Anyone who can reach the port can make the gateway record a request, so what it keeps is
+//! bounded in bytes, not only in entries: every text field is cut ([`cut`]), at most
+//! [`MAX_HEADERS`] headers are kept, and the ring evicts its oldest entries beyond
+//! [`DEFAULT_BUDGET_BYTES`]. A refused legacy/V2 signature's string-to-sign holds the whole form
+//! body, so it is kept only as a prefix: enough to compare with the client's by eye.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,10 +27,108 @@ const MASKED_HEADERS: &[&str] = &[
     "x-amz-security-token",
     "cookie",
     "proxy-authorization",
+    "x-auth-token",
 ];
 
-/// Query parameters masked for the same reason (Aliyun RPC V2 sends its STS token in the query).
-const MASKED_QUERY: &[&str] = &["SecurityToken", "security_token", "Token"];
+/// Query parameters masked for the same reason (Aliyun RPC V2 sends its STS token in the query;
+/// Aliyun V2 and Tencent's legacy signature send the signature itself there). Compared without
+/// regard to case.
+const MASKED_QUERY: &[&str] = &[
+    "SecurityToken",
+    "security_token",
+    "Token",
+    "Signature",
+    "X-Amz-Signature",
+];
+
+/// `Authorization` parameters shown as sent: what a developer needs to tell which key, scope and
+/// signed headers the client used. Every other parameter's value (`Signature`, and anything not
+/// known) is shown as `***`.
+const SHOWN_AUTHORIZATION_PARAMS: &[&str] = &["credential", "signedheaders", "access"];
+
+/// The longest text field kept: the request target, a header name, the canonical request, the
+/// string-to-sign, the verifier's reason. A refused Tencent legacy or Aliyun V2 signature's
+/// string-to-sign is the whole form body (12 MiB bodies held 596 MiB in 20 entries); its first
+/// 4 KiB show the method, path and leading parameters, which is where signing mistakes show.
+pub const MAX_FIELD_BYTES: usize = 4 * 1024;
+/// The longest header value kept.
+pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
+/// Short identifying fields: dialect, operation, account, code, request id, key id, algorithm,
+/// client signature.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Headers kept per request; the rest are counted in one last `…` entry.
+pub const MAX_HEADERS: usize = 64;
+/// What all entries together may weigh ([`Entry::weight`]); the oldest are evicted beyond it.
+/// One entry weighs at most about 90 KiB, so this holds at least ~45 of the largest.
+pub const DEFAULT_BUDGET_BYTES: usize = 4 << 20;
+
+/// Room kept at the end of a cut field for its marker, `… (N bytes cut)`.
+const MARKER_ROOM: usize = 40;
+
+/// `text` if it fits in `max` bytes, else its longest prefix (on a character boundary) followed
+/// by `… (N bytes cut)`, the whole at most `max` bytes; so cutting twice changes nothing.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(MARKER_ROOM);
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end)
+}
+
+/// An `Authorization` value with its signature masked: the scheme and the parameters in
+/// [`SHOWN_AUTHORIZATION_PARAMS`] are kept (cut), every other value becomes `***`. Covers
+/// `TC3-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`, `ACS3-HMAC-SHA256
+/// Credential=..,SignedHeaders=..,Signature=..` and `SDK-HMAC-SHA256 Access=.., SignedHeaders=..,
+/// Signature=..`; a value of any other shape keeps its scheme only.
+pub fn mask_authorization(value: &str) -> String {
+    let value = value.trim();
+    let (scheme, params) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+    let scheme = cut(scheme, MAX_NAME_BYTES);
+    let params: Vec<String> = params
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|param| match param.split_once('=') {
+            Some((name, value))
+                if SHOWN_AUTHORIZATION_PARAMS
+                    .contains(&name.trim().to_ascii_lowercase().as_str()) =>
+            {
+                format!(
+                    "{}={}",
+                    cut(name.trim(), MAX_NAME_BYTES),
+                    cut(value.trim(), MAX_HEADER_VALUE_BYTES / 2)
+                )
+            }
+            Some((name, _)) => format!("{}=***", cut(name.trim(), MAX_NAME_BYTES)),
+            None => "***".to_string(),
+        })
+        .collect();
+    if params.is_empty() {
+        scheme
+    } else {
+        cut(
+            &format!("{scheme} {}", params.join(", ")),
+            MAX_HEADER_VALUE_BYTES * 2,
+        )
+    }
+}
+
+/// The verifier's view cut to size: the canonical request and string-to-sign keep a prefix
+/// ([`MAX_FIELD_BYTES`]), the short fields [`MAX_NAME_BYTES`]. Works from a reference so that a
+/// 12 MiB string-to-sign is never copied whole.
+pub fn bounded_signature(d: &SignatureDiagnostics) -> SignatureDiagnostics {
+    SignatureDiagnostics {
+        algorithm: cut(&d.algorithm, MAX_NAME_BYTES),
+        access_key_id: cut(&d.access_key_id, MAX_NAME_BYTES),
+        canonical_request: cut(&d.canonical_request, MAX_FIELD_BYTES),
+        string_to_sign: cut(&d.string_to_sign, MAX_FIELD_BYTES),
+        client_signature: cut(&d.client_signature, MAX_NAME_BYTES),
+        reason: cut(&d.reason, MAX_FIELD_BYTES),
+    }
+}
 
 /// What the client sent, as far as the inspector shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -35,26 +141,48 @@ pub struct SentRequest {
 }
 
 impl SentRequest {
+    /// The head as shown: tokens and signatures masked, at most [`MAX_HEADERS`] headers, every
+    /// field cut (see the module doc).
     pub fn from_parts(parts: &http::request::Parts, body_bytes: usize) -> Self {
-        let headers = parts
+        let mut headers: Vec<(String, String)> = parts
             .headers
             .iter()
+            .take(MAX_HEADERS)
             .map(|(name, value)| {
-                let name = name.as_str().to_string();
-                let value = if MASKED_HEADERS.contains(&name.as_str()) {
+                let name = name.as_str();
+                let value = if MASKED_HEADERS.contains(&name) {
                     "***".to_string()
+                } else if name == "authorization" {
+                    mask_authorization(&kv_core::text::lossy_utf8(value.as_bytes()))
                 } else {
-                    kv_core::text::lossy_utf8(value.as_bytes()).into_owned()
+                    cut(
+                        &kv_core::text::lossy_utf8(value.as_bytes()),
+                        MAX_HEADER_VALUE_BYTES,
+                    )
                 };
-                (name, value)
+                (cut(name, MAX_NAME_BYTES), value)
             })
             .collect();
+        let more = parts.headers.len().saturating_sub(MAX_HEADERS);
+        if more > 0 {
+            headers.push(("…".to_string(), format!("{more} more headers not kept")));
+        }
         SentRequest {
-            method: parts.method.to_string(),
-            target: masked_target(&parts.uri),
+            method: cut(parts.method.as_str(), MAX_NAME_BYTES),
+            target: cut(&masked_target(&parts.uri), MAX_FIELD_BYTES),
             headers,
             body_bytes,
         }
+    }
+
+    fn weight(&self) -> usize {
+        self.method.len()
+            + self.target.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2 * std::mem::size_of::<String>())
+                .sum::<usize>()
     }
 }
 
@@ -67,7 +195,15 @@ fn masked_target(uri: &http::Uri) -> String {
         .split('&')
         .map(|pair| {
             let name = pair.split('=').next().unwrap_or_default();
-            if MASKED_QUERY.contains(&name) {
+            // Compared decoded (`Signatur%65` is `Signature` to the verifier too).
+            let decoded: String = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(n, _)| n.into_owned())
+                .unwrap_or_default();
+            if MASKED_QUERY
+                .iter()
+                .any(|masked| masked.eq_ignore_ascii_case(&decoded))
+            {
                 format!("{name}=***")
             } else {
                 pair.to_string()
@@ -99,25 +235,101 @@ pub struct Entry {
     pub signature: Option<SignatureDiagnostics>,
 }
 
-/// A bounded ring of recent requests. A plain mutex: the critical section is a push/pop, far
-/// shorter than anything else a request does.
+impl Entry {
+    /// Cuts every field to its bound (see the module doc); cutting twice changes nothing, so
+    /// [`Inspector::record`] applies it to whatever it is given.
+    fn bound(&mut self) {
+        for field in [&mut self.dialect, &mut self.operation, &mut self.request_id] {
+            if field.len() > MAX_NAME_BYTES {
+                *field = cut(field, MAX_NAME_BYTES);
+            }
+        }
+        for field in [&mut self.account, &mut self.code, &mut self.fault]
+            .into_iter()
+            .flatten()
+        {
+            if field.len() > MAX_NAME_BYTES {
+                *field = cut(field, MAX_NAME_BYTES);
+            }
+        }
+        if self.request.headers.len() > MAX_HEADERS + 1 {
+            let more = self.request.headers.len() - MAX_HEADERS;
+            self.request.headers.truncate(MAX_HEADERS);
+            self.request
+                .headers
+                .push(("…".to_string(), format!("{more} more headers not kept")));
+        }
+        for (name, value) in &mut self.request.headers {
+            *name = cut(name, MAX_NAME_BYTES);
+            *value = cut(value, MAX_HEADER_VALUE_BYTES * 2);
+        }
+        self.request.method = cut(&self.request.method, MAX_NAME_BYTES);
+        self.request.target = cut(&self.request.target, MAX_FIELD_BYTES);
+        if let Some(signature) = &self.signature {
+            self.signature = Some(bounded_signature(signature));
+        }
+    }
+
+    /// Roughly the bytes this entry holds: its text plus a fixed allowance for the struct.
+    fn weight(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let signature = self.signature.as_ref().map_or(0, |d| {
+            d.algorithm.len()
+                + d.access_key_id.len()
+                + d.canonical_request.len()
+                + d.string_to_sign.len()
+                + d.client_signature.len()
+                + d.reason.len()
+        });
+        std::mem::size_of::<Entry>()
+            + self.dialect.len()
+            + self.operation.len()
+            + self.request_id.len()
+            + text(&self.account)
+            + text(&self.code)
+            + text(&self.fault)
+            + self.request.weight()
+            + signature
+    }
+}
+
+/// A bounded ring of recent requests: at most `capacity` entries and `budget` bytes
+/// ([`Entry::weight`]). A plain mutex: the critical section is a push/pop, far shorter than
+/// anything else a request does.
 pub struct Inspector {
     capacity: usize,
+    budget: usize,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
     next_seq: u64,
-    entries: VecDeque<Entry>,
+    /// Each entry with its weight.
+    entries: VecDeque<(Entry, usize)>,
+    /// The sum of the weights in `entries`.
+    bytes: usize,
 }
 
 impl Inspector {
+    /// A ring of `capacity` entries within [`DEFAULT_BUDGET_BYTES`].
     pub fn new(capacity: usize) -> Self {
+        Self::with_budget(capacity, DEFAULT_BUDGET_BYTES)
+    }
+
+    /// A ring of `capacity` entries and `budget` bytes.
+    pub fn with_budget(capacity: usize, budget: usize) -> Self {
         Inspector {
             capacity,
+            budget,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The bytes (by [`Entry::weight`]) the ring holds now.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 
     /// Whether anything is recorded at all.
@@ -125,17 +337,26 @@ impl Inspector {
         self.capacity > 0
     }
 
-    /// Records one request; assigns its sequence number. Drops the oldest beyond capacity.
+    /// Records one request, cut to its bounds; assigns its sequence number. Drops the oldest
+    /// beyond capacity or beyond the byte budget (the newest entry is always kept).
     pub fn record(&self, mut entry: Entry) {
         if self.capacity == 0 {
             return;
         }
+        entry.bound();
+        let weight = entry.weight();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.next_seq += 1;
         entry.seq = state.next_seq;
-        state.entries.push_back(entry);
-        while state.entries.len() > self.capacity {
-            state.entries.pop_front();
+        state.entries.push_back((entry, weight));
+        state.bytes += weight;
+        while state.entries.len() > self.capacity
+            || (state.bytes > self.budget && state.entries.len() > 1)
+        {
+            match state.entries.pop_front() {
+                Some((_, w)) => state.bytes -= w,
+                None => break,
+            }
         }
     }
 
@@ -146,6 +367,7 @@ impl Inspector {
             .entries
             .iter()
             .rev()
+            .map(|(e, _)| e)
             .filter(|e| query.after.is_none_or(|a| e.seq > a))
             .filter(|e| query.dialect.as_deref().is_none_or(|d| e.dialect == d))
             .filter(|e| query.operation.as_deref().is_none_or(|o| e.operation == o))
@@ -157,11 +379,9 @@ impl Inspector {
 
     /// Forgets everything recorded so far (sequence numbers keep increasing).
     pub fn clear(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .clear();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.entries.clear();
+        state.bytes = 0;
     }
 }
 

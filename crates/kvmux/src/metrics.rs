@@ -75,7 +75,17 @@ impl Metrics {
         }
     }
 
-    pub fn observe(&self, dialect: &str, operation: &str, status: u16, elapsed: Duration) {
+    /// Counts one answered request. The labels are `'static` on purpose: each distinct label set
+    /// is a series kept for the life of the process, so they must come from a closed set in the
+    /// code (dialect names, `Dialect::operations`, admin routes), never from request text. The
+    /// status is an HTTP status, at most a few hundred values.
+    pub fn observe(
+        &self,
+        dialect: &'static str,
+        operation: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 dialect: dialect.to_string(),
