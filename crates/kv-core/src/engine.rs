@@ -203,7 +203,22 @@ pub struct Engine {
     bindings: std::sync::RwLock<HashMap<ContainerAddress, Arc<Vec<ContainerAddress>>>>,
     /// Container records in memory, when this engine is its store's only writer.
     meta_cache: MetaCache,
+    /// The byte quota of each account across all its containers, groups and dialects.
+    account_byte_limits: std::sync::RwLock<AccountByteLimits>,
+    /// Set once the store's per-account byte totals are known to be kept (see
+    /// [`Engine::count_account_totals`]); every commit that moves counters waits for it.
+    account_totals_ready: tokio::sync::OnceCell<()>,
 }
+
+/// See [`Engine::set_account_byte_limit`].
+#[derive(Clone, Debug, Default)]
+struct AccountByteLimits {
+    default: Option<i64>,
+    per_account: HashMap<String, i64>,
+}
+
+/// The migration that builds the per-account byte totals of a store written before they existed.
+const ACCOUNT_TOTALS_MIGRATION: &str = "account-total-bytes";
 
 /// Where a container lives: (account, scope, name).
 pub type ContainerAddress = (String, String, String);
@@ -215,7 +230,112 @@ impl Engine {
             store,
             clock,
             bindings: Default::default(),
+            account_byte_limits: Default::default(),
+            account_totals_ready: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Caps the bytes (keys plus values, as every vendor quota counts them) one account may store
+    /// in total, across all its containers, account groups and dialects: a vendor's own quotas are
+    /// per namespace or per store, so without this one tenant can create containers until the disk
+    /// is full. `per_account` overrides `default` for the accounts it names; `None` with no
+    /// override means unlimited. A write that would pass the cap fails with
+    /// `QuotaExceeded(Quota::AccountBytes)`, which every dialect maps to its vendor's capacity
+    /// error; deletes and shrinking writes are never refused, so an account over a lowered cap
+    /// can always free space. The total is a counter kept in the same commit as every write,
+    /// delete, sweep and container delete, so the cap is exact. Replaces the previous limits;
+    /// lives in memory (the binary sets it from its configuration at every start).
+    pub fn set_account_byte_limit(&self, default: Option<i64>, per_account: HashMap<String, i64>) {
+        *self
+            .account_byte_limits
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = AccountByteLimits {
+            default,
+            per_account,
+        };
+    }
+
+    /// The byte cap of `account` (see [`Engine::set_account_byte_limit`]), if any.
+    pub fn account_byte_limit(&self, account: &str) -> Option<i64> {
+        let limits = self
+            .account_byte_limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        limits.per_account.get(account).copied().or(limits.default)
+    }
+
+    /// Bytes `account` stores across every container, group and dialect (expired items count
+    /// until swept), as checked against [`Engine::set_account_byte_limit`].
+    pub async fn account_bytes(&self, account: &str) -> Result<i64> {
+        self.ensure_account_totals().await?;
+        let c = self
+            .store
+            .counters(&[keys::account_total_bytes(account)])
+            .await?;
+        Ok(c.first().copied().unwrap_or(0))
+    }
+
+    async fn ensure_account_totals(&self) -> Result<()> {
+        self.account_totals_ready
+            .get_or_try_init(|| self.count_account_totals())
+            .await
+            .map(|_| ())
+    }
+
+    /// Builds the per-account byte totals once per store, for data written before the engine kept
+    /// them: each total is the sum of the account's container byte counters (exact already),
+    /// committed with checks that none of those counters moved meanwhile and with a marker
+    /// counter, so it runs once however many gateways share the store. Costs one read of every
+    /// container record and counter, at the first commit after an upgrade; afterwards one counter
+    /// read per process. Every writer of this build waits for it before committing, so a total
+    /// can only be off if a gateway of an older build writes to a shared store meanwhile.
+    async fn count_account_totals(&self) -> Result<()> {
+        let marker = keys::migrated(ACCOUNT_TOTALS_MIGRATION);
+        for _ in 0..MAX_ATTEMPTS {
+            let done = self.store.counters(std::slice::from_ref(&marker)).await?;
+            if done.first().copied().unwrap_or(0) != 0 {
+                return Ok(());
+            }
+            let containers = self.all_containers().await?;
+            let byte_keys: Vec<Key> = containers
+                .iter()
+                .map(|c| keys::container_bytes(c.id))
+                .collect();
+            let bytes = self.store.counters(&byte_keys).await?;
+            let mut checks = vec![Check::CounterEquals(marker.clone(), 0)];
+            let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+            for ((c, key), b) in containers.iter().zip(byte_keys).zip(bytes) {
+                let total = totals.entry(c.account.as_str()).or_default();
+                *total = total.saturating_add(b);
+                checks.push(Check::CounterEquals(key, b));
+            }
+            let mut writes = vec![Write::Add {
+                counter: marker.clone(),
+                delta: 1,
+                limit: None,
+            }];
+            for (account, total) in totals {
+                let counter = keys::account_total_bytes(account);
+                writes.push(Write::ResetCounter {
+                    counter: counter.clone(),
+                });
+                writes.push(Write::Add {
+                    counter,
+                    delta: total,
+                    limit: None,
+                });
+            }
+            match self.store.commit(Batch { checks, writes }).await? {
+                Ok(_) => {
+                    tracing::info!("per-account byte totals counted");
+                    return Ok(());
+                }
+                // A counter moved (or another gateway counted first): look again.
+                Err(Rejected::Check(_)) => tokio::task::yield_now().await,
+                Err(Rejected::Quota(q)) => return Err(Error::QuotaExceeded(q)),
+            }
+        }
+        Err(Error::Conflict)
     }
 
     /// Makes several container addresses one container, so that data written through one
@@ -485,6 +605,7 @@ impl Engine {
                 counter: keys::container_items(id),
             });
             tx.add(keys::account_bytes(account, group), -usage.bytes, None);
+            tx.add(keys::account_total_bytes(account), -usage.bytes, None);
             tx.add(keys::account_items(account, group), -usage.items, None);
             tx.add(keys::account_containers(account, group), -1, None);
             let committed = tx.commit().await;
@@ -745,6 +866,7 @@ impl Engine {
                 tx.add(keys::container_items(id), -1, None);
                 if let Some(Some((account, group))) = groups.get(&id) {
                     tx.add(keys::account_bytes(account, group), -size, None);
+                    tx.add(keys::account_total_bytes(account), -size, None);
                     tx.add(keys::account_items(account, group), -1, None);
                 }
             }
@@ -1040,6 +1162,12 @@ impl<'e> Txn<'e> {
                 bytes,
                 l.account_max_bytes.map(|m| (m, Quota::AccountBytes)),
             );
+            let cap = self.engine.account_byte_limit(&c.account);
+            self.add(
+                keys::account_total_bytes(&c.account),
+                bytes,
+                cap.map(|m| (m, Quota::AccountBytes)),
+            );
         }
         if items != 0 {
             self.add(
@@ -1083,6 +1211,10 @@ impl<'e> Txn<'e> {
     async fn commit_inner(self) -> Result<u64> {
         if self.writes.is_empty() && self.counters.is_empty() {
             return Ok(0);
+        }
+        if !self.counters.is_empty() {
+            // The per-account totals this commit moves must exist before it moves them.
+            self.engine.ensure_account_totals().await?;
         }
         let mut checks = self.checks;
         for (k, v) in self.observed {

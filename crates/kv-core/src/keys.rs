@@ -7,6 +7,8 @@
 //! | `r` | container id (u64 BE) | the container's `c` key (finds a container from an item key) |
 //! | `i` | container id (u64 BE) + item key bytes | the item's value |
 //! | counters | `qb`/`qn` + id; `qB`/`qN`/`qC` + account `\0` group | bytes, items, containers |
+//! | counters | `qT` + account | bytes of the account across every group and dialect |
+//! | counters | `qM` + name | 1 once a one-time migration of the store has run |
 //! | `o` | SHA-256 of dialect `\0` key id `\0` nonce | empty; expires with the replay window |
 //!
 //! Names may not contain `\0` (the engine refuses them), which keeps the separators unambiguous
@@ -94,6 +96,23 @@ fn counter_for_account(kind: u8, account: &str, group: &str) -> Key {
     k.extend_from_slice(account.as_bytes());
     k.push(0);
     k.extend_from_slice(group.as_bytes());
+    k
+}
+
+/// Bytes an account stores across all its account groups (so across every dialect): what the
+/// engine-wide per-account byte limit is checked against. No separator is needed: the `T` kind
+/// byte keeps it apart from the per-group counters.
+pub(crate) fn account_total_bytes(account: &str) -> Key {
+    let mut k = vec![b'q', b'T'];
+    k.extend_from_slice(account.as_bytes());
+    k
+}
+
+/// A counter that is 1 once the named one-time migration has run on this store. A counter rather
+/// than a record, so it never shows in record counts or scans.
+pub(crate) fn migrated(name: &str) -> Key {
+    let mut k = vec![b'q', b'M'];
+    k.extend_from_slice(name.as_bytes());
     k
 }
 

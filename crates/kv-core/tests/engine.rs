@@ -507,3 +507,183 @@ fn cursors_round_trip_and_garbage_is_invalid() {
         );
     }
 }
+
+/// A container of `account` in its own scope and account group, as a different dialect makes.
+fn in_group(account: &str, group: &str, name: &str) -> NewContainer {
+    NewContainer {
+        scope: format!("{group}/zone"),
+        limits: Limits {
+            account_group: group.into(),
+            ..Limits::default()
+        },
+        ..new_container(account, name, Limits::default())
+    }
+}
+
+fn bytes_of(n: usize) -> Bytes {
+    Bytes::from(vec![b'v'; n])
+}
+
+#[tokio::test]
+async fn the_account_byte_cap_holds_across_every_group_container_and_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir, Clock::frozen_at(2_000_000_000)).await;
+    engine.set_account_byte_limit(
+        Some(1_000),
+        std::collections::HashMap::from([("vip".to_string(), 3_000)]),
+    );
+    assert_eq!(engine.account_byte_limit("anyone"), Some(1_000));
+    assert_eq!(engine.account_byte_limit("vip"), Some(3_000));
+    // Two vendors' containers (two account groups, two scopes) of one account share one cap.
+    let tencent = engine
+        .create_container(in_group("acct", "tencent", "ns1"))
+        .await
+        .unwrap();
+    let huawei = engine
+        .create_container(in_group("acct", "huawei", "table1"))
+        .await
+        .unwrap();
+    engine
+        .put(&tencent, b"k1", bytes_of(598), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 600);
+    let refused = engine
+        .put(&huawei, b"k2", bytes_of(498), None, Precondition::None)
+        .await;
+    assert_eq!(refused, Err(Error::QuotaExceeded(Quota::AccountBytes)));
+    // A third container in yet another group is no way round it either.
+    let third = engine
+        .create_container(in_group("acct", "aliyun-esa", "ns2"))
+        .await
+        .unwrap();
+    let refused = engine
+        .put(&third, b"k3", bytes_of(498), None, Precondition::None)
+        .await;
+    assert_eq!(refused, Err(Error::QuotaExceeded(Quota::AccountBytes)));
+    // Up to the cap exactly is fine.
+    engine
+        .put(&huawei, b"k2", bytes_of(398), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 1_000);
+    let refused = engine
+        .put(&third, b"x", Bytes::new(), None, Precondition::None)
+        .await;
+    assert_eq!(refused, Err(Error::QuotaExceeded(Quota::AccountBytes)));
+    // Other accounts are untouched; an override lifts the cap for its account only.
+    let other = engine
+        .create_container(in_group("vip", "tencent", "ns1"))
+        .await
+        .unwrap();
+    engine
+        .put(&other, b"k", bytes_of(2_500), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("vip").await.unwrap(), 2_501);
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 1_000);
+
+    // Lowering the cap below what is stored never blocks freeing space.
+    engine.set_account_byte_limit(Some(100), Default::default());
+    engine
+        .put(&tencent, b"k1", bytes_of(98), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 500);
+    engine.set_account_byte_limit(Some(1_000), Default::default());
+
+    // Deletes, expiry sweeps and container deletes all give bytes back.
+    assert_eq!(engine.delete(&huawei, &[b"k2".to_vec()]).await.unwrap(), 1);
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 100);
+    let soon = engine.now() + 10;
+    engine
+        .put(
+            &third,
+            b"tmp",
+            bytes_of(897),
+            Some(soon),
+            Precondition::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 1_000);
+    engine.clock().advance(11);
+    assert_eq!(engine.sweep_expired(usize::MAX).await.unwrap(), 1);
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 100);
+    engine
+        .delete_container("acct", "tencent/zone", "ns1")
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 0);
+    engine
+        .put(&huawei, b"k2", bytes_of(998), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(engine.account_bytes("acct").await.unwrap(), 1_000);
+}
+
+#[tokio::test]
+async fn account_totals_are_counted_for_a_store_written_before_they_existed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir, Clock::frozen_at(2_000_000_000)).await;
+    let a = engine
+        .create_container(in_group("old", "tencent", "ns1"))
+        .await
+        .unwrap();
+    let b = engine
+        .create_container(in_group("old", "huawei", "t1"))
+        .await
+        .unwrap();
+    let c = engine
+        .create_container(in_group("other", "tencent", "ns1"))
+        .await
+        .unwrap();
+    engine
+        .put(&a, b"k", bytes_of(399), None, Precondition::None)
+        .await
+        .unwrap();
+    engine
+        .put(&b, b"k", bytes_of(299), None, Precondition::None)
+        .await
+        .unwrap();
+    engine
+        .put(&c, b"k", bytes_of(49), None, Precondition::None)
+        .await
+        .unwrap();
+    // Make the store look like one an older build wrote: no totals and no migration marker.
+    let store = engine.store().clone();
+    let forget = |key: &[u8]| kv_core::store::Write::ResetCounter {
+        counter: key.to_vec(),
+    };
+    store
+        .commit(kv_core::store::Batch {
+            checks: Vec::new(),
+            writes: vec![
+                forget(b"qTold"),
+                forget(b"qTother"),
+                forget(b"qMaccount-total-bytes"),
+            ],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.counters(&[b"qTold".to_vec()]).await.unwrap(), vec![0]);
+
+    // A new engine over that store (what a restart after an upgrade is) counts them once.
+    let upgraded = Engine::new(store.clone(), Clock::frozen_at(2_000_000_000));
+    upgraded.set_account_byte_limit(Some(1_000), Default::default());
+    assert_eq!(upgraded.account_bytes("old").await.unwrap(), 700);
+    assert_eq!(upgraded.account_bytes("other").await.unwrap(), 50);
+    let refused = upgraded
+        .put(&a, b"more", bytes_of(400), None, Precondition::None)
+        .await;
+    assert_eq!(refused, Err(Error::QuotaExceeded(Quota::AccountBytes)));
+    upgraded
+        .put(&a, b"more", bytes_of(296), None, Precondition::None)
+        .await
+        .unwrap();
+    assert_eq!(upgraded.account_bytes("old").await.unwrap(), 1_000);
+    // Counted once: a second new engine finds the marker and leaves the live totals alone.
+    let again = Engine::new(store, Clock::frozen_at(2_000_000_000));
+    assert_eq!(again.account_bytes("old").await.unwrap(), 1_000);
+}

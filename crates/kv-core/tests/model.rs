@@ -3,7 +3,8 @@
 //! writes must leave both identical after every step.
 //!
 //! 1,000 cases by default; set `KV_MODEL_CASES` for more. With `KV_TEST_POSTGRES=postgres://...`
-//! the engine runs on the PostgreSQL backend instead.
+//! the engine runs on the PostgreSQL backend instead, and with `KV_TEST_STORAGE=memory` on the
+//! in-memory store.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -30,6 +31,9 @@ const KEYS: &[&[u8]] = &[
 const PREFIXES: &[&[u8]] = &[b"", b"a", b"ab", b"b", b"\xff"];
 const MAX_BYTES: i64 = 400;
 const MAX_ITEMS: i64 = 6;
+/// The engine-wide byte cap of the accounts of even-numbered cases (below `MAX_BYTES`, so it is
+/// the one that bites); odd cases run without one, so the container quota is reached alone too.
+const ACCOUNT_MAX_BYTES: i64 = 300;
 
 #[derive(Clone, Debug)]
 enum Pre {
@@ -180,7 +184,11 @@ fn world() -> &'static World {
         let clock = Clock::frozen_at(1_800_000_000);
         // KV_TEST_POSTGRES=postgres://... runs the same model against the PostgreSQL backend, in a
         // fresh schema so earlier runs leave nothing behind.
+        // KV_TEST_STORAGE=memory runs it on the in-memory store (it wins over KV_TEST_POSTGRES, so
+        // a suite-wide PostgreSQL setting does not hide which backend a run was asked for).
+        let memory = std::env::var("KV_TEST_STORAGE").is_ok_and(|s| s == "memory");
         let engine = match std::env::var("KV_TEST_POSTGRES") {
+            _ if memory => Arc::new(Engine::open_memory(clock)),
             Ok(url) if !url.is_empty() => {
                 let url = common::with_schema(&url, &common::fresh_schema("model"));
                 let store = runtime
@@ -201,6 +209,14 @@ fn world() -> &'static World {
 
 /// Applies a sequence to a fresh container and to the model, comparing after every step.
 async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseError> {
+    let account_cap = case.is_multiple_of(2).then_some(ACCOUNT_MAX_BYTES);
+    engine.set_account_byte_limit(
+        None,
+        account_cap
+            .map(|cap| (format!("acct-{case}"), cap))
+            .into_iter()
+            .collect(),
+    );
     let container = engine
         .create_container(NewContainer {
             account: format!("acct-{case}"),
@@ -243,7 +259,7 @@ async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseErr
                         version: 0,
                     },
                 );
-                let expected = expect(&pre, current, &live, &next);
+                let expected = expect(&pre, current, &live, &next, account_cap);
                 compare_outcome(&result, &expected)?;
                 if let Ok(version) = result {
                     model.items = next;
@@ -314,7 +330,7 @@ async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseErr
                 let expected = if failed {
                     Expected::PreconditionFailed
                 } else {
-                    quota_outcome(&live, &next)
+                    quota_outcome(&live, &next, account_cap)
                 };
                 compare_outcome(&result, &expected)?;
                 if let Ok(version) = result {
@@ -392,6 +408,12 @@ async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseErr
                 .map_err(|e| TestCaseError::fail(format!("usage: {e}")))?;
             let (bytes, items) = Model::totals(&live);
             prop_assert_eq!((usage.bytes, usage.items), (bytes, items));
+            // One container per account: the account's engine-wide total is the same bytes.
+            let total = engine
+                .account_bytes(&container.account)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("account bytes: {e}")))?;
+            prop_assert_eq!(total, bytes);
             model.items = live;
         }
     }
@@ -408,6 +430,11 @@ async fn run(engine: &Engine, ops: Vec<Op>, case: u64) -> Result<(), TestCaseErr
         .await
         .map_err(|e| TestCaseError::fail(format!("{e}")))?;
     prop_assert_eq!((usage.bytes, usage.items, containers), (0, 0, 0));
+    let total = engine
+        .account_bytes(&container.account)
+        .await
+        .map_err(|e| TestCaseError::fail(format!("account bytes: {e}")))?;
+    prop_assert_eq!(total, 0);
     Ok(())
 }
 
@@ -422,6 +449,7 @@ enum Expected {
 fn quota_outcome(
     before: &BTreeMap<Vec<u8>, ModelItem>,
     after: &BTreeMap<Vec<u8>, ModelItem>,
+    account_cap: Option<i64>,
 ) -> Expected {
     let (b0, n0) = Model::totals(before);
     let (b1, n1) = Model::totals(after);
@@ -431,6 +459,9 @@ fn quota_outcome(
     }
     if n1 > n0 && n1 > MAX_ITEMS {
         passed.push(Quota::ContainerItems);
+    }
+    if account_cap.is_some_and(|cap| b1 > b0 && b1 > cap) {
+        passed.push(Quota::AccountBytes);
     }
     if passed.is_empty() {
         Expected::Ok
@@ -444,11 +475,12 @@ fn expect(
     current: Option<&ModelItem>,
     before: &BTreeMap<Vec<u8>, ModelItem>,
     after: &BTreeMap<Vec<u8>, ModelItem>,
+    account_cap: Option<i64>,
 ) -> Expected {
     if !holds(pre, current) {
         Expected::PreconditionFailed
     } else {
-        quota_outcome(before, after)
+        quota_outcome(before, after, account_cap)
     }
 }
 
