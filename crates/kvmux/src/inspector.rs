@@ -448,6 +448,110 @@ mod tests {
     }
 
     #[test]
+    fn cut_keeps_a_marked_prefix_on_a_char_boundary_and_is_idempotent() {
+        assert_eq!(cut("short", 100), "short");
+        let long = "é".repeat(5000); // 10,000 bytes
+        let once = cut(&long, 4096);
+        assert!(once.len() <= 4096, "{}", once.len());
+        assert!(once.ends_with("bytes cut)"), "{once}");
+        assert!(once.starts_with("éé"));
+        assert_eq!(cut(&once, 4096), once);
+    }
+
+    #[test]
+    fn authorization_signatures_are_masked_and_credentials_kept() {
+        for (sent, kept, secret) in [
+            (
+                "TC3-HMAC-SHA256 Credential=AKIDkvmuxdev/2026-01-01/teo/tc3_request, \
+                 SignedHeaders=content-type;host, Signature=0123456789abcdef",
+                "TC3-HMAC-SHA256 Credential=AKIDkvmuxdev/2026-01-01/teo/tc3_request, \
+                 SignedHeaders=content-type;host, Signature=***",
+                "0123456789abcdef",
+            ),
+            (
+                "ACS3-HMAC-SHA256 Credential=LTAIkvmuxdev,SignedHeaders=host;x-acs-date,\
+                 Signature=fedcba9876543210",
+                "ACS3-HMAC-SHA256 Credential=LTAIkvmuxdev, SignedHeaders=host;x-acs-date, \
+                 Signature=***",
+                "fedcba9876543210",
+            ),
+            (
+                "SDK-HMAC-SHA256 Access=testak, SignedHeaders=host;x-sdk-date, Signature=8dc97092",
+                "SDK-HMAC-SHA256 Access=testak, SignedHeaders=host;x-sdk-date, Signature=***",
+                "8dc97092",
+            ),
+            (
+                "Bearer opaque-token-value",
+                "Bearer ***",
+                "opaque-token-value",
+            ),
+        ] {
+            let shown = mask_authorization(sent);
+            assert_eq!(shown, kept);
+            assert!(!shown.contains(secret));
+        }
+        let req = http::Request::builder()
+            .uri("/?Action=PutKv&signature=abc123&Signatur%65=def456&AccessKeyId=LTAI")
+            .header(
+                "authorization",
+                "TC3-HMAC-SHA256 Credential=AKID/x, Signature=abc789",
+            )
+            .body(())
+            .expect("request");
+        let (parts, _) = req.into_parts();
+        let shown = serde_json::to_string(&SentRequest::from_parts(&parts, 0)).expect("json");
+        for secret in ["abc123", "def456", "abc789"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("AccessKeyId=LTAI"), "{shown}");
+        assert!(shown.contains("Credential=AKID/x"), "{shown}");
+    }
+
+    #[test]
+    fn entries_are_cut_and_the_ring_stays_within_its_byte_budget() {
+        let mut builder = http::Request::builder().uri(format!("/?q={}", "a".repeat(20_000)));
+        for i in 0..100 {
+            builder = builder.header(format!("x-h{i}"), "v".repeat(5000));
+        }
+        let (parts, _) = builder.body(()).expect("request").into_parts();
+        let sent = SentRequest::from_parts(&parts, 12 << 20);
+        assert_eq!(sent.headers.len(), MAX_HEADERS + 1);
+        assert_eq!(sent.headers[MAX_HEADERS].1, "36 more headers not kept");
+        assert!(sent.headers[0].1.len() <= MAX_HEADER_VALUE_BYTES);
+        assert!(sent.target.len() <= MAX_FIELD_BYTES);
+
+        let big = "p".repeat(12 << 20);
+        let diagnostics = SignatureDiagnostics {
+            algorithm: "HmacSHA256".into(),
+            access_key_id: "AKID".into(),
+            canonical_request: big.clone(),
+            string_to_sign: big,
+            client_signature: "sig".into(),
+            reason: "mismatch".into(),
+        };
+        let budget = 256 * 1024;
+        let inspector = Inspector::with_budget(500, budget);
+        for _ in 0..50 {
+            let mut e = entry("tencent", 200);
+            e.operation = "o".repeat(10_000);
+            e.request = sent.clone();
+            e.signature = Some(diagnostics.clone());
+            inspector.record(e);
+        }
+        let kept = inspector.recent(&Query::default());
+        assert!(kept.len() < 50 && !kept.is_empty(), "{}", kept.len());
+        assert!(inspector.bytes() <= budget, "{}", inspector.bytes());
+        let json = serde_json::to_string(&kept).expect("json");
+        assert!(json.len() <= budget * 2, "{}", json.len());
+        let signature = kept[0].signature.as_ref().expect("diagnostics kept");
+        assert!(signature.string_to_sign.len() <= MAX_FIELD_BYTES);
+        assert!(signature.string_to_sign.ends_with("bytes cut)"));
+        assert!(kept[0].operation.len() <= MAX_NAME_BYTES);
+        inspector.clear();
+        assert_eq!(inspector.bytes(), 0);
+    }
+
+    #[test]
     fn tokens_are_masked_in_headers_and_query() {
         let req = http::Request::builder()
             .uri("/?Action=GetKv&SecurityToken=sts-secret&AccessKeyId=LTAI")
