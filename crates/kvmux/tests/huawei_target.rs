@@ -369,7 +369,7 @@ fn scan_and_batch_get_pages_stop_at_the_one_megabyte_cap_and_resume() {
         .iter()
         .map(|b| b.as_i64().unwrap())
         .collect();
-    assert!(returned >= 1 && returned < 8, "{returned}");
+    assert!((1..8).contains(&returned), "{returned}");
     assert_eq!(returned + unprocessed.len(), 8);
     let again: Vec<Bson> = unprocessed
         .iter()
