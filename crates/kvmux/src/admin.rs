@@ -116,18 +116,19 @@ pub fn log_call(peer: SocketAddr, parts: &http::request::Parts, status: StatusCo
 }
 
 /// Whether a request that reached a listener is allowed into the admin API (or, on the admin
-/// port, anywhere). `Err` is the refusal to send as is; it has been logged.
+/// port, anywhere). `Err` is the refusal to send as is (boxed: it is the rare path); it has been
+/// logged.
 pub fn authorize(
     gw: &Gateway,
     peer: SocketAddr,
     parts: &http::request::Parts,
-) -> Result<(), Response<Bytes>> {
-    check(&gw.config, parts).map_err(|resp| {
-        log_call(peer, parts, resp.status());
-        resp
-    })
+) -> Result<(), Box<Response<Bytes>>> {
+    check(&gw.config, parts)
+        .map_err(Box::new)
+        .inspect_err(|resp| log_call(peer, parts, resp.status()))
 }
 
+#[allow(clippy::result_large_err)] // boxed once, by `authorize`
 fn check(config: &Config, parts: &http::request::Parts) -> Result<(), Response<Bytes>> {
     let path = parts.uri.path();
     let admin_path = is_admin_path(path);

@@ -892,8 +892,10 @@ account = "dev"
         assert!(Config::parse(ok, Path::new("k")).is_ok());
         assert!(Config::parse("listen = \"[::1]:9090\"\n", Path::new("k")).is_ok());
         // --listen / KVMUX_LISTEN apply after parsing: the check runs again.
-        let mut moved = Config::default();
-        moved.listen = "10.0.0.5:9090".into();
+        let moved = Config {
+            listen: "10.0.0.5:9090".into(),
+            ..Config::default()
+        };
         assert!(moved.check_exposure().is_err());
     }
 

@@ -288,7 +288,7 @@ pub async fn handle(
         if let Err(resp) = admin::authorize(&gw, peer, &parts) {
             let info = RequestInfo::default();
             finish(&gw, "admin", "refused", &info, resp.status(), started, None);
-            return Ok(resp.map(full));
+            return Ok((*resp).map(full));
         }
     }
     if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
