@@ -441,6 +441,16 @@ async fn route(
             )
         }
         (&Method::GET, "/_kvmux/health") => {
+            // A store that cannot write takes the gateway out of service (readiness), with why.
+            if let Err(reason) = gw.engine.health() {
+                return (
+                    "health",
+                    json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"status": "unavailable", "reason": reason}),
+                    ),
+                );
+            }
             // Public (probes carry no token), so details only for callers who may see them.
             let mode = mode(&gw.config).0;
             if holds_token(&gw.config, mode, parts) {

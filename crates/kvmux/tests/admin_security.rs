@@ -588,3 +588,62 @@ fn clock_advance_refuses_negative_fractional_and_huge_values() {
         "never wrapped back: {now}"
     );
 }
+
+/// Readiness: while the store cannot write (its disk is full), `GET /_kvmux/health` answers 503
+/// with the reason, so a load balancer or Kubernetes takes the gateway out of service; once a
+/// write succeeds again it is 200. Fills a real 4 MiB tmpfs (mounting needs root; without it
+/// the test says why and skips).
+#[test]
+fn health_is_503_with_the_reason_while_the_store_cannot_write() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(dir.path())
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => {}
+        other => {
+            eprintln!("skipping: cannot mount a tmpfs ({other:?}); run as root to cover it");
+            return;
+        }
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.path());
+    let ballast = dir.path().join("ballast");
+    std::fs::write(&ballast, vec![0x5a; 1536 << 10]).expect("ballast");
+    let s = Server::with_dir(dir.path(), AUTH_OFF);
+    let r = s.tencent(
+        "CreateEdgeKVNamespace",
+        json!({"ZoneId": "z", "Namespace": "n"}),
+    );
+    assert!(r.get("Error").is_none(), "{r}");
+    let value = "v".repeat(32 << 10);
+    let put = |key: &str| {
+        s.tencent(
+            "EdgeKVPut",
+            json!({"ZoneId": "z", "Namespace": "n", "Key": key, "Value": value}),
+        )
+    };
+    let full = (0..1_000).any(|i| put(&format!("k{i}")).get("Error").is_some());
+    assert!(full, "4 MiB never filled up");
+    let (status, health) = get(s.port, "/_kvmux/health", &[]);
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unavailable");
+    assert!(
+        health["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{health}"
+    );
+    // Space returns and a write succeeds: ready again.
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while put("after").get("Error").is_some() {
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(s.port, "/_kvmux/health", &[]).0, 200);
+}
