@@ -48,7 +48,13 @@ pub struct Options {
 pub struct HuaweiDialect {
     ctx: DialectContext,
     options: Options,
+    /// Signatures over `UNSIGNED-PAYLOAD` and the body each was first used with.
+    unsigned_payloads: kv_core::replay::SignatureBindings,
 }
+
+/// Unsigned-payload signatures remembered at most (15 minutes at ~1,000 such requests a second;
+/// the Python SDK never sends them for KVS, so this is normally empty).
+const UNSIGNED_PAYLOAD_CAPACITY: usize = 1_000_000;
 
 impl HuaweiDialect {
     pub fn new(ctx: DialectContext) -> Self {
@@ -59,7 +65,11 @@ impl HuaweiDialect {
                 Options::default()
             }),
         };
-        HuaweiDialect { ctx, options }
+        HuaweiDialect {
+            ctx,
+            options,
+            unsigned_payloads: kv_core::replay::SignatureBindings::new(UNSIGNED_PAYLOAD_CAPACITY),
+        }
     }
 
     pub fn options(&self) -> &Options {
@@ -261,7 +271,17 @@ impl HuaweiDialect {
         match auth::verify(&signed, now, |ak| {
             self.ctx.credential(ak).map(|c| c.secret.clone())
         }) {
-            Ok(v) => Ok((Some(v.access), host_signed)),
+            Ok(v) => match self.bind_unsigned_payload(parts, body, now) {
+                Ok(()) => Ok((Some(v.access), host_signed)),
+                Err(e) if self.ctx.auth_mode == AuthMode::Enforce => Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "huawei replay refused (auth mode log, serving): {}",
+                        e.message
+                    );
+                    Ok((Some(v.access), host_signed))
+                }
+            },
             Err(diag) => {
                 let reason = diag.reason.clone();
                 info.signature = Some(*diag);
@@ -314,6 +334,55 @@ fn reject_duplicate_fields(raw: &bson::RawDocument, depth: usize) -> Result<(), 
         }
     }
     Ok(())
+}
+
+impl HuaweiDialect {
+    /// With `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` (or its SM3 twin) the signature does not
+    /// cover the body, which names the table, the keys and the values: a captured request could
+    /// be replayed with any other body for the 15 minutes its date is accepted. So such a
+    /// signature is bound to the body it was first accepted with (`SignatureBindings`, in memory,
+    /// per gateway), and the same signature with another body from another connection is
+    /// refused; an identical repeat is served, as it is for signed bodies (the vendor's protocol
+    /// has no nonce).
+    fn bind_unsigned_payload(&self, parts: &Parts, body: &[u8], now: i64) -> Result<(), KvsError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(auth) = header("authorization").and_then(|v| auth::parse_authorization(v).ok())
+        else {
+            return Ok(());
+        };
+        let declared = match auth.algorithm {
+            auth::Algorithm::HmacSha256 => header("x-sdk-content-sha256"),
+            auth::Algorithm::HmacSm3 => header("x-sdk-content-sm3"),
+        };
+        if declared.map(str::trim) != Some("UNSIGNED-PAYLOAD") {
+            return Ok(());
+        }
+        let signed_at = header("x-sdk-date")
+            .and_then(auth::parse_sdk_date)
+            .unwrap_or(now);
+        let expires_at = signed_at.saturating_add(auth::MAX_SKEW_SECONDS + 1);
+        let owner = parts
+            .extensions
+            .get::<kv_core::PeerAddr>()
+            .map(|p| p.0.to_string())
+            .unwrap_or_default();
+        let signature = format!("{}\n{}", auth.access, auth.signature.to_ascii_lowercase());
+        let digest = auth.algorithm.hash_hex(body);
+        let as_u64 = |t: i64| u64::try_from(t).unwrap_or(0);
+        match self.unsigned_payloads.bind(
+            signature.as_bytes(),
+            digest.as_bytes(),
+            owner.as_bytes(),
+            as_u64(expires_at),
+            as_u64(now),
+        ) {
+            kv_core::replay::Binding::Conflict => Err(KvsError::signature(
+                "Incorrect IAM authentication information: this UNSIGNED-PAYLOAD signature was \
+                 already used with another body",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn strip_port(host: &str) -> String {

@@ -1358,3 +1358,80 @@ async fn log_mode_serves_but_records_the_refusal() {
         .await;
     assert_eq!((good.status, good.info.signature), (200, None));
 }
+
+/// An `UNSIGNED-PAYLOAD` request (as Go and Java clients can send) from peer `peer`.
+fn unsigned_payload(body: Document, date: &str, peer: &str) -> Request<Bytes> {
+    let mut req = Request::post("/v1/create-table")
+        .header("host", "mystore.127.0.0.1:9")
+        .header("content-type", "application/bson")
+        .header("x-sdk-date", date)
+        .header("x-sdk-content-sha256", "UNSIGNED-PAYLOAD")
+        .body(Bytes::from(body.to_vec().unwrap()))
+        .unwrap();
+    let auth = auth::Authorization {
+        algorithm: auth::Algorithm::HmacSha256,
+        access: "HWkvmuxdev".into(),
+        signed_headers: vec![
+            "content-type".into(),
+            "host".into(),
+            "x-sdk-content-sha256".into(),
+            "x-sdk-date".into(),
+        ],
+        signature: String::new(),
+    };
+    let sr = auth::SignedRequest {
+        method: "POST",
+        path: req.uri().path(),
+        query: None,
+        headers: req.headers(),
+        body: req.body(),
+    };
+    let cr = auth::canonical_request(&sr, &auth);
+    let sig = auth.algorithm.mac_hex(
+        b"kvmuxdevsecret",
+        auth::string_to_sign(auth.algorithm, date, &cr).as_bytes(),
+    );
+    let value = format!(
+        "SDK-HMAC-SHA256 Access=HWkvmuxdev, SignedHeaders={}, Signature={sig}",
+        auth.signed_headers.join(";")
+    );
+    req.headers_mut()
+        .insert("authorization", value.parse().unwrap());
+    req.extensions_mut()
+        .insert(kv_core::PeerAddr(peer.parse().unwrap()));
+    req
+}
+
+#[tokio::test]
+async fn an_unsigned_payload_signature_is_bound_to_its_first_body() {
+    let h = harness_with(AuthMode::Enforce, serde_json::Value::Null);
+    let date = sdk_date(0);
+    let table = |name: &str| {
+        doc! {"table_name": name, "primary_key_schema": {"shard_key_fields": [{"name": "id"}]}}
+    };
+    let first = h
+        .send_raw(unsigned_payload(table("first"), &date, "10.0.0.1:5000"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.doc);
+    // The same signature with another body, from someone else: refused, nothing created.
+    let other = h
+        .send_raw(unsigned_payload(table("other"), &date, "10.0.0.2:6000"))
+        .await;
+    assert_eq!((other.status, other.code()), (401, "APIGW.0301"));
+    let described = h
+        .send_raw(signed(
+            "describe-table",
+            "mystore.127.0.0.1:9",
+            doc! {"table_name": "other"},
+            "HWkvmuxdev",
+            "kvmuxdevsecret",
+            &sdk_date(0),
+        ))
+        .await;
+    assert_eq!((described.status, described.code()), (404, "KVS.00001015"));
+    // An identical repeat passes authentication (and meets the existing table).
+    let again = h
+        .send_raw(unsigned_payload(table("first"), &date, "10.0.0.2:6000"))
+        .await;
+    assert_eq!((again.status, again.code()), (409, "KVS.00001020"));
+}
