@@ -343,6 +343,48 @@ async fn a_clock_advance_through_one_gateway_is_seen_by_all() {
 }
 
 #[tokio::test]
+async fn a_huge_clock_advance_is_capped_and_a_wrapped_stored_offset_is_healed() {
+    let url = fresh_schema_url("clockcap");
+    let base = 2_000_000_000;
+    let clock = Clock::frozen_at(base);
+    let store = PostgresStore::open(&url, 2).await.unwrap();
+    store.sync_clock(&clock).await.unwrap();
+    // Before the cap, this advance wrapped the offset and the database kept it for every gateway.
+    clock.advance(u64::MAX);
+    let ceiling = base + Clock::MAX_OFFSET_SECS as u64;
+    assert_eq!(clock.now(), ceiling);
+    assert_eq!(
+        store.merge_clock_offset(i64::MAX).await.unwrap(),
+        Clock::MAX_OFFSET_SECS
+    );
+    let restarted = Clock::frozen_at(base);
+    store.sync_clock(&restarted).await.unwrap();
+    assert_eq!(restarted.now(), ceiling, "never wrapped to 1970");
+
+    // An offset an older build stored (wrapped negative, or past the cap) is healed on merge.
+    let url = fresh_schema_url("clockheal");
+    let store = PostgresStore::open(&url, 2).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for stored in [i64::MIN + 5, i64::MAX] {
+        client
+            .execute(
+                "UPDATE kv_meta SET value = $1 WHERE name = 'clock_offset'",
+                &[&stored],
+            )
+            .await
+            .unwrap();
+        let shared = store.merge_clock_offset(0).await.unwrap();
+        assert!((0..=Clock::MAX_OFFSET_SECS).contains(&shared), "{shared}");
+        let clock = Clock::frozen_at(base);
+        store.sync_clock(&clock).await.unwrap();
+        assert!(clock.now() >= base, "engine time never goes back");
+    }
+}
+
+#[tokio::test]
 async fn migrations_are_versioned_and_concurrent_start_ups_agree() {
     let url = fresh_schema_url("migrate");
     // Five stores opening the same empty schema at once race on the DDL; all must succeed.
