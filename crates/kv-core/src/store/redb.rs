@@ -77,18 +77,30 @@ enum WriterMsg {
 struct DbSlot {
     db: RwLock<Option<Database>>,
     path: PathBuf,
-    cache_bytes: usize,
+    /// Opens the file: redb's own file backend, or in tests one that injects I/O faults.
+    opener: Opener,
     /// Why the store cannot write: the last commit's error, cleared by the next commit that
     /// succeeds (see `Store::health`).
     failure: Mutex<Option<String>>,
 }
 
+/// How a [`DbSlot`] opens its database, at start and after every failed write.
+type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
 impl DbSlot {
+    fn new(path: &Path, opener: Opener) -> Result<Self> {
+        let db = Self::open_database(&opener)?;
+        Ok(DbSlot {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            opener,
+            failure: Mutex::new(None),
+        })
+    }
+
     /// Opens (or creates) the file and its tables, so read transactions never see them missing.
-    fn open_database(path: &Path, cache_bytes: usize) -> Result<Database> {
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(path)?;
+    fn open_database(opener: &Opener) -> Result<Database> {
+        let db = opener()?;
         let tx = db.begin_write()?;
         {
             tx.open_table(RECORDS)?;
@@ -118,7 +130,7 @@ impl DbSlot {
     fn reopen(&self) -> Result<()> {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
         drop(guard.take());
-        *guard = Some(Self::open_database(&self.path, self.cache_bytes)?);
+        *guard = Some(Self::open_database(&self.opener)?);
         tracing::info!(path = %self.path.display(), "reopened the database after a failed write");
         Ok(())
     }
@@ -396,7 +408,17 @@ impl RedbStore {
 
     /// Opens (or creates) the database file.
     pub fn open_with(path: &Path, options: RedbOptions) -> Result<Self> {
-        let durable = options.durable;
+        let file = path.to_path_buf();
+        let opener: Opener = Box::new(move || {
+            redb::Builder::new()
+                .set_cache_size(options.cache_bytes)
+                .create(&file)
+        });
+        Self::open_through(path, options.durable, opener)
+    }
+
+    /// Opens the store at `path` with the database `opener` makes (side files live beside `path`).
+    fn open_through(path: &Path, durable: bool, opener: Opener) -> Result<Self> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
@@ -408,12 +430,7 @@ impl RedbStore {
             durable,
         });
         refuse_suspicious_start(path, &blobs)?;
-        let db = Arc::new(DbSlot {
-            db: RwLock::new(Some(DbSlot::open_database(path, options.cache_bytes)?)),
-            path: path.to_path_buf(),
-            cache_bytes: options.cache_bytes,
-            failure: Mutex::new(None),
-        });
+        let db = Arc::new(DbSlot::new(path, opener)?);
         let orphans = db.with(|db| blobs.quarantine_orphans(db))?;
         if !orphans.is_empty() {
             tracing::warn!(
@@ -1323,6 +1340,101 @@ mod tests {
             .unwrap();
         store.reset().await.unwrap();
         assert!(blob_files(&store).is_empty(), "reset drops every file");
+    }
+
+    /// redb's in-memory backend behind a switch that makes every write fail as a full disk does,
+    /// so the disk-full recovery is covered without mounting a file system (tests/disk_full.rs
+    /// does that too, as root).
+    #[derive(Debug)]
+    struct FullDisk {
+        mem: Arc<redb::backends::InMemoryBackend>,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FullDisk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(std::io::ErrorKind::StorageFull.into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl redb::StorageBackend for FullDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.mem.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.mem.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            if len > self.mem.len()? {
+                self.check()?;
+            }
+            self.mem.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.mem.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.mem.write(offset, data)
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_disk_full_commit_writes_resume_and_health_recovers() {
+        use redb::StorageBackend as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mem = Arc::new(redb::backends::InMemoryBackend::new());
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opener: Opener = {
+            let (mem, full) = (mem.clone(), full.clone());
+            Box::new(move || {
+                redb::Builder::new().create_with_backend(FullDisk {
+                    mem: mem.clone(),
+                    full: full.clone(),
+                })
+            })
+        };
+        let store = RedbStore::open_through(&dir.path().join("kv.redb"), true, opener).unwrap();
+        let v = || Bytes::from_static(b"value");
+        commit(&store, batch(vec![put(b"a", v(), None)]))
+            .await
+            .unwrap();
+        assert_eq!(store.health(), Ok(()));
+
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let failed = store.commit(batch(vec![put(b"b", v(), None)])).await;
+        assert!(matches!(failed, Err(Error::Internal(_))), "{failed:?}");
+        let health = store
+            .health()
+            .expect_err("a store that cannot write says so");
+        assert!(health.contains("cannot write"), "{health}");
+        let still = store
+            .commit(batch(vec![Write::Delete { key: b"a".to_vec() }]))
+            .await;
+        assert!(still.is_err(), "still full");
+
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Before the reopen these failed with redb's PreviousIo for as long as the process ran.
+        commit(&store, batch(vec![put(b"c", v(), None)]))
+            .await
+            .unwrap();
+        commit(&store, batch(vec![Write::Delete { key: b"a".to_vec() }]))
+            .await
+            .unwrap();
+        assert_eq!(store.health(), Ok(()));
+        let got = store
+            .get_many(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+            .await
+            .unwrap();
+        assert_eq!(got[0], None);
+        assert_eq!(got[1], None, "the failed write left nothing behind");
+        assert_eq!(got[2].clone().unwrap().value, v());
+        assert!(mem.len().unwrap() > 0);
     }
 
     #[tokio::test]
