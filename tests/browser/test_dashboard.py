@@ -68,13 +68,26 @@ SEED = [
 def gateway():
     """The real binary on a free 127.0.0.1 port with a fresh data dir and a seed file holding a
     Huawei document; stopped by its PID."""
+    yield from run_gateway()
+
+
+ADMIN_TOKEN = "browser-test-admin-token-0123"
+
+
+@pytest.fixture(scope="module")
+def locked_gateway():
+    """The same, with an admin token configured (required on loopback too)."""
+    yield from run_gateway(f'[admin]\ntoken = "{ADMIN_TOKEN}"\n')
+
+
+def run_gateway(extra=""):
     tmp = tempfile.mkdtemp(prefix="kvmux-browser-")
     port = free_port()
     seeds = pathlib.Path(tmp) / "seeds"
     seeds.mkdir()
     (seeds / "huawei.jsonl").write_text("".join(json.dumps(line) + "\n" for line in SEED))
     config = pathlib.Path(tmp) / "kvmux.toml"
-    config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{tmp}/data"\nseed_dir = "{seeds}"\n')
+    config.write_text(f'listen = "127.0.0.1:{port}"\ndata_dir = "{tmp}/data"\nseed_dir = "{seeds}"\n{extra}')
     log = open(pathlib.Path(tmp) / "kvmux.log", "wb")
     proc = subprocess.Popen([BIN, "serve", "--config", str(config)], stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
@@ -260,3 +273,19 @@ def test_a_fault_rule_added_in_the_dashboard_throttles_the_sdk(gateway, browser)
     wait(browser, lambda d: fault_rules(gateway) == [])
     wait(browser, EC.invisibility_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
+
+
+def test_a_gateway_with_an_admin_token_asks_for_it_then_shows_the_data(locked_gateway, browser):
+    browser.get(locked_gateway + "/_kvmux/ui")
+    box = wait(browser, EC.visibility_of_element_located((By.ID, "admin-token")))
+    assert browser.find_elements(By.CSS_SELECTOR, ".container-row") == []
+    box.send_keys(ADMIN_TOKEN, Keys.ENTER)
+    # The page reloads with the token from sessionStorage and lists the seeded container.
+    wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="files"]')))
+    assert not browser.find_element(By.ID, "token-form").is_displayed()
+    # Writes from the page carry the token and the JSON type: a fault rule is added.
+    browser.find_element(By.ID, "tab-faults").click()
+    browser.find_element(By.ID, "fault-operation").send_keys("EdgeKVList")
+    browser.find_element(By.CSS_SELECTOR, "#fault-form button[type=submit]").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".fault-row")))
+    shot(browser, "dashboard-token.png")
