@@ -230,6 +230,18 @@ mod tests {
     }
 
     #[test]
+    fn envelope_len_is_the_exact_length_of_the_envelope() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("Data".into(), json!([{"Key": "k", "Value": "\u{1}\"é"}]));
+        fields.insert("Cursor".into(), json!(""));
+        let built = envelope_of(&fields, "rid");
+        assert_eq!(envelope_len(&fields, "rid"), built.body().len());
+        let body: Value = serde_json::from_slice(built.body()).unwrap();
+        assert_eq!(body["Response"]["RequestId"], "rid");
+        assert_eq!(body["Response"]["Data"][0]["Value"], "\u{1}\"é");
+    }
+
+    #[test]
     fn error_envelope_is_http_200_exact_json_content_type() {
         let response = error_response(&ApiError::new(codes::INVALID_ACTION, "nope"), "rid");
         assert_eq!(response.status(), StatusCode::OK);

@@ -455,18 +455,27 @@ async fn legacy_get_with_flattened_params() {
         query.append_pair(k, v);
     }
     query.append_pair("Signature", &sig);
-    let request = Request::builder()
-        .method("GET")
-        .uri(format!("/?{}", query.finish()))
-        .header("host", HOST)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Bytes::new())
-        .unwrap();
-    let (reply, info) = send(&f, request).await;
+    let uri = format!("/?{}", query.finish());
+    let request = || {
+        Request::builder()
+            .method("GET")
+            .uri(uri.as_str())
+            .header("host", HOST)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::new())
+            .unwrap()
+    };
+    let (reply, info) = send(&f, request()).await;
     assert_eq!(info.operation, "EdgeKVGet");
     assert_eq!(
         reply["Data"],
         json!([{"Key": "a b", "Value": "1", "Expiration": ""}, {"Key": "missing", "Value": "", "Expiration": ""}])
+    );
+    // The same signed request again reuses its Nonce: a replay.
+    let (reply, _) = send(&f, request()).await;
+    assert_eq!(
+        reply["Error"]["Code"], "AuthFailure.SignatureFailure",
+        "{reply}"
     );
 }
 
