@@ -107,7 +107,13 @@ impl MemoryStore {
     /// Makes `snapshot` the current state, atomically with respect to commits and reads. Commit
     /// versions keep growing from where they are (see the module doc).
     pub fn restore(&self, snapshot: &MemorySnapshot) {
-        self.write().data = snapshot.data.clone();
+        drop(self.replace(snapshot.data.clone()));
+    }
+
+    /// Swaps in new maps and hands back the old ones, so that the caller frees them after the
+    /// lock is released: dropping 100k records took 12 ms, which readers would otherwise wait out.
+    fn replace(&self, data: Arc<Data>) -> Arc<Data> {
+        std::mem::replace(&mut self.write().data, data)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -377,9 +383,9 @@ impl Store for MemoryStore {
     /// Drops every record and counter. Checkpoints taken before keep theirs; versions go on
     /// growing, as redb's do across a reset.
     fn reset(&self) -> BoxFuture<'_, Result<()>> {
-        let result = self.open().map(|()| {
-            self.write().data = Arc::new(Data::default());
-        });
+        let result = self
+            .open()
+            .map(|()| drop(self.replace(Arc::new(Data::default()))));
         async move { result }.boxed()
     }
 
