@@ -156,7 +156,7 @@ fn check(config: &Config, parts: &http::request::Parts) -> Result<(), Response<B
         ));
     }
     let host = check_host(config, parts).map_err(|e| error(StatusCode::FORBIDDEN, e))?;
-    check_origin(config, parts, &host).map_err(|e| error(StatusCode::FORBIDDEN, e))?;
+    check_origin(config, parts, host.as_ref()).map_err(|e| error(StatusCode::FORBIDDEN, e))?;
     if !is_public(parts) && !holds_token(config, mode, parts) {
         let message = match mode {
             Mode::Token => {
@@ -267,11 +267,12 @@ fn host_port(authority: &http::uri::Authority) -> HostPort {
 /// The request's `Host`, if it names this gateway: loopback names (`localhost`, `*.localhost`),
 /// any IP address (DNS rebinding needs a name: a page can only make a browser send an IP as the
 /// Host by being served from that IP, i.e. by this gateway), or an `[admin] allowed_hosts` entry.
-fn check_host(config: &Config, parts: &http::request::Parts) -> Result<HostPort, String> {
-    let raw = parts
-        .headers
-        .get(http::header::HOST)
-        .ok_or("the admin API needs a Host header")?;
+/// No `Host` at all is `None` and let through: browsers always send one, so its absence is an
+/// HTTP/1.0 client such as a load balancer's health check, never a rebound page.
+fn check_host(config: &Config, parts: &http::request::Parts) -> Result<Option<HostPort>, String> {
+    let Some(raw) = parts.headers.get(http::header::HOST) else {
+        return Ok(None);
+    };
     let shown = String::from_utf8_lossy(raw.as_bytes()).into_owned();
     let authority = raw
         .to_str()
@@ -281,7 +282,7 @@ fn check_host(config: &Config, parts: &http::request::Parts) -> Result<HostPort,
         .ok_or_else(|| format!("Host {shown:?} is not a host name"))?;
     let hp = host_port(&authority);
     if host_allowed(config, &hp) {
-        Ok(hp)
+        Ok(Some(hp))
     } else {
         Err(format!(
             "Host {shown:?} is not a name this gateway answers to; an operator can add it to \
@@ -310,7 +311,7 @@ fn host_allowed(config: &Config, hp: &HostPort) -> bool {
 fn check_origin(
     config: &Config,
     parts: &http::request::Parts,
-    host: &HostPort,
+    host: Option<&HostPort>,
 ) -> Result<(), String> {
     let Some(raw) = parts.headers.get(http::header::ORIGIN) else {
         return Ok(());
@@ -332,6 +333,8 @@ fn check_origin(
         _ => return Err(refused()),
     };
     let origin = host_port(uri.authority().ok_or_else(refused)?);
+    // A browser always sends Host with Origin; without one there is nothing to be the same as.
+    let host = host.ok_or_else(refused)?;
     let same_host = origin.host == host.host;
     let same_port = origin.port.unwrap_or(default_port) == host.port.unwrap_or(default_port);
     if same_host && same_port && host_allowed(config, &origin) {

@@ -448,6 +448,19 @@ fn a_foreign_host_or_origin_is_refused_even_on_loopback() {
         assert_eq!(status, 403, "{origin}: {reply}");
     }
     assert_eq!(stored(&s), "survives");
+    // No Host at all (an HTTP/1.0 health check) is no browser: let through, unless it names an
+    // Origin it cannot be the same as.
+    let http10 = raw_exchange(port, b"GET /_kvmux/faults HTTP/1.0\r\n\r\n");
+    assert!(
+        http10.starts_with("HTTP/1.0 200") || http10.starts_with("HTTP/1.1 200"),
+        "{http10}"
+    );
+    let http10 = raw_exchange(
+        port,
+        b"POST /_kvmux/reset HTTP/1.0\r\nOrigin: http://127.0.0.1\r\nContent-Type: application/json\r\n\r\n",
+    );
+    assert!(http10.contains(" 403 "), "{http10}");
+    assert_eq!(stored(&s), "survives");
     // Loopback names, the listen address, allowed_hosts and the dashboard's own origin work.
     for (host, origin) in [
         ("localhost:1234".to_string(), None),
