@@ -375,6 +375,9 @@ impl TencentDialect {
                 else {
                     return Ok(());
                 };
+                if !self.options.bind_unsigned_action {
+                    return Ok(());
+                }
                 let signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
                 let mut binding = Vec::new();
                 if !signed("x-tc-action") {

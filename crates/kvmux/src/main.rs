@@ -279,7 +279,7 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
         engine: engine.clone(),
         credentials: config.credentials_for(name),
         auth_mode: config.auth.mode,
-        options: config.options_for(name),
+        options: dialect_options(config, name),
         vendor_rate_limits: config.limits.vendor_rate_limits,
     };
     let mut dialects: Vec<Arc<dyn Dialect>> = Vec::new();
@@ -295,6 +295,30 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
         }
     }
     dialects
+}
+
+/// A dialect's `[tencent]`/`[aliyun]`/`[huawei]` section, with the defaults that depend on where
+/// the gateway listens: Tencent's TC3 signature binding (`bind_unsigned_action`, see kv-tencent's
+/// `Options`) is on beyond loopback, where a signed request can be captured and re-targeted, and
+/// off on loopback, where its one false refusal (two actions with identical bodies in one second
+/// from two connections) would only get in a local test's way.
+fn dialect_options(config: &Config, name: DialectName) -> serde_json::Value {
+    let mut options = config.options_for(name);
+    if name == DialectName::Tencent {
+        let loopback = config
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if options.is_null() {
+            options = serde_json::json!({});
+        }
+        if let Some(table) = options.as_object_mut() {
+            table
+                .entry("bind_unsigned_action")
+                .or_insert(serde_json::Value::Bool(!loopback));
+        }
+    }
+    options
 }
 
 /// Connections each gateway keeps to PostgreSQL (`storage = "postgres://..."`).

@@ -516,9 +516,22 @@ fn aliyun_accounts_share_nothing() {
     let object_key = grant["ObjectKey"].as_str().expect("ObjectKey").to_string();
     let content = dev.value("uploaded");
     let object = json!({"Namespace": "sharedns", "Key": "hc", "Value": content}).to_string();
-    let mut upload =
-        format!("--zz\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{object_key}\r\n")
-            .into_bytes();
+    let mut upload = Vec::new();
+    // The grant's fields come before the file, as the SDKs send them; the upload is checked
+    // against them before the file is read.
+    for (name, value) in [
+        ("key", object_key.as_str()),
+        (
+            "policy",
+            grant["EncodedPolicy"].as_str().expect("EncodedPolicy"),
+        ),
+        ("Signature", grant["Signature"].as_str().expect("Signature")),
+    ] {
+        upload.extend_from_slice(
+            format!("--zz\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
     upload.extend_from_slice(format!("--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n{object}\r\n--zz--\r\n").as_bytes());
     let posted = RawRequest::new("POST", "/")
         .header("Host", format!("127.0.0.1:{}", s.port))

@@ -44,6 +44,16 @@ pub struct Options {
     /// Bytes per namespace (key + value bytes of every item), reported as `Capacity`. Tencent's is
     /// 1 GB; a smaller one lets tests reach `LimitExceeded` without writing a gigabyte.
     pub namespace_capacity: i64,
+    /// Bind each accepted TC3 signature to the unsigned action, version (and unsigned body) it
+    /// was first used with, refusing it with another one from another connection. The real SDKs
+    /// sign only `content-type;host`, so without this a captured EdgeKVGet could be replayed as
+    /// an EdgeKVDelete of the same keys within the signature window. The price: a client that
+    /// sends two different actions with byte-identical bodies in the same second from two
+    /// connections (a namespace created by one SDK client and deleted by another within the
+    /// second) gets the second refused. On by default when the gateway listens beyond loopback
+    /// (where traffic can be captured), off on loopback (where only the machine's root can);
+    /// `[tencent] bind_unsigned_action` decides either way.
+    pub bind_unsigned_action: bool,
 }
 
 impl Default for Options {
@@ -52,6 +62,7 @@ impl Default for Options {
             strict_keys: false,
             max_namespaces: None,
             namespace_capacity: NAMESPACE_CAPACITY,
+            bind_unsigned_action: true,
         }
     }
 }
@@ -70,6 +81,10 @@ impl Options {
                 .and_then(Value::as_i64)
                 .filter(|c| *c > 0)
                 .unwrap_or(NAMESPACE_CAPACITY),
+            bind_unsigned_action: value
+                .get("bind_unsigned_action")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         }
     }
 }

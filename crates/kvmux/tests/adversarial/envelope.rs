@@ -203,6 +203,16 @@ impl Tables {
         if (400..500).contains(&status) && resp.body.is_empty() && ct.is_empty() {
             return Ok(Answer::HttpLevel);
         }
+        // The gateway's own transport-level refusal of a head over `max_header_bytes`, before any
+        // dialect parsed it (as hyper's empty 431 for a head past its buffer): HTTP-level too.
+        if status == 431
+            && ct.starts_with("text/plain")
+            && resp
+                .body
+                .starts_with(b"kvmux: the request line and headers are ")
+        {
+            return Ok(Answer::HttpLevel);
+        }
         Err(format!(
             "no known envelope: status {status}, content-type {ct:?}, body {:?}",
             String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)])
