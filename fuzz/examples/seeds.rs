@@ -126,7 +126,7 @@ fn with_valid_table_name(raw: Vec<u8>) -> Vec<u8> {
     let Some(at) = raw.windows(2).position(|w| w == b"\n\n") else {
         return raw;
     };
-    let Ok(mut doc) = kv_core::doc::decode_document(&raw[at + 2..]) else {
+    let Ok(mut doc) = kv_doc::decode_document(&raw[at + 2..]) else {
         return raw;
     };
     if doc.get_str("table_name").ok() != Some("t1") {

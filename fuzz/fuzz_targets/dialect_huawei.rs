@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(response) = harness().serve(data) else {
         return;
     };
-    if let Err(e) = kv_core::doc::decode_document(response.body()) {
+    if let Err(e) = kv_doc::decode_document(response.body()) {
         panic!("the reply is not a BSON document: {e}");
     }
 });

@@ -12,7 +12,6 @@
 pub mod clock;
 pub mod container;
 pub mod dialect;
-pub mod doc;
 pub mod engine;
 pub mod error;
 mod keys;

@@ -2,6 +2,10 @@
 //! fields), an order-preserving composite key encoding, condition expressions, partial updates
 //! and secondary-index entry derivation. A dialect maps its vendor's wire shapes onto these types
 //! and its vendor's error codes onto [`DocError`]; nothing here knows a vendor.
+//!
+//! Its own crate, below kv-core rather than inside it: the engine stores an item's value as
+//! opaque bytes and never decodes a document, so only a document dialect (Huawei KVS) needs this,
+//! and kv-core builds without BSON. It depends on no other kvmux crate.
 
 pub mod condition;
 pub mod index;

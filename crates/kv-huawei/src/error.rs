@@ -8,7 +8,7 @@
 use bson::doc;
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use kv_core::doc::DocError;
+use kv_doc::DocError;
 
 /// A KVS error ready to be sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn envelope_has_both_spellings() {
         let e = KvsError::condition_false();
-        let d = kv_core::doc::decode_document(&e.body("rid")).unwrap();
+        let d = kv_doc::decode_document(&e.body("rid")).unwrap();
         assert_eq!(d.get_str("error_code").unwrap(), "KVS.00005017");
         assert_eq!(d.get_str("errorCode").unwrap(), "KVS.00005017");
         assert_eq!(

@@ -304,7 +304,7 @@ impl HuaweiDialect {
 pub fn decode_request(body: &[u8]) -> Result<Document, KvsError> {
     let raw = bson::RawDocument::from_bytes(body).map_err(malformed)?;
     reject_duplicate_fields(raw, 0)?;
-    Ok(kv_core::doc::decode_document(body)?)
+    Ok(kv_doc::decode_document(body)?)
 }
 
 fn malformed(e: impl std::fmt::Display) -> KvsError {
@@ -313,7 +313,7 @@ fn malformed(e: impl std::fmt::Display) -> KvsError {
 
 fn reject_duplicate_fields(raw: &bson::RawDocument, depth: usize) -> Result<(), KvsError> {
     // kv_core's decoder bounds the depth with its own error; stop here before recursing past it.
-    if depth > kv_core::doc::MAX_DEPTH {
+    if depth > kv_doc::MAX_DEPTH {
         return Ok(());
     }
     let mut seen = std::collections::HashSet::new();

@@ -66,7 +66,7 @@ impl Harness {
         let info = response.extensions().get::<RequestInfo>().cloned().unwrap();
         assert_eq!(info.request_id, request_id);
         let status = response.status().as_u16();
-        let doc = kv_core::doc::decode_document(response.body()).unwrap();
+        let doc = kv_doc::decode_document(response.body()).unwrap();
         Reply {
             status,
             doc,
@@ -1310,10 +1310,10 @@ mod index_consistency {
                     prop_assert!(r.status == 200 || r.code() == "KVS.00001016", "{name}: {}", r.doc);
                 }
                 let table = items(&h.ok("scan-kv", doc! {"table_name": "files"}).await);
-                let schema = kv_core::doc::KeySchema { shard_fields: vec!["owner".into()], sort_fields: vec!["filename".into()] };
+                let schema = kv_doc::KeySchema { shard_fields: vec!["owner".into()], sort_fields: vec!["filename".into()] };
                 for (index, def) in [
-                    ("by_size", kv_core::doc::IndexDef { name: "by_size".into(), shard_fields: vec!["owner".into()], sort_fields: vec!["size".into()], abstract_fields: vec!["color".into()] }),
-                    ("g_by_name", kv_core::doc::IndexDef { name: "g_by_name".into(), shard_fields: vec!["filename".into()], sort_fields: vec!["owner".into()], abstract_fields: vec!["size".into()] }),
+                    ("by_size", kv_doc::IndexDef { name: "by_size".into(), shard_fields: vec!["owner".into()], sort_fields: vec!["size".into()], abstract_fields: vec!["color".into()] }),
+                    ("g_by_name", kv_doc::IndexDef { name: "g_by_name".into(), shard_fields: vec!["filename".into()], sort_fields: vec!["owner".into()], abstract_fields: vec!["size".into()] }),
                 ] {
                     let mut expected: Vec<(Vec<u8>, Document)> = table
                         .iter()

@@ -4,7 +4,7 @@
 //! and every wrong type becomes a precise `KVS.00001001` message instead of a generic failure.
 
 use bson::{Bson, Document};
-use kv_core::doc::{Condition, FieldTest, UpdateSpec};
+use kv_doc::{Condition, FieldTest, UpdateSpec};
 
 use crate::error::KvsError;
 
@@ -144,7 +144,7 @@ pub fn key_fields(doc: &Document, key: &str) -> Result<Vec<String>, KvsError> {
 
 // ------------------------------------------------------------------ condition expressions
 
-const MAX_EXPRESSION_DEPTH: usize = kv_core::doc::condition::MAX_CONDITION_DEPTH;
+const MAX_EXPRESSION_DEPTH: usize = kv_doc::condition::MAX_CONDITION_DEPTH;
 
 fn cond_err(m: impl Into<String>) -> KvsError {
     KvsError::condition_invalid(m)

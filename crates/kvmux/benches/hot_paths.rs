@@ -206,21 +206,21 @@ fn documents(c: &mut Criterion) {
     };
     let fields = vec!["owner".to_string(), "filename".to_string()];
     c.bench_function("doc/encode composite key (string, string)", |bench| {
-        bench.iter(|| kv_core::doc::keycode::encode_key(black_box(&doc), &fields).expect("key"))
+        bench.iter(|| kv_doc::keycode::encode_key(black_box(&doc), &fields).expect("key"))
     });
     let numeric = bson::doc! {"shard": 9_i32, "sort": 2.5_f64};
     let numeric_fields = vec!["shard".to_string(), "sort".to_string()];
     c.bench_function("doc/encode composite key (int32, double)", |bench| {
         bench.iter(|| {
-            kv_core::doc::keycode::encode_key(black_box(&numeric), &numeric_fields).expect("key")
+            kv_doc::keycode::encode_key(black_box(&numeric), &numeric_fields).expect("key")
         })
     });
-    let bytes = kv_core::doc::encode_document(&doc).expect("encode");
+    let bytes = kv_doc::encode_document(&doc).expect("encode");
     c.bench_function("bson/decode 5-field document", |bench| {
-        bench.iter(|| kv_core::doc::decode_document(black_box(&bytes)).expect("decode"))
+        bench.iter(|| kv_doc::decode_document(black_box(&bytes)).expect("decode"))
     });
     c.bench_function("bson/encode 5-field document", |bench| {
-        bench.iter(|| kv_core::doc::encode_document(black_box(&doc)).expect("encode"))
+        bench.iter(|| kv_doc::encode_document(black_box(&doc)).expect("encode"))
     });
 }
 

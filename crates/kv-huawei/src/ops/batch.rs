@@ -170,7 +170,7 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
                 continue;
             }
             if let Some(d) = get_doc(ctx, table, pk).await? {
-                let size = kv_core::doc::encode_document(&d)?.len();
+                let size = kv_doc::encode_document(&d)?.len();
                 if bytes > 0 && bytes.saturating_add(size) > MAX_PAGE_BYTES {
                     full = true;
                     unprocessed.push(Bson::Int64(*id));

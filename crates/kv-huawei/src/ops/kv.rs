@@ -4,7 +4,7 @@
 
 use bson::{doc, Document};
 use bytes::Bytes;
-use kv_core::doc::{decode_document, Condition};
+use kv_doc::{decode_document, Condition};
 
 use super::table::{load_table, Table};
 use super::{validate_field_name, Ctx};
@@ -42,7 +42,7 @@ fn check_document(doc: &Document) -> Result<Vec<u8>, KvsError> {
     for k in doc.keys() {
         validate_field_name(k)?;
     }
-    let bytes = kv_core::doc::encode_document(doc)?;
+    let bytes = kv_doc::encode_document(doc)?;
     if bytes.len() > MAX_DOC_BYTES {
         return Err(KvsError::kv_too_large(format!(
             "keyValueSizeExceedLimited: the document is {} bytes, over {MAX_DOC_BYTES}",
@@ -147,7 +147,7 @@ pub async fn write(
                 }
             }
             if let Some((new_key, projected)) = new {
-                let bytes = match kv_core::doc::encode_document(&projected) {
+                let bytes = match kv_doc::encode_document(&projected) {
                     Ok(b) => b,
                     Err(e) => return Ok(Err(e.into())),
                 };
@@ -202,7 +202,7 @@ pub async fn get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsEr
         Some(d) if !projection.is_empty() => {
             let mut out = Document::new();
             for path in &projection {
-                if let Some(v) = kv_core::doc::field_value(&d, path) {
+                if let Some(v) = kv_doc::field_value(&d, path) {
                     out.insert(path.clone(), v.clone());
                 }
             }

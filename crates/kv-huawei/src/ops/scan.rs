@@ -8,7 +8,7 @@
 use std::ops::Bound;
 
 use bson::{doc, Bson, Document};
-use kv_core::doc::{encode_key, encode_key_prefix, extract_fields, Condition};
+use kv_doc::{encode_key, encode_key_prefix, extract_fields, Condition};
 use kv_core::{Container, ScanOptions};
 
 use super::kv::decode_stored;
@@ -120,7 +120,7 @@ async fn run(
 fn target<'t>(
     table: &'t Table,
     request: &Document,
-) -> Result<(Option<&'t kv_core::doc::IndexDef>, &'t Container), KvsError> {
+) -> Result<(Option<&'t kv_doc::IndexDef>, &'t Container), KvsError> {
     match wire::opt_str(request, "hint_index_name")?.filter(|n| !n.is_empty()) {
         None => Ok((None, &table.container)),
         Some(name) => table

@@ -1,7 +1,7 @@
 //! create-table, delete-table, describe-table, list-table, and loading a table's schema.
 
 use bson::{doc, Bson, Document};
-use kv_core::doc::{IndexDef, KeySchema};
+use kv_doc::{IndexDef, KeySchema};
 use kv_core::{Container, ContainerKind, Limits, NewContainer};
 use serde::{Deserialize, Serialize};
 
@@ -303,7 +303,7 @@ pub async fn create_table(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
 fn stored_request(table: &Table) -> Document {
     hex::decode(&table.meta.request_hex)
         .ok()
-        .and_then(|b| kv_core::doc::decode_document(&b).ok())
+        .and_then(|b| kv_doc::decode_document(&b).ok())
         .unwrap_or_default()
 }
 
