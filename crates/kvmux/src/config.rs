@@ -227,6 +227,16 @@ pub struct LimitsConfig {
     /// before their signature can be checked, so without this a few unauthenticated clients
     /// could make the gateway hold their uploads; past it a request is refused as throttled.
     pub max_inflight_body_bytes: u64,
+    /// Bytes (keys plus values) one account may store in total, across every dialect, zone,
+    /// namespace, store and table. The vendors' own quotas are per namespace or per store, and
+    /// Tencent accepts any number of ZoneIds, so without this one tenant can fill the disk.
+    /// Absent: unlimited. Past it, writes get the vendor's own capacity error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_max_bytes: Option<i64>,
+    /// Per-account caps that replace `account_max_bytes` for the accounts they name, e.g.
+    /// `[limits.account_max_bytes_by_account]` `dev = 1073741824`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub account_max_bytes_by_account: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +321,8 @@ impl Default for LimitsConfig {
             body_timeout_secs: 300,
             max_header_bytes: 64 * 1024,
             max_inflight_body_bytes: 256 * 1024 * 1024,
+            account_max_bytes: None,
+            account_max_bytes_by_account: Default::default(),
         }
     }
 }
@@ -481,6 +493,21 @@ impl Config {
         }
         if self.limits.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
+        }
+        if let Some(bytes) = self.limits.account_max_bytes.filter(|b| *b < 0) {
+            return Err(format!(
+                "limits.account_max_bytes = {bytes} must be 0 or more (leave it out for no cap)"
+            ));
+        }
+        if let Some((account, bytes)) = self
+            .limits
+            .account_max_bytes_by_account
+            .iter()
+            .find(|(_, b)| **b < 0)
+        {
+            return Err(format!(
+                "limits.account_max_bytes_by_account.{account} = {bytes} must be 0 or more"
+            ));
         }
         if let Some(listen) = &self.admin.listen {
             match listen.parse::<std::net::SocketAddr>() {

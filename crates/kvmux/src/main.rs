@@ -384,6 +384,15 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
         None => None,
     };
     let (engine, data) = open_engine(&config).await?;
+    engine.set_account_byte_limit(
+        config.limits.account_max_bytes,
+        config
+            .limits
+            .account_max_bytes_by_account
+            .iter()
+            .map(|(account, bytes)| (account.clone(), *bytes))
+            .collect(),
+    );
     for binding in &config.bindings {
         engine.bind_containers(binding.members());
     }
