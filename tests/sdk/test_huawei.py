@@ -464,3 +464,14 @@ def test_bad_names_and_index_hints(client, store):
     assert e.error_code == "KVS.00001001"
     e = error_of(lambda: put(client, store, {"owner": "a", "filename": "f", "blob": "x" * (600 * 1024)}))
     assert e.error_code == "KVS.00005018"
+
+
+def test_scan_kv_projects_nested_paths_like_get_kv(client, store):
+    """`projection_fields` takes `/`-separated paths into embedded documents. scan-kv used to
+    look names up only at the top level, so `sub/deep` came back empty while get-kv (and the
+    service) return the nested value under its full path name."""
+    create_files(client, store)
+    put(client, store, {"owner": "alice", "filename": "n.txt", "size": 4, "sub": {"deep": 42, "other": "x"}})
+    page = client.scan_kv(ScanKvRequest(store_name=store, body=ScanKvRequestBody(
+        table_name="files", projection_fields=["sub/deep", "size", "sub/missing"])))
+    assert [i.kv_doc for i in page.returned_kv_items] == [{"sub/deep": 42, "size": 4}]

@@ -139,6 +139,9 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
     let mut total = 0;
     for g in &groups {
         let table = load_table(ctx, &wire::req_str(g, "table_name")?).await?;
+        // The SDK's `BatchGetKvOfTable` has no `projection_fields`; a client that sends one on a
+        // table group gets the same projection get-kv and the scans apply.
+        let projection = wire::str_array(g, "projection_fields")?;
         let mut keys = Vec::new();
         for item in wire::doc_array(g, "get_kv_opers", true)? {
             let get = wire::req_doc(item, "get_kv")?;
@@ -147,7 +150,7 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
             keys.push((id, wire::req_doc(get, "primary_key")?));
         }
         total += keys.len();
-        plan.push((table, keys));
+        plan.push((table, keys, projection));
     }
     if total > MAX_BATCH_OPERATIONS {
         return Err(KvsError::batch_limit(format!(
@@ -161,7 +164,7 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
     let mut exceptions = Vec::new();
     let mut bytes = 0usize;
     let mut full = false;
-    for (table, keys) in &plan {
+    for (table, keys, projection) in &plan {
         let mut found = Vec::new();
         let mut unprocessed = Vec::new();
         for (id, pk) in keys {
@@ -170,6 +173,7 @@ pub async fn batch_get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document,
                 continue;
             }
             if let Some(d) = get_doc(ctx, table, pk).await? {
+                let d = super::project::project(d, projection);
                 let size = kv_doc::encode_document(&d)?.len();
                 if bytes > 0 && bytes.saturating_add(size) > MAX_PAGE_BYTES {
                     full = true;

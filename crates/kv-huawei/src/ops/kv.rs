@@ -198,17 +198,7 @@ pub async fn get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsEr
     let pk = wire::req_doc(request, "primary_key")?;
     let projection = wire::str_array(request, "projection_fields")?;
     match get_doc(ctx, &table, pk).await? {
-        // Projected fields are `/`-separated paths; each lands under its full path name.
-        Some(d) if !projection.is_empty() => {
-            let mut out = Document::new();
-            for path in &projection {
-                if let Some(v) = kv_doc::field_value(&d, path) {
-                    out.insert(path.clone(), v.clone());
-                }
-            }
-            Ok(doc! {"kv_doc": out})
-        }
-        Some(d) => Ok(doc! {"kv_doc": d}),
+        Some(d) => Ok(doc! {"kv_doc": super::project::project(d, &projection)}),
         None => Err(KvsError::no_such_key()),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod kv;
+pub mod project;
 pub mod scan;
 pub mod store;
 pub mod table;

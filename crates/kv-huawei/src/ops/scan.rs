@@ -8,8 +8,8 @@
 use std::ops::Bound;
 
 use bson::{doc, Bson, Document};
-use kv_doc::{encode_key, encode_key_prefix, extract_fields, Condition};
 use kv_core::{Container, ScanOptions};
+use kv_doc::{encode_key, encode_key_prefix, extract_fields, Condition};
 
 use super::kv::decode_stored;
 use super::table::{load_table, Table};
@@ -134,10 +134,10 @@ fn target<'t>(
 
 fn projection(request: &Document, items: Vec<Document>) -> Result<Vec<Document>, KvsError> {
     let fields = wire::str_array(request, "projection_fields")?;
-    if fields.is_empty() {
-        return Ok(items);
-    }
-    Ok(items.iter().map(|d| extract_fields(d, &fields)).collect())
+    Ok(items
+        .into_iter()
+        .map(|d| super::project::project(d, &fields))
+        .collect())
 }
 
 fn kv_items(items: Vec<Document>) -> Bson {

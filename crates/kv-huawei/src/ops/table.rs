@@ -1,8 +1,8 @@
 //! create-table, delete-table, describe-table, list-table, and loading a table's schema.
 
 use bson::{doc, Bson, Document};
-use kv_doc::{IndexDef, KeySchema};
 use kv_core::{Container, ContainerKind, Limits, NewContainer};
+use kv_doc::{IndexDef, KeySchema};
 use serde::{Deserialize, Serialize};
 
 use super::store::{ensure_store, require_store};
