@@ -1,0 +1,302 @@
+//! The optimistic transaction and the retry loop around it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::container::Container;
+use crate::error::{Error, Quota, Result};
+use crate::keys;
+use crate::store::{Batch, Check, Key, Record, Rejected, Write};
+
+/// Runs `attempt` (which begins and commits its own `Txn`) until it stops losing optimistic
+/// races, i.e. until it returns anything but `Error::Conflict`. When a write is refused for a quota,
+/// expired items may still be holding that space; one sweep and one more try make quotas exact
+/// with respect to what is live.
+pub async fn retry<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for n in 0..MAX_ATTEMPTS {
+        match attempt().await {
+            Err(Error::Conflict) => {
+                if n > 4 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            other => return other,
+        }
+    }
+    Err(Error::Conflict)
+}
+
+/// An optimistic transaction: reads record what they saw, writes are buffered, and `commit`
+/// turns both into one `Batch` whose checks make the commit fail with `Conflict` if anything read
+/// changed meanwhile. Quota counters are adjusted for every write from what was there before.
+pub struct Txn<'e> {
+    engine: &'e Engine,
+    now: u64,
+    /// The same instant in milliseconds, stamped on every item this transaction writes.
+    now_ms: u64,
+    /// Physical state as this transaction sees it: what it read, overlaid by what it wrote.
+    view: HashMap<Key, Option<Record>>,
+    /// The first physical version read per key (None = absent), checked at commit.
+    observed: BTreeMap<Key, Option<u64>>,
+    containers: HashSet<u64>,
+    pub(super) checks: Vec<Check>,
+    pub(super) writes: Vec<Write>,
+    counters: BTreeMap<Key, (i64, Option<(i64, Quota)>)>,
+}
+
+impl<'e> Txn<'e> {
+    pub(super) fn new(engine: &'e Engine) -> Self {
+        let now_ms = engine.clock.now_millis();
+        Txn {
+            engine,
+            now: now_ms / 1000,
+            now_ms,
+            view: HashMap::new(),
+            observed: BTreeMap::new(),
+            containers: HashSet::new(),
+            checks: Vec::new(),
+            writes: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// Engine time this transaction runs at.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub(super) async fn physical(&mut self, key: &Key) -> Result<Option<Record>> {
+        if let Some(r) = self.view.get(key) {
+            return Ok(r.clone());
+        }
+        let record = self
+            .engine
+            .store
+            .get_many(std::slice::from_ref(key))
+            .await?
+            .into_iter()
+            .next()
+            .flatten();
+        self.observed
+            .entry(key.clone())
+            .or_insert(record.as_ref().map(|r| r.version));
+        self.view.insert(key.clone(), record.clone());
+        Ok(record)
+    }
+
+    /// Reads several physical keys in one snapshot, recording what was seen.
+    async fn prefetch(&mut self, keys: &[Key]) -> Result<()> {
+        let missing: Vec<Key> = keys
+            .iter()
+            .filter(|k| !self.view.contains_key(*k))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let records = self.engine.store.get_many(&missing).await?;
+        for (k, r) in missing.into_iter().zip(records) {
+            self.observed
+                .entry(k.clone())
+                .or_insert(r.as_ref().map(|r| r.version));
+            self.view.insert(k, r);
+        }
+        Ok(())
+    }
+
+    /// The live item, as this transaction sees it.
+    pub async fn get(&mut self, container: &Container, key: &[u8]) -> Result<Option<Item>> {
+        let record = self.physical(&keys::item(container.id, key)).await?;
+        Ok(record.and_then(|r| live_item(key, r, self.now)))
+    }
+
+    /// Live items in order, read in one snapshot.
+    pub async fn get_many(
+        &mut self,
+        container: &Container,
+        item_keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Item>>> {
+        let physical: Vec<Key> = item_keys
+            .iter()
+            .map(|k| keys::item(container.id, k))
+            .collect();
+        self.prefetch(&physical).await?;
+        Ok(physical
+            .iter()
+            .zip(item_keys)
+            .map(|(p, k)| {
+                self.view
+                    .get(p)
+                    .cloned()
+                    .flatten()
+                    .and_then(|r| live_item(k, r, self.now))
+            })
+            .collect())
+    }
+
+    /// Buffers a write of one item, charging the size difference to the quotas.
+    pub async fn put(
+        &mut self,
+        container: &Container,
+        key: &[u8],
+        value: Bytes,
+        expires_at: Option<u64>,
+    ) -> Result<()> {
+        let physical_key = keys::item(container.id, key);
+        let old = self.physical(&physical_key).await?;
+        let new_size = (key.len() + value.len()) as i64;
+        let old_size = old
+            .as_ref()
+            .map(|r| (key.len() + unstamped_len(r.value.len())) as i64);
+        let value = stamp_item_value(self.now_ms, &value);
+        let bytes_delta = new_size - old_size.unwrap_or(0);
+        let items_delta = if old.is_none() { 1 } else { 0 };
+        self.charge(container, bytes_delta, items_delta);
+        self.view.insert(
+            physical_key.clone(),
+            Some(Record {
+                value: value.clone(),
+                expires_at,
+                version: u64::MAX,
+            }),
+        );
+        self.writes.push(Write::Put {
+            key: physical_key,
+            value,
+            expires_at,
+        });
+        Ok(())
+    }
+
+    /// Buffers a delete; returns whether a live item was there.
+    pub async fn delete(&mut self, container: &Container, key: &[u8]) -> Result<bool> {
+        let physical_key = keys::item(container.id, key);
+        let Some(old) = self.physical(&physical_key).await? else {
+            return Ok(false);
+        };
+        let live = old.expires_at.is_none_or(|exp| exp > self.now);
+        self.charge(
+            container,
+            -((key.len() + unstamped_len(old.value.len())) as i64),
+            -1,
+        );
+        self.view.insert(physical_key.clone(), None);
+        self.writes.push(Write::Delete { key: physical_key });
+        Ok(live)
+    }
+
+    fn charge(&mut self, c: &Container, bytes: i64, items: i64) {
+        self.containers.insert(c.id);
+        let l = &c.limits;
+        if bytes != 0 {
+            self.add(
+                keys::container_bytes(c.id),
+                bytes,
+                l.max_bytes.map(|m| (m, Quota::ContainerBytes)),
+            );
+            self.add(
+                keys::account_bytes(&c.account, &l.account_group),
+                bytes,
+                l.account_max_bytes.map(|m| (m, Quota::AccountBytes)),
+            );
+            let cap = self.engine.account_byte_limit(&c.account);
+            self.add(
+                keys::account_total_bytes(&c.account),
+                bytes,
+                cap.map(|m| (m, Quota::AccountBytes)),
+            );
+        }
+        if items != 0 {
+            self.add(
+                keys::container_items(c.id),
+                items,
+                l.max_items.map(|m| (m, Quota::ContainerItems)),
+            );
+            self.add(
+                keys::account_items(&c.account, &l.account_group),
+                items,
+                l.account_max_items.map(|m| (m, Quota::AccountItems)),
+            );
+        }
+    }
+
+    pub(super) fn add(&mut self, counter: Key, delta: i64, limit: Option<(i64, Quota)>) {
+        let entry = self.counters.entry(counter).or_insert((0, None));
+        entry.0 = entry.0.saturating_add(delta);
+        if limit.is_some() {
+            entry.1 = limit;
+        }
+    }
+
+    pub(super) fn raw_put(&mut self, key: Key, value: Bytes, expires_at: Option<u64>) {
+        self.writes.push(Write::Put {
+            key,
+            value,
+            expires_at,
+        });
+    }
+
+    /// Commits atomically. `Conflict` if anything read changed (the caller retries);
+    /// `QuotaExceeded` if a limit would be passed; `NotFound` if a container written to is gone.
+    ///
+    /// Boxed because a quota refusal sweeps expired items, which commits in turn.
+    pub fn commit(self) -> futures_util::future::BoxFuture<'e, Result<u64>> {
+        use futures_util::FutureExt;
+        self.commit_inner().boxed()
+    }
+
+    async fn commit_inner(self) -> Result<u64> {
+        if self.writes.is_empty() && self.counters.is_empty() {
+            return Ok(0);
+        }
+        if !self.counters.is_empty() {
+            // The per-account totals this commit moves must exist before it moves them.
+            self.engine.ensure_account_totals().await?;
+        }
+        let mut checks = self.checks;
+        for (k, v) in self.observed {
+            checks.push(match v {
+                Some(v) => Check::AtVersion(k, v),
+                None => Check::Absent(k),
+            });
+        }
+        let container_checks: Vec<Check> = self
+            .containers
+            .iter()
+            .map(|id| Check::Present(keys::registry(*id)))
+            .collect();
+        checks.extend(container_checks);
+        let mut writes = self.writes;
+        for (counter, (delta, limit)) in self.counters {
+            if delta != 0 {
+                writes.push(Write::Add {
+                    counter,
+                    delta,
+                    limit,
+                });
+            }
+        }
+        let store = &self.engine.store;
+        match store.commit(Batch { checks, writes }).await? {
+            Ok(version) => Ok(version),
+            Err(Rejected::Check(Check::Present(k))) if k.first() == Some(&keys::REGISTRY) => {
+                Err(Error::NotFound("container".into()))
+            }
+            Err(Rejected::Check(_)) => Err(Error::Conflict),
+            Err(Rejected::Quota(q)) => {
+                // Expired but unswept items may hold the space; free it so the retry is exact.
+                if self.engine.sweep_expired(usize::MAX).await.unwrap_or(0) > 0 {
+                    Err(Error::Conflict)
+                } else {
+                    Err(Error::QuotaExceeded(q))
+                }
+            }
+        }
+    }
+}
