@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod ops;
 pub mod router;
+pub mod runtime;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -480,7 +481,10 @@ impl Dialect for TencentDialect {
         router::claims(parts)
     }
 
-    fn body_limit(&self, _parts: &Parts) -> u64 {
+    fn body_limit(&self, parts: &Parts) -> u64 {
+        if runtime::is_runtime_path(parts.uri.path()) {
+            return runtime::BODY_LIMIT;
+        }
         BODY_LIMIT
     }
 
@@ -503,7 +507,11 @@ impl Dialect for TencentDialect {
                 ApiError::new(codes::INTERNAL_ERROR, "An internal error occurred.")
             }
         };
-        let mut response = error_response(&api_error, &request_id);
+        let mut response = if runtime::is_runtime_path(parts.uri.path()) {
+            runtime::error_reply(&api_error, &request_id)
+        } else {
+            error_response(&api_error, &request_id)
+        };
         response.extensions_mut().insert(RequestInfo {
             operation: self
                 .operation_hint(parts)
@@ -516,16 +524,22 @@ impl Dialect for TencentDialect {
     }
 
     fn operation_hint(&self, parts: &Parts) -> Option<String> {
+        if runtime::is_runtime_path(parts.uri.path()) {
+            return runtime::operation_of(&parts.method).map(str::to_string);
+        }
         header(parts, "x-tc-action")
             .map(str::to_string)
             .or_else(|| router::query_param(parts, "Action"))
     }
 
     fn operations(&self) -> &'static [&'static str] {
-        &Operation::NAMES
+        &runtime::LABELS
     }
 
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
+        if runtime::is_runtime_path(request.uri().path()) {
+            return Box::pin(self.serve_runtime(request));
+        }
         Box::pin(self.handle(request))
     }
 }

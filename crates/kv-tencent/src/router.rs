@@ -101,6 +101,10 @@ pub fn query_param(parts: &Parts, name: &str) -> Option<String> {
 /// `POST /` form with no other vendor's marks (the legacy form style of other clients).
 pub fn claims(parts: &Parts) -> bool {
     let path = parts.uri.path();
+    // The EdgeOne runtime binding route (`crate::runtime`) is Tencent's by its path alone.
+    if crate::runtime::is_runtime_path(path) {
+        return true;
+    }
     if path.starts_with("/_kvmux") || (path != "/" && !path.is_empty()) {
         return false;
     }
