@@ -610,3 +610,30 @@ def test_configured_sts_token_is_accepted(make_kvmux):
         "Unauthorized.InvalidToken", 403,
         EsaClient(config(server.endpoint, security_token="other")).describe_kv_account_status,
     )
+
+
+def test_dcdn_namespace_names_are_case_insensitive(kvmux, dcdn, esa):
+    """DCDN namespace names are case-insensitive (spec §1.2): a second PutDcdnKvNamespace that
+    differs only in case is the duplicate error, and any casing reaches the namespace, which
+    keeps the name as created. ESA documents no such rule, so its names stay exact."""
+    ns = "CaseNs_" + secrets.token_hex(4)
+    created = dcdn.put_dcdn_kv_namespace(dcdn_models.PutDcdnKvNamespaceRequest(namespace=ns)).body
+    assert created.namespace == ns
+    expect("InvalidNameSpace.Duplicate", 406, dcdn.put_dcdn_kv_namespace,
+           dcdn_models.PutDcdnKvNamespaceRequest(namespace=ns.lower()))
+    dcdn.put_dcdn_kv(dcdn_models.PutDcdnKvRequest(namespace=ns, key="k", value="v1"))
+    assert dcdn.get_dcdn_kv(dcdn_models.GetDcdnKvRequest(namespace=ns.upper(), key="k")).body.value == "v1"
+    described = dcdn.describe_dcdn_kv_namespace(dcdn_models.DescribeDcdnKvNamespaceRequest(namespace=ns.lower())).body
+    assert described.namespace == ns
+    listed = [n.namespace for n in dcdn.describe_dcdn_kv_account().body.namespace_list]
+    assert listed.count(ns) == 1 and ns.lower() not in listed
+
+    esa_ns = "CaseEsa_" + secrets.token_hex(4)
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=esa_ns))
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=esa_ns.lower()))
+    expect("InvalidNameSpace.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=esa_ns.upper(), key="k"))
+    for name in (esa_ns, esa_ns.lower()):
+        esa.delete_kv_namespace(esa_models.DeleteKvNamespaceRequest(namespace=name))
+
+    dcdn.delete_dcdn_kv_namespace(dcdn_models.DeleteDcdnKvNamespaceRequest(namespace=ns.upper()))
+    expect("InvalidNameSpace.NotFound", 404, dcdn.get_dcdn_kv, dcdn_models.GetDcdnKvRequest(namespace=ns, key="k"))

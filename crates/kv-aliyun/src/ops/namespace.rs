@@ -52,6 +52,17 @@ pub fn validate_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The engine's name for a namespace. DCDN namespace names are case-insensitive (spec §1.2:
+/// `CaseNs_X` and `casens_x` are one namespace), so DCDN keys its containers by the lower-cased
+/// name and keeps the name as created in the `Namespace` attribute for display. ESA documents no
+/// such rule (its CreateKvNamespace reference only gives the alphabet), so ESA names stay exact.
+pub fn engine_name(product: Product, name: &str) -> String {
+    match product {
+        Product::Dcdn => name.to_ascii_lowercase(),
+        _ => name.to_string(),
+    }
+}
+
 /// The caller's namespace named by the `Namespace` parameter.
 pub async fn open(ctx: &Ctx<'_>) -> ApiResult<Container> {
     let name = ctx.params.required("Namespace")?;
@@ -60,15 +71,34 @@ pub async fn open(ctx: &Ctx<'_>) -> ApiResult<Container> {
 
 pub async fn open_named(ctx: &Ctx<'_>, name: &str) -> ApiResult<Container> {
     validate_name(name)?;
-    match ctx
+    let key = engine_name(ctx.product, name);
+    let found = match ctx
         .engine
-        .container(ctx.account, scope(ctx.product), name)
+        .container(ctx.account, scope(ctx.product), &key)
         .await
     {
+        // A DCDN namespace created before names were folded is stored under its exact name.
+        Err(kv_core::Error::NotFound(_)) if key != name => {
+            ctx.engine
+                .container(ctx.account, scope(ctx.product), name)
+                .await
+        }
+        other => other,
+    };
+    match found {
         Ok(c) => Ok(c),
         Err(kv_core::Error::NotFound(_)) => Err(ApiError::namespace_not_found()),
         Err(e) => Err(ApiError::from_engine(ctx.product, e)),
     }
+}
+
+/// The name a client sees: as it was created (DCDN folds the engine's name, see `engine_name`).
+fn display_name(c: &Container) -> String {
+    c.attrs
+        .get("Namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(&c.name)
+        .to_string()
 }
 
 fn namespace_id(c: &Container) -> String {
@@ -96,7 +126,7 @@ pub async fn summary(ctx: &Ctx<'_>, c: &Container) -> ApiResult<Reply> {
         .map_err(|e| ApiError::from_engine(ctx.product, e))?;
     let capacity = c.limits.max_bytes.unwrap_or(NAMESPACE_CAPACITY);
     Ok(reply([
-        ("Namespace", json!(c.name)),
+        ("Namespace", json!(display_name(c))),
         ("NamespaceId", json!(namespace_id(c))),
         ("Description", json!(description(c))),
         ("Status", json!("online")),
@@ -111,6 +141,14 @@ pub async fn create(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let name = ctx.params.required("Namespace")?;
     validate_name(name)?;
     let desc = ctx.params.get("Description").unwrap_or_default();
+    // The engine refuses a second container of the same folded name; this also catches one
+    // stored under its exact mixed-case name before the folding (see `open_named`).
+    if ctx.product == Product::Dcdn && open_named(ctx, name).await.is_ok() {
+        return Err(ApiError::from_engine(
+            ctx.product,
+            kv_core::Error::AlreadyExists(name.to_string()),
+        ));
+    }
     // A short decimal id, as the service shows (the SDK models it as a string).
     let id = (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000) as u64;
     let created = ctx
@@ -118,9 +156,9 @@ pub async fn create(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         .create_container(NewContainer {
             account: ctx.account.to_string(),
             scope: scope(ctx.product).to_string(),
-            name: name.to_string(),
+            name: engine_name(ctx.product, name),
             kind: ContainerKind::Flat,
-            attrs: json!({"Description": desc, "NamespaceId": id.to_string()}),
+            attrs: json!({"Description": desc, "NamespaceId": id.to_string(), "Namespace": name}),
             limits: limits(
                 ctx.product,
                 ctx.shared.namespace_capacity,
@@ -130,7 +168,7 @@ pub async fn create(ctx: &Ctx<'_>) -> ApiResult<Reply> {
         .await
         .map_err(|e| ApiError::from_engine(ctx.product, e))?;
     Ok(reply([
-        ("Namespace", json!(created.name)),
+        ("Namespace", json!(display_name(&created))),
         ("NamespaceId", json!(namespace_id(&created))),
         ("Description", json!(description(&created))),
         ("Status", json!("online")),
