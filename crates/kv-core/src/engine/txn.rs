@@ -4,32 +4,70 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
+use super::sweep::SWEEP_CHUNK;
 use super::*;
 use crate::container::Container;
 use crate::error::{Error, Quota, Result};
 use crate::keys;
 use crate::store::{Batch, Check, Key, Record, Rejected, Write};
 
+/// The most expired items one quota refusal sweeps before its single retry. A refusal runs inside
+/// a client's request, so its extra work must not grow with the store: expired items the sweep
+/// does not reach are left to the background sweeper, and until it runs they may still hold
+/// quota room (the refusal then stands, as it would have a moment before they expired).
+pub(super) const QUOTA_SWEEP_MAX: usize = SWEEP_CHUNK * 8;
+
+/// What a quota refusal inside a [`retry`] left for the retry loop: whether this call may still
+/// sweep, and whether its sweep freed anything. Kept in a task-local that `retry` scopes around
+/// each call, because the refusal travels back through the caller's closure as an ordinary
+/// `Error::QuotaExceeded`: the loop learns "sweep freed room, try once more" from here, not from
+/// a disguised `Conflict`, and the caller never sees anything but the true error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuotaSweep {
+    /// No sweep yet in this `retry` call; the next quota refusal may run one.
+    Available,
+    /// This call's sweep removed expired items: one more attempt may now fit.
+    Freed,
+    /// This call's sweep ran (and the retry after it, if any): the next refusal is final.
+    Spent,
+}
+
+tokio::task_local! {
+    static QUOTA_SWEEP: std::cell::Cell<QuotaSweep>;
+}
+
 /// Runs `attempt` (which begins and commits its own `Txn`) until it stops losing optimistic
-/// races, i.e. until it returns anything but `Error::Conflict`. When a write is refused for a quota,
-/// expired items may still be holding that space; one sweep and one more try make quotas exact
-/// with respect to what is live.
+/// races, i.e. until it returns anything but `Error::Conflict` (after `MAX_ATTEMPTS` losses the
+/// `Conflict` is returned). A quota refusal is final, with one exception: expired but unswept
+/// items may still hold the room, so the first refusal in a call sweeps at most
+/// [`QUOTA_SWEEP_MAX`] of them (see `Txn::commit`), and if that removed any, the attempt runs
+/// once more; a second refusal is returned as it is. Outside `retry`, a commit's quota refusal
+/// sweeps nothing.
 pub async fn retry<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    for n in 0..MAX_ATTEMPTS {
-        match attempt().await {
-            Err(Error::Conflict) => {
-                if n > 4 {
-                    tokio::task::yield_now().await;
+    QUOTA_SWEEP
+        .scope(std::cell::Cell::new(QuotaSweep::Available), async move {
+            for n in 0..MAX_ATTEMPTS {
+                match attempt().await {
+                    Err(Error::Conflict) => {
+                        if n > 4 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    Err(Error::QuotaExceeded(q)) => {
+                        if QUOTA_SWEEP.with(|s| s.replace(QuotaSweep::Spent)) != QuotaSweep::Freed {
+                            return Err(Error::QuotaExceeded(q));
+                        }
+                    }
+                    other => return other,
                 }
             }
-            other => return other,
-        }
-    }
-    Err(Error::Conflict)
+            Err(Error::Conflict)
+        })
+        .await
 }
 
 /// An optimistic transaction: reads record what they saw, writes are buffered, and `commit`
@@ -244,8 +282,11 @@ impl<'e> Txn<'e> {
 
     /// Commits atomically. `Conflict` if anything read changed (the caller retries);
     /// `QuotaExceeded` if a limit would be passed; `NotFound` if a container written to is gone.
+    /// On the first quota refusal inside a [`retry`] call, it first sweeps at most
+    /// [`QUOTA_SWEEP_MAX`] expired items and tells `retry` whether that freed any (see
+    /// `QuotaSweep`); the error it returns is `QuotaExceeded` either way.
     ///
-    /// Boxed because a quota refusal sweeps expired items, which commits in turn.
+    /// Boxed because that sweep commits transactions in turn.
     pub fn commit(self) -> futures_util::future::BoxFuture<'e, Result<u64>> {
         use futures_util::FutureExt;
         self.commit_inner().boxed()
@@ -290,13 +331,192 @@ impl<'e> Txn<'e> {
             }
             Err(Rejected::Check(_)) => Err(Error::Conflict),
             Err(Rejected::Quota(q)) => {
-                // Expired but unswept items may hold the space; free it so the retry is exact.
-                if self.engine.sweep_expired(usize::MAX).await.unwrap_or(0) > 0 {
-                    Err(Error::Conflict)
-                } else {
-                    Err(Error::QuotaExceeded(q))
+                // Expired but unswept items may hold the space: free a bounded number of them,
+                // once per `retry` call, and let the loop decide whether to try again.
+                let may_sweep = QUOTA_SWEEP
+                    .try_with(|s| s.get() == QuotaSweep::Available)
+                    .unwrap_or(false);
+                if may_sweep {
+                    let freed = self
+                        .engine
+                        .sweep_expired(QUOTA_SWEEP_MAX)
+                        .await
+                        .unwrap_or(0);
+                    let next = if freed > 0 {
+                        QuotaSweep::Freed
+                    } else {
+                        QuotaSweep::Spent
+                    };
+                    let _ = QUOTA_SWEEP.try_with(|s| s.set(next));
                 }
+                Err(Error::QuotaExceeded(q))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::QUOTA_SWEEP_MAX;
+    use crate::container::{ContainerKind, Limits, NewContainer};
+    use crate::store::memory::MemoryStore;
+    use crate::{Clock, Engine, Error, ItemWrite, Precondition, Quota};
+
+    fn container(name: &str, limits: Limits) -> NewContainer {
+        NewContainer {
+            account: "a".into(),
+            scope: "test".into(),
+            name: name.into(),
+            kind: ContainerKind::Flat,
+            attrs: serde_json::json!({}),
+            limits,
+        }
+    }
+
+    /// How many expired items the store still holds (none are swept but by the calls below).
+    async fn expired_left(engine: &Engine) -> usize {
+        engine
+            .store()
+            .expired(engine.now(), usize::MAX)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// A refusal used to sweep every expired item in the store inside the refused request
+    /// (`sweep_expired(usize::MAX)`) and report the retry as a `Conflict`. Now it sweeps at most
+    /// `QUOTA_SWEEP_MAX`, tries once more, and returns the true `QuotaExceeded`.
+    #[tokio::test]
+    async fn a_quota_refusal_sweeps_a_bounded_number_of_expired_items_elsewhere() {
+        let engine = Arc::new(Engine::new(
+            Arc::new(MemoryStore::new()),
+            Clock::frozen_at(2_000_000_000),
+        ));
+        let elsewhere = engine
+            .create_container(container("elsewhere", Limits::default()))
+            .await
+            .unwrap();
+        let full = engine
+            .create_container(container(
+                "full",
+                Limits {
+                    max_items: Some(1),
+                    ..Limits::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let total = QUOTA_SWEEP_MAX + 1_000;
+        let expires_at = Some(engine.now() + 1);
+        for chunk in (0..total).collect::<Vec<_>>().chunks(1_000) {
+            let writes = chunk
+                .iter()
+                .map(|i| ItemWrite::Put {
+                    key: format!("k{i:05}").into_bytes(),
+                    value: Bytes::from_static(b"v"),
+                    expires_at,
+                    precondition: Precondition::None,
+                })
+                .collect();
+            engine.write_items(&elsewhere, writes).await.unwrap();
+        }
+        engine
+            .put(
+                &full,
+                b"live",
+                Bytes::from_static(b"x"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+        engine.clock().advance(2);
+        assert_eq!(expired_left(&engine).await, total);
+
+        let refused = engine
+            .put(
+                &full,
+                b"more",
+                Bytes::from_static(b"y"),
+                None,
+                Precondition::None,
+            )
+            .await;
+        assert_eq!(refused, Err(Error::QuotaExceeded(Quota::ContainerItems)));
+        // Exactly one bounded sweep ran: the rest is the background sweeper's.
+        assert_eq!(expired_left(&engine).await, total - QUOTA_SWEEP_MAX);
+        assert_eq!(
+            engine.usage(&elsewhere).await.unwrap().items,
+            (total - QUOTA_SWEEP_MAX) as i64
+        );
+
+        // The next refusal sweeps its own bounded share, no more.
+        let refused = engine
+            .put(
+                &full,
+                b"more",
+                Bytes::from_static(b"y"),
+                None,
+                Precondition::None,
+            )
+            .await;
+        assert_eq!(refused, Err(Error::QuotaExceeded(Quota::ContainerItems)));
+        assert_eq!(expired_left(&engine).await, 0);
+    }
+
+    /// Outside `retry`, a commit's quota refusal is the plain error and sweeps nothing.
+    #[tokio::test]
+    async fn a_bare_commit_refused_for_quota_returns_quota_exceeded_and_sweeps_nothing() {
+        let engine = Engine::new(
+            Arc::new(MemoryStore::new()),
+            Clock::frozen_at(2_000_000_000),
+        );
+        let full = engine
+            .create_container(container(
+                "full",
+                Limits {
+                    max_items: Some(1),
+                    ..Limits::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let soon = Some(engine.now() + 1);
+        engine
+            .put(
+                &full,
+                b"old",
+                Bytes::from_static(b"x"),
+                soon,
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+        engine.clock().advance(2);
+        let mut tx = engine.begin();
+        tx.put(&full, b"new", Bytes::from_static(b"y"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            tx.commit().await,
+            Err(Error::QuotaExceeded(Quota::ContainerItems))
+        );
+        assert_eq!(expired_left(&engine).await, 1);
+        // Through the engine (inside `retry`) the expired item's room is found and used.
+        engine
+            .put(
+                &full,
+                b"new",
+                Bytes::from_static(b"y"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(engine.usage(&full).await.unwrap().items, 1);
     }
 }
