@@ -109,7 +109,8 @@ pub fn log_call(peer: SocketAddr, parts: &http::request::Parts, status: StatusCo
     tracing::info!(
         peer = %peer,
         method = %parts.method,
-        path = %parts.uri.path(),
+        // The path is the caller's text: cut, so a log line never grows with what a stranger sent.
+        path = %crate::inspector::cut(parts.uri.path(), 256),
         status = status.as_u16(),
         "admin call"
     );
