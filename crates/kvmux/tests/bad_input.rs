@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use adversarial::corpus::{Case, Corpus};
 use adversarial::envelope::{Answer, Tables};
 use adversarial::raw::{exchange, Exchange, RawRequest};
-use adversarial::{from_http, sign_for, Vendor};
+use adversarial::{from_http, sign_for, trust, Vendor};
 use bytes::Bytes;
 use common::{Server, AUTH_OFF};
 use workload::{Op, Target, Workload};
@@ -49,7 +49,22 @@ struct Stats {
     auth_refusals: BTreeMap<Vendor, usize>,
     past_auth: BTreeMap<Vendor, usize>,
     failures: Vec<String>,
+    /// Sizes after the run: `/metrics`, the `/_kvmux/requests` JSON and its entries.
+    metrics_bytes: usize,
+    inspector_bytes: usize,
+    inspector_entries: usize,
 }
+
+impl Stats {
+    fn inspector_bytes_entries(&self) -> usize {
+        self.inspector_entries
+    }
+}
+
+/// The inspector's ring holds at most its byte budget of entries (4 MiB); the JSON of all of
+/// them may add field names and escapes, so it gets an eighth more. Unbounded, a few hundred
+/// requests with 40 KB of headers each would make it tens of megabytes.
+const INSPECTOR_MAX_JSON_BYTES: usize = 4 * 1024 * 1024 + (4 * 1024 * 1024) / 8;
 
 fn count() -> usize {
     common::env_number("KVMUX_BAD_INPUTS", 1000) as usize
@@ -148,9 +163,35 @@ fn assert_alive(s: &Server) {
     }
 }
 
+/// An admin call the case expects refused: the admin API's own JSON error with 401, 403 or 415.
+fn judge_admin(outcome: &Exchange) -> Result<String, String> {
+    let Exchange::Reply(resp) = outcome else {
+        return Err(format!("admin call: {outcome:?}"));
+    };
+    let body = String::from_utf8_lossy(&resp.body);
+    if ![401, 403, 415].contains(&resp.status) {
+        return Err(format!("admin call answered {}: {body}", resp.status));
+    }
+    if !resp.content_type().starts_with("application/json") {
+        return Err(format!(
+            "admin refusal is not JSON: {:?}",
+            resp.content_type()
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("admin refusal body: {e}: {body}"))?;
+    if v["error"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("admin refusal without an error message: {body}"));
+    }
+    Ok(format!("admin {}", resp.status))
+}
+
 /// Judges one exchange against the case; Ok(label of the answer) or Err(why it is wrong).
 fn judge(tables: &Tables, case: &Case, outcome: &Exchange) -> Result<String, String> {
     let allow = case.allow;
+    if allow.admin {
+        return judge_admin(outcome);
+    }
     let resp = match outcome {
         Exchange::Reply(r) => r,
         Exchange::Closed if allow.http_level => return Ok("closed (not HTTP)".into()),
@@ -185,6 +226,90 @@ fn judge(tables: &Tables, case: &Case, outcome: &Exchange) -> Result<String, Str
     }
 }
 
+/// A loopback GET of an admin path: (status, body).
+fn admin_get(s: &Server, path: &str) -> (u16, Vec<u8>) {
+    let request = RawRequest::new("GET", path).header("Host", format!("127.0.0.1:{}", s.port));
+    match exchange(s.port, &request) {
+        Exchange::Reply(r) => (r.status, r.body),
+        other => panic!("GET {path}: {other:?}"),
+    }
+}
+
+/// What the admin cases must not change: the fault rules and how far the engine clock runs
+/// ahead of the wall clock (whole seconds; a refused advance would add a year).
+fn admin_state(s: &Server) -> (String, i64) {
+    let (status, faults) = admin_get(s, "/_kvmux/faults");
+    assert_eq!(status, 200, "faults: {}", String::from_utf8_lossy(&faults));
+    let (status, health) = admin_get(s, "/_kvmux/health");
+    assert_eq!(status, 200, "health: {}", String::from_utf8_lossy(&health));
+    let health: serde_json::Value = serde_json::from_slice(&health).expect("health JSON");
+    let now = health["now"]
+        .as_i64()
+        .expect("health names the engine clock");
+    let wall = kv_core::clock::wall_clock_secs() as i64;
+    (String::from_utf8_lossy(&faults).into_owned(), now - wall)
+}
+
+/// Each dialect's sentinel container and item, which only override cases aim at.
+fn seed_sentinels(s: &Server, tables: &Tables) {
+    for (vendor, request) in trust::sentinel_setup(&format!("127.0.0.1:{}", s.port)) {
+        match exchange(s.port, &request) {
+            Exchange::Reply(r) => match tables.classify(&r) {
+                Ok(Answer::Vendor { code: None, .. }) => {}
+                other => panic!(
+                    "{vendor:?} sentinel setup: {other:?} {}",
+                    String::from_utf8_lossy(&r.body)
+                ),
+            },
+            other => panic!("{vendor:?} sentinel setup: {other:?}"),
+        }
+    }
+}
+
+/// The sentinel items still hold their value: no override case ran the operation it smuggled.
+fn sentinel_failures(s: &Server, tables: &Tables) -> Vec<String> {
+    let mut failures = Vec::new();
+    let value = trust::SENTINEL_VALUE.as_bytes();
+    for (vendor, request) in trust::sentinel_reads(&format!("127.0.0.1:{}", s.port)) {
+        match exchange(s.port, &request) {
+            Exchange::Reply(r)
+                if matches!(tables.classify(&r), Ok(Answer::Vendor { code: None, .. }))
+                    && r.body.windows(value.len()).any(|w| w == value) => {}
+            Exchange::Reply(r) => failures.push(format!(
+                "{vendor:?}: the sentinel item is gone or changed: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )),
+            other => failures.push(format!("{vendor:?}: reading the sentinel: {other:?}")),
+        }
+    }
+    failures
+}
+
+/// The most `/metrics` may hold after the corpus. Labels come from closed sets (each dialect's
+/// operations, `unknown`, the statuses), so the exposition is bounded by their product: about
+/// 80 KB after a full run of every family, whatever the run size. Were the label-growth cases'
+/// names or key ids labels, a run would add megabytes (one series and a 19-line histogram per
+/// 0.2–2 KB name).
+const METRICS_MAX_BYTES: usize = 256 * 1024;
+/// The longest label value: operation names, codes and statuses are short; no client string is
+/// copied in whole.
+const METRICS_MAX_LABEL_BYTES: usize = 64;
+
+/// Label values of `/metrics` longer than [`METRICS_MAX_LABEL_BYTES`].
+fn long_labels(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once('{')
+                .and_then(|(_, rest)| rest.rsplit_once('}'))
+        })
+        .flat_map(|(labels, _)| labels.split("\",").map(str::to_string).collect::<Vec<_>>())
+        .filter(|pair| pair.len() > METRICS_MAX_LABEL_BYTES + 16)
+        .collect()
+}
+
 fn run(mode: Mode, seed: u64, n: usize) -> Stats {
     let s = Server::start(match mode {
         Mode::AuthOff => AUTH_OFF,
@@ -192,10 +317,15 @@ fn run(mode: Mode, seed: u64, n: usize) -> Stats {
     });
     setup_valid_traffic(&s);
     let tables = Tables::new();
+    seed_sentinels(&s, &tables);
+    let admin_before = admin_state(&s);
     let mut corpus = Corpus::new(seed, s.port);
     let mut stats = Stats::default();
     for i in 0..n {
         let mut case = corpus.case(i);
+        if mode == Mode::AuthOff && case.allow.success_without_auth {
+            case.allow.success = true;
+        }
         if mode == Mode::Enforced && case.sign {
             let key = case.vendor.dev_key();
             if sign_for(case.vendor, &mut case.request, &key) {
@@ -237,6 +367,56 @@ fn run(mode: Mode, seed: u64, n: usize) -> Stats {
     }
     assert_alive(&s);
     assert_valid_traffic_works(&s);
+    // With auth off nothing is verified, so an unsigned override legitimately runs; enforced, none
+    // may have.
+    if mode == Mode::Enforced {
+        stats.failures.extend(sentinel_failures(&s, &tables));
+    }
+    let admin_after = admin_state(&s);
+    if admin_after.0 != admin_before.0 {
+        stats.failures.push(format!(
+            "the fault rules changed: {} -> {}",
+            admin_before.0, admin_after.0
+        ));
+    }
+    if (admin_after.1 - admin_before.1).abs() > 5 {
+        stats.failures.push(format!(
+            "the engine clock moved: {} s ahead of the wall clock, then {} s",
+            admin_before.1, admin_after.1
+        ));
+    }
+    let (status, metrics) = admin_get(&s, "/metrics");
+    stats.metrics_bytes = metrics.len();
+    if status != 200 || metrics.len() > METRICS_MAX_BYTES {
+        let kept = std::env::temp_dir().join(format!("bad_input-{mode:?}-metrics.txt"));
+        let _ = std::fs::write(&kept, &metrics);
+        stats.failures.push(format!(
+            "/metrics: {status}, {} bytes (at most {METRICS_MAX_BYTES}; kept in {})",
+            metrics.len(),
+            kept.display()
+        ));
+    }
+    for label in long_labels(&String::from_utf8_lossy(&metrics))
+        .iter()
+        .take(5)
+    {
+        stats.failures.push(format!(
+            "/metrics label longer than {METRICS_MAX_LABEL_BYTES} bytes: {}",
+            label.chars().take(200).collect::<String>()
+        ));
+    }
+    let (status, requests) = admin_get(&s, "/_kvmux/requests?limit=100000");
+    stats.inspector_bytes = requests.len();
+    stats.inspector_entries = serde_json::from_slice::<serde_json::Value>(&requests)
+        .ok()
+        .and_then(|v| v["requests"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    if status != 200 || requests.len() > INSPECTOR_MAX_JSON_BYTES {
+        stats.failures.push(format!(
+            "/_kvmux/requests: {status}, {} bytes of JSON (at most {INSPECTOR_MAX_JSON_BYTES})",
+            requests.len()
+        ));
+    }
     let log = s.log();
     for bad in ["panicked", "dialect panicked", "stack overflow"] {
         if log.contains(bad) {
@@ -252,6 +432,13 @@ fn report(mode: Mode, seed: u64, stats: &Stats) {
     println!(
         "== {mode:?}: {} malformed requests (seed {seed}), {} signed with the dev credentials",
         stats.sent, stats.signed
+    );
+    println!(
+        "  after the run: /metrics {} bytes (limit {METRICS_MAX_BYTES}), /_kvmux/requests {} \
+         entries in {} bytes of JSON (limit {INSPECTOR_MAX_JSON_BYTES})",
+        stats.metrics_bytes,
+        stats.inspector_bytes_entries(),
+        stats.inspector_bytes
     );
     for vendor in Vendor::ALL {
         let total: usize = stats
@@ -411,4 +598,21 @@ fn the_judge_refuses_wrong_answers() {
     )
     .is_err());
     assert!(judge(&tables, &case(Vendor::Huawei, strict), &Exchange::Closed).is_err());
+}
+
+/// The `/metrics` check sees a client's string copied into a label, and passes the real
+/// exposition's short ones.
+#[test]
+fn the_metrics_check_catches_long_label_values() {
+    let good = "# TYPE kvmux_requests counter\n\
+        kvmux_requests_total{dialect=\"tencent\",operation=\"EdgeKVGet\",status=\"200\"} 4\n\
+        kvmux_request_duration_seconds_bucket{dialect=\"huawei\",operation=\"unknown\",le=\"0.005\"} 1\n";
+    assert!(long_labels(good).is_empty());
+    let action = format!("EdgeKV{}", "x".repeat(300));
+    let bad = format!(
+        "kvmux_requests_total{{dialect=\"tencent\",operation=\"{action}\",status=\"200\"}} 1\n"
+    );
+    let found = long_labels(&bad);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains(&action));
 }

@@ -27,6 +27,12 @@ pub struct Allow {
     pub http_level: bool,
     /// Huawei's documented 501 `KVS.00000002` for an unknown `/v1/<op>`.
     pub not_implemented: bool,
+    /// A success too when signatures are not checked (auth off): the case is refused only
+    /// because its signature does not cover what was changed, or names an unknown key.
+    pub success_without_auth: bool,
+    /// The case is an admin call: the answer must be the admin API's own 401, 403 or 415 JSON
+    /// refusal, never a vendor envelope or a success.
+    pub admin: bool,
 }
 
 /// One malformed request.
@@ -44,8 +50,8 @@ pub struct Case {
 
 /// The generator: a seeded RNG and the gateway's address (the Host the SDKs would send).
 pub struct Corpus {
-    rng: fastrand::Rng,
-    host: String,
+    pub(super) rng: fastrand::Rng,
+    pub(super) host: String,
     deep_doc: Vec<u8>,
     deep_array: Vec<u8>,
 }
@@ -105,7 +111,7 @@ impl Corpus {
         }
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.rng.usize(..items.len())]
     }
 
@@ -116,9 +122,17 @@ impl Corpus {
         v
     }
 
-    /// The next case, dialects in turn.
+    /// The next case. Of every ten, six are the malformed-request families (dialects in turn),
+    /// two grow labels and the inspector, one overrides an unsigned part of a signed request and
+    /// one is a foreign admin call (the trust families, in `trust.rs`).
     pub fn case(&mut self, index: usize) -> Case {
-        match index % 4 {
+        match index % 10 {
+            6 | 7 => return self.label_growth(index),
+            8 => return self.unsigned_override(),
+            9 => return self.admin_foreign(),
+            _ => {}
+        }
+        match (index / 10 * 6 + index % 10) % 4 {
             0 => self.tencent(),
             1 => self.aliyun(),
             2 => self.huawei(),

@@ -7,6 +7,7 @@ pub mod corpus;
 pub mod envelope;
 pub mod raw;
 pub mod sign;
+pub mod trust;
 
 use bytes::Bytes;
 

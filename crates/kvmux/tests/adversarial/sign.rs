@@ -66,6 +66,12 @@ fn signable(req: &RawRequest) -> bool {
 /// TC3-HMAC-SHA256 over `content-type;host` (or `host` alone when there is no Content-Type), with
 /// `X-TC-Timestamp` now unless the request carries its own. Returns false when not signable.
 pub fn tencent(req: &mut RawRequest, key: &Key) -> bool {
+    tencent_signing(req, key, &[])
+}
+
+/// TC3 as [`tencent`], also signing the `extra` headers the request has (e.g. `x-tc-action`,
+/// which a client may sign; the server must then verify it as any signed header).
+pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool {
     use kv_tencent::auth::{
         tc3_canonical_request, tc3_signature, tc3_string_to_sign, SignedRequest, Tc3Authorization,
     };
@@ -87,11 +93,14 @@ pub fn tencent(req: &mut RawRequest, key: &Key) -> bool {
     let timestamp = String::from_utf8_lossy(req.get("x-tc-timestamp").unwrap_or_default())
         .trim()
         .to_string();
-    let signed_headers: Vec<String> = if headers.contains_key("content-type") {
-        vec!["content-type".into(), "host".into()]
-    } else {
-        vec!["host".into()]
-    };
+    let mut signed_headers: Vec<String> = ["content-type", "host"]
+        .iter()
+        .chain(extra)
+        .filter(|h| headers.contains_key(**h))
+        .map(|h| h.to_string())
+        .collect();
+    signed_headers.sort();
+    signed_headers.dedup();
     let mut auth = Tc3Authorization {
         secret_id: key.id.clone(),
         date: now_utc(time::macros::format_description!("[year]-[month]-[day]")),
@@ -125,6 +134,12 @@ pub fn tencent(req: &mut RawRequest, key: &Key) -> bool {
 /// ACS3-HMAC-SHA256 (V3) over every header the SDKs sign that the request has, with a fresh
 /// nonce, `x-acs-date` now and the body's hash.
 pub fn aliyun_v3(req: &mut RawRequest, key: &Key) -> bool {
+    aliyun_v3_omitting(req, key, &[])
+}
+
+/// ACS3 as [`aliyun_v3`], leaving the `omit` headers out of SignedHeaders (they are still sent):
+/// a request whose deciding headers are unsigned, which the server must refuse.
+pub fn aliyun_v3_omitting(req: &mut RawRequest, key: &Key, omit: &[&str]) -> bool {
     use kv_aliyun::auth::v3_canonical;
     if !signable(req) || req.has("authorization") {
         return false;
@@ -158,7 +173,7 @@ pub fn aliyun_v3(req: &mut RawRequest, key: &Key) -> bool {
         "x-acs-version",
     ]
     .into_iter()
-    .filter(|h| headers.contains_key(*h))
+    .filter(|h| headers.contains_key(*h) && !omit.contains(h))
     .map(str::to_string)
     .collect();
     signed.sort();
@@ -232,4 +247,36 @@ pub fn huawei(req: &mut RawRequest, key: &Key) -> bool {
         ),
     );
     true
+}
+
+/// An Aliyun V2 (HMAC-SHA1, RPC) request: `params` plus the common parameters (dev `key`,
+/// a fresh `SignatureNonce`, `Timestamp` now), every one of them in the query and signed, the way
+/// the legacy SDKs send a GET. Repeated names in `params` are kept (and signed) as given.
+pub fn aliyun_v2(host: &str, params: &[(&str, &str)], key: &Key) -> RawRequest {
+    use kv_aliyun::auth::{pct, v2_canonical, v2_signature};
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let timestamp = now_utc(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ));
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in [
+        ("Format", "JSON"),
+        ("AccessKeyId", key.id.as_str()),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce.as_str()),
+        ("Timestamp", timestamp.as_str()),
+    ] {
+        pairs.push((k.into(), v.into()));
+    }
+    let (_, sts) = v2_canonical("GET", &pairs);
+    pairs.push(("Signature".into(), v2_signature(&key.secret, &sts)));
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect();
+    RawRequest::new("GET", &format!("/?{}", query.join("&"))).header("Host", host)
 }
