@@ -42,10 +42,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{
-    Batch, Check, CommitResult, Expired, Key, KeyRange, Page, Record, Rejected, Store, StoreStats,
-    Write,
-};
+use super::{Batch, CommitResult, Expired, Key, KeyRange, Page, Record, Store, StoreStats, Write};
+use super::{CheckpointError, CheckpointInfo};
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -55,6 +53,9 @@ use crate::error::{Error, Result};
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     closed: AtomicBool,
+    /// Checkpoints taken by name through the `Store` trait (the admin API's
+    /// `/_kvmux/checkpoints`), each with what the listing shows and the clock offset to restore.
+    named: std::sync::Mutex<BTreeMap<String, (MemorySnapshot, CheckpointInfo)>>,
 }
 
 #[derive(Default)]
@@ -136,7 +137,8 @@ impl MemoryStore {
     fn apply(&self, batch: &Batch) -> CommitResult {
         self.open()?;
         let mut inner = self.write();
-        if let Some(rejected) = inner.data.check(batch) {
+        let Ok(verdict) = super::batch::first_rejection(&*inner.data, batch);
+        if let Some(rejected) = verdict {
             return Ok(Err(rejected));
         }
         let version = inner
@@ -168,28 +170,18 @@ fn entry_bytes(key: &[u8], value: &[u8]) -> u64 {
 
 const COUNTER_BYTES: u64 = 8;
 
-impl Data {
-    /// The first check or counter limit of `batch` that does not hold, as redb judges them.
-    fn check(&self, batch: &Batch) -> Option<Rejected> {
-        for check in &batch.checks {
-            let holds = match check {
-                Check::Absent(k) => !self.records.contains_key(k),
-                Check::Present(k) => self.records.contains_key(k),
-                Check::AtVersion(k, v) => self.records.get(k).is_some_and(|r| r.version == *v),
-                Check::CounterEquals(k, v) => self.counter(k) == *v,
-            };
-            if !holds {
-                return Some(Rejected::Check(check.clone()));
-            }
-        }
-        for (counter, delta, (max, quota)) in batch.limited_counter_growth() {
-            if self.counter(counter).saturating_add(delta) > max {
-                return Some(Rejected::Quota(quota));
-            }
-        }
-        None
+/// The batch rules (see `store::batch`) read the maps directly.
+impl super::batch::BatchView for Data {
+    type Error = std::convert::Infallible;
+    fn record_version(&self, key: &[u8]) -> std::result::Result<Option<u64>, Self::Error> {
+        Ok(self.records.get(key).map(|r| r.version))
     }
+    fn counter(&self, key: &[u8]) -> std::result::Result<i64, Self::Error> {
+        Ok(Data::counter(self, key))
+    }
+}
 
+impl Data {
     fn counter(&self, key: &[u8]) -> i64 {
         self.counters.get(key).copied().unwrap_or(0)
     }
@@ -411,11 +403,79 @@ impl Store for MemoryStore {
     fn sole_writer(&self) -> bool {
         true
     }
+
+    /// O(1): shares the maps (see the module doc for what the next commit pays).
+    fn checkpoint(
+        &self,
+        name: &str,
+        clock_offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<CheckpointInfo, CheckpointError>> {
+        let taken = self.open().map(|()| {
+            let snapshot = self.checkpoint();
+            let info = CheckpointInfo {
+                name: name.to_string(),
+                created_ms: crate::clock::wall_clock_millis(),
+                records: snapshot.records(),
+                clock_offset,
+            };
+            self.named_checkpoints()
+                .insert(name.to_string(), (snapshot, info.clone()));
+            info
+        });
+        async move { Ok(taken?) }.boxed()
+    }
+
+    fn restore_checkpoint(
+        &self,
+        name: &str,
+    ) -> BoxFuture<'_, std::result::Result<CheckpointInfo, CheckpointError>> {
+        let restored = self.open().map_err(CheckpointError::from).and_then(|()| {
+            let (snapshot, info) = self
+                .named_checkpoints()
+                .get(name)
+                .cloned()
+                .ok_or_else(|| CheckpointError::NotFound(name.to_string()))?;
+            self.restore(&snapshot);
+            Ok(info)
+        });
+        async move { restored }.boxed()
+    }
+
+    fn list_checkpoints(
+        &self,
+    ) -> BoxFuture<'_, std::result::Result<Vec<CheckpointInfo>, CheckpointError>> {
+        let list = self
+            .named_checkpoints()
+            .values()
+            .map(|(_, info)| info.clone())
+            .collect();
+        async move { Ok(list) }.boxed()
+    }
+
+    fn drop_checkpoint(&self, name: &str) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
+        // Dropped outside the lock's statement: freeing a large snapshot takes a while.
+        let removed = self.named_checkpoints().remove(name);
+        let found = match removed {
+            Some(_) => Ok(()),
+            None => Err(CheckpointError::NotFound(name.to_string())),
+        };
+        async move { found }.boxed()
+    }
+}
+
+impl MemoryStore {
+    fn named_checkpoints(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, (MemorySnapshot, CheckpointInfo)>> {
+        // Every change is one map insert or remove: the map is valid after any panic.
+        self.named.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Check, Rejected};
 
     fn put(key: &[u8], value: &[u8], expires_at: Option<u64>) -> Write {
         Write::Put {

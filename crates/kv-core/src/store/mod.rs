@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::{Quota, Result};
 
+mod batch;
 pub mod memory;
 pub mod postgres;
 pub mod redb;
@@ -187,6 +188,31 @@ pub struct StoreStats {
     pub file_bytes: u64,
 }
 
+/// A named checkpoint as listed by the admin API.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointInfo {
+    pub name: String,
+    /// Wall-clock unix milliseconds when it was taken.
+    pub created_ms: u64,
+    /// Records (items, containers, nonces; expired ones not yet swept included) it holds.
+    pub records: u64,
+    /// The engine clock offset (seconds) at the checkpoint, which a restore puts back.
+    pub clock_offset: i64,
+}
+
+/// Why a checkpoint call failed. Apart from the engine's [`crate::Error`] so that "this backend
+/// cannot" stays a distinct answer (the admin API's 501) and is never confused with a failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// The backend cannot take checkpoints correctly; the reason is for the operator.
+    #[error("checkpoints are not supported: {0}")]
+    Unsupported(String),
+    #[error("no checkpoint named {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
 /// A transactional ordered key-value backend.
 ///
 /// Guarantees every backend gives: `commit` returns `Ok` only once the batch is durable (unless the
@@ -235,5 +261,46 @@ pub trait Store: Send + Sync + 'static {
     /// better: a shared database is written by other gateways too.
     fn sole_writer(&self) -> bool {
         false
+    }
+    /// Persists the engine clock's offset (seconds, only ever raised) with the data, so a restart
+    /// never moves engine time back. The engine calls it when it closes; redb and PostgreSQL also
+    /// persist advances as they happen. The default keeps nothing: a memory store has no restart.
+    fn save_clock_offset(&self, _offset: i64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Saves the whole state (every record and counter) under `name`, replacing a checkpoint of
+    /// that name, with the engine clock offset `clock_offset` to hand back on restore. The
+    /// default cannot: a backend answers [`CheckpointError::Unsupported`] with why.
+    fn checkpoint(
+        &self,
+        name: &str,
+        clock_offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<CheckpointInfo, CheckpointError>> {
+        let _ = (name, clock_offset);
+        Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
+    }
+    /// Makes the checkpoint `name` the whole state again, atomically with respect to commits
+    /// and reads, and returns it (with its clock offset). It stays for further restores.
+    fn restore_checkpoint(
+        &self,
+        name: &str,
+    ) -> BoxFuture<'_, std::result::Result<CheckpointInfo, CheckpointError>> {
+        let _ = name;
+        Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
+    }
+    /// Every checkpoint held, in name order.
+    fn list_checkpoints(
+        &self,
+    ) -> BoxFuture<'_, std::result::Result<Vec<CheckpointInfo>, CheckpointError>> {
+        Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
+    }
+    /// Drops the checkpoint `name`; `NotFound` when there is none.
+    fn drop_checkpoint(&self, name: &str) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
+        let _ = name;
+        Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
+    }
+    /// Why this backend has no checkpoints (the message of the defaults above).
+    fn checkpoint_support(&self) -> String {
+        "this storage backend keeps no checkpoints".into()
     }
 }

@@ -332,7 +332,8 @@ impl PostgresStore {
             .await?
             .get(0);
         let view = read_view(&tx, batch).await?;
-        if let Some(rejected) = check_batch(&view, batch) {
+        let Ok(verdict) = super::batch::first_rejection(&view, batch);
+        if let Some(rejected) = verdict {
             tx.rollback().await?;
             return Ok(Err(rejected));
         }
@@ -432,25 +433,16 @@ async fn read_view(
     })
 }
 
-/// The same rules as redb's `check_batch`: every check, then counter limits on summed deltas.
-fn check_batch(view: &CommitView, batch: &Batch) -> Option<Rejected> {
-    for check in &batch.checks {
-        let holds = match check {
-            Check::Absent(k) => !view.versions.contains_key(k),
-            Check::Present(k) => view.versions.contains_key(k),
-            Check::AtVersion(k, v) => view.versions.get(k) == Some(&to_sql_u64(*v)),
-            Check::CounterEquals(k, v) => view.counter(k) == *v,
-        };
-        if !holds {
-            return Some(Rejected::Check(check.clone()));
-        }
+/// The batch rules (see `store::batch`) over the rows read under the commit lock: the checks
+/// run here rather than in SQL so PostgreSQL judges a batch by the same code as redb and memory.
+impl super::batch::BatchView for CommitView {
+    type Error = std::convert::Infallible;
+    fn record_version(&self, key: &[u8]) -> std::result::Result<Option<u64>, Self::Error> {
+        Ok(self.versions.get(key).map(|v| from_sql_u64(*v)))
     }
-    for (counter, delta, (max, quota)) in batch.limited_counter_growth() {
-        if view.counter(counter).saturating_add(delta) > max {
-            return Some(Rejected::Quota(quota));
-        }
+    fn counter(&self, key: &[u8]) -> std::result::Result<i64, Self::Error> {
+        Ok(CommitView::counter(self, key))
     }
-    None
 }
 
 /// Applies the writes. Record writes are sent in batch order as one pipeline; counters are
@@ -770,6 +762,10 @@ impl Store for PostgresStore {
 
     fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
         self.try_lease(SWEEPER_LEASE).boxed()
+    }
+
+    fn save_clock_offset(&self, offset: i64) -> BoxFuture<'_, Result<()>> {
+        async move { self.merge_clock_offset(offset).await.map(|_| ()) }.boxed()
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::store::{Batch, Check, CommitResult, Rejected, Write};
+use crate::store::{Batch, CommitResult, Rejected, Write};
 
 /// How many waiting batches one group commit takes at most, so one slow group cannot starve the
 /// callers that arrive while it runs.
@@ -122,7 +122,7 @@ pub(super) fn commit_group(db: &DbSlot, blobs: &BlobDir, group: Vec<Waiting>, du
                 superseded: Vec::new(),
             };
             for (batch, staged, _) in &group {
-                match check_batch(&tables, batch)? {
+                match crate::store::batch::first_rejection(&tables, batch)? {
                     Some(rejected) => results.push(Err(rejected)),
                     None => {
                         last_version += 1;
@@ -159,33 +159,19 @@ pub(super) fn commit_group(db: &DbSlot, blobs: &BlobDir, group: Vec<Waiting>, du
     }
 }
 
-/// Checks every precondition and counter limit of `batch` against the transaction's current state
-/// (which includes earlier batches of the same group). Returns the first reason to reject it.
-pub(super) fn check_batch(tables: &Tables<'_>, batch: &Batch) -> Result<Option<Rejected>> {
-    let (records, counters) = (&tables.records, &tables.counters);
-    for check in &batch.checks {
-        let holds = match check {
-            Check::Absent(k) => records.get(k.as_slice())?.is_none(),
-            Check::Present(k) => records.get(k.as_slice())?.is_some(),
-            Check::AtVersion(k, v) => match records.get(k.as_slice())? {
-                Some(raw) => decode_header(raw.value())?.0 == *v,
-                None => false,
-            },
-            Check::CounterEquals(k, v) => {
-                counters.get(k.as_slice())?.map(|g| g.value()).unwrap_or(0) == *v
-            }
-        };
-        if !holds {
-            return Ok(Some(Rejected::Check(check.clone())));
+/// The batch rules (see `store::batch`) over the group's write transaction, which includes the
+/// batches before this one in the same group.
+impl crate::store::batch::BatchView for Tables<'_> {
+    type Error = Error;
+    fn record_version(&self, key: &[u8]) -> Result<Option<u64>> {
+        match self.records.get(key)? {
+            Some(raw) => Ok(Some(decode_header(raw.value())?.0)),
+            None => Ok(None),
         }
     }
-    for (counter, delta, (max, quota)) in batch.limited_counter_growth() {
-        let current = counters.get(counter)?.map(|g| g.value()).unwrap_or(0);
-        if current.saturating_add(delta) > max {
-            return Ok(Some(Rejected::Quota(quota)));
-        }
+    fn counter(&self, key: &[u8]) -> Result<i64> {
+        Ok(self.counters.get(key)?.map(|g| g.value()).unwrap_or(0))
     }
-    Ok(None)
 }
 
 impl Tables<'_> {
