@@ -505,6 +505,239 @@ pub async fn load_seed_dir(
     Ok(loaded)
 }
 
+// ---------------------------------------------------------------------------------------------
+// esa-cli's kv.json (`kvmux import|export --format esa-kv-json`)
+// ---------------------------------------------------------------------------------------------
+
+/// The dump format of `kvmux import|export`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// kvmux's own JSON Lines dump: every container of every dialect, TTLs kept.
+    #[default]
+    Jsonl,
+    /// esa-cli's `kv.json`, `{"namespace": {"key": "value"}}`: one account's ESA namespaces, so
+    /// data moves between `esa-cli dev` and kvmux (docs/EDGE.md has the mapping).
+    EsaKvJson,
+}
+
+/// The flags `kvmux import` and `kvmux export` share.
+#[derive(Debug, clap::Args)]
+pub struct FormatArgs {
+    /// `jsonl` (kvmux's dump, the default) or `esa-kv-json` (esa-cli's kv.json).
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// The account whose ESA namespaces `--format esa-kv-json` reads or writes (default `dev`).
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+impl FormatArgs {
+    /// The account of an esa-kv-json transfer; `--account` with `jsonl` is an error, since a
+    /// JSON Lines dump carries every account's data and names them itself.
+    pub fn account(&self) -> Result<&str, String> {
+        match (self.format, self.account.as_deref()) {
+            (Format::Jsonl, Some(_)) => Err(
+                "--account applies to --format esa-kv-json only (a JSON Lines dump names its \
+                 accounts)"
+                    .to_string(),
+            ),
+            (_, account) => Ok(account.unwrap_or("dev")),
+        }
+    }
+}
+
+/// What an esa-kv-json import or export moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EsaCounts {
+    pub namespaces: u64,
+    /// Import: namespaces that did not exist and were created.
+    pub created: u64,
+    pub items: u64,
+    /// Export: items left out because the key or value is not UTF-8 (kv.json holds strings).
+    pub skipped_binary: u64,
+    /// Export: items whose TTL was dropped (kv.json has none).
+    pub ttls_dropped: u64,
+}
+
+/// The bytes a kv.json value is stored as: a JSON string as its UTF-8 bytes (what the runtime's
+/// `put(string)` stores and `GetKv` returns), any other JSON value as its compact JSON text.
+pub fn esa_value_bytes(value: &serde_json::Value) -> Vec<u8> {
+    match value {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn aliyun_error(e: kv_aliyun::error::ApiError) -> String {
+    format!("{} ({})", e.message, e.code)
+}
+
+/// Imports esa-cli's kv.json `text` into `account`'s ESA namespaces (created when missing,
+/// within ESA's quota; existing keys are overwritten, imported keys never expire). Everything is
+/// checked before anything is written: a file with one bad namespace, key or value, or one that
+/// would take the account over its namespace quota, changes nothing, and the error names it.
+pub async fn import_esa_kv_json(
+    engine: &Engine,
+    account: &str,
+    aliyun_options: &serde_json::Value,
+    text: &str,
+) -> Result<EsaCounts, String> {
+    use kv_aliyun::import::{EsaAccount, ESA_NAMESPACE_QUOTA};
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("kv.json is not valid JSON: {e}"))?;
+    let serde_json::Value::Object(namespaces) = doc else {
+        return Err(format!(
+            "kv.json must be an object of namespaces, {{\"namespace\": {{\"key\": \"value\"}}}}; \
+             it is {}",
+            json_kind(&doc)
+        ));
+    };
+    // Every namespace with its entries as bytes, all checked before the first write.
+    type Entries<'a> = Vec<(&'a str, Vec<u8>)>;
+    let mut plan: Vec<(&str, Entries)> = Vec::with_capacity(namespaces.len());
+    for (name, entries) in &namespaces {
+        EsaAccount::check_namespace_name(name)
+            .map_err(|e| format!("namespace `{name}`: {}", aliyun_error(e)))?;
+        let serde_json::Value::Object(entries) = entries else {
+            return Err(format!(
+                "namespace `{name}` must be an object of keys and values; it is {}",
+                json_kind(entries)
+            ));
+        };
+        let mut items = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let bytes = esa_value_bytes(value);
+            EsaAccount::check_entry(key, &bytes)
+                .map_err(|e| format!("namespace `{name}`, key `{key}`: {}", aliyun_error(e)))?;
+            items.push((key.as_str(), bytes));
+        }
+        plan.push((name.as_str(), items));
+    }
+    let esa = EsaAccount::new(engine, account, aliyun_options);
+    let existing: std::collections::HashSet<String> = esa
+        .namespaces()
+        .await
+        .map_err(aliyun_error)?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    let new: Vec<&str> = plan
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !existing.contains(*name))
+        .collect();
+    let total = existing.len() + new.len();
+    if total as i64 > ESA_NAMESPACE_QUOTA {
+        return Err(format!(
+            "account `{account}` has {} ESA namespaces and kv.json adds {} ({}); ESA allows \
+             {ESA_NAMESPACE_QUOTA} per account, so nothing was imported",
+            existing.len(),
+            new.len(),
+            new.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut counts = EsaCounts::default();
+    for (name, items) in plan {
+        let (container, created) = esa
+            .open_or_create(name)
+            .await
+            .map_err(|e| format!("namespace `{name}`: {}", aliyun_error(e)))?;
+        counts.namespaces += 1;
+        counts.created += u64::from(created);
+        for (key, bytes) in items {
+            esa.put(&container, key, Bytes::from(bytes))
+                .await
+                .map_err(|e| format!("namespace `{name}`, key `{key}`: {}", aliyun_error(e)))?;
+            counts.items += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Writes `account`'s ESA namespaces as esa-cli's kv.json: each namespace an object of strings.
+/// Expired items are not read; a key or value that is not UTF-8 cannot be a JSON string and is
+/// left out (never written lossily), with `warn` naming namespace and key; TTLs are dropped
+/// (kv.json has none). Both are counted.
+pub async fn export_esa_kv_json(
+    engine: &Engine,
+    account: &str,
+    out: &mut (dyn Write + Send),
+    warn: &mut (dyn FnMut(String) + Send),
+) -> Result<EsaCounts, String> {
+    let esa = kv_aliyun::import::EsaAccount::new(engine, account, &serde_json::Value::Null);
+    let mut doc = serde_json::Map::new();
+    let mut counts = EsaCounts::default();
+    for container in esa.namespaces().await.map_err(aliyun_error)? {
+        let mut entries = serde_json::Map::new();
+        let mut start = Bound::Unbounded;
+        loop {
+            let options = ScanOptions {
+                start,
+                end: Bound::Unbounded,
+                limit: EXPORT_PAGE,
+                reverse: false,
+            };
+            let page = engine
+                .scan(&container, options)
+                .await
+                .map_err(|e| format!("namespace `{}`: {e}", container.name))?;
+            for item in &page.items {
+                let key = String::from_utf8_lossy(&item.key);
+                match (
+                    std::str::from_utf8(&item.key),
+                    std::str::from_utf8(&item.value),
+                ) {
+                    (Ok(key), Ok(value)) => {
+                        counts.items += 1;
+                        counts.ttls_dropped += u64::from(item.expires_at.is_some());
+                        entries.insert(key.to_string(), value.into());
+                    }
+                    (Err(_), _) => {
+                        counts.skipped_binary += 1;
+                        warn(format!(
+                            "skipped namespace `{}` key `{key}`: the key is not valid UTF-8",
+                            container.name
+                        ));
+                    }
+                    (_, Err(_)) => {
+                        counts.skipped_binary += 1;
+                        warn(format!(
+                            "skipped namespace `{}` key `{key}`: the value ({} bytes) is not \
+                             valid UTF-8, and kv.json holds strings",
+                            container.name,
+                            item.value.len()
+                        ));
+                    }
+                }
+            }
+            match (page.more, page.items.last()) {
+                (true, Some(last)) => start = Bound::Excluded(last.key.clone()),
+                _ => break,
+            }
+        }
+        counts.namespaces += 1;
+        doc.insert(container.name.clone(), serde_json::Value::Object(entries));
+    }
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| e.to_string())?;
+    out.write_all(b"\n").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
