@@ -9,13 +9,29 @@ use serde::{Deserialize, Serialize};
 /// The default config file, read when no `--config`/`KVMUX_CONFIG` is given and it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "config/kvmux.toml";
 pub const DEV_SECRET: &str = "kvmuxdevsecret";
+/// `storage = "memory"`: the ephemeral backend.
+pub const MEMORY_STORAGE: &str = "memory";
+
+/// Which `Store` backend the config selects (from `storage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend<'a> {
+    /// The embedded redb file `<data_dir>/kvmux.redb` (no `storage`).
+    Redb,
+    /// Everything in the process's memory; nothing is written to disk, everything is gone when
+    /// the gateway stops.
+    Memory,
+    /// The scale-out backend at this URL.
+    Postgres(&'a str),
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
-    /// `postgres://...` selects the scale-out backend; absent means the embedded redb file.
+    /// `postgres://...` selects the scale-out backend, `"memory"` the ephemeral one (nothing on
+    /// disk, for test suites); absent means the embedded redb file under `data_dir`.
+    /// [`Config::backend`] says which.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
     /// fsync before every acknowledged write (group-committed). Off only for benchmarks.
@@ -430,13 +446,7 @@ impl Config {
                 self.listen
             ));
         }
-        if let Some(storage) = &self.storage {
-            if !storage.starts_with("postgres://") && !storage.starts_with("postgresql://") {
-                return Err(format!(
-                    "storage = {storage:?}: only postgres:// URLs are accepted"
-                ));
-            }
-        }
+        self.check_storage()?;
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {
             if c.id.is_empty() || c.account.is_empty() {
@@ -556,6 +566,56 @@ impl Config {
         Ok(())
     }
 
+    /// Which backend `storage` selects. Call after [`Config::check_storage`] (an unknown value
+    /// is reported as Redb here; `check_storage` refuses it).
+    pub fn backend(&self) -> Backend<'_> {
+        match self.storage.as_deref() {
+            None => Backend::Redb,
+            Some(MEMORY_STORAGE) => Backend::Memory,
+            Some(url) if is_postgres_url(url) => Backend::Postgres(url),
+            Some(_) => Backend::Redb,
+        }
+    }
+
+    /// Whether `storage` names a backend, and whether the rest of the config can keep the
+    /// memory backend's promise that nothing is written to disk: a self-signed certificate
+    /// would go to `<data_dir>/tls/cert.pem` unless `[tls] write_cert` names where clients
+    /// should find it. Runs on load and again after the command line's overrides.
+    pub fn check_storage(&self) -> Result<(), String> {
+        match self.storage.as_deref() {
+            None | Some(MEMORY_STORAGE) => {}
+            Some(url) if is_postgres_url(url) => {}
+            Some(other) => {
+                return Err(format!(
+                    "storage = {other:?}: use \"{MEMORY_STORAGE}\", a postgres:// URL, or \
+                     leave it out for the embedded file under data_dir"
+                ))
+            }
+        }
+        if self.backend() == Backend::Memory {
+            if let Some(tls) = self.tls.as_ref().filter(|t| t.self_signed) {
+                if tls.write_cert.is_none() {
+                    return Err(format!(
+                        "storage = \"{MEMORY_STORAGE}\" writes nothing to disk, but [tls] \
+                         self_signed would write its certificate under data_dir; set [tls] \
+                         write_cert to the file clients should trust"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One line saying where the data lives, for `check-config` and the start-up log (a
+    /// PostgreSQL password is hidden).
+    pub fn storage_description(&self) -> String {
+        match self.backend() {
+            Backend::Redb => format!("redb file {}", self.data_dir.join("kvmux.redb").display()),
+            Backend::Memory => "memory (nothing written to disk; gone when kvmux stops)".into(),
+            Backend::Postgres(url) => format!("postgres {}", masked_storage_url(url)),
+        }
+    }
+
     /// Applies the environment at start-up: `KVMUX_ADMIN_TOKEN` replaces `[admin] token` (an
     /// empty value counts as unset), and each `secret_env` credential gets its secret. Returns
     /// where the admin token came from, for the start-up log.
@@ -642,6 +702,10 @@ impl Config {
         shown.storage = shown.storage.as_deref().map(masked_storage_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A storage URL with its password hidden, whether in the userinfo or in a `password=` option.
@@ -784,7 +848,14 @@ account = "dev"
     #[test]
     fn bad_values_are_refused() {
         assert!(Config::parse("listen = \"nowhere\"", Path::new("k")).is_err());
-        assert!(Config::parse("storage = \"mysql://x\"", Path::new("k")).is_err());
+        let err = Config::parse("storage = \"mysql://x\"", Path::new("k"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"memory\""),
+            "the error lists the choices: {err}"
+        );
+        assert!(Config::parse("storage = \"Memory\"", Path::new("k")).is_err());
         let dup = "[[credentials]]\ndialect=\"aliyun\"\nid=\"a\"\nsecret=\"s\"\naccount=\"x\"\n"
             .repeat(2);
         assert!(Config::parse(&dup, Path::new("k"))
@@ -823,6 +894,40 @@ account = "dev"
         assert_eq!(back.seed_dir, c.seed_dir);
         let empty_side = text.replace("tencent_namespace = \"a\"", "tencent_namespace = \"\"");
         assert!(Config::parse(&empty_side, Path::new("k")).is_err());
+    }
+
+    #[test]
+    fn storage_selects_the_backend() {
+        let parse = |text: &str| Config::parse(text, Path::new("k")).unwrap();
+        assert_eq!(parse("").backend(), Backend::Redb);
+        let memory = parse("storage = \"memory\"\n");
+        assert_eq!(memory.backend(), Backend::Memory);
+        assert!(memory.storage_description().starts_with("memory"));
+        let pg = parse("storage = \"postgres://u:pw@h/db\"\n");
+        assert_eq!(pg.backend(), Backend::Postgres("postgres://u:pw@h/db"));
+        assert!(!pg.storage_description().contains("pw"), "password shown");
+        assert_eq!(
+            parse("data_dir = \"d\"\n").storage_description(),
+            format!("redb file {}", Path::new("d").join("kvmux.redb").display())
+        );
+    }
+
+    /// Memory mode promises an empty disk; a self-signed certificate with no `write_cert`
+    /// would land in `<data_dir>/tls/`, so that combination is refused with the way out.
+    #[test]
+    fn memory_with_a_self_signed_certificate_needs_write_cert() {
+        let err = Config::parse(
+            "storage = \"memory\"\n[tls]\nself_signed = true\n",
+            Path::new("k"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("write_cert"), "{err}");
+        let ok = Config::parse(
+            "storage = \"memory\"\n[tls]\nself_signed = true\nwrite_cert = \"c.pem\"\n",
+            Path::new("k"),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
