@@ -26,6 +26,19 @@ impl Engine {
         }
         let meta_key = keys::container(&new.account, &new.scope, &new.name);
         let now_ms = self.clock.now_millis();
+        // A bound name is taken once any member of its binding exists: creating it through the
+        // second vendor made a hidden duplicate that lookups never reached (the first member in
+        // the binding's order wins), and the data became unreachable from one side.
+        let requested = (new.account.clone(), new.scope.clone(), new.name.clone());
+        if let Some(group) = self.binding_of(&requested) {
+            for (account, scope, name) in group.iter() {
+                if (account, scope, name) != (&requested.0, &requested.1, &requested.2)
+                    && self.container_at(account, scope, name).await.is_ok()
+                {
+                    return Err(Error::AlreadyExists(format!("container {}", new.name)));
+                }
+            }
+        }
         retry(|| async {
             let mut tx = self.begin();
             if tx.physical(&meta_key).await?.is_some() {
@@ -64,15 +77,35 @@ impl Engine {
         .await
     }
 
-    /// The container `name` in `scope`, or `NotFound`.
+    /// The container `name` in `scope`, or `NotFound`. A bound name (see
+    /// [`Engine::bind_containers`]) finds the binding's container, seen at the address asked
+    /// for: `scope` and `name` are the caller's, so each vendor shows its own name for it (a
+    /// Tencent `orders` bound to an Aliyun `orders-esa` is `orders-esa` to Aliyun). Only the
+    /// id, attributes, limits and times are the stored container's.
     pub async fn container(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
-        let group = self
-            .bindings
+        let found = self.resolve(account, scope, name).await?;
+        Ok(Container {
+            account: account.to_string(),
+            scope: scope.to_string(),
+            name: name.to_string(),
+            ..found
+        })
+    }
+
+    /// The binding group `address` belongs to, if any.
+    fn binding_of(&self, address: &ContainerAddress) -> Option<Arc<Vec<ContainerAddress>>> {
+        self.bindings
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(account.to_string(), scope.to_string(), name.to_string()))
-            .cloned();
-        let Some(group) = group else {
+            .get(address)
+            .cloned()
+    }
+
+    /// The container a name stands for, at its stored address (through bindings). Updates and
+    /// deletes work on this, never on the caller's view of it.
+    async fn resolve(&self, account: &str, scope: &str, name: &str) -> Result<Container> {
+        let address = (account.to_string(), scope.to_string(), name.to_string());
+        let Some(group) = self.binding_of(&address) else {
             return self.container_at(account, scope, name).await;
         };
         for (account, scope, name) in group.iter() {
@@ -82,6 +115,31 @@ impl Engine {
             }
         }
         Err(Error::NotFound(format!("container {name}")))
+    }
+
+    /// The bound names of `scope` whose container lives at another member's address, seen at
+    /// their own address (see [`Engine::container`]), for listings.
+    async fn bound_views(&self, account: &str, scope: &str) -> Result<Vec<Container>> {
+        let members: Vec<ContainerAddress> = self
+            .bindings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|(a, s, _)| a == account && s == scope)
+            .cloned()
+            .collect();
+        let mut views = Vec::new();
+        for (account, scope, name) in members {
+            if self.container_at(&account, &scope, &name).await.is_ok() {
+                continue; // stored here: the scan lists it already
+            }
+            match self.container(&account, &scope, &name).await {
+                Ok(view) => views.push(view),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(views)
     }
 
     /// The container stored at exactly this address, bindings aside.
@@ -123,12 +181,30 @@ impl Engine {
             range.start = Bound::Excluded(k);
         }
         let page = self.store.scan(range, limit, false, 0).await?;
-        let containers = page
+        let mut containers = page
             .records
             .iter()
             .map(|(_, r)| decode_meta(r))
             .collect::<Result<Vec<_>>>()?;
-        Ok((containers, page.more))
+        let mut more = page.more;
+        // Bound names stored under another vendor's address are listed here too, under this
+        // scope's name, merged into name order. While the store has more pages, a view past
+        // this page's last name waits for the page it belongs to.
+        let last = containers.last().map(|c| c.name.clone());
+        let mut views = self.bound_views(account, scope).await?;
+        views.retain(|v| {
+            after.is_none_or(|a| v.name.as_str() > a)
+                && (!page.more || last.as_ref().is_some_and(|l| &v.name <= l))
+        });
+        if !views.is_empty() {
+            containers.extend(views);
+            containers.sort_by(|a, b| a.name.cmp(&b.name));
+            if containers.len() > limit {
+                containers.truncate(limit);
+                more = true;
+            }
+        }
+        Ok((containers, more))
     }
 
     /// Every container of every account (for snapshots and the dashboard).
@@ -150,7 +226,7 @@ impl Engine {
     ) -> Result<Container> {
         let now_ms = self.clock.now_millis();
         retry(|| async {
-            let current = self.container(account, scope, name).await?;
+            let current = self.resolve(account, scope, name).await?;
             let mut tx = self.begin();
             let updated = Container {
                 attrs: attrs.clone(),
@@ -163,8 +239,12 @@ impl Engine {
             tx.raw_put(meta_key.clone(), encode_meta(&updated)?, None);
             let committed = tx.commit().await;
             self.meta_cache.forget(&meta_key);
+            // Answered as seen from the caller's address, like `container`.
             Ok(Container {
                 meta_version: committed?,
+                account: account.to_string(),
+                scope: scope.to_string(),
+                name: name.to_string(),
                 ..updated
             })
         })
@@ -179,7 +259,7 @@ impl Engine {
         name: &str,
     ) -> Result<Container> {
         retry(|| async {
-            let current = self.container(account, scope, name).await?;
+            let current = self.resolve(account, scope, name).await?;
             let usage = self.usage(&current).await?;
             let id = current.id;
             let group = &current.limits.account_group;
@@ -297,4 +377,96 @@ pub(super) fn fresh_id() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod binding_tests {
+    use super::*;
+    use crate::container::ContainerKind;
+
+    fn new(scope: &str, name: &str) -> NewContainer {
+        NewContainer {
+            account: "dev".into(),
+            scope: scope.into(),
+            name: name.into(),
+            kind: ContainerKind::Flat,
+            attrs: serde_json::json!({}),
+            limits: Default::default(),
+        }
+    }
+
+    fn addr(scope: &str, name: &str) -> ContainerAddress {
+        ("dev".into(), scope.into(), name.into())
+    }
+
+    fn names(list: &[Container]) -> Vec<&str> {
+        list.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_bound_name_is_seen_under_each_name_and_cannot_be_created_twice() {
+        let engine = Engine::open_memory(Clock::frozen_at(1_000));
+        engine.bind_containers(vec![addr("tc/z", "orders"), addr("esa", "orders-esa")]);
+        engine.create_container(new("esa", "apple")).await.unwrap();
+        engine.create_container(new("esa", "zebra")).await.unwrap();
+        let stored = engine
+            .create_container(new("tc/z", "orders"))
+            .await
+            .unwrap();
+
+        // The second vendor's create is a duplicate, not a hidden second container.
+        assert!(matches!(
+            engine.create_container(new("esa", "orders-esa")).await,
+            Err(Error::AlreadyExists(_))
+        ));
+        // Each side sees its own address, and the one container behind it.
+        let view = engine.container("dev", "esa", "orders-esa").await.unwrap();
+        assert_eq!(
+            (view.scope.as_str(), view.name.as_str(), view.id),
+            ("esa", "orders-esa", stored.id)
+        );
+        // Listings include it under this scope's name, in name order, paged.
+        let (all, more) = engine
+            .list_containers("dev", "esa", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (names(&all), more),
+            (vec!["apple", "orders-esa", "zebra"], false)
+        );
+        let (first, more) = engine.list_containers("dev", "esa", None, 2).await.unwrap();
+        assert_eq!((names(&first), more), (vec!["apple", "orders-esa"], true));
+        let (rest, more) = engine
+            .list_containers("dev", "esa", Some("orders-esa"), 2)
+            .await
+            .unwrap();
+        assert_eq!((names(&rest), more), (vec!["zebra"], false));
+        let (tc, _) = engine
+            .list_containers("dev", "tc/z", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(&tc), vec!["orders"]);
+
+        // An update through the other name keeps the record where it is stored.
+        engine
+            .update_container_attrs("dev", "esa", "orders-esa", serde_json::json!({"x": 1}))
+            .await
+            .unwrap();
+        let back = engine.container("dev", "tc/z", "orders").await.unwrap();
+        assert_eq!(back.attrs, serde_json::json!({"x": 1}));
+        // Deleting through either name deletes it for both.
+        engine
+            .delete_container("dev", "esa", "orders-esa")
+            .await
+            .unwrap();
+        assert!(matches!(
+            engine.container("dev", "tc/z", "orders").await,
+            Err(Error::NotFound(_))
+        ));
+        let (all, _) = engine
+            .list_containers("dev", "esa", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(names(&all), vec!["apple", "zebra"]);
+    }
 }

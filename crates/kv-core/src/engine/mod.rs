@@ -82,11 +82,12 @@ impl Engine {
     }
 
     /// Opens the embedded redb backend at `path`.
+    /// The engine clock resumes from the offset stored with the data (time never moves back
+    /// across a restart) and every later advance is stored too.
     pub fn open_redb(path: &Path, durable: bool, clock: Clock) -> Result<Self> {
-        Ok(Self::new(
-            Arc::new(store::redb::RedbStore::open(path, durable)?),
-            clock,
-        ))
+        let store = Arc::new(store::redb::RedbStore::open(path, durable)?);
+        store::redb::clock::restore_and_keep(&store, &clock)?;
+        Ok(Self::new(store, clock))
     }
 
     /// Opens the embedded redb backend at `path` with explicit options (durability, cache).
@@ -95,10 +96,9 @@ impl Engine {
         options: store::redb::RedbOptions,
         clock: Clock,
     ) -> Result<Self> {
-        Ok(Self::new(
-            Arc::new(store::redb::RedbStore::open_with(path, options)?),
-            clock,
-        ))
+        let store = Arc::new(store::redb::RedbStore::open_with(path, options)?);
+        store::redb::clock::restore_and_keep(&store, &clock)?;
+        Ok(Self::new(store, clock))
     }
 
     pub fn clock(&self) -> &Clock {
@@ -137,6 +137,9 @@ impl Engine {
     }
 
     pub async fn close(&self) -> Result<()> {
+        // The last advance may be newer than the stores' periodic persistence (redb's keeper,
+        // PostgreSQL's sync): a graceful stop right after `clock/advance` must not forget it.
+        self.store.save_clock_offset(self.clock.offset()).await?;
         self.store.close().await
     }
 }

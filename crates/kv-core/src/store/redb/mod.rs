@@ -13,6 +13,7 @@
 //! `Store` implementation.
 
 mod blobs;
+pub(crate) mod clock;
 mod health;
 mod open;
 mod record;
@@ -266,6 +267,11 @@ impl Store for RedbStore {
     /// redb locks its file: no other process can write it while this store is open.
     fn sole_writer(&self) -> bool {
         true
+    }
+
+    fn save_clock_offset(&self, offset: i64) -> BoxFuture<'_, Result<()>> {
+        let result = self.store_clock_offset(u64::try_from(offset).unwrap_or(0));
+        Box::pin(async move { result })
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
