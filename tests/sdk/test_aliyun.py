@@ -637,3 +637,72 @@ def test_dcdn_namespace_names_are_case_insensitive(kvmux, dcdn, esa):
 
     dcdn.delete_dcdn_kv_namespace(dcdn_models.DeleteDcdnKvNamespaceRequest(namespace=ns.upper()))
     expect("InvalidNameSpace.NotFound", 404, dcdn.get_dcdn_kv, dcdn_models.GetDcdnKvRequest(namespace=ns, key="k"))
+
+
+def test_engine_clock_survives_a_restart(make_kvmux, tmp_path):
+    """Time only moves forward: after `clock/advance` and a graceful restart on the same data,
+    remaining TTLs keep counting down from where they were and a key that had expired stays gone
+    (before, the offset was forgotten: ExpirationTtl went 3500 -> 3600 and the expired key, not
+    yet swept, was readable again)."""
+    data_dir = str(tmp_path / "data")
+    first = make_kvmux(data_dir=data_dir)
+    esa = EsaClient(config(first.endpoint))
+    ns = uniq("clock")
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace=ns))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="long", value="v", expiration_ttl=3600))
+    esa.put_kv(esa_models.PutKvRequest(namespace=ns, key="short", value="v", expiration_ttl=60))
+    first.advance(100)
+    first.stop()
+
+    second = make_kvmux(data_dir=data_dir)
+    esa = EsaClient(config(second.endpoint))
+    ttl = int(esa.get_kv_detail(esa_models.GetKvDetailRequest(namespace=ns, key="long")).body.expiration_ttl)
+    assert 3490 <= ttl <= 3500, ttl
+    expect("InvalidKey.NotFound", 404, esa.get_kv, esa_models.GetKvRequest(namespace=ns, key="short"))
+    listed = esa.list_kvs(esa_models.ListKvsRequest(namespace=ns)).body
+    assert listed.total_count == 1 and [k.name for k in listed.keys] == ["long"]
+
+
+def test_a_bound_namespace_is_whole_on_both_sides(make_kvmux):
+    """With a Tencent namespace bound to an Aliyun one (docs/OPERATOR.md §6), each vendor sees it
+    under its own name in every describe and listing, and creating it again through the other
+    vendor is that vendor's duplicate error. Before, the second create made a hidden duplicate
+    (after which the data was unreachable from both sides), GetKvNamespace answered Tencent's
+    name, and the listings left out a namespace created through the other side."""
+    from test_tencent import call, teo, error_of as tencent_error_of
+
+    server = make_kvmux(extra_toml=(
+        '[[bindings]]\naccount = "dev"\ntencent_zone = "zone-1"\n'
+        'tencent_namespace = "orders"\naliyun_namespace = "orders-esa"\n'
+        '[[bindings]]\naccount = "dev"\ntencent_zone = "zone-1"\n'
+        'tencent_namespace = "legacy"\naliyun_namespace = "migrated"\n'
+    ))
+    esa = EsaClient(config(server.endpoint))
+    tc = teo(server)
+
+    # Created through Tencent: Aliyun sees it as `orders-esa` everywhere, and may not create it.
+    call(tc, "CreateEdgeKVNamespace", ZoneId="zone-1", Namespace="orders")
+    call(tc, "EdgeKVPut", ZoneId="zone-1", Namespace="orders", Key="k", Value="from tencent")
+    expect("InvalidNameSpace.Duplicate", 406, esa.create_kv_namespace,
+           esa_models.CreateKvNamespaceRequest(namespace="orders-esa"))
+    assert esa.get_kv_namespace(esa_models.GetKvNamespaceRequest(namespace="orders-esa")).body.namespace == "orders-esa"
+    listed = [n.namespace for n in esa.get_kv_account().body.namespace_list]
+    assert "orders-esa" in listed and "orders" not in listed
+    assert esa.get_kv(esa_models.GetKvRequest(namespace="orders-esa", key="k")).body.value == "from tencent"
+
+    # Created through Aliyun: Tencent sees it as `legacy`, and may not create it.
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace="migrated", description="d"))
+    esa.put_kv(esa_models.PutKvRequest(namespace="migrated", key="m", value="from aliyun"))
+    e = tencent_error_of(call, tc, "CreateEdgeKVNamespace", ZoneId="zone-1", Namespace="legacy")
+    assert (e.code, "already exists" in e.message) == ("InvalidParameterValue", True), (e.code, e.message)
+    names = [n["Namespace"] for n in call(tc, "DescribeEdgeKVNamespaces", ZoneId="zone-1")["KVNamespaces"]]
+    assert sorted(names) == ["legacy", "orders"]
+    [d] = call(tc, "EdgeKVGet", ZoneId="zone-1", Namespace="legacy", Keys=["m"])["Data"]
+    assert d["Value"] == "from aliyun"
+    listed = [n.namespace for n in esa.get_kv_account().body.namespace_list]
+    assert sorted(listed) == ["migrated", "orders-esa"]
+
+    # Deleting through one side deletes it for both.
+    esa.delete_kv_namespace(esa_models.DeleteKvNamespaceRequest(namespace="orders-esa"))
+    names = [n["Namespace"] for n in call(tc, "DescribeEdgeKVNamespaces", ZoneId="zone-1")["KVNamespaces"]]
+    assert names == ["legacy"]
