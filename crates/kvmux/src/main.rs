@@ -7,6 +7,7 @@ mod dashboard;
 mod faults;
 mod inspector;
 mod metrics;
+mod ready;
 mod server;
 mod snapshot;
 mod tls;
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 use kv_core::store::postgres::redacted_url;
 use kv_core::{Clock, Dialect, DialectContext, Engine};
 
-use crate::config::{Config, DialectName};
+use crate::config::{Backend, Config, DialectName};
 
 /// mimalloc instead of glibc malloc: at 64 connections glibc's malloc/free were ~15% of the
 /// gateway's CPU (perf, docs/BENCHMARKS.md), and its per-thread arenas kept freed memory resident.
@@ -52,6 +53,16 @@ enum Command {
         /// Data directory, overriding the config.
         #[arg(long, env = "KVMUX_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Storage, overriding the config's `storage`: `memory` (nothing on disk, for test
+        /// suites), or a postgres:// URL.
+        #[arg(long, env = "KVMUX_STORAGE")]
+        storage: Option<String>,
+        /// Once the listener accepts, write `{"url","host","pid","version"}` here (atomically),
+        /// e.g. to learn the port of `--listen 127.0.0.1:0`. With no config file at all (no
+        /// --config, $KVMUX_CONFIG or config/kvmux.toml) and no --storage/--data-dir, the gateway
+        /// runs on the memory store: a test harness needs no files.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key), overriding `[tls]`.
         #[arg(long, env = "KVMUX_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -107,6 +118,7 @@ fn main() -> ExitCode {
                     config.admin.token = Some(token);
                 }
                 println!("\n# admin: {}", admin::mode(&config).1);
+                println!("# storage: {}", config.storage_description());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -215,15 +227,25 @@ fn main() -> ExitCode {
             config,
             listen,
             data_dir,
+            storage,
+            ready_file,
             tls_cert,
             tls_key,
             tls_self_signed,
         } => {
-            let _log_flush = init_tracing();
+            let (_log_flush, gate) = init_tracing();
             let (mut config, source) = match resolve_config(config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            // A harness that only asks for a ready file and has no config file gets a gateway
+            // that leaves nothing behind; a data dir or storage it names still wins.
+            let ephemeral_default = source.is_none() && ready_file.is_some() && data_dir.is_none();
+            if let Some(storage) = storage {
+                config.storage = Some(storage);
+            } else if ephemeral_default {
+                config.storage = Some(config::MEMORY_STORAGE.into());
+            }
             if let Some(listen) = listen {
                 config.listen = listen;
             }
@@ -243,7 +265,16 @@ fn main() -> ExitCode {
                 let tls = config.tls.get_or_insert_with(Default::default);
                 (tls.cert, tls.key, tls.self_signed) = (None, None, true);
             }
-            run_to_exit(Runtime::MultiThread, "kvmux", serve(config, source))
+            if let Err(e) = config.check_storage() {
+                eprintln!("kvmux: {e}");
+                return ExitCode::from(2);
+            }
+            let start = Start {
+                source,
+                ready_file,
+                gate,
+            };
+            run_to_exit(Runtime::MultiThread, "kvmux", serve(config, start))
         }
     }
 }
@@ -317,6 +348,13 @@ where
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
+    if config.backend() == Backend::Memory {
+        eprintln!(
+            "kvmux: storage = \"memory\" lives only inside a running gateway; export and import \
+             it there with GET and POST /_kvmux/snapshot"
+        );
+        return ExitCode::from(2);
+    }
     run_to_exit(Runtime::MultiThread, "kvmux", async move {
         let (engine, _) = open_engine(&config).await?;
         let result = work(engine.clone()).await;
@@ -331,12 +369,15 @@ where
 /// Logs go to stdout through a background writer thread, so the one line per request costs the
 /// request a queue push, not a locked write to a pipe or terminal. Nothing is dropped: when the
 /// queue is full, callers wait. The returned guard flushes the queue when dropped.
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+/// The logs are held back until the ready line is on stdout (`ready::StdoutGate`).
+fn init_tracing() -> (tracing_appender::non_blocking::WorkerGuard, LogGate) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
+    let gated = ready::StdoutGate::new(writer);
+    let gate = gated.opener();
     // Colour codes only for a terminal: a log file or collector gets plain lines, and formatting
     // the escape codes was a visible share of a request's time under load.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -344,9 +385,20 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(colour)
-        .with_writer(writer)
+        .with_writer(gated)
         .init();
-    guard
+    (guard, gate)
+}
+
+/// Opens the held-back stdout logs behind the ready line.
+type LogGate = ready::GateOpener<tracing_appender::non_blocking::NonBlocking>;
+
+/// How `serve` was started, beyond the config: where the config came from (for the log), where
+/// to write the ready file, and the stdout gate to open with the ready line.
+struct Start {
+    source: Option<PathBuf>,
+    ready_file: Option<PathBuf>,
+    gate: LogGate,
 }
 
 /// Builds the enabled dialects in dispatch order.
@@ -403,10 +455,15 @@ const POSTGRES_POOL_SIZE: usize = 16;
 /// Opens the configured storage; returns the engine and a description of where the data is.
 async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
     let clock = Clock::new();
-    match &config.storage {
+    match config.backend() {
+        // Nothing on disk: no data dir is created, the clock starts at the wall clock.
+        Backend::Memory => Ok((
+            Arc::new(Engine::open_memory(clock)),
+            config.storage_description(),
+        )),
         // The scale-out backend: any number of stateless gateways on one database, which keeps
         // their clocks in step and elects the one that sweeps expired items.
-        Some(url) => {
+        Backend::Postgres(url) => {
             let store = kv_core::store::postgres::PostgresStore::open_shared(
                 url,
                 POSTGRES_POOL_SIZE,
@@ -416,7 +473,7 @@ async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
             .map_err(|e| format!("opening storage {}: {e}", redacted_url(url)))?;
             Ok((Arc::new(Engine::new(store, clock)), redacted_url(url)))
         }
-        None => {
+        Backend::Redb => {
             let db_path = config.data_dir.join("kvmux.redb");
             let options = kv_core::store::redb::RedbOptions {
                 durable: config.durable,
@@ -443,7 +500,15 @@ fn raise_open_files_limit() {
     }
 }
 
-async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
+async fn serve(config: Config, start: Start) -> Result<(), String> {
+    let Start {
+        source,
+        ready_file,
+        gate,
+    } = start;
+    if let Some(path) = &ready_file {
+        ready::remove_stale(path)?;
+    }
     raise_open_files_limit();
     let tls = match &config.tls {
         Some(section) => {
@@ -527,13 +592,20 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
     });
     tracing::info!(
         listen = %local,
-        data = %data,
+        storage = %data,
         config = %source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
         dialects = ?gateway.dialect_names(),
         "kvmux listening on {scheme}://{local}",
         scheme = if tls.is_some() { "https" } else { "http" },
     );
     let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
+    // Everything is built and the listener is bound (the kernel already queues connections):
+    // say where, first in the ready file, then as stdout's first line.
+    let ready = ready::Ready::new(local, tls.is_some());
+    if let Some(path) = &ready_file {
+        ready::write_atomically(path, &ready.to_json())?;
+    }
+    gate.open(&ready.line());
     let drain = Duration::from_secs(8);
     match admin_listener {
         None => {
@@ -572,6 +644,10 @@ async fn serve(config: Config, source: Option<PathBuf>) -> Result<(), String> {
         }
     }
     sweeper.abort();
+    // A stopped gateway's file would send the next launcher to a dead port.
+    if let Some(path) = &ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     engine
         .close()
         .await
