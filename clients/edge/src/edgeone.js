@@ -1,8 +1,9 @@
 // EdgeOne Pages KV, the runtime binding (`my_kv.get(key)`) of Pages Edge Functions, backed by a
-// running kvmux through the Tencent EdgeKV* actions, so the data is the namespace the TEO SDK sees.
+// running kvmux: get/put/delete through kvmux's runtime route (raw bytes, the runtime's limits),
+// list through EdgeKVList, both in the namespace the TEO SDK sees.
 // Semantics follow the EdgeOne Pages KV storage documentation (see the README for the sources).
 
-import { callTencent, KvmuxApiError, KvmuxUnsupportedError, settings } from "./transport.js";
+import { callTencent, callTencentRuntime, KvmuxApiError, settings } from "./transport.js";
 import { getType, shape, utf8Length, valueBytes } from "./values.js";
 
 /** The runtime's key rule: letters, digits and underscores, at most 512 bytes. */
@@ -13,13 +14,13 @@ export const EDGEONE_MAX_VALUE_BYTES = 25 * 1024 * 1024;
 /** The most keys one `list` call returns on the runtime. */
 export const EDGEONE_MAX_LIST_LIMIT = 256;
 /**
- * What `EdgeKVPut` carries (tencent.md §3: a non-empty string of at most 1 MB): the limit of the
- * API this binding writes through, below the runtime's 25 MB. See the README's "Gaps".
+ * What the `EdgeKVPut` action carries (tencent.md §3: a non-empty string of at most 1 MB). The
+ * binding does not write through it (kvmux's runtime route takes the runtime's 25 MB, binary and
+ * empty values); kept for code that compares the two.
  */
 export const EDGEKVPUT_MAX_VALUE_BYTES = 1024 * 1024;
 
 const NAMESPACE_NOT_FOUND = "ResourceUnavailable.NamespaceNotFound";
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 function checkKey(key, method) {
   if (typeof key !== "string") {
@@ -45,7 +46,17 @@ export function createEdgeOneKV(options = {}) {
   }
   const cfg = settings(options);
 
-  /** Runs one action, creating the namespace and retrying once if the zone does not have it yet. */
+  /** Creates the namespace in its zone, as on the runtime a bound namespace always exists. */
+  async function ensureNamespace() {
+    try {
+      await callTencent(cfg, "CreateEdgeKVNamespace", { ZoneId: zoneId, Namespace: namespace });
+    } catch (e) {
+      // A concurrent first touch may have created it; the caller's retry tells.
+      if (!(e instanceof KvmuxApiError) || !e.code.startsWith("InvalidParameter")) throw e;
+    }
+  }
+
+  /** Runs one EdgeKV action (list), creating the namespace and retrying once if the zone does not have it yet. */
   async function call(action, params) {
     const full = { ZoneId: zoneId, Namespace: namespace, ...params };
     try {
@@ -53,12 +64,7 @@ export function createEdgeOneKV(options = {}) {
     } catch (e) {
       if (!(e instanceof KvmuxApiError) || e.code !== NAMESPACE_NOT_FOUND) throw e;
     }
-    try {
-      await callTencent(cfg, "CreateEdgeKVNamespace", { ZoneId: zoneId, Namespace: namespace });
-    } catch (e) {
-      // A concurrent first touch may have created it; the retry below tells.
-      if (!(e instanceof KvmuxApiError) || !e.code.startsWith("InvalidParameter")) throw e;
-    }
+    await ensureNamespace();
     return callTencent(cfg, action, full);
   }
 
@@ -67,14 +73,21 @@ export function createEdgeOneKV(options = {}) {
     async get(key, type) {
       checkKey(key, "get");
       const t = getType(type, "text", "get");
-      const res = await call("EdgeKVGet", { Keys: [key] });
-      const value = res.Data?.[0]?.Value ?? "";
-      // EdgeKVGet reports a missing key as "" and EdgeKVPut refuses "", so "" can only mean missing.
-      if (value === "") return null;
-      return shape(new TextEncoder().encode(value), t);
+      let bytes;
+      try {
+        bytes = await callTencentRuntime(cfg, "GET", { zoneId, namespace, key });
+      } catch (e) {
+        if (!(e instanceof KvmuxApiError) || e.code !== NAMESPACE_NOT_FOUND) throw e;
+        await ensureNamespace();
+        return null;
+      }
+      return bytes === null ? null : shape(bytes, t);
     },
 
-    /** `value`: string, ArrayBuffer, ArrayBufferView or ReadableStream, at most 25 MB. */
+    /**
+     * `value`: string, ArrayBuffer, ArrayBufferView or ReadableStream, at most 25 MB; binary and
+     * empty values are stored as they are. The namespace is created on the first put.
+     */
     async put(key, value) {
       checkKey(key, "put");
       const tooLarge = (n) =>
@@ -86,33 +99,13 @@ export function createEdgeOneKV(options = {}) {
         method: "put",
       });
       if (bytes.byteLength > EDGEONE_MAX_VALUE_BYTES) throw tooLarge(bytes.byteLength);
-      if (bytes.byteLength === 0) {
-        throw new KvmuxUnsupportedError(
-          "put: an empty value cannot be stored through kvmux's EdgeKVPut (its Value must be non-empty); " +
-            "see the kvmux-edge README, Gaps",
-        );
-      }
-      if (bytes.byteLength > EDGEKVPUT_MAX_VALUE_BYTES) {
-        throw new KvmuxUnsupportedError(
-          `put: ${bytes.byteLength} bytes is within the runtime's 25 MB but over the ${EDGEKVPUT_MAX_VALUE_BYTES}-byte ` +
-            "EdgeKVPut limit kvmux enforces; see the kvmux-edge README, Gaps",
-        );
-      }
-      let text;
-      try {
-        text = strictUtf8.decode(bytes);
-      } catch {
-        throw new KvmuxUnsupportedError(
-          "put: the value is not valid UTF-8, and EdgeKVPut carries only strings; see the kvmux-edge README, Gaps",
-        );
-      }
-      await call("EdgeKVPut", { Key: key, Value: text });
+      await callTencentRuntime(cfg, "PUT", { zoneId, namespace, key }, bytes);
     },
 
     /** Deletes `key`; deleting a missing key is not an error. */
     async delete(key) {
       checkKey(key, "delete");
-      await call("EdgeKVDelete", { Keys: [key] });
+      await callTencentRuntime(cfg, "DELETE", { zoneId, namespace, key });
     },
 
     /**

@@ -44,6 +44,29 @@ export function tc3Headers({ secretId, secretKey, host, action, body, timestamp,
   };
 }
 
+/**
+ * Signs a request to kvmux's EdgeOne runtime route (`/_edge/tencent/{zone}/{namespace}/{key}`)
+ * with TC3-HMAC-SHA256 and returns its headers. The canonical request holds the method, the path
+ * (which names zone, namespace and key), the signed `host` and the SHA-256 of the raw body, so the
+ * signature covers everything that decides what runs; kvmux refuses the route without them.
+ */
+export function tc3RuntimeHeaders({ secretId, secretKey, host, method, path, body, timestamp, service = "teo" }) {
+  const ts = timestamp ?? Math.floor(Date.now() / 1000);
+  const date = new Date(ts * 1000).toISOString().slice(0, 10);
+  const canonicalRequest = [method, path, "", `host:${host}\n`, "host", sha256Hex(body)].join("\n");
+  const scope = `${date}/${service}/tc3_request`;
+  const stringToSign = `TC3-HMAC-SHA256\n${ts}\n${scope}\n${sha256Hex(canonicalRequest)}`;
+  const kDate = hmac(`TC3${secretKey}`, date);
+  const kService = hmac(kDate, service);
+  const kSigning = hmac(kService, "tc3_request");
+  const signature = createHmac("sha256", kSigning).update(stringToSign).digest("hex");
+  return {
+    "X-TC-Timestamp": String(ts),
+    Authorization:
+      `TC3-HMAC-SHA256 Credential=${secretId}/${scope}, SignedHeaders=host, Signature=${signature}`,
+  };
+}
+
 /** RFC 3986 percent-encoding as ACS3 canonicalises it (unreserved: A-Z a-z 0-9 - _ . ~). */
 export function acsPercent(value) {
   return encodeURIComponent(value).replace(

@@ -1,7 +1,7 @@
 // Where the bindings find kvmux and how they call it: one signed vendor request per call, errors
 // turned into `KvmuxApiError` carrying the vendor's code.
 
-import { acs3Headers, acsQuery, tc3Headers } from "./sign.js";
+import { acs3Headers, acsQuery, tc3Headers, tc3RuntimeHeaders } from "./sign.js";
 
 /** The README's dev credentials (account `dev`), used when neither options nor env name others. */
 export const DEV_DEFAULTS = Object.freeze({
@@ -86,6 +86,42 @@ export async function callTencent(cfg, action, params) {
   const response = parsed?.Response;
   if (!response) throw new KvmuxApiError("ServerNetworkError", `HTTP ${res.status}: no Response`, { status: res.status });
   if (response.Error) {
+    throw new KvmuxApiError(response.Error.Code, response.Error.Message, {
+      status: res.status,
+      requestId: response.RequestId,
+    });
+  }
+  return response;
+}
+
+/**
+ * One request to kvmux's EdgeOne runtime route, `PUT|GET|DELETE /_edge/tencent/{zone}/{namespace}/{key}`,
+ * which takes and returns raw value bytes under the runtime's limits (up to 25 MiB, binary and
+ * empty values) in the very namespace the EdgeKV* actions use. Resolves to the value's bytes (GET),
+ * `null` for a missing key (GET, 404 `ResourceNotFound.KeyNotFound`), or the envelope's `Response`
+ * (PUT, DELETE); other errors, a missing namespace included, throw `KvmuxApiError` with the
+ * Tencent code.
+ */
+export async function callTencentRuntime(cfg, method, { zoneId, namespace, key }, body = new Uint8Array(0)) {
+  const url = new URL(`${cfg.url}/`);
+  const path = `/_edge/tencent/${encodeURIComponent(zoneId)}/${encodeURIComponent(namespace)}/${encodeURIComponent(key)}`;
+  const headers = tc3RuntimeHeaders({ ...cfg.tencent, host: url.host, method, path, body });
+  const res = await fetch(new URL(path, url), {
+    method,
+    headers: method === "PUT" ? { ...headers, "Content-Type": "application/octet-stream" } : headers,
+    body: method === "PUT" ? body : undefined,
+  });
+  if (method === "GET" && res.status === 200) return new Uint8Array(await res.arrayBuffer());
+  const text = await res.text();
+  let response;
+  try {
+    response = JSON.parse(text)?.Response;
+  } catch {
+    response = undefined;
+  }
+  if (!response) throw new KvmuxApiError("ServerNetworkError", `HTTP ${res.status}: ${text.slice(0, 200)}`, { status: res.status });
+  if (response.Error) {
+    if (method === "GET" && response.Error.Code === "ResourceNotFound.KeyNotFound") return null;
     throw new KvmuxApiError(response.Error.Code, response.Error.Message, {
       status: res.status,
       requestId: response.RequestId,

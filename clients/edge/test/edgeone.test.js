@@ -7,7 +7,6 @@ import {
   createEdgeOneKV,
   installEdgeOneKV,
   KvmuxApiError,
-  KvmuxUnsupportedError,
   EDGEONE_MAX_VALUE_BYTES,
   EDGEKVPUT_MAX_VALUE_BYTES,
 } from "../src/index.js";
@@ -121,20 +120,66 @@ test("the runtime's 25 MB value limit is enforced before anything is sent; a str
   assert.equal(await kv.get("big"), null);
 });
 
-test("what EdgeKVPut cannot carry fails loudly (KvmuxUnsupportedError), never stores something else", async () => {
-  const kv = createEdgeOneKV({ namespace: ns("gap") });
-  const exact = "y".repeat(EDGEKVPUT_MAX_VALUE_BYTES);
-  await kv.put("exact", exact);
-  assert.equal((await kv.get("exact")).length, EDGEKVPUT_MAX_VALUE_BYTES);
-  await assert.rejects(kv.put("over", exact + "y"), (e) => {
-    assert.ok(e instanceof KvmuxUnsupportedError);
-    assert.equal(e.code, "KVMUX_UNSUPPORTED");
-    assert.match(e.message, /1048577 bytes is within the runtime's 25 MB/);
+test("values EdgeKVPut cannot carry round-trip: 25 MB, binary and empty, shared with the TEO SDK", async () => {
+  const namespace = ns("runtime");
+  const kv = createEdgeOneKV({ namespace });
+  // The runtime's largest value, 25 MB (26,214,400 bytes), of every byte value.
+  const largest = new Uint8Array(EDGEONE_MAX_VALUE_BYTES);
+  for (let i = 0; i < largest.length; i += 1) largest[i] = i % 251;
+  await kv.put("largest", largest);
+  const back = new Uint8Array(await kv.get("largest", "arrayBuffer"));
+  assert.equal(back.byteLength, EDGEONE_MAX_VALUE_BYTES);
+  assert.ok(Buffer.from(back).equals(Buffer.from(largest)), "25 MB byte for byte");
+
+  const over1MiB = "y".repeat(EDGEKVPUT_MAX_VALUE_BYTES + 1);
+  await kv.put("over", over1MiB);
+  assert.equal(await kv.get("over"), over1MiB);
+
+  const binary = new Uint8Array([0xff, 0xfe, 0x00, 0x61]);
+  await kv.put("bin", binary);
+  assert.deepEqual(new Uint8Array(await kv.get("bin", "arrayBuffer")), binary);
+  assert.deepEqual(await readAll(await kv.get("bin", "stream")), binary);
+  // `text` decodes as the runtime's TextDecoder does: U+FFFD for each invalid sequence.
+  assert.equal(await kv.get("bin"), "\ufffd\ufffd\u0000a");
+
+  await kv.put("empty", "");
+  assert.equal(await kv.get("empty"), "", "an empty value is a value, not a missing key");
+  assert.deepEqual(new Uint8Array(await kv.get("empty", "arrayBuffer")), new Uint8Array(0));
+  assert.deepEqual(await readAll(await kv.get("empty", "stream")), new Uint8Array(0));
+
+  // The TEO SDK reads the same keys: over 1 MiB in full, non-UTF-8 lossily (as `text` would),
+  // the empty value as "" (which EdgeKVGet also answers for a missing key).
+  const got = await sdk.EdgeKVGet({ ZoneId: "default", Namespace: namespace, Keys: ["over", "bin", "empty"] });
+  assert.deepEqual(
+    got.Data.map((d) => [d.Key, d.Value.length]),
+    [["over", EDGEKVPUT_MAX_VALUE_BYTES + 1], ["bin", 4], ["empty", 0]],
+  );
+  assert.equal(got.Data[1].Value, "\ufffd\ufffd\u0000a");
+  const listed = await sdk.EdgeKVList({ ZoneId: "default", Namespace: namespace, Limit: 10 });
+  assert.deepEqual(listed.Keys, ["bin", "empty", "largest", "over"]);
+
+  // A value the SDK wrote is read byte for byte; a delete through the binding is seen by the SDK.
+  await sdk.EdgeKVPut({ ZoneId: "default", Namespace: namespace, Key: "from_sdk", Value: "ünïcode ✓" });
+  assert.deepEqual(
+    Buffer.from(await kv.get("from_sdk", "arrayBuffer")),
+    Buffer.from("ünïcode ✓", "utf8"),
+  );
+  await kv.delete("largest");
+  const afterDelete = await sdk.EdgeKVList({ ZoneId: "default", Namespace: namespace, Limit: 10 });
+  assert.deepEqual(afterDelete.Keys, ["bin", "empty", "from_sdk", "over"]);
+});
+
+test("the runtime route is signed: wrong keys are refused with Tencent's code and store nothing", async () => {
+  const namespace = ns("signed");
+  const bad = createEdgeOneKV({ namespace, tencent: { secretKey: "wrong" } });
+  await assert.rejects(bad.put("k", new Uint8Array([1, 2, 3])), (e) => {
+    assert.ok(e instanceof KvmuxApiError);
+    assert.equal(e.code, "AuthFailure.SignatureFailure");
+    assert.equal(e.status, 401);
     return true;
   });
-  await assert.rejects(kv.put("empty", ""), KvmuxUnsupportedError);
-  await assert.rejects(kv.put("bin", new Uint8Array([0xff, 0xfe, 0x00])), { message: /not valid UTF-8/ });
-  for (const k of ["over", "empty", "bin"]) assert.equal(await kv.get(k), null);
+  await assert.rejects(bad.delete("k"), { code: "AuthFailure.SignatureFailure" });
+  assert.equal(await createEdgeOneKV({ namespace }).get("k"), null);
 });
 
 test("list pages through 2,500 keys in ascending order, 256 at most per call, with prefix and cursor", async () => {
