@@ -5,13 +5,17 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python drift tls node edge go java postgres browser fuzz (default: all)
+#        suites: lint rust python drift tls node edge go java postgres memory browser fuzz
+#                (default: all)
+#        memory  the Python, Node, Go and Java SDK suites against memory-store gateways started
+#                as a test harness would (--storage memory --listen 127.0.0.1:0 --ready-file)
 #        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
 #                docs/COVERAGE.md (scripts/drift.sh; `scripts/drift.sh --latest` checks the
 #                registries' newest releases instead and is not run here)
 #        --long  the long reliability runs: 200 kills, 20,000 bad inputs, a longer
 #                linearizability history, 10 minutes per fuzz target (hours in all)
-# Env:   KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
+# Env:   KVMUX_TEST_STORAGE=memory  run the node/edge/go/java suites on the memory store too
+#        KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 #        KVMUX_KILLS, KVMUX_BAD_INPUTS, KVMUX_LIN_OPS override the reliability tests' sizes
 set -uo pipefail
 
@@ -25,7 +29,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java postgres browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java postgres memory browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -47,23 +51,32 @@ free_port() {
 KVMUX_BIN="$ROOT/target/debug/kvmux"
 export KVMUX_BIN
 
-# Runs "$@" with a fresh kvmux (default dev credentials) on a free port, exported as
-# KVMUX_ENDPOINT, and stops that kvmux by its PID afterwards.
+# Runs "$@" with a fresh kvmux (default dev credentials), exported as KVMUX_ENDPOINT, and stops
+# that kvmux by its PID afterwards. The gateway picks its own port (--listen 127.0.0.1:0) and
+# says where it is in its ready file, written once it accepts: no port is chosen here and nothing
+# polls. The storage is redb under a temp dir, or memory with KVMUX_TEST_STORAGE=memory.
 with_kvmux() {
-  local dir port pid status
+  local dir pid status endpoint storage=()
   dir=$(mktemp -d)
-  port=$(free_port)
   cat >"$dir/kvmux.toml" <<TOML
-listen = "127.0.0.1:$port"
 data_dir = "$dir/data"
 TOML
-  "$KVMUX_BIN" serve --config "$dir/kvmux.toml" >"$dir/kvmux.log" 2>&1 &
+  [ "${KVMUX_TEST_STORAGE:-}" = memory ] && storage=(--storage memory)
+  "$KVMUX_BIN" serve --config "$dir/kvmux.toml" "${storage[@]}" \
+    --listen 127.0.0.1:0 --ready-file "$dir/ready.json" >"$dir/kvmux.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/_kvmux/health" >/dev/null 2>&1 && break
-    sleep 0.1
+  for _ in $(seq 1 3000); do
+    [ -s "$dir/ready.json" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
   done
-  KVMUX_ENDPOINT="127.0.0.1:$port" "$@"
+  endpoint=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["host"])' "$dir/ready.json" 2>/dev/null)
+  if [ -z "$endpoint" ]; then
+    echo "kvmux wrote no ready file; its log:"; tail -n 40 "$dir/kvmux.log"
+    kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"
+    return 1
+  fi
+  KVMUX_ENDPOINT="$endpoint" "$@"
   status=$?
   kill -TERM "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
@@ -98,7 +111,7 @@ python_venv() {
   done
 }
 
-if want python || want tls || want node || want go || want java; then
+if want python || want tls || want node || want go || want java || want memory; then
   log "building the kvmux binary for the SDK suites"
   cargo build -p kvmux || { failed+=(build); want python && failed+=(python); SUITES=(); }
 fi
@@ -157,6 +170,36 @@ if want postgres; then
     KVMUX_TEST_STORAGE="$url" .venv/bin/pytest -q -p no:cacheprovider tests/sdk
   )
   record postgres $?
+fi
+
+if want memory; then
+  # The issue's done-when: every SDK suite once more against memory-store gateways that pick their
+  # own port and announce it in a ready file (conftest's KVMUX_TEST_STORAGE=memory mode for
+  # Python, with_kvmux for the others). Tests that restart on the same data are skipped there,
+  # with the reason.
+  log "memory store: Python SDK suites (--storage memory --listen 127.0.0.1:0 --ready-file)"
+  (
+    set -e
+    python_venv
+    KVMUX_TEST_STORAGE=memory .venv/bin/pytest -q -p no:cacheprovider -rs tests/sdk
+  )
+  record memory:python $?
+  for dir in tests/sdk/node/*/ tests/sdk/go/*/ tests/sdk/java/*/; do
+    if [ -f "$dir/package.json" ]; then
+      log "memory store: Node SDK suite $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error \
+        && KVMUX_TEST_STORAGE=memory with_kvmux npm test --silent)
+    elif [ -f "$dir/go.mod" ]; then
+      log "memory store: Go SDK suite $dir"
+      (cd "$dir" && KVMUX_TEST_STORAGE=memory with_kvmux go test -count=1 ./...)
+    elif [ -f "$dir/pom.xml" ]; then
+      log "memory store: Java SDK suite $dir"
+      (cd "$dir" && KVMUX_TEST_STORAGE=memory with_kvmux mvn -q -B test)
+    else
+      continue
+    fi
+    record "memory:$(basename "$(dirname "$dir")")/$(basename "$dir")" $?
+  done
 fi
 
 if want node; then

@@ -3,6 +3,9 @@
 
 KVMUX_BIN names the binary (the test script sets it); otherwise target/debug/kvmux is used.
 KVMUX_TEST_STORAGE=postgres://... runs every gateway on PostgreSQL instead of redb.
+KVMUX_TEST_STORAGE=memory runs every gateway as a test harness would: `kvmux serve --storage memory
+--listen 127.0.0.1:0 --ready-file F`, its URL read from F (no port picked here, no health polling);
+tests that restart a gateway on the same data are skipped, saying so.
 KVMUX_TEST_TLS=1 runs every gateway with `[tls] self_signed = true`: each writes its certificate,
 which is appended to one session bundle (CA_BUNDLE) that the clients trust, each SDK its own way,
 and nothing else; `url` and `SCHEME` are then https.
@@ -28,6 +31,11 @@ DEV_SECRET = "kvmuxdevsecret"
 DEV_IDS = {"tencent": "AKIDkvmuxdev", "aliyun": "LTAIkvmuxdev", "huawei": "HWkvmuxdev"}
 
 TLS = os.environ.get("KVMUX_TEST_TLS") == "1"
+MEMORY = os.environ.get("KVMUX_TEST_STORAGE") == "memory"
+MEMORY_RESTART_SKIP = (
+    "needs a restart on the same data, and the memory store (KVMUX_TEST_STORAGE=memory) "
+    "keeps nothing once its gateway stops"
+)
 SCHEME = "https" if TLS else "http"
 # Under TLS: the certificates of every gateway this session started, and no other. Python's
 # default SSL context (urllib, aiohttp) finds it through SSL_CERT_FILE, requests through
@@ -94,8 +102,8 @@ def storage_toml(data_dir: str) -> str:
     `data_dir`: a fresh data dir gets a fresh schema, and a gateway restarted on the same data dir
     finds its data again, exactly as with the embedded store."""
     url = os.environ.get("KVMUX_TEST_STORAGE")
-    if not url:
-        return ""
+    if not url or MEMORY:
+        return ""  # redb, or memory (chosen by --storage on the command line)
     schema = "gw_" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:20]
     sep = "&" if "?" in url else "?"
     return f'storage = "{url}{sep}options=-csearch_path%3D{schema}"\n'
@@ -106,7 +114,12 @@ class Kvmux:
     all three dialects and the dev credentials; pass `credentials_toml` to replace the latter."""
 
     def __init__(self, extra_toml: str = "", credentials_toml: str | None = None, data_dir: str | None = None):
-        self.port = free_port()
+        if MEMORY and data_dir is not None:
+            # A caller naming its data dir means to start a second gateway on the same data.
+            pytest.skip(MEMORY_RESTART_SKIP)
+        # On memory the gateway picks its port (listen 127.0.0.1:0) and start() reads it.
+        self.port = None if MEMORY else free_port()
+        self._started = False
         self._tmp = tempfile.TemporaryDirectory(prefix="kvmux-test-")
         self.data_dir = data_dir or os.path.join(self._tmp.name, "data")
         self.config_path = os.path.join(self._tmp.name, "kvmux.toml")
@@ -125,12 +138,13 @@ class Kvmux:
                 tls += "[huawei]\n" + base_hosts
         with open(self.config_path, "w") as f:
             f.write(
-                f'listen = "127.0.0.1:{self.port}"\n'
+                f'listen = "127.0.0.1:{self.port or 0}"\n'
                 f'data_dir = "{self.data_dir}"\n'
                 f"{storage_toml(self.data_dir)}"
                 f"{extra_toml}\n\n{creds}\n{tls}"
             )
         self.log_path = os.path.join(self._tmp.name, "kvmux.log")
+        self.ready_path = os.path.join(self._tmp.name, "ready.json")
         self.proc = None
 
     @property
@@ -159,17 +173,27 @@ class Kvmux:
             bundle.write(pathlib.Path(self.cert_path).read_text())
 
     def start(self) -> "Kvmux":
+        if MEMORY and self._started:
+            pytest.skip(MEMORY_RESTART_SKIP)
+        self._started = True
         log = open(self.log_path, "ab")
         if TLS and os.path.exists(self.cert_path):
             os.remove(self.cert_path)  # a restart writes a new one; never trust the old one
+        command = [kvmux_bin(), "serve", "--config", self.config_path]
+        if MEMORY:
+            command += ["--storage", "memory", "--listen", "127.0.0.1:0", "--ready-file", self.ready_path]
         self.proc = subprocess.Popen(
-            [kvmux_bin(), "serve", "--config", self.config_path],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
         )
+        if MEMORY:
+            self._read_ready_file()
         if TLS:
             self._trust_certificate()
+        if MEMORY:
+            return self  # the ready file is written once the listener accepts: no polling
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -182,6 +206,22 @@ class Kvmux:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"kvmux did not become healthy: {self.log()}")
+
+    def _read_ready_file(self):
+        """Waits for `--ready-file` (written by rename: whole or absent) and takes the port from
+        it, checking the documented object on the way."""
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.ready_path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"kvmux wrote no ready file: {self.log()}")
+            time.sleep(0.005)
+        ready = json.loads(pathlib.Path(self.ready_path).read_text())
+        assert list(ready) == ["url", "host", "pid", "version"], ready
+        assert ready["pid"] == self.proc.pid, ready
+        host, port = ready["host"].rsplit(":", 1)
+        assert host == "127.0.0.1" and ready["url"] == f"{SCHEME}://{ready['host']}", ready
+        self.port = int(port)
 
     def stop(self, sig=signal.SIGTERM) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
