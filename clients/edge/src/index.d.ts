@@ -21,6 +21,7 @@ export class KvmuxApiError extends Error {
   status?: number;
   requestId?: string;
 }
+/** Kept for code that catches it; nothing throws it since kvmux's EdgeOne runtime route exists. */
 export class KvmuxUnsupportedError extends Error {
   code: "KVMUX_UNSUPPORTED";
 }
@@ -39,6 +40,7 @@ export interface EdgeOneKV {
   get<T = unknown>(key: string, type: "json" | { type: "json" }): Promise<T | null>;
   get(key: string, type: "arrayBuffer" | { type: "arrayBuffer" }): Promise<ArrayBuffer | null>;
   get(key: string, type: "stream" | { type: "stream" }): Promise<ReadableStream<Uint8Array> | null>;
+  /** At most 25 MB; binary and empty values are stored byte for byte. */
   put(key: string, value: string | ArrayBuffer | ArrayBufferView | ReadableStream): Promise<void>;
   delete(key: string): Promise<void>;
   list(options?: EdgeOneListOptions): Promise<EdgeOneListResult>;
@@ -53,6 +55,7 @@ export const EDGEONE_KEY_PATTERN: RegExp;
 export const EDGEONE_MAX_KEY_BYTES: number;
 export const EDGEONE_MAX_VALUE_BYTES: number;
 export const EDGEONE_MAX_LIST_LIMIT: number;
+/** The `EdgeKVPut` action's 1 MB limit; the binding does not write through it. */
 export const EDGEKVPUT_MAX_VALUE_BYTES: number;
 
 // ---- ESA / DCDN Edge Routine EdgeKV ----

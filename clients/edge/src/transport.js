@@ -59,8 +59,9 @@ export class KvmuxApiError extends Error {
 }
 
 /**
- * A runtime behaviour kvmux's vendor API cannot carry (see the README's "Gaps"). Thrown instead
- * of silently storing something the vendor SDKs would read differently.
+ * A runtime behaviour kvmux cannot carry, thrown instead of silently storing something the vendor
+ * SDKs would read differently. Nothing throws it since kvmux's EdgeOne runtime route carries
+ * every value the runtime allows (README, "The runtime route"); kept for code that catches it.
  */
 export class KvmuxUnsupportedError extends Error {
   constructor(message) {
