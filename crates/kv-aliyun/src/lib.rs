@@ -662,6 +662,43 @@ impl Dialect for AliyunDialect {
     fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
         Box::pin(self.handle(request))
     }
+
+    /// ESA and DCDN namespaces (`aliyun-esa`, `aliyun-dcdn`); a name resets that namespace in
+    /// both products, DCDN's under its case-folded engine name and a legacy exact one.
+    fn reset_selectors(
+        &self,
+        container: Option<&str>,
+    ) -> Result<Vec<kv_core::ContainerSelector>, String> {
+        use kv_core::{ContainerSelector, ScopeMatch};
+        use ops::namespace::{engine_name, scope};
+        let products = [Product::Esa, Product::Dcdn];
+        Ok(match container {
+            None => products
+                .iter()
+                .map(|p| ContainerSelector::all(ScopeMatch::Exact(scope(*p).into())))
+                .collect(),
+            Some(name) => {
+                let mut selectors: Vec<ContainerSelector> = products
+                    .iter()
+                    .map(|p| {
+                        ContainerSelector::named(
+                            ScopeMatch::Exact(scope(*p).into()),
+                            engine_name(*p, name),
+                        )
+                    })
+                    .collect();
+                selectors.push(ContainerSelector::named(
+                    ScopeMatch::Exact(scope(Product::Dcdn).into()),
+                    name,
+                ));
+                selectors
+            }
+        })
+    }
+
+    fn credentials(&self) -> Option<&kv_core::Credentials> {
+        Some(&self.ctx.credentials)
+    }
 }
 
 /// Whether a request is for this dialect: an `x-acs-action` header or `ACS3-` Authorization (V3),

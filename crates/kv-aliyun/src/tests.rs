@@ -255,7 +255,8 @@ fn harness_full(mode: AuthMode, rate_limits: bool, options: Value) -> Harness {
                 secret: "spacedsecret".into(),
                 account: "bad account".into(),
             },
-        ],
+        ]
+        .into(),
         auth_mode: mode,
         options,
         vendor_rate_limits: rate_limits,
@@ -2018,7 +2019,8 @@ async fn a_nonce_is_refused_by_another_dialect_on_the_same_store() {
             id: ID.into(),
             secret: SECRET.into(),
             account: "dev".into(),
-        }],
+        }]
+        .into(),
         auth_mode: AuthMode::Enforce,
         options: Value::Null,
         vendor_rate_limits: false,
@@ -2037,7 +2039,8 @@ async fn a_nonce_is_refused_by_another_dialect_on_the_same_store() {
                 id: ID.into(),
                 secret: SECRET.into(),
                 account: "dev".into(),
-            }],
+            }]
+            .into(),
             auth_mode: mode,
             options: Value::Null,
             vendor_rate_limits: false,

@@ -325,7 +325,8 @@ fn dialect(dir: &tempfile::TempDir) -> kv_aliyun::AliyunDialect {
             id: ID.into(),
             secret: SECRET.into(),
             account: "tamper".into(),
-        }],
+        }]
+        .into(),
         auth_mode: AuthMode::Enforce,
         options: Value::Null,
         vendor_rate_limits: false,

@@ -97,6 +97,24 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// Sets the offset to exactly `offset` (clamped into `0..=MAX_OFFSET_SECS`), lower or not:
+    /// only for restoring a checkpoint, which puts the whole state back as it was, the time of
+    /// every TTL included. Everything else moves time forward only ([`Clock::set_offset`]).
+    pub fn restore_offset(&self, offset: i64) {
+        self.offset_secs
+            .store(clamp_offset(offset), Ordering::Relaxed);
+    }
+}
+
+/// Wall-clock unix milliseconds, for when a checkpoint or a record was made.
+pub fn wall_clock_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Keeps an offset within what [`Clock`] allows.
 pub(crate) fn clamp_offset(offset: i64) -> i64 {
     offset.clamp(0, Clock::MAX_OFFSET_SECS)

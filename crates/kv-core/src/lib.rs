@@ -23,8 +23,8 @@ pub mod text;
 pub use clock::Clock;
 pub use container::{Container, ContainerKind, Limits, NewContainer, Usage};
 pub use dialect::{
-    AuthMode, Credential, Dialect, DialectContext, GatewayError, PeerAddr, RequestInfo,
-    SignatureDiagnostics,
+    AuthMode, ContainerSelector, Credential, CredentialError, Credentials, Dialect, DialectContext,
+    GatewayError, PeerAddr, RequestInfo, ScopeMatch, SignatureDiagnostics,
 };
 pub use engine::{
     decode_cursor, encode_cursor, retry, Engine, Item, ItemWrite, Precondition, ScanOptions,

@@ -468,6 +468,49 @@ impl Dialect for HuaweiDialect {
         router::route(parts.uri.path()).map(|o| o.name().to_string())
     }
 
+    /// Stores (`huawei-stores`), their tables (`huawei/<store>`) and each table's index
+    /// containers (`huawei-index/<table id>`): `store` resets a store with its tables and
+    /// indexes, `store/table` one table with its indexes.
+    fn reset_selectors(
+        &self,
+        container: Option<&str>,
+    ) -> Result<Vec<kv_core::ContainerSelector>, String> {
+        use kv_core::{ContainerSelector, ScopeMatch};
+        use ops::store::STORE_SCOPE;
+        use ops::table::table_scope;
+        const INDEX_SCOPE: &str = "huawei-index/";
+        let Some(container) = container else {
+            return Ok(vec![
+                ContainerSelector::all(ScopeMatch::Exact(STORE_SCOPE.into())),
+                ContainerSelector::all(ScopeMatch::Prefix(table_scope(""))),
+                ContainerSelector::all(ScopeMatch::Prefix(INDEX_SCOPE.into())),
+            ]);
+        };
+        match container.split_once('/') {
+            Some((store, table))
+                if !store.is_empty() && !table.is_empty() && !table.contains('/') =>
+            {
+                Ok(vec![ContainerSelector::named(
+                    ScopeMatch::Exact(table_scope(store)),
+                    table,
+                )
+                .with_dependents(INDEX_SCOPE)])
+            }
+            None if !container.is_empty() => Ok(vec![
+                ContainerSelector::named(ScopeMatch::Exact(STORE_SCOPE.into()), container),
+                ContainerSelector::all(ScopeMatch::Exact(table_scope(container)))
+                    .with_dependents(INDEX_SCOPE),
+            ]),
+            _ => Err(format!(
+                "a Huawei container is \"store\" or \"store/table\", not {container:?}"
+            )),
+        }
+    }
+
+    fn credentials(&self) -> Option<&kv_core::Credentials> {
+        Some(&self.ctx.credentials)
+    }
+
     fn operations(&self) -> &'static [&'static str] {
         &router::Operation::NAMES
     }

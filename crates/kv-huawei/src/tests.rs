@@ -25,7 +25,8 @@ fn harness_with(mode: AuthMode, options: serde_json::Value) -> Harness {
             id: "HWkvmuxdev".into(),
             secret: "kvmuxdevsecret".into(),
             account: "dev".into(),
-        }],
+        }]
+        .into(),
         auth_mode: mode,
         options,
         vendor_rate_limits: false,

@@ -288,7 +288,8 @@ async fn the_dialect_refuses_stale_and_future_dates_with_apigw_0301() {
             id: AK.into(),
             secret: SK.into(),
             account: "tamper".into(),
-        }],
+        }]
+        .into(),
         auth_mode: AuthMode::Enforce,
         options: Value::Null,
         vendor_rate_limits: false,

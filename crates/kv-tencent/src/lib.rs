@@ -174,7 +174,16 @@ impl TencentDialect {
 
         // Authenticate before anything about the request's content is revealed.
         let now = (self.wall_clock)();
-        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.as_str());
+        // The set may change at runtime, so a lookup hands out a copy; the verifier wants a
+        // borrowed secret, so the copy is kept here for the length of this request.
+        let found = std::cell::OnceCell::new();
+        let secret_of = |id: &str| {
+            found
+                .get_or_init(|| self.ctx.credential(id))
+                .as_ref()
+                .filter(|c: &&kv_core::Credential| c.id == id)
+                .map(|c| c.secret.as_str())
+        };
         let outcome: Result<Verified, Refused> = match &signed {
             None => auth::verify_tc3(
                 &SignedRequest {
@@ -541,5 +550,22 @@ impl Dialect for TencentDialect {
             return Box::pin(self.serve_runtime(request));
         }
         Box::pin(self.handle(request))
+    }
+
+    /// Namespaces live in `tencent/<ZoneId>`; a namespace name resets it in every zone (the
+    /// runtime binding route's containers are the same ones).
+    fn reset_selectors(
+        &self,
+        container: Option<&str>,
+    ) -> Result<Vec<kv_core::ContainerSelector>, String> {
+        let zones = kv_core::ScopeMatch::Prefix(Ctx::scope(""));
+        Ok(vec![match container {
+            None => kv_core::ContainerSelector::all(zones),
+            Some(namespace) => kv_core::ContainerSelector::named(zones, namespace),
+        }])
+    }
+
+    fn credentials(&self) -> Option<&kv_core::Credentials> {
+        Some(&self.ctx.credentials)
     }
 }

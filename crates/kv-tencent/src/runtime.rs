@@ -360,7 +360,15 @@ impl TencentDialect {
         info: &mut RequestInfo,
     ) -> Result<String, ApiError> {
         let now = (self.wall_clock)();
-        let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.as_str());
+        // A copy kept for this request (the set may change at runtime; see `handle`).
+        let found = std::cell::OnceCell::new();
+        let secret_of = |id: &str| {
+            found
+                .get_or_init(|| self.ctx.credential(id))
+                .as_ref()
+                .filter(|c: &&kv_core::Credential| c.id == id)
+                .map(|c| c.secret.as_str())
+        };
         let parsed = header(parts, "authorization").and_then(auth::parse_tc3_authorization);
         let claimed = parsed.as_ref().map(|a| a.secret_id.clone());
         let outcome = match &parsed {

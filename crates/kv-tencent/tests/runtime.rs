@@ -38,7 +38,8 @@ fn fixture() -> Fixture {
                 secret: "other".into(),
                 account: "other".into(),
             },
-        ],
+        ]
+        .into(),
         auth_mode: AuthMode::Enforce,
         options: Value::Null,
         vendor_rate_limits: false,

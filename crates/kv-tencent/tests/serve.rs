@@ -40,7 +40,8 @@ fn fixture_with(auth_mode: AuthMode, options: Value, vendor_rate_limits: bool) -
                 secret: "other".into(),
                 account: "other".into(),
             },
-        ],
+        ]
+        .into(),
         auth_mode,
         options,
         vendor_rate_limits,

@@ -245,7 +245,8 @@ async fn every_vector_through_serve() {
                 id: "AKIDtest".into(),
                 secret: "secret".into(),
                 account: "vectors".into(),
-            }],
+            }]
+            .into(),
             auth_mode: AuthMode::Enforce,
             options: Value::Null,
             vendor_rate_limits: false,

@@ -140,7 +140,8 @@ fn dialect(target: workload::Target, engine: &Arc<kv_core::Engine>) -> Arc<dyn k
             id: target.dev_key_id().into(),
             secret: DEV_SECRET.into(),
             account: "dev".into(),
-        }],
+        }]
+        .into(),
         auth_mode: kv_core::AuthMode::Enforce,
         options: serde_json::Value::Null,
         vendor_rate_limits: false,

@@ -25,8 +25,20 @@ pub fn is_admin_path(path: &str) -> bool {
     path == "/metrics" || path == "/_kvmux" || path.starts_with("/_kvmux/")
 }
 
+mod isolation;
+
 /// The largest admin request body.
 pub const ADMIN_BODY_LIMIT: u64 = 1 << 20;
+
+/// The largest body this admin request may carry: [`ADMIN_BODY_LIMIT`], but a snapshot import
+/// (`POST /_kvmux/snapshot`) carries a whole dump, up to [`isolation::IMPORT_BODY_LIMIT`].
+pub fn body_limit(parts: &http::request::Parts) -> u64 {
+    if parts.method == Method::POST && parts.uri.path() == "/_kvmux/snapshot" {
+        isolation::IMPORT_BODY_LIMIT
+    } else {
+        ADMIN_BODY_LIMIT
+    }
+}
 
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Bytes> {
     let mut resp = Response::new(Bytes::from(body.to_string()));
@@ -475,16 +487,24 @@ async fn route(
                 ("health", json_response(StatusCode::OK, json!({"status": "ok"})))
             }
         }
-        (&Method::POST, "/_kvmux/reset") => match gw.engine.reset().await {
-            Ok(()) => (
-                "reset",
-                json_response(StatusCode::OK, json!({"status": "ok"})),
-            ),
-            Err(e) => (
-                "reset",
-                error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            ),
-        },
+        (&Method::POST, "/_kvmux/reset") => ("reset", isolation::reset(gw, &body).await),
+        (&Method::POST, "/_kvmux/snapshot") => {
+            ("snapshot_import", isolation::import(gw, query, &body).await)
+        }
+        (_, p) if p == "/_kvmux/checkpoints" || p.starts_with("/_kvmux/checkpoints/") => (
+            "checkpoints",
+            match isolation::checkpoints(gw, method, p).await {
+                Some(resp) => resp,
+                None => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
+            },
+        ),
+        (_, p) if p == "/_kvmux/credentials" || p.starts_with("/_kvmux/credentials/") => (
+            "credentials",
+            match isolation::credentials(gw, method, p, &body) {
+                Some(resp) => resp,
+                None => error(StatusCode::NOT_FOUND, format!("no admin endpoint {path}")),
+            },
+        ),
         (&Method::POST, "/_kvmux/clock/advance") => (
             "clock_advance",
             match advance_seconds(&body) {

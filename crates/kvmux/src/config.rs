@@ -223,6 +223,14 @@ pub struct Auth {
     /// The built-in dev credentials (secret `kvmuxdevsecret`) are public: they are refused on a
     /// listener other than loopback unless this says that is intended.
     pub allow_dev_credentials: bool,
+    /// A request signed with a key id that no credential has, and with `auto_secret`, is served
+    /// in an account named after that key id: each test of a suite signs with a fresh key id and
+    /// sees nothing of another's data. Anyone who knows the secret gets an account, so like the
+    /// dev credentials it is refused beyond loopback unless `allow_dev_credentials`.
+    pub auto_accounts: bool,
+    /// The secret of auto accounts; the dev secret `kvmuxdevsecret` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_secret: Option<String>,
 }
 
 /// Gateway-level limits. The vendors' own limits live in the dialects.
@@ -554,6 +562,14 @@ impl Config {
             .credentials
             .iter()
             .any(|c| c.secret_env.is_none() && c.secret == DEV_SECRET);
+        if self.auth.auto_accounts && !loopback && !self.auth.allow_dev_credentials {
+            return Err(format!(
+                "listen = {:?} is reachable from other machines, and [auth] auto_accounts = true \
+                 gives an account to anyone who signs with the auto secret; listen on 127.0.0.1, \
+                 or set [auth] allow_dev_credentials = true if that is really intended",
+                self.listen
+            ));
+        }
         if dev && !loopback && !self.auth.allow_dev_credentials {
             return Err(format!(
                 "listen = {:?} is reachable from other machines, and the credentials include the \
@@ -660,8 +676,19 @@ impl Config {
         }
     }
 
-    /// The credentials of one dialect, as the engine's type.
-    pub fn credentials_for(&self, dialect: DialectName) -> Vec<Credential> {
+    /// The credentials of one dialect, as the engine's shared set (which the admin API changes
+    /// at runtime), with `[auth] auto_accounts` applied.
+    pub fn credentials_for(&self, dialect: DialectName) -> kv_core::Credentials {
+        let set = kv_core::Credentials::from(self.configured_credentials(dialect));
+        if self.auth.auto_accounts {
+            set.with_auto_accounts(self.auth.auto_secret.as_deref().unwrap_or(DEV_SECRET))
+        } else {
+            set
+        }
+    }
+
+    /// The `[[credentials]]` of one dialect, as the engine's type.
+    pub fn configured_credentials(&self, dialect: DialectName) -> Vec<Credential> {
         self.credentials
             .iter()
             .filter(|c| c.dialect == dialect)
@@ -695,6 +722,9 @@ impl Config {
             } else {
                 c.secret.clear();
             }
+        }
+        if shown.auth.auto_secret.is_some() {
+            shown.auth.auto_secret = Some("********".into());
         }
         if shown.admin.token.is_some() {
             shown.admin.token = Some("********".into());
@@ -823,8 +853,11 @@ account = "dev"
         assert!(!c.dialects.aliyun);
         assert_eq!(c.auth.mode, AuthMode::Log);
         assert_eq!(c.credentials.len(), 1);
-        assert_eq!(c.credentials_for(DialectName::Tencent)[0].account, "dev");
-        assert!(c.credentials_for(DialectName::Huawei).is_empty());
+        assert_eq!(
+            c.configured_credentials(DialectName::Tencent)[0].account,
+            "dev"
+        );
+        assert!(c.configured_credentials(DialectName::Huawei).is_empty());
     }
 
     #[test]
@@ -862,6 +895,38 @@ account = "dev"
             .unwrap_err()
             .to_string()
             .contains("twice"));
+    }
+
+    /// Auto accounts hand an account to anyone holding the (by default public) auto secret,
+    /// so like the dev credentials they stay on loopback unless the operator says otherwise.
+    #[test]
+    fn auto_accounts_are_refused_beyond_loopback_unless_allowed() {
+        let own = "[[credentials]]\ndialect = \"tencent\"\nid = \"a\"\nsecret = \"own\"\n\
+                   account = \"a\"\n";
+        let public = format!("listen = \"0.0.0.0:1\"\n{own}[auth]\nauto_accounts = true\n");
+        let c = Config::parse(&public, Path::new("k")).unwrap();
+        let err = c.check_exposure().unwrap_err();
+        assert!(err.contains("auto_accounts"), "{err}");
+        let allowed = format!("{public}allow_dev_credentials = true\n");
+        assert!(Config::parse(&allowed, Path::new("k"))
+            .unwrap()
+            .check_exposure()
+            .is_ok());
+        let local = Config::parse(
+            "[auth]\nauto_accounts = true\nauto_secret = \"s3\"\n",
+            Path::new("k"),
+        )
+        .unwrap();
+        assert!(local.check_exposure().is_ok());
+        let set = local.credentials_for(DialectName::Huawei);
+        assert_eq!(
+            set.get("fresh").map(|c| (c.secret, c.account)),
+            Some(("s3".into(), "fresh".into()))
+        );
+        assert!(
+            !local.to_masked_toml().contains("s3\""),
+            "the auto secret is masked"
+        );
     }
 
     #[test]

@@ -307,15 +307,40 @@ pub async fn handle(
         return Ok(resp);
     }
     if admin::is_admin_path(&path) {
-        let body = match read_body(
+        // A snapshot import may be far larger than other admin calls, so every admin body is
+        // read within the gateway's body budget. A body that cannot be read is refused: read
+        // as empty, a scoped reset would have become a reset of everything.
+        let mut share = BodyShare::new(body_budget(&gw));
+        let read = read_body_shared(
             body,
-            admin::ADMIN_BODY_LIMIT,
+            admin::body_limit(&parts),
             gw.config.limits.body_timeout_secs,
+            &mut share,
         )
-        .await
-        {
+        .await;
+        let body = match read {
             Ok(b) => b,
-            Err(_) => Bytes::new(),
+            Err(e) => {
+                let resp = match e {
+                    BodyError::TooLarge => admin::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the body is larger than {} bytes, the most {} {path} takes",
+                            admin::body_limit(&parts),
+                            parts.method
+                        ),
+                    ),
+                    BodyError::Throttled => admin::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "max_inflight_body_bytes is in use by other requests; retry",
+                    ),
+                    BodyError::Other(why) => admin::error(StatusCode::BAD_REQUEST, why),
+                };
+                admin::log_call(peer, &parts, resp.status());
+                let info = RequestInfo::default();
+                finish(&gw, "admin", "body", &info, resp.status(), started, None);
+                return Ok(resp.map(full));
+            }
         };
         let (operation, resp) = admin::handle(&gw, peer, &parts, body).await;
         finish(
@@ -595,8 +620,9 @@ enum BodyError {
     Other(String),
 }
 
-/// [`read_body`] for a vendor request, within its share of the body budget: the share grows as
-/// frames of an undeclared-length body arrive, and the read fails as throttled when it cannot.
+/// Reads a request body of at most `limit` bytes within its share of the body budget: the share
+/// grows as frames of an undeclared-length body arrive, and the read fails as throttled when it
+/// cannot.
 async fn read_body_shared(
     body: Incoming,
     limit: u64,
@@ -632,25 +658,6 @@ impl std::error::Error for BudgetExhausted {}
 
 /// How much a share of the budget grows at least when an undeclared-length body outgrows it.
 const SHARE_STEP: u64 = 64 * 1024;
-
-async fn read_body(body: Incoming, limit: u64, timeout_secs: u64) -> Result<Bytes, BodyError> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match tokio::time::timeout(Duration::from_secs(timeout_secs), gather(body, limit, None)).await {
-        Err(_) => Err(BodyError::Other(
-            "the request body was not received in time".into(),
-        )),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(BodyError::TooLarge)
-            } else {
-                Err(BodyError::Other(format!("reading the request body: {e}")))
-            }
-        }
-    }
-}
 
 /// Joins a body's frames into one buffer sized by its Content-Length (already checked against the
 /// limit), appending each frame as it arrives and dropping it. Collecting every frame first and

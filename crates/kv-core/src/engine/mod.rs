@@ -11,6 +11,7 @@ mod accounts;
 mod containers;
 mod items;
 mod nonce;
+mod reset;
 mod sweep;
 mod txn;
 
@@ -20,6 +21,7 @@ pub use items::{
     decode_cursor, encode_cursor, Item, ItemPredicate, ItemWrite, Precondition, ScanOptions,
     ScanPage,
 };
+pub use reset::ResetSummary;
 pub use txn::{retry, Txn};
 
 use std::collections::HashMap;

@@ -452,7 +452,10 @@ impl Store for MemoryStore {
         async move { Ok(list) }.boxed()
     }
 
-    fn drop_checkpoint(&self, name: &str) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
+    fn drop_checkpoint(
+        &self,
+        name: &str,
+    ) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
         // Dropped outside the lock's statement: freeing a large snapshot takes a while.
         let removed = self.named_checkpoints().remove(name);
         let found = match removed {

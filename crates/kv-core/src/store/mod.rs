@@ -295,7 +295,10 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
     }
     /// Drops the checkpoint `name`; `NotFound` when there is none.
-    fn drop_checkpoint(&self, name: &str) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
+    fn drop_checkpoint(
+        &self,
+        name: &str,
+    ) -> BoxFuture<'_, std::result::Result<(), CheckpointError>> {
         let _ = name;
         Box::pin(async { Err(CheckpointError::Unsupported(self.checkpoint_support())) })
     }
