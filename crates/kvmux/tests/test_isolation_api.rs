@@ -278,7 +278,7 @@ fn an_oversized_reset_body_is_refused_not_taken_for_a_full_reset() {
 }
 
 fn engine_now(s: &Server) -> u64 {
-    let (status, r) = admin(&s, "GET", "/_kvmux/health", None);
+    let (status, r) = admin(s, "GET", "/_kvmux/health", None);
     assert_eq!(status, 200, "{r}");
     r["now"].as_u64().expect("now")
 }
