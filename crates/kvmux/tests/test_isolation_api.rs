@@ -382,7 +382,8 @@ fn checkpoints_on_redb_answer_501_with_the_reason() {
     let (status, r) = admin(&s, "PUT", "/_kvmux/checkpoints/one", None);
     assert_eq!(status, 501, "{r}");
     assert!(
-        r["error"].as_str().unwrap_or("").contains("not supported"),
+        r["error"].as_str().unwrap_or("").contains("not supported")
+            && r["error"].as_str().unwrap_or("").contains("redb"),
         "{r}"
     );
 }

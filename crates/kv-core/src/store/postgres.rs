@@ -768,6 +768,16 @@ impl Store for PostgresStore {
         async move { self.merge_clock_offset(offset).await.map(|_| ()) }.boxed()
     }
 
+    /// Why there are no checkpoints (the admin API's 501): the database is shared by every
+    /// gateway on it, so a restore would move data and engine time under gateways that did not
+    /// ask, and their in-memory state (nonces, leases) would no longer match it.
+    fn checkpoint_support(&self) -> String {
+        "PostgreSQL storage is shared by every gateway on the database: a restore would move \
+         data and engine time under the others; use storage = \"memory\" for test suites, or \
+         GET /_kvmux/snapshot and POST /_kvmux/snapshot?replace=true"
+            .into()
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             let _ = self.release_lease(SWEEPER_LEASE).await;
