@@ -706,3 +706,36 @@ def test_a_bound_namespace_is_whole_on_both_sides(make_kvmux):
     esa.delete_kv_namespace(esa_models.DeleteKvNamespaceRequest(namespace="orders-esa"))
     names = [n["Namespace"] for n in call(tc, "DescribeEdgeKVNamespaces", ZoneId="zone-1")["KVNamespaces"]]
     assert names == ["legacy"]
+
+
+def test_import_gives_back_the_exported_timestamps(make_kvmux, tmp_path):
+    """`kvmux export` then `kvmux import` into a fresh store restores Tencent's CreatedOn and
+    ModifiedOn and Aliyun's UpdateTime as exported; before, all three were the import time."""
+    import subprocess
+
+    from conftest import kvmux_bin
+    from test_tencent import call, teo
+
+    first = make_kvmux(data_dir=str(tmp_path / "first"))
+    tc = teo(first)
+    call(tc, "CreateEdgeKVNamespace", ZoneId="z", Namespace="kept")
+    esa = EsaClient(config(first.endpoint))
+    esa.create_kv_namespace(esa_models.CreateKvNamespaceRequest(namespace="keptesa"))
+    esa.put_kv(esa_models.PutKvRequest(namespace="keptesa", key="k", value="v"))
+    [before_ns] = call(tc, "DescribeEdgeKVNamespaces", ZoneId="z")["KVNamespaces"]
+    [before_key] = esa.list_kvs(esa_models.ListKvsRequest(namespace="keptesa")).body.keys
+    first.stop()
+    dump = subprocess.run([kvmux_bin(), "export", "--config", first.config_path],
+                          check=True, capture_output=True).stdout
+
+    time.sleep(2.1)  # the vendors' timestamps have one-second resolution
+    second = make_kvmux(data_dir=str(tmp_path / "second"))
+    second.stop()
+    subprocess.run([kvmux_bin(), "import", "--config", second.config_path], input=dump,
+                   check=True, capture_output=True)
+    second.start()
+    [after_ns] = call(teo(second), "DescribeEdgeKVNamespaces", ZoneId="z")["KVNamespaces"]
+    assert (after_ns["CreatedOn"], after_ns["ModifiedOn"]) == (before_ns["CreatedOn"], before_ns["ModifiedOn"])
+    esa = EsaClient(config(second.endpoint))
+    [after_key] = esa.list_kvs(esa_models.ListKvsRequest(namespace="keptesa")).body.keys
+    assert (after_key.name, after_key.update_time) == ("k", before_key.update_time)

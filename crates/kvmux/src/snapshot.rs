@@ -56,6 +56,12 @@ enum Line {
         attrs: serde_json::Value,
         #[serde(default)]
         limits: Limits,
+        /// Creation and modification times (engine clock, unix ms), restored on import so a
+        /// restore gives back Tencent's `CreatedOn`/`ModifiedOn`; absent in older files.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_at_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        modified_at_ms: Option<u64>,
     },
     Item {
         container: u64,
@@ -69,6 +75,9 @@ enum Line {
         value_b64: Option<String>,
         #[serde(default)]
         expires_at: Option<u64>,
+        /// When the item was last written (unix ms; Aliyun's `UpdateTime`), restored on import.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        modified_at_ms: Option<u64>,
     },
 }
 
@@ -277,6 +286,8 @@ fn container_line(c: &Container) -> Line {
         kind: c.kind.clone(),
         attrs: c.attrs.clone(),
         limits: c.limits.clone(),
+        created_at_ms: Some(c.created_at_ms),
+        modified_at_ms: Some(c.modified_at_ms),
     }
 }
 
@@ -290,6 +301,7 @@ fn item_line(container: u64, item: &kv_core::Item) -> Line {
         value,
         value_b64,
         expires_at: item.expires_at,
+        modified_at_ms: Some(item.modified_at_ms),
     }
 }
 
@@ -323,7 +335,7 @@ pub async fn import(
 ) -> Result<Counts, SnapshotError> {
     let mut targets: HashMap<u64, Target> = HashMap::new();
     let mut counts = Counts::default();
-    let mut pending: Vec<ItemWrite> = Vec::new();
+    let mut pending: Vec<(ItemWrite, Option<u64>)> = Vec::new();
     let mut pending_for: Option<u64> = None;
     let now = engine.now();
     let mut text = String::new();
@@ -359,6 +371,8 @@ pub async fn import(
                 kind,
                 attrs,
                 limits,
+                created_at_ms,
+                modified_at_ms,
             } => {
                 if targets.contains_key(&id) {
                     return Err(bad(format!("container id {id} appears twice")));
@@ -381,7 +395,18 @@ pub async fn import(
                     })
                     .await;
                 let target = match created {
-                    Ok(container) => {
+                    Ok(mut container) => {
+                        if let Some(created_ms) = created_at_ms {
+                            container = engine
+                                .restore_container_times(
+                                    &account,
+                                    &scope,
+                                    &name,
+                                    created_ms,
+                                    modified_at_ms.unwrap_or(created_ms),
+                                )
+                                .await?;
+                        }
                         counts.containers += 1;
                         Target {
                             container,
@@ -404,6 +429,7 @@ pub async fn import(
                 value,
                 value_b64,
                 expires_at,
+                modified_at_ms,
             } => {
                 let key = text_or_bytes(key, key_b64, "key").map_err(bad)?;
                 let value = text_or_bytes(value, value_b64, "value").map_err(bad)?;
@@ -428,12 +454,15 @@ pub async fn import(
                     .await?;
                     pending_for = Some(container);
                 }
-                pending.push(ItemWrite::Put {
-                    key,
-                    value: Bytes::from(value),
-                    expires_at,
-                    precondition: Precondition::None,
-                });
+                pending.push((
+                    ItemWrite::Put {
+                        key,
+                        value: Bytes::from(value),
+                        expires_at,
+                        precondition: Precondition::None,
+                    },
+                    modified_at_ms,
+                ));
             }
         }
     }
@@ -464,7 +493,7 @@ async fn flush(
     engine: &Engine,
     targets: &HashMap<u64, Target>,
     container: Option<u64>,
-    pending: &mut Vec<ItemWrite>,
+    pending: &mut Vec<(ItemWrite, Option<u64>)>,
     counts: &mut Counts,
     progress: &dyn Progress,
 ) -> Result<(), SnapshotError> {
@@ -476,7 +505,9 @@ async fn flush(
     };
     let writes = std::mem::take(pending);
     let n = writes.len() as u64;
-    engine.write_items(&target.container, writes).await?;
+    engine
+        .write_items_modified_at(&target.container, writes)
+        .await?;
     counts.items += n;
     progress.advance(n);
     Ok(())

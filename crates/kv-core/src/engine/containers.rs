@@ -251,6 +251,38 @@ impl Engine {
         .await
     }
 
+    /// Sets a container's creation and modification times (unix ms): a snapshot import gives
+    /// back what was exported (Tencent's `CreatedOn`/`ModifiedOn`), not the import time.
+    pub async fn restore_container_times(
+        &self,
+        account: &str,
+        scope: &str,
+        name: &str,
+        created_at_ms: u64,
+        modified_at_ms: u64,
+    ) -> Result<Container> {
+        retry(|| async {
+            let current = self.resolve(account, scope, name).await?;
+            let mut tx = self.begin();
+            let updated = Container {
+                created_at_ms,
+                modified_at_ms,
+                ..current.clone()
+            };
+            let meta_key = keys::container(&current.account, &current.scope, &current.name);
+            tx.checks
+                .push(Check::AtVersion(meta_key.clone(), current.meta_version));
+            tx.raw_put(meta_key.clone(), encode_meta(&updated)?, None);
+            let committed = tx.commit().await;
+            self.meta_cache.forget(&meta_key);
+            Ok(Container {
+                meta_version: committed?,
+                ..updated
+            })
+        })
+        .await
+    }
+
     /// Deletes a container and every item in it, and gives its usage back to the account.
     pub async fn delete_container(
         &self,
@@ -468,5 +500,58 @@ mod binding_tests {
             .await
             .unwrap();
         assert_eq!(names(&all), vec!["apple", "zebra"]);
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+    use crate::container::ContainerKind;
+    use crate::engine::{ItemWrite, Precondition};
+
+    #[tokio::test]
+    async fn restored_times_are_the_given_ones_not_now() {
+        let engine = Engine::open_memory(Clock::frozen_at(5_000));
+        let c = engine
+            .create_container(NewContainer {
+                account: "dev".into(),
+                scope: "s".into(),
+                name: "n".into(),
+                kind: ContainerKind::Flat,
+                attrs: serde_json::json!({}),
+                limits: Default::default(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(c.created_at_ms, 5_000_000);
+        engine
+            .restore_container_times("dev", "s", "n", 1_000_000, 2_000_000)
+            .await
+            .unwrap();
+        let back = engine.container("dev", "s", "n").await.unwrap();
+        assert_eq!(
+            (back.created_at_ms, back.modified_at_ms),
+            (1_000_000, 2_000_000)
+        );
+
+        let put = |key: &str| ItemWrite::Put {
+            key: key.as_bytes().to_vec(),
+            value: Bytes::from_static(b"v"),
+            expires_at: None,
+            precondition: Precondition::None,
+        };
+        engine
+            .write_items_modified_at(
+                &back,
+                vec![(put("old"), Some(1_234_000)), (put("new"), None)],
+            )
+            .await
+            .unwrap();
+        let old = engine.get(&back, b"old").await.unwrap().unwrap();
+        let new = engine.get(&back, b"new").await.unwrap().unwrap();
+        assert_eq!(
+            (old.modified_at_ms, new.modified_at_ms),
+            (1_234_000, 5_000_000)
+        );
     }
 }

@@ -253,9 +253,21 @@ impl Engine {
     /// Applies several writes to one container atomically: all preconditions hold and all writes
     /// land, or `PreconditionFailed`/`QuotaExceeded` and nothing changes. Returns the version.
     pub async fn write_items(&self, container: &Container, writes: Vec<ItemWrite>) -> Result<u64> {
+        let writes = writes.into_iter().map(|w| (w, None)).collect();
+        self.write_items_modified_at(container, writes).await
+    }
+
+    /// [`Engine::write_items`] where a put may carry its modification time (unix ms) instead of
+    /// now: a snapshot import restores what was exported, so Aliyun's `UpdateTime` is not the
+    /// import time.
+    pub async fn write_items_modified_at(
+        &self,
+        container: &Container,
+        writes: Vec<(ItemWrite, Option<u64>)>,
+    ) -> Result<u64> {
         retry(|| async {
             let mut tx = self.begin();
-            for w in &writes {
+            for (w, modified_at_ms) in &writes {
                 match w {
                     ItemWrite::Put {
                         key,
@@ -267,7 +279,13 @@ impl Engine {
                         if !precondition.holds(current.as_ref()) {
                             return Err(Error::PreconditionFailed(format!("{precondition:?}")));
                         }
-                        tx.put(container, key, value.clone(), *expires_at).await?;
+                        match modified_at_ms {
+                            Some(ms) => {
+                                tx.put_modified_at(container, key, value.clone(), *expires_at, *ms)
+                                    .await?
+                            }
+                            None => tx.put(container, key, value.clone(), *expires_at).await?,
+                        }
                     }
                     ItemWrite::Delete { key, precondition } => {
                         let current = tx.get(container, key).await?;

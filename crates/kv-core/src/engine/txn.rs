@@ -186,13 +186,28 @@ impl<'e> Txn<'e> {
         value: Bytes,
         expires_at: Option<u64>,
     ) -> Result<()> {
+        let now_ms = self.now_ms;
+        self.put_modified_at(container, key, value, expires_at, now_ms)
+            .await
+    }
+
+    /// Like [`Txn::put`], with the item's modification time given instead of now: a restore
+    /// (snapshot import) gives back the time the export saw (Aliyun's `UpdateTime`).
+    pub async fn put_modified_at(
+        &mut self,
+        container: &Container,
+        key: &[u8],
+        value: Bytes,
+        expires_at: Option<u64>,
+        modified_at_ms: u64,
+    ) -> Result<()> {
         let physical_key = keys::item(container.id, key);
         let old = self.physical(&physical_key).await?;
         let new_size = (key.len() + value.len()) as i64;
         let old_size = old
             .as_ref()
             .map(|r| (key.len() + unstamped_len(r.value.len())) as i64);
-        let value = stamp_item_value(self.now_ms, &value);
+        let value = stamp_item_value(modified_at_ms, &value);
         let bytes_delta = new_size - old_size.unwrap_or(0);
         let items_delta = if old.is_none() { 1 } else { 0 };
         self.charge(container, bytes_delta, items_delta);
