@@ -204,6 +204,22 @@ fn spread(all: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Seeds for `unsigned_override`: Aliyun V3 captures (control bit 7 clear) and Huawei captures
+/// (bit 7 set), half each, every one with an override chosen (`mutate_at` = i, `xor` bit 0
+/// alternating replace and repeat).
+fn override_seeds(aliyun_v3: Vec<Vec<u8>>, huawei: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let half = MAX_SEEDS / 2;
+    let mut out = Vec::new();
+    for (flags, requests) in [(0u8, aliyun_v3), (0x80, huawei)] {
+        for (i, raw) in spread(requests).into_iter().take(half).enumerate() {
+            let mut seed = vec![i as u8, 0, (i % 2) as u8, flags | (i % 4) as u8];
+            seed.extend_from_slice(&raw);
+            out.push(seed);
+        }
+    }
+    out
+}
+
 fn main() {
     let tencent = requests("tencent");
     let aliyun = requests("aliyun");
@@ -224,4 +240,10 @@ fn main() {
         spread(signature_seeds(&aliyun, |r| !v3(r))),
     );
     write("sig_huawei", spread(signature_seeds(&huawei, |_| true)));
+    let v3_requests: Vec<Vec<u8>> = aliyun
+        .iter()
+        .filter(|r| v3(&String::from_utf8_lossy(r)))
+        .cloned()
+        .collect();
+    write("unsigned_override", override_seeds(v3_requests, huawei));
 }

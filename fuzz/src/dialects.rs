@@ -36,7 +36,8 @@ impl<D: Dialect> DialectHarness<D> {
                 id: id.to_string(),
                 secret: "kvmuxdevsecret".to_string(),
                 account: "dev".to_string(),
-            }],
+            }]
+            .into(),
             auth_mode: AuthMode::Off,
             options: serde_json::Value::Null,
             vendor_rate_limits: false,

@@ -15,6 +15,7 @@
 //! so seeds are readable, and libFuzzer's byte mutations reach every part of a request.
 
 pub mod dialects;
+pub mod overrides;
 pub mod signers;
 pub mod verifiers;
 
