@@ -75,6 +75,9 @@ impl DialectContext {
 pub struct Credentials {
     keys: Arc<std::sync::RwLock<Vec<Credential>>>,
     auto_secret: Option<Arc<str>>,
+    /// Accounts that a key pair reaches with its own secret (every dialect's, from the config):
+    /// never an auto account, or anyone holding the auto secret could sign as that account.
+    reserved: Arc<[String]>,
 }
 
 impl From<Vec<Credential>> for Credentials {
@@ -82,6 +85,7 @@ impl From<Vec<Credential>> for Credentials {
         Credentials {
             keys: Arc::new(std::sync::RwLock::new(keys)),
             auto_secret: None,
+            reserved: Arc::new([]),
         }
     }
 }
@@ -102,6 +106,13 @@ impl Credentials {
         self
     }
 
+    /// Accounts no key id may reach as an auto account (besides those of this set's own key
+    /// pairs, which are always refused): the accounts other dialects' credentials reach.
+    pub fn reserve_accounts(mut self, accounts: impl IntoIterator<Item = String>) -> Self {
+        self.reserved = accounts.into_iter().collect();
+        self
+    }
+
     /// Whether unknown key ids get an account of their own (`[auth] auto_accounts`).
     pub fn auto_accounts(&self) -> bool {
         self.auto_secret.is_some()
@@ -118,8 +129,19 @@ impl Credentials {
 
     /// The key pair with this id: a configured or added one, else an auto account's.
     pub fn get(&self, id: &str) -> Option<Credential> {
-        if let Some(found) = self.read().iter().find(|c| c.id == id) {
-            return Some(found.clone());
+        {
+            let keys = self.read();
+            if let Some(found) = keys.iter().find(|c| c.id == id) {
+                return Some(found.clone());
+            }
+            // A key id named like an account that has key pairs of its own would reach that
+            // account with the auto secret instead of the account's secret.
+            if keys.iter().any(|c| c.account == id) {
+                return None;
+            }
+        }
+        if self.reserved.iter().any(|a| a == id) {
+            return None;
         }
         let secret = self.auto_secret.as_ref()?;
         // An auto account is named after the key id, and account names reach the store's keys
@@ -372,5 +394,12 @@ mod tests {
             assert_eq!(set.get(bad), None, "{bad:?}");
         }
         assert_eq!(set.list().len(), 1, "auto accounts are not held");
+        // Accounts with key pairs of their own are never auto accounts.
+        assert_eq!(set.get("dev"), None);
+        let set = set.reserve_accounts(["prod".to_string()]);
+        assert_eq!(set.get("prod"), None);
+        set.add(key("k2", "added")).unwrap();
+        assert_eq!(set.get("added"), None);
+        assert!(set.get("test-43").is_some());
     }
 }

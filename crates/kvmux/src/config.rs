@@ -682,6 +682,7 @@ impl Config {
         let set = kv_core::Credentials::from(self.configured_credentials(dialect));
         if self.auth.auto_accounts {
             set.with_auto_accounts(self.auth.auto_secret.as_deref().unwrap_or(DEV_SECRET))
+                .reserve_accounts(self.credentials.iter().map(|c| c.account.clone()))
         } else {
             set
         }

@@ -658,3 +658,42 @@ fn every_new_endpoint_is_refused_without_the_token_beyond_loopback() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An auto account is named after the key id, so a key id that names an account with key
+/// pairs of its own must not reach that account with the auto secret.
+#[test]
+fn an_auto_account_never_reaches_an_account_that_has_its_own_keys() {
+    let s = Server::start(&format!(
+        "{MEMORY}[auth]\nauto_accounts = true\nauto_secret = \"autosecret\"\n\
+         [[credentials]]\ndialect = \"tencent\"\nid = \"AKIDprod\"\nsecret = \"prodsecret\"\n\
+         account = \"prod\"\n[[credentials]]\ndialect = \"aliyun\"\nid = \"LTAIops\"\n\
+         secret = \"opssecret\"\naccount = \"ops\"\n"
+    ));
+    let prod = Key::new("AKIDprod", "prodsecret");
+    let made = signed_tencent(
+        &s,
+        &prod,
+        "CreateEdgeKVNamespace",
+        json!({"ZoneId": "z", "Namespace": "secret-ns"}),
+    );
+    assert!(made.get("Error").is_none(), "{made}");
+    // The prod account itself, and one that only another dialect's key reaches.
+    for id in ["prod", "ops"] {
+        let r = signed_tencent(
+            &s,
+            &Key::new(id, "autosecret"),
+            "DescribeEdgeKVNamespaces",
+            json!({"ZoneId": "z"}),
+        );
+        assert!(code(&r).starts_with("AuthFailure"), "{id}: {r}");
+        assert!(!r.to_string().contains("secret-ns"), "{id}: {r}");
+    }
+    let fresh = signed_tencent(
+        &s,
+        &Key::new("test-x", "autosecret"),
+        "DescribeEdgeKVNamespaces",
+        json!({"ZoneId": "z"}),
+    );
+    assert!(fresh.get("Error").is_none(), "{fresh}");
+    assert!(!fresh.to_string().contains("secret-ns"), "{fresh}");
+}
