@@ -250,6 +250,9 @@ fn scoped_reset_removes_only_that_scope_in_every_dialect() {
     assert_eq!(status, 400, "{r}");
     let (status, r) = admin(&s, "POST", "/_kvmux/reset", Some(json!({"container": ""})));
     assert_eq!(status, 400, "{r}");
+    // An explicit null (an unset variable in a harness) is not "every account".
+    let (status, r) = admin(&s, "POST", "/_kvmux/reset", Some(json!({"account": null})));
+    assert_eq!(status, 400, "{r}");
     assert_eq!(tencent_get(&s, "keep", "k1"), Ok(Some("v1".into())));
 
     // `{}` (like no body) is everything, as before.

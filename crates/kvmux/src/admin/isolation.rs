@@ -59,6 +59,16 @@ pub(super) async fn reset(gw: &Gateway, body: &[u8]) -> Response<Bytes> {
             }
         }
     };
+    // `{"account": null}` is most likely an unset variable in a test harness, and read as
+    // absent it would turn a scoped reset into a reset of everything: refused.
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
+        if let Some((name, _)) = fields.iter().find(|(_, v)| v.is_null()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{name} is null; leave it out to reset every one"),
+            );
+        }
+    }
     if let Some(empty) = [("account", &scope.account), ("container", &scope.container)]
         .into_iter()
         .find(|(_, v)| v.as_deref() == Some(""))
