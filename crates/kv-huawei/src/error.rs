@@ -89,6 +89,16 @@ impl KvsError {
             format!("TableAlreadyExists: {table}"),
         )
     }
+    /// rename-kv onto a key that already holds a document. The vendor's models name no code of
+    /// their own for it, so this is its one "already exists" family (409 `KVS.00001020`, the
+    /// code create-table uses), with a message that says which thing exists.
+    pub fn kv_exists() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "KVS.00001020",
+            "KvAlreadyExists: a document already exists at the new key",
+        )
+    }
     pub fn operation_aborted() -> Self {
         Self::new(
             StatusCode::CONFLICT,

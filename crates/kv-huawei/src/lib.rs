@@ -432,7 +432,9 @@ impl Dialect for HuaweiDialect {
 
     fn body_limit(&self, parts: &Parts) -> u64 {
         match router::route(parts.uri.path()) {
-            Some(Operation::BatchWriteKv | Operation::BatchGetKv) => BATCH_BODY_LIMIT,
+            Some(
+                Operation::BatchWriteKv | Operation::BatchGetKv | Operation::TransactWriteSkeyKv,
+            ) => BATCH_BODY_LIMIT,
             _ => SINGLE_BODY_LIMIT,
         }
     }

@@ -1,6 +1,8 @@
 //! `POST /v1/<op>` -> the operation. Nothing else lives here.
 
-/// The 14 operations of the current KVS SDKs (spec §1).
+/// The 14 operations of the current KVS SDKs (spec §1), plus `rename-kv` and
+/// `transact-write-skey-kv`, which Huawei's SDKs carried from Java 3.1.62/3.1.77 (C++ 3.1.54/3.1.69)
+/// until 3.1.84 (C++ 3.1.75) removed them: clients pinned to those releases still send them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
     ListStore,
@@ -17,10 +19,12 @@ pub enum Operation {
     BatchWriteKv,
     BatchGetKv,
     CheckHealth,
+    RenameKv,
+    TransactWriteSkeyKv,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 16] = [
         Operation::ListStore,
         Operation::CreateTable,
         Operation::DeleteTable,
@@ -35,6 +39,8 @@ impl Operation {
         Operation::BatchWriteKv,
         Operation::BatchGetKv,
         Operation::CheckHealth,
+        Operation::RenameKv,
+        Operation::TransactWriteSkeyKv,
     ];
 
     /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
@@ -66,6 +72,8 @@ impl Operation {
             Operation::BatchWriteKv => "batch-write-kv",
             Operation::BatchGetKv => "batch-get-kv",
             Operation::CheckHealth => "check-health",
+            Operation::RenameKv => "rename-kv",
+            Operation::TransactWriteSkeyKv => "transact-write-skey-kv",
         }
     }
 
@@ -111,7 +119,12 @@ mod tests {
             assert_eq!(route(&format!("/v1/{}", op.name())), Some(op));
             assert_eq!(route(&format!("/v1/{}/", op.name())), Some(op));
         }
-        assert_eq!(route("/v1/rename-kv"), None);
+        assert_eq!(route("/v1/rename-kv"), Some(Operation::RenameKv));
+        assert_eq!(
+            route("/v1/transact-write-skey-kv"),
+            Some(Operation::TransactWriteSkeyKv)
+        );
+        assert_eq!(route("/v1/transact-get-kv"), None);
         assert_eq!(route("/v2/put-kv"), None);
         assert_eq!(route("/"), None);
     }

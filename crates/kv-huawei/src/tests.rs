@@ -691,7 +691,11 @@ async fn malformed_input_is_a_400_never_a_panic() {
         )
         .await;
     assert_eq!(r.code(), "KVS.00005018");
+    // rename-kv is served (from the 3.1.83 models); an empty body lacks its required fields.
+    // An operation kvmux does not route is still "not implemented".
     let r = h.call("rename-kv", doc! {}).await;
+    assert_eq!((r.status, r.code()), (400, "KVS.00001001"));
+    let r = h.call("no-such-op", doc! {}).await;
     assert_eq!((r.status, r.code()), (501, "KVS.00000002"));
     let r = h
         .call(
@@ -1435,4 +1439,537 @@ async fn an_unsigned_payload_signature_is_bound_to_its_first_body() {
         .send_raw(unsigned_payload(table("first"), &date, "10.0.0.2:6000"))
         .await;
     assert_eq!((again.status, again.code()), (409, "KVS.00001020"));
+}
+
+// ------------------------------------------------ rename-kv and transact-write-skey-kv
+// Bodies as the Java SDK 3.1.83 models serialize them (snake_case BSON names).
+
+async fn get_file(h: &Harness, owner: &str, name: &str) -> Option<Document> {
+    let r = h
+        .call(
+            "get-kv",
+            doc! {"table_name": "files", "primary_key": {"owner": owner, "filename": name}},
+        )
+        .await;
+    match r.status {
+        200 => Some(r.doc.get_document("kv_doc").unwrap().clone()),
+        404 => {
+            assert_eq!(r.code(), "KVS.00001016");
+            None
+        }
+        s => panic!("get-kv {owner}/{name}: {s} {}", r.doc),
+    }
+}
+
+/// `(sort value, document key)` pairs of an index for one shard value, in index order.
+async fn index_entries(h: &Harness, index: &str, shard: Document) -> Vec<(Bson, String)> {
+    let sort = if index == "by_size" { "size" } else { "owner" };
+    let d = h
+        .ok(
+            "scan-skey-kv",
+            doc! {"table_name": "files", "hint_index_name": index, "shard_key": shard},
+        )
+        .await;
+    d.get_array("returned_kv_items")
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let kv = i.as_document().unwrap().get_document("kv_doc").unwrap();
+            let who = format!(
+                "{}/{}",
+                kv.get_str("owner").unwrap(),
+                kv.get_str("filename").unwrap()
+            );
+            (kv.get(sort).cloned().unwrap_or(Bson::Null), who)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rename_kv_moves_the_document_and_its_index_entries() {
+    let h = harness();
+    with_files(&h).await;
+    let r = h
+        .ok(
+            "rename-kv",
+            doc! {"table_name": "files", "primary_key": {"owner": "alice", "filename": "a.txt"},
+            "new_sort_key": {"filename": "z.txt"}, "kv_options": {"return_hint": 0}},
+        )
+        .await;
+    assert_eq!(
+        r,
+        doc! {"old_primary_key": {"owner": "alice", "filename": "a.txt"}}
+    );
+    assert_eq!(get_file(&h, "alice", "a.txt").await, None);
+    assert_eq!(
+        get_file(&h, "alice", "z.txt").await.unwrap(),
+        doc! {"owner": "alice", "filename": "z.txt", "size": 7, "color": "red"}
+    );
+    // The local index has the moved document once, under its new key; the global index keyed
+    // by file name moved it from `a.txt` (only bob's is left) to `z.txt`.
+    assert_eq!(
+        index_entries(&h, "by_size", doc! {"owner": "alice"}).await,
+        vec![
+            (Bson::Int32(3), "alice/b.txt".into()),
+            (Bson::Int32(7), "alice/z.txt".into()),
+            (Bson::Int32(9), "alice/c.txt".into()),
+        ]
+    );
+    assert_eq!(
+        index_entries(&h, "g_by_name", doc! {"filename": "a.txt"}).await,
+        vec![(Bson::String("bob".into()), "bob/a.txt".into())]
+    );
+    assert_eq!(
+        index_entries(&h, "g_by_name", doc! {"filename": "z.txt"}).await,
+        vec![(Bson::String("alice".into()), "alice/z.txt".into())]
+    );
+}
+
+#[tokio::test]
+async fn rename_kv_errors_change_nothing() {
+    let h = harness();
+    with_files(&h).await;
+    let pk = doc! {"owner": "alice", "filename": "a.txt"};
+    for (body, status, code) in [
+        // Missing source document.
+        (
+            doc! {"table_name": "files", "primary_key": {"owner": "alice", "filename": "nope"}, "new_sort_key": {"filename": "x"}},
+            404,
+            "KVS.00001016",
+        ),
+        // The target is another document, or the document itself.
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": {"filename": "b.txt"}},
+            409,
+            "KVS.00001020",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": {"filename": "a.txt"}},
+            409,
+            "KVS.00001020",
+        ),
+        // Malformed requests.
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": {"owner": "bob", "filename": "x"}},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": {}},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone()},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": "x"},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": {"owner": "alice"}, "new_sort_key": {"filename": "x"}},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"table_name": "files", "primary_key": pk.clone(), "new_sort_key": {"filename": "x"}, "update_blob_attr": {}},
+            501,
+            "KVS.00000002",
+        ),
+        (
+            doc! {"table_name": "nope", "primary_key": pk.clone(), "new_sort_key": {"filename": "x"}},
+            404,
+            "KVS.00001015",
+        ),
+    ] {
+        let r = h.call("rename-kv", body.clone()).await;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.doc);
+    }
+    assert_eq!(
+        get_file(&h, "alice", "a.txt").await.unwrap(),
+        doc! {"owner": "alice", "filename": "a.txt", "size": 7, "color": "red"}
+    );
+    assert_eq!(
+        get_file(&h, "alice", "b.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        3
+    );
+    assert_eq!(get_file(&h, "alice", "x").await, None);
+}
+
+fn size_is(size: i32) -> Document {
+    doc! {"single_field_expression": {"field": "size", "func": "$eq", "value": {"size": size}}}
+}
+
+#[tokio::test]
+async fn transact_write_skey_kv_applies_every_kind_of_operation() {
+    let h = harness();
+    with_files(&h).await;
+    let r = h
+        .ok(
+            "transact-write-skey-kv",
+            doc! {"table_name": "files", "shard_key": {"owner": "alice"}, "shard_key_kv_opers": [
+                {"check_shard_key_kv": {"sort_key": {"filename": "c.txt"}, "condition_expression": size_is(9)}},
+                {"put_shard_key_kv": {"kv_doc": {"owner": "alice", "filename": "d.txt", "size": 1}}},
+                {"put_shard_key_kv": {"kv_doc": {"owner": "alice", "filename": "e.txt", "size": 2},
+                    "condition_expression": {"single_kv_expression": {"func": "not_exist"}}}},
+                {"delete_shard_key_kv": {"sort_key": {"filename": "b.txt"}, "condition_expression": size_is(3)}},
+                {"update_shard_key_kv": {"sort_key": {"filename": "a.txt"},
+                    "update_fields": {"add": {"size": 10}, "set": {"color": "blue"}}}},
+            ]},
+        )
+        .await;
+    assert_eq!(r, doc! {});
+    assert_eq!(
+        get_file(&h, "alice", "a.txt").await.unwrap(),
+        doc! {"owner": "alice", "filename": "a.txt", "size": 17, "color": "blue"}
+    );
+    assert_eq!(get_file(&h, "alice", "b.txt").await, None);
+    assert_eq!(
+        get_file(&h, "alice", "c.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        9
+    );
+    assert_eq!(
+        get_file(&h, "alice", "d.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        get_file(&h, "alice", "e.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        get_file(&h, "bob", "a.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        5
+    );
+    // The local index follows every write of the transaction.
+    assert_eq!(
+        index_entries(&h, "by_size", doc! {"owner": "alice"}).await,
+        vec![
+            (Bson::Int32(1), "alice/d.txt".into()),
+            (Bson::Int32(2), "alice/e.txt".into()),
+            (Bson::Int32(9), "alice/c.txt".into()),
+            (Bson::Int32(17), "alice/a.txt".into()),
+        ]
+    );
+    // An upsert through update_shard_key_kv creates the document at shard_key + sort_key.
+    h.ok(
+        "transact-write-skey-kv",
+        doc! {"table_name": "files", "shard_key": {"owner": "carol"}, "shard_key_kv_opers": [
+            {"update_shard_key_kv": {"sort_key": {"filename": "n"}, "update_fields": {"upsert": {"size": 4}}}},
+        ]},
+    )
+    .await;
+    assert_eq!(
+        get_file(&h, "carol", "n").await.unwrap(),
+        doc! {"owner": "carol", "filename": "n", "size": 4}
+    );
+}
+
+#[tokio::test]
+async fn transact_write_skey_kv_is_all_or_nothing() {
+    let h = harness();
+    with_files(&h).await;
+    let put = |name: &str| doc! {"put_shard_key_kv": {"kv_doc": {"owner": "alice", "filename": name, "size": 100}}};
+    let add = doc! {"update_shard_key_kv": {"sort_key": {"filename": "a.txt"}, "update_fields": {"add": {"size": 1}}}};
+    let cases: Vec<(Vec<Document>, u16, &str)> = vec![
+        // A false check between puts: nothing is written.
+        (
+            vec![
+                put("p1"),
+                add.clone(),
+                doc! {"check_shard_key_kv": {"sort_key": {"filename": "c.txt"}, "condition_expression": size_is(8)}},
+                put("p2"),
+            ],
+            400,
+            "KVS.00005017",
+        ),
+        // A false condition on the last write.
+        (
+            vec![
+                put("p1"),
+                add.clone(),
+                doc! {"delete_shard_key_kv": {"sort_key": {"filename": "b.txt"}, "condition_expression": size_is(4)}},
+            ],
+            400,
+            "KVS.00005017",
+        ),
+        // A missing document for a delete and for an update without upsert.
+        (
+            vec![
+                put("p1"),
+                add.clone(),
+                doc! {"delete_shard_key_kv": {"sort_key": {"filename": "nope"}}},
+            ],
+            404,
+            "KVS.00001016",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"update_shard_key_kv": {"sort_key": {"filename": "nope"}, "update_fields": {"add": {"size": 1}}}},
+            ],
+            404,
+            "KVS.00001016",
+        ),
+        // A check against an existing document that must not exist.
+        (
+            vec![
+                put("p1"),
+                doc! {"check_shard_key_kv": {"sort_key": {"filename": "a.txt"}, "condition_expression": {"single_kv_expression": {"func": "not_exist"}}}},
+            ],
+            400,
+            "KVS.00005017",
+        ),
+        // Bad conditions, and a check without one.
+        (
+            vec![
+                put("p1"),
+                doc! {"check_shard_key_kv": {"sort_key": {"filename": "a.txt"}, "condition_expression": {"single_field_expression": {"field": "size", "func": "$like", "value": {"": 1}}}}},
+            ],
+            400,
+            "KVS.00005016",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"check_shard_key_kv": {"sort_key": {"filename": "a.txt"}}},
+            ],
+            400,
+            "KVS.00005016",
+        ),
+        // Malformed operations.
+        (
+            vec![
+                put("p1"),
+                doc! {"put_shard_key_kv": {"kv_doc": {"owner": "bob", "filename": "x"}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"put_shard_key_kv": {"kv_doc": {"filename": "x"}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"delete_shard_key_kv": {"sort_key": {"owner": "bob", "filename": "a.txt"}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (
+            vec![put("p1"), doc! {"delete_shard_key_kv": {}}],
+            400,
+            "KVS.00001001",
+        ),
+        (vec![put("p1"), put("p1")], 400, "KVS.00001001"),
+        (vec![put("p1"), doc! {}], 400, "KVS.00001001"),
+        (
+            vec![
+                doc! {"put_shard_key_kv": {"kv_doc": {"owner": "alice", "filename": "p1"}},
+                "delete_shard_key_kv": {"sort_key": {"filename": "a.txt"}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"update_shard_key_kv": {"sort_key": {"filename": "a.txt"}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"update_shard_key_kv": {"sort_key": {"filename": "a.txt"}, "update_fields": {"set": {"owner": "bob"}}}},
+            ],
+            400,
+            "KVS.00001001",
+        ),
+        (vec![], 400, "KVS.00001001"),
+        (
+            (0..101).map(|i| put(&format!("q{i}"))).collect(),
+            400,
+            "KVS.00005020",
+        ),
+        (
+            vec![
+                put("p1"),
+                doc! {"put_shard_key_kv": {"kv_doc": {"owner": "alice", "filename": "x"}, "kv_blob": {}}},
+            ],
+            501,
+            "KVS.00000002",
+        ),
+    ];
+    for (opers, status, code) in cases {
+        let body = doc! {"table_name": "files", "shard_key": {"owner": "alice"}, "shard_key_kv_opers": opers};
+        let r = h.call("transact-write-skey-kv", body.clone()).await;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.doc);
+    }
+    for body in [
+        doc! {"table_name": "files", "shard_key": {"owner": "alice", "filename": "a.txt"}, "shard_key_kv_opers": [put("p1")]},
+        doc! {"table_name": "files", "shard_key": {}, "shard_key_kv_opers": [put("p1")]},
+        doc! {"table_name": "files", "shard_key_kv_opers": [put("p1")]},
+        doc! {"table_name": "files", "shard_key": {"owner": "alice"}},
+        doc! {"table_name": "files", "shard_key": {"owner": "alice"}, "shard_key_kv_opers": [5]},
+    ] {
+        let r = h.call("transact-write-skey-kv", body.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "KVS.00001001"),
+            "{body}: {}",
+            r.doc
+        );
+    }
+    let r = h
+        .call(
+            "transact-write-skey-kv",
+            doc! {"table_name": "nope", "shard_key": {"owner": "alice"}, "shard_key_kv_opers": [put("p1")]},
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "KVS.00001015"));
+    // Nothing of any refused transaction was written: the documents and the index are as
+    // with_files left them.
+    assert_eq!(get_file(&h, "alice", "p1").await, None);
+    assert_eq!(get_file(&h, "alice", "p2").await, None);
+    assert_eq!(
+        get_file(&h, "alice", "a.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        7
+    );
+    assert_eq!(
+        get_file(&h, "alice", "b.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        index_entries(&h, "by_size", doc! {"owner": "alice"}).await,
+        vec![
+            (Bson::Int32(3), "alice/b.txt".into()),
+            (Bson::Int32(7), "alice/a.txt".into()),
+            (Bson::Int32(9), "alice/c.txt".into()),
+        ]
+    );
+}
+
+/// Racing transactions on one shard key behave as some serial order: each task adds 1 to `b`
+/// unconditionally, then moves `a` from the size it read to the next one under a condition,
+/// and records itself in a new document, retrying when the condition loses. If a transaction
+/// were not atomic, a lost condition would leave its add on `b` behind (b > N); if commits did
+/// not check what they read, two tasks could both move `a` from the same size (a < N).
+#[tokio::test]
+async fn concurrent_transactions_never_lose_an_update() {
+    const N: i32 = 12;
+    let h = Arc::new(harness());
+    h.ok("create-table", files_table()).await;
+    for name in ["a", "b"] {
+        h.ok(
+            "put-kv",
+            doc! {"table_name": "files", "kv_doc": {"owner": "c", "filename": name, "size": 0}},
+        )
+        .await;
+    }
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut lost = 0;
+                loop {
+                    let seen = get_file(&h, "c", "a").await.unwrap().get_i32("size").unwrap();
+                    let r = h
+                        .call(
+                            "transact-write-skey-kv",
+                            doc! {"table_name": "files", "shard_key": {"owner": "c"}, "shard_key_kv_opers": [
+                                {"update_shard_key_kv": {"sort_key": {"filename": "b"}, "update_fields": {"add": {"size": 1}}}},
+                                {"update_shard_key_kv": {"sort_key": {"filename": "a"}, "condition_expression": size_is(seen),
+                                    "update_fields": {"set": {"size": seen + 1}}}},
+                                {"put_shard_key_kv": {"kv_doc": {"owner": "c", "filename": format!("t{i}"), "size": seen + 1}}},
+                            ]},
+                        )
+                        .await;
+                    match (r.status, r.code()) {
+                        (200, _) => return lost,
+                        (400, "KVS.00005017") => lost += 1,
+                        other => panic!("{other:?}: {}", r.doc),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut lost = 0;
+    for t in tasks {
+        lost += t.await.unwrap();
+    }
+    assert_eq!(
+        get_file(&h, "c", "a")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        N
+    );
+    assert_eq!(
+        get_file(&h, "c", "b")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        N
+    );
+    // Each task's record holds the size it moved `a` to: every value 1..=N exactly once.
+    let mut moved_to = Vec::new();
+    for i in 0..N {
+        moved_to.push(
+            get_file(&h, "c", &format!("t{i}"))
+                .await
+                .unwrap()
+                .get_i32("size")
+                .unwrap(),
+        );
+    }
+    moved_to.sort_unstable();
+    assert_eq!(moved_to, (1..=N).collect::<Vec<_>>());
+    // The local index holds exactly one entry per document.
+    assert_eq!(
+        index_entries(&h, "by_size", doc! {"owner": "c"})
+            .await
+            .len(),
+        N as usize + 2
+    );
+    eprintln!("conditions lost and retried: {lost}");
 }

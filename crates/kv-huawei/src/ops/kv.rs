@@ -24,6 +24,9 @@ pub enum Change {
     Update(Box<wire::UpdateFields>),
     /// Remove it (delete-kv).
     Delete,
+    /// Leave it as it is: only the condition matters (transact-write-skey-kv's
+    /// `check_shard_key_kv`).
+    Check,
 }
 
 /// The primary key of a request document, validated and encoded.
@@ -38,7 +41,7 @@ pub fn primary_key(table: &Table, doc: &Document) -> Result<(Vec<u8>, Document),
     Ok((key, table.schema.extract(doc)))
 }
 
-fn check_document(doc: &Document) -> Result<Vec<u8>, KvsError> {
+pub(super) fn check_document(doc: &Document) -> Result<Vec<u8>, KvsError> {
     for k in doc.keys() {
         validate_field_name(k)?;
     }
@@ -58,7 +61,6 @@ pub(super) fn decode_stored(item: &kv_core::Item) -> Result<Document, KvsError> 
 }
 
 /// Applies one change to the document at `key`, atomically with its index entries.
-/// `Ok(Err(..))` carries a vendor refusal out of the retry loop without committing.
 pub async fn write(
     ctx: &Ctx<'_>,
     table: &Table,
@@ -70,100 +72,129 @@ pub async fn write(
     let engine = ctx.engine;
     let outcome = kv_core::retry(|| async {
         let mut tx = engine.begin();
-        let now = tx.now();
-        let current = match tx.get(&table.container, key).await? {
-            Some(item) => match decode_stored(&item) {
-                Ok(d) => Some(d),
-                Err(e) => return Ok(Err(e)),
-            },
-            None => None,
-        };
-        if let Some(c) = condition {
-            if !c.evaluate(current.as_ref()) {
-                return Ok(Err(KvsError::condition_false()));
-            }
-        }
-        let next = match change {
-            Change::Put(d) => Some(d.clone()),
-            Change::Delete => match current {
-                Some(_) => None,
-                None => return Ok(Err(KvsError::no_such_key())),
-            },
-            Change::Update(u) => match (&current, &u.upsert) {
-                (Some(cur), _) => match u.spec.apply(cur, &table.schema.fields()) {
-                    Ok(d) => Some(d),
-                    Err(e) => return Ok(Err(e.into())),
-                },
-                (None, Some(up)) => {
-                    // The upsert document, addressed by the request's key.
-                    let mut d = key_doc.clone();
-                    for (k, v) in up {
-                        if !d.contains_key(k) {
-                            d.insert(k.clone(), v.clone());
-                        }
-                    }
-                    Some(d)
-                }
-                (None, None) => return Ok(Err(KvsError::no_such_key())),
-            },
-        };
-        let next_bytes = match &next {
-            Some(d) => match check_document(d) {
-                Ok(b) => Some(b),
-                Err(e) => return Ok(Err(e)),
-            },
-            None => None,
-        };
-        let expires_at = next.as_ref().and_then(|d| table.expires_at(d, now));
-        match &next_bytes {
-            Some(b) => {
-                tx.put(&table.container, key, Bytes::from(b.clone()), expires_at)
-                    .await?
-            }
-            None => {
-                tx.delete(&table.container, key).await?;
-            }
-        }
-        for (def, index) in &table.indexes {
-            let old = match current
-                .as_ref()
-                .map(|d| def.entry(d, &table.schema))
-                .transpose()
-            {
-                Ok(e) => e.flatten(),
-                Err(e) => return Ok(Err(e.into())),
-            };
-            let new = match next
-                .as_ref()
-                .map(|d| def.entry(d, &table.schema))
-                .transpose()
-            {
-                Ok(e) => e.flatten(),
-                Err(e) => return Ok(Err(e.into())),
-            };
-            if let Some((old_key, _)) = &old {
-                if new.as_ref().map(|(k, _)| k) != Some(old_key) {
-                    tx.delete(index, old_key).await?;
-                }
-            }
-            if let Some((new_key, projected)) = new {
-                let bytes = match kv_doc::encode_document(&projected) {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e.into())),
-                };
-                tx.put(index, &new_key, Bytes::from(bytes), expires_at)
-                    .await?;
-            }
+        if let Err(e) = apply(&mut tx, table, key, key_doc, change, condition).await? {
+            return Ok(Err(e));
         }
         tx.commit().await?;
         Ok(Ok(()))
     })
     .await;
+    finish(table, outcome)
+}
+
+/// A retry loop's outcome as the vendor's reply: a container that vanished mid-request is the
+/// table's `NoSuchTable`, any other engine failure maps through `From<kv_core::Error>`.
+pub(super) fn finish(
+    table: &Table,
+    outcome: kv_core::Result<Result<(), KvsError>>,
+) -> Result<(), KvsError> {
     match outcome {
         Ok(r) => r,
         Err(kv_core::Error::NotFound(_)) => Err(KvsError::no_such_table(&table.name)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The one write step every document operation shares, inside the caller's transaction: read
+/// the current document, check the condition, compute the next one and buffer it together with
+/// every index entry. It commits nothing, so several calls in one `Txn` (rename-kv,
+/// transact-write-skey-kv) commit all together or not at all, and the commit's version checks
+/// cover every document read. `Ok(Err(..))` is a vendor refusal: the caller must not commit.
+pub(super) async fn apply(
+    tx: &mut kv_core::Txn<'_>,
+    table: &Table,
+    key: &[u8],
+    key_doc: &Document,
+    change: &Change,
+    condition: Option<&Condition>,
+) -> kv_core::Result<Result<(), KvsError>> {
+    let now = tx.now();
+    let current = match tx.get(&table.container, key).await? {
+        Some(item) => match decode_stored(&item) {
+            Ok(d) => Some(d),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    if let Some(c) = condition {
+        if !c.evaluate(current.as_ref()) {
+            return Ok(Err(KvsError::condition_false()));
+        }
+    }
+    let next = match change {
+        Change::Check => return Ok(Ok(())),
+        Change::Put(d) => Some(d.clone()),
+        Change::Delete => match current {
+            Some(_) => None,
+            None => return Ok(Err(KvsError::no_such_key())),
+        },
+        Change::Update(u) => match (&current, &u.upsert) {
+            (Some(cur), _) => match u.spec.apply(cur, &table.schema.fields()) {
+                Ok(d) => Some(d),
+                Err(e) => return Ok(Err(e.into())),
+            },
+            (None, Some(up)) => {
+                // The upsert document, addressed by the request's key.
+                let mut d = key_doc.clone();
+                for (k, v) in up {
+                    if !d.contains_key(k) {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+                Some(d)
+            }
+            (None, None) => return Ok(Err(KvsError::no_such_key())),
+        },
+    };
+    let next_bytes = match &next {
+        Some(d) => match check_document(d) {
+            Ok(b) => Some(b),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    let expires_at = next.as_ref().and_then(|d| table.expires_at(d, now));
+    match &next_bytes {
+        Some(b) => {
+            tx.put(&table.container, key, Bytes::from(b.clone()), expires_at)
+                .await?
+        }
+        None => {
+            tx.delete(&table.container, key).await?;
+        }
+    }
+    for (def, index) in &table.indexes {
+        let old = match current
+            .as_ref()
+            .map(|d| def.entry(d, &table.schema))
+            .transpose()
+        {
+            Ok(e) => e.flatten(),
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let new = match next
+            .as_ref()
+            .map(|d| def.entry(d, &table.schema))
+            .transpose()
+        {
+            Ok(e) => e.flatten(),
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if let Some((old_key, _)) = &old {
+            if new.as_ref().map(|(k, _)| k) != Some(old_key) {
+                tx.delete(index, old_key).await?;
+            }
+        }
+        if let Some((new_key, projected)) = new {
+            let bytes = match kv_doc::encode_document(&projected) {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            tx.put(index, &new_key, Bytes::from(bytes), expires_at)
+                .await?;
+        }
+    }
+    Ok(Ok(()))
 }
 
 pub async fn put_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {

@@ -4,9 +4,11 @@
 pub mod batch;
 pub mod kv;
 pub mod project;
+pub mod rename;
 pub mod scan;
 pub mod store;
 pub mod table;
+pub mod transact;
 
 use bson::Document;
 use kv_core::Engine;
@@ -50,6 +52,8 @@ pub async fn dispatch(
         Operation::ScanSkeyKv => scan::scan_skey_kv(ctx, request).await,
         Operation::BatchWriteKv => batch::batch_write_kv(ctx, request).await,
         Operation::BatchGetKv => batch::batch_get_kv(ctx, request).await,
+        Operation::RenameKv => rename::rename_kv(ctx, request).await,
+        Operation::TransactWriteSkeyKv => transact::transact_write_skey_kv(ctx, request).await,
     }
 }
 
