@@ -410,7 +410,11 @@ impl Store for MemoryStore {
         name: &str,
         clock_offset: i64,
     ) -> BoxFuture<'_, std::result::Result<CheckpointInfo, CheckpointError>> {
-        let taken = self.open().map(|()| {
+        let taken = self.open().map_err(CheckpointError::from).and_then(|()| {
+            let mut named = self.named_checkpoints();
+            if named.len() >= MAX_CHECKPOINTS && !named.contains_key(name) {
+                return Err(CheckpointError::TooMany(MAX_CHECKPOINTS));
+            }
             let snapshot = self.checkpoint();
             let info = CheckpointInfo {
                 name: name.to_string(),
@@ -418,11 +422,10 @@ impl Store for MemoryStore {
                 records: snapshot.records(),
                 clock_offset,
             };
-            self.named_checkpoints()
-                .insert(name.to_string(), (snapshot, info.clone()));
-            info
+            named.insert(name.to_string(), (snapshot, info.clone()));
+            Ok(info)
         });
-        async move { Ok(taken?) }.boxed()
+        async move { taken }.boxed()
     }
 
     fn restore_checkpoint(
@@ -465,6 +468,11 @@ impl Store for MemoryStore {
         async move { found }.boxed()
     }
 }
+
+/// The most named checkpoints kept at once. Each shares the maps when taken, but once writes
+/// diverge from it each holds a whole copy of the data: a suite that named a checkpoint per test
+/// and never dropped them would grow the gateway without bound.
+pub const MAX_CHECKPOINTS: usize = 64;
 
 impl MemoryStore {
     fn named_checkpoints(
@@ -579,6 +587,28 @@ mod tests {
         // The snapshot is still whole after being restored and written over: restore it again.
         store.restore(&snapshot);
         assert_eq!(value(&store, b"a").await.as_deref(), Some(&b"one"[..]));
+    }
+
+    #[tokio::test]
+    async fn named_checkpoints_are_capped_and_a_name_is_replaced_in_place() {
+        let store = MemoryStore::new();
+        for i in 0..MAX_CHECKPOINTS {
+            Store::checkpoint(&store, &format!("c{i}"), 0)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            Store::checkpoint(&store, "one-more", 0).await,
+            Err(CheckpointError::TooMany(MAX_CHECKPOINTS))
+        );
+        // Taking an existing name again replaces it, so it is not refused.
+        Store::checkpoint(&store, "c0", 7).await.unwrap();
+        store.drop_checkpoint("c1").await.unwrap();
+        Store::checkpoint(&store, "one-more", 0).await.unwrap();
+        assert_eq!(
+            store.list_checkpoints().await.unwrap().len(),
+            MAX_CHECKPOINTS
+        );
     }
 
     #[tokio::test]

@@ -209,6 +209,10 @@ pub enum CheckpointError {
     Unsupported(String),
     #[error("no checkpoint named {0:?}")]
     NotFound(String),
+    /// As many checkpoints as the backend keeps exist already (each may hold a whole copy of
+    /// the data once writes diverge from it); one must be dropped first.
+    #[error("{0} checkpoints exist already, the most kept at once; drop one first")]
+    TooMany(usize),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }

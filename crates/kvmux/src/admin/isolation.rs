@@ -142,7 +142,7 @@ fn checkpoint_name(name: &str) -> Result<&str, String> {
 }
 
 fn checkpoint_error(e: CheckpointError) -> Response<Bytes> {
-    match e {
+    match &e {
         CheckpointError::Unsupported(why) => error(
             StatusCode::NOT_IMPLEMENTED,
             format!("checkpoints are not supported by this storage: {why}"),
@@ -151,6 +151,7 @@ fn checkpoint_error(e: CheckpointError) -> Response<Bytes> {
             StatusCode::NOT_FOUND,
             format!("no checkpoint named {name:?}"),
         ),
+        CheckpointError::TooMany(_) => error(StatusCode::CONFLICT, e.to_string()),
         CheckpointError::Store(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
