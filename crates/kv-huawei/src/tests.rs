@@ -1493,7 +1493,7 @@ async fn rename_kv_moves_the_document_and_its_index_entries() {
         .ok(
             "rename-kv",
             doc! {"table_name": "files", "primary_key": {"owner": "alice", "filename": "a.txt"},
-            "new_sort_key": {"filename": "z.txt"}, "kv_options": {"return_hint": 0}},
+            "new_sort_key": {"filename": "z.txt"}, "kv_options": {"return_hint": true}},
         )
         .await;
     assert_eq!(
@@ -1522,6 +1522,81 @@ async fn rename_kv_moves_the_document_and_its_index_entries() {
     assert_eq!(
         index_entries(&h, "g_by_name", doc! {"filename": "z.txt"}).await,
         vec![(Bson::String("alice".into()), "alice/z.txt".into())]
+    );
+}
+
+/// Java 3.1.62–3.1.76 and C++ 3.1.54–3.1.68 sent the CamelCase body and read `OldPrimaryKey` and
+/// `KvDoc` (before the rename by default, after it when `ReturnHint` is false).
+#[tokio::test]
+async fn rename_kv_answers_the_camel_case_body_in_kind() {
+    let h = harness();
+    with_files(&h).await;
+    let r = h
+        .ok(
+            "rename-kv",
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "a.txt"},
+            "NewSortKey": {"filename": "y.txt"}, "ReturnBlobAttr": false},
+        )
+        .await;
+    assert_eq!(
+        r,
+        doc! {"OldPrimaryKey": {"owner": "alice", "filename": "a.txt"},
+        "KvDoc": {"owner": "alice", "filename": "a.txt", "size": 7, "color": "red"}}
+    );
+    let r = h
+        .ok(
+            "rename-kv",
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "y.txt"},
+            "NewSortKey": {"filename": "x.txt"}, "KvOptions": {"ReturnHint": false}},
+        )
+        .await;
+    assert_eq!(
+        r,
+        doc! {"OldPrimaryKey": {"owner": "alice", "filename": "y.txt"},
+        "KvDoc": {"owner": "alice", "filename": "x.txt", "size": 7, "color": "red"}}
+    );
+    assert_eq!(get_file(&h, "alice", "a.txt").await, None);
+    assert_eq!(get_file(&h, "alice", "y.txt").await, None);
+    assert_eq!(
+        get_file(&h, "alice", "x.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        7
+    );
+    for (body, status, code) in [
+        (
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "x.txt"}, "NewSortKey": {"filename": "b.txt"}},
+            409,
+            "KVS.00001020",
+        ),
+        (
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "x.txt"}},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "x.txt"}, "NewSortKey": {"filename": "w"}, "KvOptions": {"ReturnHint": 1}},
+            400,
+            "KVS.00001001",
+        ),
+        (
+            doc! {"TableName": "files", "PrimaryKey": {"owner": "alice", "filename": "x.txt"}, "NewSortKey": {"filename": "w"}, "UpdateBlobAttr": {}},
+            501,
+            "KVS.00000002",
+        ),
+    ] {
+        let r = h.call("rename-kv", body.clone()).await;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.doc);
+    }
+    assert_eq!(
+        get_file(&h, "alice", "x.txt")
+            .await
+            .unwrap()
+            .get_i32("size")
+            .unwrap(),
+        7
     );
 }
 

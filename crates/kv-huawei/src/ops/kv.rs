@@ -84,10 +84,10 @@ pub async fn write(
 
 /// A retry loop's outcome as the vendor's reply: a container that vanished mid-request is the
 /// table's `NoSuchTable`, any other engine failure maps through `From<kv_core::Error>`.
-pub(super) fn finish(
+pub(super) fn finish<T>(
     table: &Table,
-    outcome: kv_core::Result<Result<(), KvsError>>,
-) -> Result<(), KvsError> {
+    outcome: kv_core::Result<Result<T, KvsError>>,
+) -> Result<T, KvsError> {
     match outcome {
         Ok(r) => r,
         Err(kv_core::Error::NotFound(_)) => Err(KvsError::no_such_table(&table.name)),
