@@ -193,16 +193,25 @@ impl BindingConfig {
     /// dialects use (`tencent/<zone>`, `aliyun-esa`, `aliyun-dcdn`); the bindings e2e test holds
     /// them to that.
     pub fn members(&self) -> Vec<(String, String, String)> {
+        use kv_aliyun::ops::namespace as aliyun_namespace;
+        use kv_aliyun::router::Product;
+        // Each dialect owns its addresses: Tencent's scope per zone, Aliyun's per product and
+        // its engine name (DCDN folds case, so a binding written `Orders` finds `orders`).
+        let product = if self.aliyun_product == "dcdn" {
+            Product::Dcdn
+        } else {
+            Product::Esa
+        };
         vec![
             (
                 self.account.clone(),
-                format!("tencent/{}", self.tencent_zone),
+                kv_tencent::ops::Ctx::scope(&self.tencent_zone),
                 self.tencent_namespace.clone(),
             ),
             (
                 self.account.clone(),
-                format!("aliyun-{}", self.aliyun_product),
-                self.aliyun_namespace.clone(),
+                aliyun_namespace::scope(product).to_string(),
+                aliyun_namespace::engine_name(product, &self.aliyun_namespace),
             ),
         ]
     }
@@ -809,6 +818,30 @@ pub fn resolve(flag: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigE
 
 #[cfg(test)]
 mod tests {
+
+    /// DCDN namespace names are case-insensitive at the vendor, so a binding written with capitals
+    /// must address the folded name the Aliyun dialect stores; ESA names stay exact.
+    #[test]
+    fn binding_members_use_the_dialects_addresses() {
+        let binding = |product: &str| BindingConfig {
+            account: "a".into(),
+            tencent_zone: "z".into(),
+            tencent_namespace: "Orders".into(),
+            aliyun_namespace: "Orders".into(),
+            aliyun_product: product.into(),
+        };
+        assert_eq!(
+            binding("dcdn").members(),
+            vec![
+                ("a".into(), "tencent/z".into(), "Orders".into()),
+                ("a".into(), "aliyun-dcdn".into(), "orders".into()),
+            ]
+        );
+        assert_eq!(
+            binding("esa").members()[1],
+            ("a".into(), "aliyun-esa".into(), "Orders".into())
+        );
+    }
     use super::*;
 
     #[test]
