@@ -95,7 +95,12 @@ fi
 
 if want rust; then
   log "cargo test (unit, property, end-to-end)"
-  cargo test --workspace
+  (
+    set -e
+    cargo test --workspace
+    # The engine model test once more on the in-memory store (the run above uses redb).
+    KV_TEST_STORAGE=memory cargo test -p kv-core --test model
+  )
   record rust $?
 fi
 
