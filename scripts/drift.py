@@ -430,12 +430,12 @@ def self_test(coverage_path: str) -> int:
         with zipfile.ZipFile(os.path.join(root, "jars", "huaweicloud-sdk-kvs-9.9.9.jar"),
                              "w") as z:
             z.writestr("com/huaweicloud/sdk/kvs/v1/KvsMeta.class",
-                       java_class(sorted(cov["KVS"]) + ["/v1/rename-kv", "PutKv"],
+                       java_class(sorted(cov["KVS"]) + ["/v1/transact-get-kv", "PutKv"],
                                   ["putKvWithOptions"]))
         code, out = run(coverage_path, root)
         want = ["ESA RenameKv [alibabacloud-esa20240910 9.9.9]",
                 "TEO EdgeKVCopy [tencentcloud-sdk-nodejs-teo 9.9.9]",
-                "KVS /v1/rename-kv [huaweicloud-sdk-kvs 9.9.9]",
+                "KVS /v1/transact-get-kv [huaweicloud-sdk-kvs 9.9.9]",
                 "DCDN: client files in alibabacloud-esa20240910 9.9.9 but no operation extracted",
                 "12 checks (4 languages x 3 vendors), 9 passed, 3 failed"]
         problems = [w for w in want if w not in out]
@@ -448,7 +448,7 @@ def self_test(coverage_path: str) -> int:
         text = text.replace("<!-- tencent:end -->", "| `EdgeKVCopy` | none | |\n<!-- tencent:end -->")
         text = text.replace("<!-- aliyun:end -->",
                             "| `RenameKv` | ESA | none | |\n<!-- aliyun:end -->")
-        text = text.replace("<!-- huawei:end -->", "| `rename-kv` | none | |\n<!-- huawei:end -->")
+        text = text.replace("<!-- huawei:end -->", "| `transact-get-kv` | none | |\n<!-- huawei:end -->")
         cov2 = os.path.join(root, "COVERAGE.md")
         with open(cov2, "w", encoding="utf-8") as f:
             f.write(text)
