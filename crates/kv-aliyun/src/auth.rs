@@ -8,9 +8,6 @@
 //! request whose signature leaves one of them open (V3: a required header outside
 //! `SignedHeaders`; both: no nonce, or a deciding value sent twice).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
@@ -616,129 +613,9 @@ pub fn verify_v2(
     })
 }
 
-/// Nonces seen in the last 15 minutes, per access key. Bounded: past about `capacity` (each
-/// shard holds its share, rounded up) the oldest are
-/// forgotten first, so a flood of requests cannot exhaust memory (at the price of accepting a
-/// replay of a nonce older than the flood, which the timestamp window still limits).
-///
-/// Kept in up to 64 shards, each its own lock, map and age queue, so that growing a map rehashes
-/// a sixty-fourth of the nonces: one map of a million, rehashed under one lock, stalled every
-/// Aliyun request for ~50 ms at each doubling (the maximum latency of every Aliyun run of `kvmux
-/// bench`). A nonce is remembered by a 64-bit keyed fingerprint of (access key, nonce), not the
-/// strings: ~16 bytes a nonce instead of two copies of the strings. The key is random per
-/// process, so nobody can aim at a collision; an accidental one (odds ~10^-13 per request at a
-/// million remembered) would refuse one request as a replay.
-pub struct NonceCache {
-    per_shard: usize,
-    fingerprint: std::collections::hash_map::RandomState,
-    shards: Box<[Mutex<NonceShard>]>,
-}
-
-#[derive(Default)]
-struct NonceShard {
-    /// fingerprint -> expiry (wall seconds)
-    seen: HashMap<u64, u64>,
-    /// (expiry, fingerprint), oldest first
-    order: VecDeque<(u64, u64)>,
-}
-
-impl NonceShard {
-    fn forget_oldest(&mut self) {
-        if let Some((expiry, old)) = self.order.pop_front() {
-            if self.seen.get(&old) == Some(&expiry) {
-                self.seen.remove(&old);
-            }
-        }
-    }
-}
-
-impl NonceCache {
-    const MAX_SHARDS: usize = 64;
-
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let shards = capacity.min(Self::MAX_SHARDS);
-        NonceCache {
-            per_shard: capacity.div_ceil(shards),
-            fingerprint: Default::default(),
-            shards: (0..shards).map(|_| Mutex::default()).collect(),
-        }
-    }
-
-    /// Records `nonce` for `access_key_id` at wall time `now`; false if it was already used within
-    /// the window.
-    pub fn first_use(&self, access_key_id: &str, nonce: &str, now: u64) -> bool {
-        use std::hash::BuildHasher;
-        let fingerprint = self.fingerprint.hash_one((access_key_id, nonce));
-        let shard = &self.shards[(fingerprint % self.shards.len() as u64) as usize];
-        let Ok(mut st) = shard.lock() else {
-            return true;
-        };
-        // Expired nonces go first; then, only to make room for this one, the oldest.
-        while st.order.front().is_some_and(|(expiry, _)| *expiry <= now) {
-            st.forget_oldest();
-        }
-        if st.seen.get(&fingerprint).is_some_and(|exp| *exp > now) {
-            return false;
-        }
-        while st.order.len() >= self.per_shard {
-            st.forget_oldest();
-        }
-        let expiry = now + WINDOW_SECS;
-        st.seen.insert(fingerprint, expiry);
-        st.order.push_back((expiry, fingerprint));
-        true
-    }
-
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|s| s.seen.len()).unwrap_or(0))
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nonce_is_refused_within_the_window_and_accepted_after() {
-        let c = NonceCache::new(100);
-        assert!(c.first_use("ak", "n1", 1000));
-        assert!(!c.first_use("ak", "n1", 1000 + WINDOW_SECS - 1));
-        assert!(c.first_use("other", "n1", 1001));
-        assert!(c.first_use("ak", "n1", 1000 + WINDOW_SECS + 1));
-    }
-
-    #[test]
-    fn nonce_cache_is_bounded() {
-        let c = NonceCache::new(10);
-        for i in 0..100 {
-            assert!(c.first_use("ak", &format!("n{i}"), 1000));
-        }
-        assert!(c.len() <= 10);
-        // the newest are still remembered
-        assert!(!c.first_use("ak", "n99", 1000));
-    }
-
-    #[test]
-    fn a_sharded_cache_stays_near_its_capacity_and_keeps_the_newest() {
-        let c = NonceCache::new(1000);
-        for i in 0..5000 {
-            assert!(c.first_use("ak", &format!("n{i}"), 1000));
-        }
-        // 64 shards of 16: at most 1,024 remembered.
-        assert!(c.len() <= 1024, "{}", c.len());
-        assert!(c.len() >= 900, "{}", c.len());
-        for i in 4990..5000 {
-            assert!(!c.first_use("ak", &format!("n{i}"), 1001), "n{i} forgotten");
-        }
-    }
 
     #[test]
     fn authorization_parses_without_spaces_after_commas() {

@@ -22,10 +22,11 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
 
-use crate::auth::{Caller, NonceCache, Refusal, Scheme};
+use crate::auth::{Caller, Refusal, Scheme};
 use crate::error::ApiError;
 use crate::router::{Operation, Product, RouteError};
 use crate::wire::{decode_form, Params};
+use kv_core::replay::NonceCache;
 
 /// Body limit of ordinary actions: a 2,000,000-byte value or KvList, percent-encoded (up to 3×)
 /// in a form body, plus the other fields.
@@ -439,11 +440,12 @@ impl AliyunDialect {
     /// nonce stays used across restarts and on every gateway sharing the database. The record
     /// lives until the signed time leaves the window.
     async fn first_use_of_nonce(&self, caller: &Caller, now: u64) -> Result<bool, ApiError> {
-        if !self
-            .shared
-            .nonces
-            .first_use(&caller.access_key_id, &caller.nonce, now)
-        {
+        if !self.shared.nonces.first_use(
+            &caller.access_key_id,
+            &caller.nonce,
+            now,
+            auth::WINDOW_SECS,
+        ) {
             return Ok(false);
         }
         let product = router::Product::from_version(&caller.version).unwrap_or(Product::Esa);

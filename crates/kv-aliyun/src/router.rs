@@ -255,15 +255,8 @@ pub const ACTIONS: &[(&str, Product, Operation, Family)] = &[
 
 /// The wire names in [`ACTIONS`], in that order: the closed set of operation labels the binary
 /// may use (see `Dialect::operations`).
-pub const ACTION_NAMES: [&str; ACTIONS.len()] = {
-    let mut names = [""; ACTIONS.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = ACTIONS[i].0;
-        i += 1;
-    }
-    names
-};
+pub const ACTION_NAMES: [&str; ACTIONS.len()] =
+    kv_core::const_names!(ACTIONS.len(), |i| ACTIONS[i].0);
 
 impl Operation {
     fn entry(self) -> &'static (&'static str, Product, Operation, Family) {

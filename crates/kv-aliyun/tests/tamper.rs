@@ -296,17 +296,17 @@ fn timestamps_just_outside_the_window_are_expired_and_just_inside_accepted() {
 /// dialect's replay cache, per access key.
 #[test]
 fn every_vector_nonce_is_single_use() {
-    let cache = auth::NonceCache::new(1000);
+    let cache = kv_core::replay::NonceCache::new(1000);
     for v in valid_vectors("aliyun") {
         let caller = verify(&v, &v.req, v.now).expect("valid");
         let nonce = caller.nonce.clone();
         assert!(
-            cache.first_use(&caller.access_key_id, &nonce, v.now),
+            cache.first_use(&caller.access_key_id, &nonce, v.now, auth::WINDOW_SECS),
             "{}",
             v.name
         );
         assert!(
-            !cache.first_use(&caller.access_key_id, &nonce, v.now + 60),
+            !cache.first_use(&caller.access_key_id, &nonce, v.now + 60, auth::WINDOW_SECS),
             "{}: replay",
             v.name
         );

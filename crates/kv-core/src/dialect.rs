@@ -342,6 +342,28 @@ pub trait Dialect: Send + Sync + 'static {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// Builds a `[&str; len]` at compile time from a const table, `name` giving the entry at index
+/// `i`: each dialect derives its closed set of operation labels (`Dialect::operations`) from its
+/// router's own table this way, so the labels cannot drift from what the router serves.
+///
+/// ```
+/// const TABLE: [(&str, u8); 2] = [("Get", 1), ("Put", 2)];
+/// const NAMES: [&str; TABLE.len()] = kv_core::const_names!(TABLE.len(), |i| TABLE[i].0);
+/// assert_eq!(NAMES, ["Get", "Put"]);
+/// ```
+#[macro_export]
+macro_rules! const_names {
+    ($len:expr, |$i:ident| $name:expr) => {{
+        let mut names = [""; $len];
+        let mut $i = 0;
+        while $i < names.len() {
+            names[$i] = $name;
+            $i += 1;
+        }
+        names
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

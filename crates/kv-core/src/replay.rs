@@ -35,7 +35,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 
 /// What [`SignatureBindings::bind`] found.
@@ -49,45 +49,117 @@ pub enum Binding {
     Conflict,
 }
 
-/// Signature fingerprint -> (binding fingerprint, owner fingerprint, expiry), bounded and sharded.
-pub struct SignatureBindings {
+/// The memory both structures of this module are made of: 64-bit keyed fingerprints mapped to a
+/// value and an expiry, bounded to about `capacity` entries and split into up to 64 shards (a
+/// lock, a map and an age queue each), so that a growing map rehashes a sixty-fourth of the
+/// entries under one lock. Past its capacity a shard forgets its oldest entries first.
+struct Expiring<V> {
     per_shard: usize,
     fingerprint: RandomState,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<Shard<V>>]>,
 }
 
-#[derive(Default)]
-struct Shard {
-    /// signature fingerprint -> (binding fingerprint, owner fingerprint, expiry in the caller's
-    /// clock)
-    bound: HashMap<u64, (u64, u64, u64)>,
-    /// (expiry, signature fingerprint), in insertion order; expiries are close to monotonic
-    /// (timestamps within a freshness window), so expired entries are found at the front.
+struct Shard<V> {
+    /// fingerprint -> (value, expiry in the caller's clock)
+    entries: HashMap<u64, (V, u64)>,
+    /// (expiry, fingerprint) in insertion order; expiries are close to monotonic (timestamps
+    /// within a freshness window), so expired entries are found at the front.
     order: VecDeque<(u64, u64)>,
 }
 
-impl Shard {
-    fn forget_oldest(&mut self) {
-        if let Some((expiry, old)) = self.order.pop_front() {
-            if self.bound.get(&old).is_some_and(|(_, _, e)| *e == expiry) {
-                self.bound.remove(&old);
-            }
+impl<V> Default for Shard<V> {
+    fn default() -> Self {
+        Shard {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
         }
     }
 }
 
-impl SignatureBindings {
+impl<V> Shard<V> {
+    fn forget_oldest(&mut self) {
+        if let Some((expiry, old)) = self.order.pop_front() {
+            if self.entries.get(&old).is_some_and(|(_, e)| *e == expiry) {
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    /// The value under `fingerprint`, if it has not expired at `now`.
+    fn live(&mut self, fingerprint: u64, now: u64) -> Option<&mut V> {
+        match self.entries.get_mut(&fingerprint) {
+            Some((value, expiry)) if *expiry > now => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Remembers `value` until `expiry`, making room by forgetting the oldest first.
+    fn insert(&mut self, fingerprint: u64, value: V, expiry: u64, per_shard: usize) {
+        while self.order.len() >= per_shard {
+            self.forget_oldest();
+        }
+        self.entries.insert(fingerprint, (value, expiry));
+        self.order.push_back((expiry, fingerprint));
+    }
+}
+
+impl<V> Expiring<V> {
     const MAX_SHARDS: usize = 64;
 
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let shards = capacity.min(Self::MAX_SHARDS);
+        Expiring {
+            per_shard: capacity.div_ceil(shards),
+            fingerprint: RandomState::new(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+
+    fn fingerprint(&self, of: impl Hash) -> u64 {
+        self.fingerprint.hash_one(of)
+    }
+
+    /// Runs `f` on the shard of `fingerprint` after dropping what expired by `now`; `None` when
+    /// the shard's lock is poisoned.
+    fn with_shard<R>(
+        &self,
+        fingerprint: u64,
+        now: u64,
+        f: impl FnOnce(&mut Shard<V>, usize) -> R,
+    ) -> Option<R> {
+        let index = usize::try_from(fingerprint % self.shards.len() as u64).unwrap_or(0);
+        let mut shard = self.shards.get(index)?.lock().ok()?;
+        while shard
+            .order
+            .front()
+            .is_some_and(|(expiry, _)| *expiry <= now)
+        {
+            shard.forget_oldest();
+        }
+        Some(f(&mut shard, self.per_shard))
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.entries.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Signature fingerprint -> (binding fingerprint, owner fingerprint), until the signature
+/// expires; bounded and sharded.
+pub struct SignatureBindings {
+    bound: Expiring<(u64, u64)>,
+}
+
+impl SignatureBindings {
     /// A structure remembering about `capacity` signatures at most (each shard holds its share,
     /// rounded up).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let shards = capacity.min(Self::MAX_SHARDS);
         SignatureBindings {
-            per_shard: capacity.div_ceil(shards),
-            fingerprint: RandomState::new(),
-            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            bound: Expiring::new(capacity),
         }
     }
 
@@ -105,45 +177,71 @@ impl SignatureBindings {
         expires_at: u64,
         now: u64,
     ) -> Binding {
-        let sig = self.fingerprint.hash_one(signature);
-        let value = self.fingerprint.hash_one(binding);
-        let who = self.fingerprint.hash_one(owner);
-        let index = usize::try_from(sig % self.shards.len() as u64).unwrap_or(0);
-        let Some(shard) = self.shards.get(index) else {
-            return Binding::First;
-        };
-        let Ok(mut st) = shard.lock() else {
-            return Binding::First;
-        };
-        while st.order.front().is_some_and(|(expiry, _)| *expiry <= now) {
-            st.forget_oldest();
-        }
-        if let Some((bound, first_owner, expiry)) = st.bound.get_mut(&sig) {
-            if *expiry > now {
-                if *bound == value {
+        let sig = self.bound.fingerprint(signature);
+        let value = self.bound.fingerprint(binding);
+        let who = self.bound.fingerprint(owner);
+        self.bound
+            .with_shard(sig, now, |shard, per_shard| {
+                if let Some((bound, first_owner)) = shard.live(sig, now) {
+                    if *bound == value {
+                        return Binding::Same;
+                    }
+                    if *first_owner != who {
+                        return Binding::Conflict;
+                    }
+                    *bound = value;
                     return Binding::Same;
                 }
-                if *first_owner != who {
-                    return Binding::Conflict;
-                }
-                *bound = value;
-                return Binding::Same;
-            }
-        }
-        while st.order.len() >= self.per_shard {
-            st.forget_oldest();
-        }
-        st.bound.insert(sig, (value, who, expires_at));
-        st.order.push_back((expires_at, sig));
-        Binding::First
+                shard.insert(sig, (value, who), expires_at, per_shard);
+                Binding::First
+            })
+            .unwrap_or(Binding::First)
     }
 
     /// How many signatures are remembered.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|s| s.bound.len()).unwrap_or(0))
-            .sum()
+        self.bound.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Nonces seen within a window, per access key: a fast first check in front of the store's
+/// durable record (`Engine::first_use_of_nonce`), which decides. Bounded: past about `capacity`
+/// the oldest are forgotten first, so a flood cannot exhaust memory (the store still refuses
+/// such a nonce). A nonce is remembered by a keyed fingerprint of (access key, nonce), ~16 bytes
+/// instead of two copies of the strings; an accidental collision (odds ~10^-13 per request at a
+/// million remembered) would refuse one request as a replay.
+pub struct NonceCache {
+    seen: Expiring<()>,
+}
+
+impl NonceCache {
+    pub fn new(capacity: usize) -> Self {
+        NonceCache {
+            seen: Expiring::new(capacity),
+        }
+    }
+
+    /// Records `nonce` for `access_key_id` at `now` for `window` seconds; false if it was
+    /// already used within its window. A poisoned shard lock answers true (the store decides).
+    pub fn first_use(&self, access_key_id: &str, nonce: &str, now: u64, window: u64) -> bool {
+        let fingerprint = self.seen.fingerprint((access_key_id, nonce));
+        self.seen
+            .with_shard(fingerprint, now, |shard, per_shard| {
+                if shard.live(fingerprint, now).is_some() {
+                    return false;
+                }
+                shard.insert(fingerprint, (), now.saturating_add(window), per_shard);
+                true
+            })
+            .unwrap_or(true)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -220,6 +318,45 @@ mod tests {
             assert_eq!(
                 b.bind(&i.to_be_bytes(), b"b", b"d", 2000, 1001),
                 Binding::Conflict
+            );
+        }
+    }
+
+    const WINDOW: u64 = 900;
+
+    #[test]
+    fn nonce_is_refused_within_the_window_and_accepted_after() {
+        let c = NonceCache::new(100);
+        assert!(c.first_use("ak", "n1", 1000, WINDOW));
+        assert!(!c.first_use("ak", "n1", 1000 + WINDOW - 1, WINDOW));
+        assert!(c.first_use("other", "n1", 1001, WINDOW));
+        assert!(c.first_use("ak", "n1", 1000 + WINDOW + 1, WINDOW));
+    }
+
+    #[test]
+    fn nonce_cache_is_bounded() {
+        let c = NonceCache::new(10);
+        for i in 0..100 {
+            assert!(c.first_use("ak", &format!("n{i}"), 1000, WINDOW));
+        }
+        assert!(c.len() <= 10);
+        // the newest are still remembered
+        assert!(!c.first_use("ak", "n99", 1000, WINDOW));
+    }
+
+    #[test]
+    fn a_sharded_nonce_cache_stays_near_its_capacity_and_keeps_the_newest() {
+        let c = NonceCache::new(1000);
+        for i in 0..5000 {
+            assert!(c.first_use("ak", &format!("n{i}"), 1000, WINDOW));
+        }
+        // 64 shards of 16: at most 1,024 remembered.
+        assert!(c.len() <= 1024, "{}", c.len());
+        assert!(c.len() >= 900, "{}", c.len());
+        for i in 4990..5000 {
+            assert!(
+                !c.first_use("ak", &format!("n{i}"), 1001, WINDOW),
+                "n{i} forgotten"
             );
         }
     }

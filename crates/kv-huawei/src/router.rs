@@ -45,15 +45,8 @@ impl Operation {
 
     /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
     /// the binary may use (see `Dialect::operations`).
-    pub const NAMES: [&'static str; Operation::ALL.len()] = {
-        let mut names = [""; Operation::ALL.len()];
-        let mut i = 0;
-        while i < names.len() {
-            names[i] = Operation::ALL[i].name();
-            i += 1;
-        }
-        names
-    };
+    pub const NAMES: [&'static str; Operation::ALL.len()] =
+        kv_core::const_names!(Operation::ALL.len(), |i| Operation::ALL[i].name());
 
     /// The path segment after `/v1/`, which is also the operation's name in logs and metrics.
     pub const fn name(self) -> &'static str {
