@@ -292,45 +292,53 @@ impl Engine {
     ) -> Result<Container> {
         retry(|| async {
             let current = self.resolve(account, scope, name).await?;
-            let usage = self.usage(&current).await?;
-            let id = current.id;
-            let group = &current.limits.account_group;
-            let account = current.account.as_str();
-            let mut tx = self.begin();
-            let meta_key = keys::container(account, &current.scope, &current.name);
-            tx.checks
-                .push(Check::AtVersion(meta_key.clone(), current.meta_version));
-            tx.checks
-                .push(Check::CounterEquals(keys::container_bytes(id), usage.bytes));
-            tx.checks
-                .push(Check::CounterEquals(keys::container_items(id), usage.items));
-            tx.writes.push(Write::Delete {
-                key: meta_key.clone(),
-            });
-            tx.writes.push(Write::Delete {
-                key: keys::registry(id),
-            });
-            let items = keys::items_prefix(id);
-            tx.writes.push(Write::DeleteRange {
-                end: store::prefix_end(&items).unwrap_or_default(),
-                start: items,
-            });
-            tx.writes.push(Write::ResetCounter {
-                counter: keys::container_bytes(id),
-            });
-            tx.writes.push(Write::ResetCounter {
-                counter: keys::container_items(id),
-            });
-            tx.add(keys::account_bytes(account, group), -usage.bytes, None);
-            tx.add(keys::account_total_bytes(account), -usage.bytes, None);
-            tx.add(keys::account_items(account, group), -usage.items, None);
-            tx.add(keys::account_containers(account, group), -1, None);
-            let committed = tx.commit().await;
-            self.meta_cache.forget(&meta_key);
-            committed?;
+            self.drop_container(&current).await?;
             Ok(current.clone())
         })
         .await
+    }
+
+    /// Deletes exactly `current` (as read: its metadata version and counters are checked in the
+    /// commit, so a concurrent write makes this a `Conflict` for the caller's `retry`) with every
+    /// item in it, and gives its usage back to its account. Returns the usage it held.
+    pub(super) async fn drop_container(&self, current: &Container) -> Result<Usage> {
+        let usage = self.usage(current).await?;
+        let id = current.id;
+        let group = &current.limits.account_group;
+        let account = current.account.as_str();
+        let mut tx = self.begin();
+        let meta_key = keys::container(account, &current.scope, &current.name);
+        tx.checks
+            .push(Check::AtVersion(meta_key.clone(), current.meta_version));
+        tx.checks
+            .push(Check::CounterEquals(keys::container_bytes(id), usage.bytes));
+        tx.checks
+            .push(Check::CounterEquals(keys::container_items(id), usage.items));
+        tx.writes.push(Write::Delete {
+            key: meta_key.clone(),
+        });
+        tx.writes.push(Write::Delete {
+            key: keys::registry(id),
+        });
+        let items = keys::items_prefix(id);
+        tx.writes.push(Write::DeleteRange {
+            end: store::prefix_end(&items).unwrap_or_default(),
+            start: items,
+        });
+        tx.writes.push(Write::ResetCounter {
+            counter: keys::container_bytes(id),
+        });
+        tx.writes.push(Write::ResetCounter {
+            counter: keys::container_items(id),
+        });
+        tx.add(keys::account_bytes(account, group), -usage.bytes, None);
+        tx.add(keys::account_total_bytes(account), -usage.bytes, None);
+        tx.add(keys::account_items(account, group), -usage.items, None);
+        tx.add(keys::account_containers(account, group), -1, None);
+        let committed = tx.commit().await;
+        self.meta_cache.forget(&meta_key);
+        committed?;
+        Ok(usage)
     }
 
     /// Bytes and items stored in a container now (expired items count until swept).

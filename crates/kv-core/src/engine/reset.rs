@@ -6,7 +6,7 @@ use super::*;
 use crate::dialect::ContainerSelector;
 use crate::error::Error;
 use crate::keys;
-use crate::store::{self, Check, CheckpointError, CheckpointInfo, KeyRange, Write};
+use crate::store::{CheckpointError, CheckpointInfo, KeyRange};
 
 /// What a scoped reset removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -88,42 +88,7 @@ impl Engine {
                 Ok(_) | Err(Error::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let usage = self.usage(&current).await?;
-            let id = current.id;
-            let group = &current.limits.account_group;
-            let account = current.account.as_str();
-            let mut tx = self.begin();
-            let meta_key = keys::container(account, &current.scope, &current.name);
-            tx.checks
-                .push(Check::AtVersion(meta_key.clone(), current.meta_version));
-            tx.checks
-                .push(Check::CounterEquals(keys::container_bytes(id), usage.bytes));
-            tx.checks
-                .push(Check::CounterEquals(keys::container_items(id), usage.items));
-            tx.writes.push(Write::Delete {
-                key: meta_key.clone(),
-            });
-            tx.writes.push(Write::Delete {
-                key: keys::registry(id),
-            });
-            let items = keys::items_prefix(id);
-            tx.writes.push(Write::DeleteRange {
-                end: store::prefix_end(&items).unwrap_or_default(),
-                start: items,
-            });
-            tx.writes.push(Write::ResetCounter {
-                counter: keys::container_bytes(id),
-            });
-            tx.writes.push(Write::ResetCounter {
-                counter: keys::container_items(id),
-            });
-            tx.add(keys::account_bytes(account, group), -usage.bytes, None);
-            tx.add(keys::account_total_bytes(account), -usage.bytes, None);
-            tx.add(keys::account_items(account, group), -usage.items, None);
-            tx.add(keys::account_containers(account, group), -1, None);
-            let committed = tx.commit().await;
-            self.meta_cache.forget(&meta_key);
-            committed?;
+            let usage = self.drop_container(&current).await?;
             Ok(Some(usage.items))
         })
         .await
