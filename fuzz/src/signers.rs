@@ -458,8 +458,9 @@ pub mod aliyun {
     }
 
     /// Signs as the tea SDKs do: `x-acs-date`, a nonce and the body hash stamped, then every
-    /// header present signed (flag bit 0: only host and `x-acs-*`, as other SDKs sign fewer);
-    /// flag bit 1 picks ACS3-HMAC-SM3.
+    /// header present signed (flag bit 0: only host, `x-acs-*` and content-type, the fewest a
+    /// verifier may accept: content-type decides how a body is read, so it is signed whenever it is
+    /// sent); flag bit 1 picks ACS3-HMAC-SM3.
     pub fn sign_v3(mut request: Request<Bytes>, flags: u8) -> Option<Request<Bytes>> {
         let algorithm = if flags & 2 != 0 {
             "ACS3-HMAC-SM3"
@@ -485,7 +486,7 @@ pub mod aliyun {
         set_header(&mut request, "x-acs-content-sha256", &payload)?;
         let mut signed = header_names(&request, &[]);
         if flags & 1 != 0 {
-            signed.retain(|n| n == "host" || n.starts_with("x-acs-"));
+            signed.retain(|n| n == "host" || n == "content-type" || n.starts_with("x-acs-"));
         }
         let sts = v3_string_to_sign(&request, algorithm, &signed, &payload, false);
         let authorization = format!(
@@ -575,6 +576,13 @@ pub mod aliyun {
             .into_iter()
             .filter(|(k, _)| !V2_OWN.contains(&k.as_str()))
             .collect();
+        // `Action` and `Version` are required, once each (they decide what runs, so the verifier
+        // refuses a request without them or with two): such a request is not one to sign.
+        for required in ["Action", "Version"] {
+            if params.iter().filter(|(k, _)| k == required).count() != 1 {
+                return None;
+            }
+        }
         params.push(("AccessKeyId".into(), ID.into()));
         let ts = utc(
             NOW,
