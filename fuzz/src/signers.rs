@@ -468,6 +468,19 @@ pub mod aliyun {
             "ACS3-HMAC-SHA256"
         };
         request.headers_mut().remove("authorization");
+        // Host, the action and the version are required, once each and as text: they decide what
+        // runs and for whom, so the verifier refuses a request without them; not one to sign.
+        for required in ["host", "x-acs-action", "x-acs-version"] {
+            let values = request.headers().get_all(required);
+            if values.iter().count() != 1 || values.iter().any(|v| v.to_str().is_err()) {
+                return None;
+            }
+        }
+        for single in ["x-acs-security-token", "content-type"] {
+            if request.headers().get_all(single).iter().count() > 1 {
+                return None;
+            }
+        }
         let date = utc(
             NOW,
             time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
