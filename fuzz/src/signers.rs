@@ -596,6 +596,9 @@ pub mod aliyun {
                 return None;
             }
         }
+        if params.iter().filter(|(k, _)| k == "SecurityToken").count() > 1 {
+            return None;
+        }
         params.push(("AccessKeyId".into(), ID.into()));
         let ts = utc(
             NOW,
