@@ -588,6 +588,7 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
         started: Instant::now(),
         inspector: inspector::Inspector::new(config.inspector_capacity),
         faults: faults::Faults::default(),
+        body_budget: server::BodyBudget::new(config.limits.max_inflight_body_bytes),
         config,
     });
     tracing::info!(

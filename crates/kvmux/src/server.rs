@@ -38,6 +38,8 @@ pub struct Gateway {
     pub inspector: Inspector,
     /// Fault rules posted to `/_kvmux/faults`.
     pub faults: Faults,
+    /// `[limits] max_inflight_body_bytes`, shared by every listener of this gateway.
+    pub body_budget: BodyBudget,
 }
 
 impl Gateway {
@@ -90,34 +92,28 @@ const BUDGET_UNIT: u64 = 1024;
 /// hold their uploads (10 PostObject connections: +629 MiB). A request takes its declared length
 /// (capped by the dialect's body limit) before reading, or grows its share frame by frame when
 /// the length is not declared, and keeps it until its response is produced.
-struct BodyBudget {
+pub struct BodyBudget {
     units: Semaphore,
     total_units: u64,
 }
 
-/// One per process: kvmux runs one gateway per process, and all its listeners share the budget.
-/// Made from the first request's config (`Gateway` is built in main.rs, which does not know it).
-static BODY_BUDGET: std::sync::OnceLock<BodyBudget> = std::sync::OnceLock::new();
-
-fn body_budget(gw: &Gateway) -> &'static BodyBudget {
-    BODY_BUDGET.get_or_init(|| {
-        let total_units = gw
-            .config
-            .limits
-            .max_inflight_body_bytes
+impl BodyBudget {
+    /// A budget of `max_inflight_body_bytes`, shared by every listener of one gateway.
+    pub fn new(max_inflight_body_bytes: u64) -> Self {
+        let total_units = max_inflight_body_bytes
             .div_ceil(BUDGET_UNIT)
             .min(Semaphore::MAX_PERMITS as u64);
         BodyBudget {
             units: Semaphore::new(total_units as usize),
             total_units,
         }
-    })
+    }
 }
 
 /// A request's share of the body budget; released when dropped.
-struct BodyShare {
-    budget: &'static BodyBudget,
-    permit: Option<SemaphorePermit<'static>>,
+struct BodyShare<'a> {
+    budget: &'a BodyBudget,
+    permit: Option<SemaphorePermit<'a>>,
     /// Bytes the share covers.
     covered: u64,
 }
@@ -125,8 +121,8 @@ struct BodyShare {
 /// The budget could not cover a body within [`BODY_BUDGET_WAIT`].
 struct BudgetExhausted;
 
-impl BodyShare {
-    fn new(budget: &'static BodyBudget) -> Self {
+impl<'a> BodyShare<'a> {
+    fn new(budget: &'a BodyBudget) -> Self {
         BodyShare {
             budget,
             permit: None,
@@ -310,7 +306,7 @@ pub async fn handle(
         // A snapshot import may be far larger than other admin calls, so every admin body is
         // read within the gateway's body budget. A body that cannot be read is refused: read
         // as empty, a scoped reset would have become a reset of everything.
-        let mut share = BodyShare::new(body_budget(&gw));
+        let mut share = BodyShare::new(&gw.body_budget);
         let read = read_body_shared(
             body,
             admin::body_limit(&parts),
@@ -375,8 +371,9 @@ pub async fn handle(
     };
 
     let limit = dialect.body_limit(&parts);
-    let declared = declared_length(&parts).unwrap_or(0) as usize;
-    if declared_length(&parts).is_some_and(|n| n > limit) {
+    let declared_len = declared_length(&parts);
+    let declared = declared_len.unwrap_or(0) as usize;
+    if declared_len.is_some_and(|n| n > limit) {
         // Refused before a byte of the body is read; the connection is closed rather than drained.
         let refusal = GatewayError::BodyTooLarge { limit };
         return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
@@ -384,8 +381,8 @@ pub async fn handle(
 
     // The body's share of `max_inflight_body_bytes`, taken before a byte is read and held until
     // the response is produced (this function's end).
-    let mut share = BodyShare::new(body_budget(&gw));
-    let declared_share = declared_length(&parts).map_or(0, |n| n.min(limit));
+    let mut share = BodyShare::new(&gw.body_budget);
+    let declared_share = declared_len.map_or(0, |n| n.min(limit));
     if share.cover(declared_share, 0).await.is_err() {
         return Ok(refuse(
             &gw,
@@ -627,7 +624,7 @@ async fn read_body_shared(
     body: Incoming,
     limit: u64,
     timeout_secs: u64,
-    share: &mut BodyShare,
+    share: &mut BodyShare<'_>,
 ) -> Result<Bytes, BodyError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let read = gather(body, limit, Some(share));
@@ -666,7 +663,7 @@ const SHARE_STEP: u64 = 64 * 1024;
 async fn gather(
     body: Incoming,
     limit: usize,
-    mut share: Option<&mut BodyShare>,
+    mut share: Option<&mut BodyShare<'_>>,
 ) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
     let mut body = Limited::new(body, limit);
     let announced = body
