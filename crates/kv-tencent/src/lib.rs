@@ -57,6 +57,31 @@ pub struct TencentDialect {
     bindings: SignatureBindings,
 }
 
+/// The secret of the key id a request names, looked up once for that request. The credential set
+/// may change at runtime, so a lookup hands out a copy; the verifiers want a borrowed secret, so
+/// the copy is kept here for the length of the request.
+struct RequestSecret<'a> {
+    ctx: &'a DialectContext,
+    found: std::cell::OnceCell<Option<kv_core::Credential>>,
+}
+
+impl<'a> RequestSecret<'a> {
+    fn new(ctx: &'a DialectContext) -> Self {
+        RequestSecret {
+            ctx,
+            found: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn of(&self, id: &str) -> Option<&str> {
+        self.found
+            .get_or_init(|| self.ctx.credential(id))
+            .as_ref()
+            .filter(|c| c.id == id)
+            .map(|c| c.secret.as_str())
+    }
+}
+
 impl TencentDialect {
     pub fn new(ctx: DialectContext) -> Self {
         let options = Options::from_json(&ctx.options);
@@ -174,16 +199,8 @@ impl TencentDialect {
 
         // Authenticate before anything about the request's content is revealed.
         let now = (self.wall_clock)();
-        // The set may change at runtime, so a lookup hands out a copy; the verifier wants a
-        // borrowed secret, so the copy is kept here for the length of this request.
-        let found = std::cell::OnceCell::new();
-        let secret_of = |id: &str| {
-            found
-                .get_or_init(|| self.ctx.credential(id))
-                .as_ref()
-                .filter(|c: &&kv_core::Credential| c.id == id)
-                .map(|c| c.secret.as_str())
-        };
+        let secrets = RequestSecret::new(&self.ctx);
+        let secret_of = |id: &str| secrets.of(id);
         let outcome: Result<Verified, Refused> = match &signed {
             None => auth::verify_tc3(
                 &SignedRequest {

@@ -111,15 +111,7 @@ pub fn parse_path(path: &str) -> Result<Target, ApiError> {
     };
     let zone = percent_decode(zone)
         .ok_or_else(|| ApiError::bad_value("ZoneId", "it is not valid percent-encoded UTF-8"))?;
-    if zone.is_empty() {
-        return Err(ApiError::bad_value("ZoneId", "it must not be empty"));
-    }
-    if zone.chars().any(char::is_control) {
-        return Err(ApiError::bad_value(
-            "ZoneId",
-            "it contains control characters",
-        ));
-    }
+    crate::ops::check_zone_id(&zone)?;
     if namespace.is_empty() {
         return Err(ApiError::bad_value("Namespace", "it must not be empty"));
     }
@@ -360,15 +352,8 @@ impl TencentDialect {
         info: &mut RequestInfo,
     ) -> Result<String, ApiError> {
         let now = (self.wall_clock)();
-        // A copy kept for this request (the set may change at runtime; see `handle`).
-        let found = std::cell::OnceCell::new();
-        let secret_of = |id: &str| {
-            found
-                .get_or_init(|| self.ctx.credential(id))
-                .as_ref()
-                .filter(|c: &&kv_core::Credential| c.id == id)
-                .map(|c| c.secret.as_str())
-        };
+        let secrets = crate::RequestSecret::new(&self.ctx);
+        let secret_of = |id: &str| secrets.of(id);
         let parsed = header(parts, "authorization").and_then(auth::parse_tc3_authorization);
         let claimed = parsed.as_ref().map(|a| a.secret_id.clone());
         let outcome = match &parsed {

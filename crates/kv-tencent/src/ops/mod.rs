@@ -127,6 +127,13 @@ impl Ctx<'_> {
 /// `ZoneId`: required by every action, any non-empty value accepted.
 pub fn zone_id(params: &Params) -> Result<String, ApiError> {
     let zone = params.req_str("ZoneId")?;
+    check_zone_id(&zone)?;
+    Ok(zone)
+}
+
+/// The rule for a ZoneId wherever it comes from (a parameter, or the runtime route's path): any
+/// non-empty value without control characters.
+pub fn check_zone_id(zone: &str) -> Result<(), ApiError> {
     if zone.is_empty() {
         return Err(ApiError::bad_value("ZoneId", "it must not be empty"));
     }
@@ -136,7 +143,7 @@ pub fn zone_id(params: &Params) -> Result<String, ApiError> {
             "it contains control characters",
         ));
     }
-    Ok(zone)
+    Ok(())
 }
 
 /// `Namespace` as a reference to an existing namespace (names are checked only on create, so a
