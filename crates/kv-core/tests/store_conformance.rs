@@ -12,7 +12,9 @@ use bytes::Bytes;
 use kv_core::store::memory::MemoryStore;
 use kv_core::store::postgres::PostgresStore;
 use kv_core::store::redb::RedbStore;
-use kv_core::store::{Batch, Check, Expired, Key, KeyRange, Record, Rejected, Store, Write};
+use kv_core::store::{
+    Batch, Check, CheckpointError, Expired, Key, KeyRange, Record, Rejected, Store, Write,
+};
 use kv_core::Quota;
 
 mod common;
@@ -107,6 +109,44 @@ conformance!(
     racing_version_checked_updates_have_exactly_one_winner,
     racing_limited_adds_stop_exactly_at_the_limit,
     commits_fail_after_close,
+);
+
+/// Checkpoints are promised on memory and redb; PostgreSQL answers that it keeps none, with why.
+macro_rules! checkpoint_conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod checkpoints {
+            $(
+                mod $scenario {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn memory() {
+                        super::super::$scenario(&super::super::Backend::memory().store).await;
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn redb() {
+                        let backend = super::super::Backend::redb();
+                        super::super::$scenario(&backend.store).await;
+                    }
+                }
+            )*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_answers_unsupported_with_the_reason() {
+                if let Some(backend) = super::Backend::postgres().await {
+                    match backend.store.checkpoint("one", 0).await {
+                        Err(kv_core::store::CheckpointError::Unsupported(why)) => {
+                            assert!(why.contains("PostgreSQL") || why.contains("gateways"), "{why}")
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                    backend.store.close().await.expect("close");
+                }
+            }
+        }
+    };
+}
+
+checkpoint_conformance!(
+    a_restore_puts_back_records_ttls_counters_and_large_values_exactly,
+    checkpoints_are_listed_replaced_dropped_and_named_in_errors,
 );
 
 // ------------------------------------------------------------------------------------ helpers
@@ -853,4 +893,127 @@ async fn commits_fail_after_close(store: &Arc<dyn Store>) {
         .commit(writes(vec![put("b", "2", None)]))
         .await
         .is_err());
+}
+
+// ------------------------------------------------------------------------------- checkpoints
+
+/// A value stored as a side file on redb (and in memory like any other on the memory store).
+fn large(fill: u8) -> Bytes {
+    Bytes::from(vec![fill; kv_core::store::redb::BLOB_MIN_BYTES + 17])
+}
+
+fn put_bytes(key: &str, value: Bytes) -> Write {
+    Write::Put {
+        key: k(key),
+        value,
+        expires_at: None,
+    }
+}
+
+async fn a_restore_puts_back_records_ttls_counters_and_large_values_exactly(
+    store: &Arc<dyn Store>,
+) {
+    ok(
+        store,
+        writes(vec![
+            put("a", "1", Some(50)),
+            put("b", "2", None),
+            add("c", 3, None),
+            put_bytes("big", large(b'x')),
+        ]),
+    )
+    .await;
+    let a_before = get(store, "a").await.expect("a");
+    let taken = store.checkpoint("one", 7).await.expect("checkpoint");
+    assert_eq!(
+        (taken.name.as_str(), taken.records, taken.clock_offset),
+        ("one", 3, 7)
+    );
+
+    // Everything changes after the checkpoint, the large value twice (replaced, then deleted).
+    ok(
+        store,
+        writes(vec![
+            put("a", "changed", None),
+            del("b"),
+            put("d", "new", Some(60)),
+            add("c", 4, None),
+            put_bytes("big", large(b'y')),
+        ]),
+    )
+    .await;
+    let last = ok(store, writes(vec![del("big"), add("fresh", 1, None)])).await;
+
+    let restored = store.restore_checkpoint("one").await.expect("restore");
+    assert_eq!(
+        restored, taken,
+        "a restore answers the checkpoint as it was taken"
+    );
+    assert_eq!(
+        get(store, "a").await,
+        Some(a_before),
+        "value, TTL and version"
+    );
+    assert_eq!(value(store, "b").await.as_deref(), Some("2"));
+    assert_eq!(get(store, "d").await, None);
+    assert_eq!(counter(store, "c").await, 3);
+    assert_eq!(counter(store, "fresh").await, 0);
+    let big = get(store, "big").await.expect("the large value is back");
+    assert!(
+        big.value == large(b'x'),
+        "the large value is the one checkpointed"
+    );
+    // The expiry index came back with the records: only `a` (50) expires, not `d` (60).
+    assert_eq!(
+        expired_keys(&store.expired(100, 10).await.expect("expired")),
+        vec!["a"]
+    );
+    assert_eq!(store.stats().await.expect("stats").records, 3);
+
+    // Versions keep growing past everything handed out before the restore.
+    let after = ok(store, writes(vec![put("b", "3", None)])).await;
+    assert!(after > last, "{after} after {last}");
+
+    // The checkpoint stays for further restores.
+    ok(store, writes(vec![del("a"), put_bytes("big", large(b'z'))])).await;
+    store
+        .restore_checkpoint("one")
+        .await
+        .expect("second restore");
+    assert_eq!(value(store, "b").await.as_deref(), Some("2"));
+    assert!(get(store, "big").await.expect("big").value == large(b'x'));
+    assert!(get(store, "a").await.is_some());
+}
+
+async fn checkpoints_are_listed_replaced_dropped_and_named_in_errors(store: &Arc<dyn Store>) {
+    ok(store, writes(vec![put("a", "1", None)])).await;
+    store.checkpoint("one", 0).await.expect("one");
+    ok(store, writes(vec![put("b", "2", None)])).await;
+    // Taking a checkpoint of an existing name replaces it.
+    let replaced = store.checkpoint("one", 3).await.expect("one again");
+    assert_eq!((replaced.records, replaced.clock_offset), (2, 3));
+    let names: Vec<(String, u64)> = store
+        .list_checkpoints()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| (c.name, c.records))
+        .collect();
+    assert_eq!(names, vec![("one".to_string(), 2)]);
+    ok(store, writes(vec![del("a"), del("b")])).await;
+    store.restore_checkpoint("one").await.expect("restore");
+    assert_eq!(value(store, "b").await.as_deref(), Some("2"));
+
+    assert_eq!(
+        store.restore_checkpoint("missing").await,
+        Err(CheckpointError::NotFound("missing".into()))
+    );
+    store.drop_checkpoint("one").await.expect("drop");
+    assert_eq!(
+        store.drop_checkpoint("one").await,
+        Err(CheckpointError::NotFound("one".into()))
+    );
+    assert!(store.list_checkpoints().await.expect("list").is_empty());
+    // Data is untouched by a drop.
+    assert_eq!(value(store, "a").await.as_deref(), Some("1"));
 }

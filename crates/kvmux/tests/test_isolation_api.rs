@@ -297,9 +297,18 @@ fn advance(s: &Server, seconds: u64) {
 }
 
 #[test]
-fn a_checkpoint_restores_items_ttls_containers_quotas_and_the_clock_exactly() {
+fn a_checkpoint_restores_items_ttls_containers_quotas_and_the_clock_exactly_on_memory() {
+    checkpoint_restores_exactly(MEMORY);
+}
+
+#[test]
+fn a_checkpoint_restores_items_ttls_containers_quotas_and_the_clock_exactly_on_redb() {
+    checkpoint_restores_exactly("");
+}
+
+fn checkpoint_restores_exactly(storage: &str) {
     let s = Server::start(&format!(
-        "{MEMORY}{AUTH_OFF}[tencent]\nmax_namespaces = 2\n"
+        "{storage}{AUTH_OFF}[tencent]\nmax_namespaces = 2\n"
     ));
     assert!(tencent_create(&s, "ns").get("Error").is_none());
     tencent_put(&s, "ns", "forever", "f", None);
@@ -380,15 +389,26 @@ fn a_checkpoint_restores_items_ttls_containers_quotas_and_the_clock_exactly() {
 }
 
 #[test]
-fn checkpoints_on_redb_answer_501_with_the_reason() {
+fn on_redb_a_restore_drops_and_names_the_checkpoints_taken_after_it() {
     let s = Server::start(AUTH_OFF);
-    let (status, r) = admin(&s, "PUT", "/_kvmux/checkpoints/one", None);
-    assert_eq!(status, 501, "{r}");
-    assert!(
-        r["error"].as_str().unwrap_or("").contains("not supported")
-            && r["error"].as_str().unwrap_or("").contains("redb"),
-        "{r}"
-    );
+    for name in ["early", "base"] {
+        assert_eq!(
+            admin(&s, "PUT", &format!("/_kvmux/checkpoints/{name}"), None).0,
+            201
+        );
+    }
+    assert!(tencent_create(&s, "ns").get("Error").is_none());
+    assert_eq!(admin(&s, "PUT", "/_kvmux/checkpoints/later", None).0, 201);
+    let (status, r) = admin(&s, "POST", "/_kvmux/checkpoints/base/restore", None);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["dropped"], json!(["later"]), "{r}");
+    assert_eq!(tencent_get(&s, "ns", "x").unwrap_err(), NO_NAMESPACE);
+    let (_, r) = admin(&s, "GET", "/_kvmux/checkpoints", None);
+    let names: Vec<&str> = r["checkpoints"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["base", "early"]);
 }
 
 #[test]

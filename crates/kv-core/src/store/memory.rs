@@ -42,6 +42,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
+pub use super::MAX_CHECKPOINTS;
 use super::{Batch, CommitResult, Expired, Key, KeyRange, Page, Record, Store, StoreStats, Write};
 use super::{CheckpointError, CheckpointInfo};
 use crate::clock::Clock;
@@ -468,11 +469,6 @@ impl Store for MemoryStore {
         async move { found }.boxed()
     }
 }
-
-/// The most named checkpoints kept at once. Each shares the maps when taken, but once writes
-/// diverge from it each holds a whole copy of the data: a suite that named a checkpoint per test
-/// and never dropped them would grow the gateway without bound.
-pub const MAX_CHECKPOINTS: usize = 64;
 
 impl MemoryStore {
     fn named_checkpoints(

@@ -188,6 +188,12 @@ pub struct StoreStats {
     pub file_bytes: u64,
 }
 
+/// The most named checkpoints kept at once, on any backend. Each costs nothing when taken, but
+/// once writes diverge from it each holds what it alone still names (a copy of the maps on the
+/// memory store, the pages a redb savepoint keeps from being freed): a suite that named a
+/// checkpoint per test and never dropped them would grow the gateway without bound.
+pub const MAX_CHECKPOINTS: usize = 64;
+
 /// A named checkpoint as listed by the admin API.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CheckpointInfo {

@@ -156,6 +156,14 @@ fn checkpoint_error(e: CheckpointError) -> Response<Bytes> {
     }
 }
 
+/// The names of the checkpoints held (none when they cannot be listed).
+async fn checkpoint_names(gw: &Gateway) -> Vec<String> {
+    match gw.engine.list_checkpoints().await {
+        Ok(list) => list.into_iter().map(|c| c.name).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `/_kvmux/checkpoints[/NAME[/restore]]`; `None` when the path is not one of them.
 pub(super) async fn checkpoints(
     gw: &Gateway,
@@ -193,13 +201,24 @@ pub(super) async fn checkpoints(
             Ok(()) => json_response(StatusCode::OK, json!({"dropped": name})),
             Err(e) => checkpoint_error(e),
         },
-        (&Method::POST, true) => match gw.engine.restore_checkpoint(name).await {
-            Ok(info) => json_response(
-                StatusCode::OK,
-                json!({"restored": info, "now": gw.engine.now()}),
-            ),
-            Err(e) => checkpoint_error(e),
-        },
+        (&Method::POST, true) => {
+            let held_before = checkpoint_names(gw).await;
+            match gw.engine.restore_checkpoint(name).await {
+                Ok(info) => {
+                    // redb's savepoints are a line: restoring one drops those taken after it.
+                    let held_after = checkpoint_names(gw).await;
+                    let dropped: Vec<&String> = held_before
+                        .iter()
+                        .filter(|n| !held_after.contains(n))
+                        .collect();
+                    json_response(
+                        StatusCode::OK,
+                        json!({"restored": info, "now": gw.engine.now(), "dropped": dropped}),
+                    )
+                }
+                Err(e) => checkpoint_error(e),
+            }
+        }
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

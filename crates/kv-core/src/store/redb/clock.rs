@@ -13,7 +13,7 @@ use super::{RedbStore, META};
 use crate::clock::Clock;
 use crate::error::Result;
 
-const CLOCK_OFFSET: &str = "clock_offset";
+pub(super) const CLOCK_OFFSET: &str = "clock_offset";
 
 /// How often the keeper looks for an advance to persist. An advance is an admin call, so the
 /// usual cost is one atomic load; the interval bounds how long after `clock/advance` a crash
@@ -69,6 +69,12 @@ pub(crate) fn restore_and_keep(store: &Arc<RedbStore>, clock: &Clock) -> Result<
             std::thread::sleep(KEEP_INTERVAL);
             let Some(store) = weak.upgrade() else { break };
             let now = clock.offset();
+            if now < saved {
+                // A checkpoint restore moved the clock back and stored its offset exactly.
+                saved = store
+                    .stored_clock_offset()
+                    .map_or(now, |s| i64::try_from(s).unwrap_or(now));
+            }
             if now > saved {
                 match store.store_clock_offset(u64::try_from(now).unwrap_or(0)) {
                     Ok(()) => saved = now,

@@ -113,15 +113,18 @@ impl RedbStore {
         let (writer, inbox) = std_mpsc::channel();
         let writer_db = db.clone();
         let writer_blobs = blobs.clone();
+        let checkpoints = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer_checkpoints = Checkpoints::new(checkpoints.clone());
         std::thread::Builder::new()
             .name("kv-redb-writer".into())
-            .spawn(move || run_writer(writer_db, writer_blobs, inbox, durable))
+            .spawn(move || run_writer(writer_db, writer_blobs, inbox, durable, writer_checkpoints))
             .map_err(|e| Error::Internal(format!("spawning writer: {e}")))?;
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
             blobs,
             writer,
+            checkpoints,
         })
     }
 }

@@ -458,3 +458,126 @@ async fn readers_racing_overwrites_always_get_one_whole_value() {
         "every superseded file was deleted"
     );
 }
+
+#[tokio::test]
+async fn side_files_a_checkpoint_may_name_are_kept_until_the_last_checkpoint_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("db.redb"), true).unwrap();
+    commit(&store, batch(vec![put(b"k", big(1), None)]))
+        .await
+        .unwrap();
+    let at_checkpoint = blob_files(&store);
+    assert_eq!(at_checkpoint.len(), 1);
+    // `two` first: restoring `one` keeps the checkpoints taken before it.
+    store.checkpoint("two", 0).await.unwrap();
+    store.checkpoint("one", 0).await.unwrap();
+
+    // Replaced, then deleted: without the checkpoints both files would be gone now.
+    commit(&store, batch(vec![put(b"k", big(2), None)]))
+        .await
+        .unwrap();
+    commit(&store, batch(vec![Write::Delete { key: b"k".to_vec() }]))
+        .await
+        .unwrap();
+    assert_eq!(blob_files(&store).len(), 2, "both kept for the checkpoints");
+    // A value written after the checkpoint, live when the restore comes.
+    commit(&store, batch(vec![put(b"later", big(3), None)]))
+        .await
+        .unwrap();
+
+    store.restore_checkpoint("one").await.unwrap();
+    let got = store.get_many(&[b"k".to_vec(), b"later".to_vec()]).await;
+    let got = got.unwrap();
+    assert!(got[0].as_ref().unwrap().value == big(1));
+    assert!(got[1].is_none());
+
+    store.drop_checkpoint("one").await.unwrap();
+    assert_eq!(blob_files(&store).len(), 3, "`two` may still name them");
+    store.drop_checkpoint("two").await.unwrap();
+    assert_eq!(
+        blob_files(&store),
+        at_checkpoint,
+        "the last drop removes every file no current record names"
+    );
+}
+
+#[tokio::test]
+async fn a_restore_drops_the_checkpoints_taken_after_it_and_names_none_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("db.redb"), false).unwrap();
+    commit(
+        &store,
+        batch(vec![put(b"a", Bytes::from_static(b"1"), None)]),
+    )
+    .await
+    .unwrap();
+    store.checkpoint("early", 0).await.unwrap();
+    store.checkpoint("base", 0).await.unwrap();
+    commit(
+        &store,
+        batch(vec![put(b"b", Bytes::from_static(b"2"), None)]),
+    )
+    .await
+    .unwrap();
+    store.checkpoint("later", 0).await.unwrap();
+
+    store.restore_checkpoint("base").await.unwrap();
+    let names: Vec<String> = store
+        .list_checkpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["base", "early"]);
+    assert_eq!(
+        store.restore_checkpoint("later").await,
+        Err(CheckpointError::NotFound("later".into()))
+    );
+    // The one taken before still restores.
+    store.restore_checkpoint("early").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restore_survives_a_restart_with_the_checkpoints_clock_and_growing_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let store = RedbStore::open(&path, true).unwrap();
+    commit(
+        &store,
+        batch(vec![put(b"a", Bytes::from_static(b"1"), None)]),
+    )
+    .await
+    .unwrap();
+    store.checkpoint("one", 40).await.unwrap();
+    store.store_clock_offset(900).unwrap();
+    let last = commit(
+        &store,
+        batch(vec![put(b"b", Bytes::from_static(b"2"), None)]),
+    )
+    .await
+    .unwrap();
+    store.restore_checkpoint("one").await.unwrap();
+    assert_eq!(store.stored_clock_offset().unwrap(), 40);
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = reopen(&path).await.unwrap();
+    assert!(
+        store.list_checkpoints().await.unwrap().is_empty(),
+        "savepoints live in one process"
+    );
+    assert_eq!(store.stored_clock_offset().unwrap(), 40);
+    let got = store
+        .get_many(&[b"a".to_vec(), b"b".to_vec()])
+        .await
+        .unwrap();
+    assert!(got[0].is_some() && got[1].is_none());
+    let next = commit(
+        &store,
+        batch(vec![put(b"c", Bytes::from_static(b"3"), None)]),
+    )
+    .await
+    .unwrap();
+    assert!(next > last, "{next} after {last}");
+}

@@ -17,6 +17,7 @@ pub(super) const MAX_GROUP: usize = 512;
 pub(super) enum WriterMsg {
     Commit(Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>),
     Reset(oneshot::Sender<Result<()>>),
+    Checkpoint(CheckpointOp, CheckpointReply),
     Close(oneshot::Sender<Result<()>>),
 }
 
@@ -25,9 +26,14 @@ pub(super) fn run_writer(
     blobs: Arc<BlobDir>,
     inbox: std_mpsc::Receiver<WriterMsg>,
     durable: bool,
+    mut checkpoints: Checkpoints,
 ) {
     let mut closed = false;
     loop {
+        // Savepoints belong to the database handle a failed write makes the writer reopen.
+        if db.failure().is_some() {
+            checkpoints.forget_all();
+        }
         // While writes fail, wake up now and then to see whether they work again.
         let first = if db.failure().is_some() && !closed {
             match inbox.recv_timeout(PROBE_INTERVAL) {
@@ -64,7 +70,7 @@ pub(super) fn run_writer(
                     let _ = reply.send(Err(Error::Internal("the store is closed".into())));
                 }
             } else {
-                commit_group(&db, &blobs, group, durable);
+                commit_group(&db, &blobs, group, durable, &mut checkpoints);
             }
         }
         for msg in control {
@@ -73,9 +79,17 @@ pub(super) fn run_writer(
                     let _ = reply.send(if closed {
                         Err(Error::Internal("closed".into()))
                     } else {
-                        let reset = db.heal().and_then(|()| db.with(|d| reset_all(d, &blobs)));
+                        let reset = db.heal().and_then(|()| db.with(reset_all));
                         record_outcome(&db, reset)
+                            .map(|dropped| checkpoints.retire(&blobs, dropped))
                     });
+                }
+                WriterMsg::Checkpoint(op, reply) => {
+                    if closed {
+                        let _ = reply.send(Err(Error::Internal("closed".into()).into()));
+                    } else {
+                        checkpoints.run(&db, &blobs, durable, op, reply);
+                    }
                 }
                 WriterMsg::Close(reply) => {
                     closed = true;
@@ -102,7 +116,13 @@ pub(super) type Waiting = (Batch, Vec<StagedBlob>, oneshot::Sender<CommitResult>
 /// What a group commit decided for each batch, and the blobs its commit superseded.
 pub(super) type GroupOutcome = (Vec<std::result::Result<u64, Rejected>>, Vec<u128>);
 
-pub(super) fn commit_group(db: &DbSlot, blobs: &BlobDir, group: Vec<Waiting>, durable: bool) {
+pub(super) fn commit_group(
+    db: &DbSlot,
+    blobs: &BlobDir,
+    group: Vec<Waiting>,
+    durable: bool,
+    checkpoints: &mut Checkpoints,
+) {
     let run = |db: &Database| -> Result<GroupOutcome> {
         let mut tx = db.begin_write()?;
         if !durable {
@@ -141,7 +161,7 @@ pub(super) fn commit_group(db: &DbSlot, blobs: &BlobDir, group: Vec<Waiting>, du
     let outcome = record_outcome(db, db.heal().and_then(|()| db.with(run)));
     match outcome {
         Ok((results, superseded)) => {
-            blobs.remove(&superseded);
+            checkpoints.retire(blobs, superseded);
             for ((_, staged, reply), result) in group.into_iter().zip(results) {
                 if result.is_err() {
                     blobs.discard(&staged);
@@ -275,7 +295,9 @@ pub(super) fn apply_batch(
     Ok(())
 }
 
-pub(super) fn reset_all(db: &Database, blobs: &BlobDir) -> Result<()> {
+/// Empties every table; answers the side files the records named (removed by the caller, or
+/// kept while a checkpoint may name them).
+pub(super) fn reset_all(db: &Database) -> Result<Vec<u128>> {
     let tx = db.begin_write()?;
     let mut dropped = Vec::new();
     {
@@ -295,6 +317,5 @@ pub(super) fn reset_all(db: &Database, blobs: &BlobDir) -> Result<()> {
         tx.open_table(BLOBS)?;
     }
     tx.commit()?;
-    blobs.remove(&dropped);
-    Ok(())
+    Ok(dropped)
 }
