@@ -5,8 +5,10 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python drift tls node edge go java postgres memory browser fuzz
+#        suites: lint rust python drift tls node edge go java docs postgres memory browser fuzz
 #                (default: all)
+#        docs    every SDK snippet marked snippet=NAME in README.md and docs/*.md, run as pasted
+#                against a fresh release-build gateway each (tests/docs/run_snippets.py)
 #        memory  the Python, Node, Go and Java SDK suites against memory-store gateways started
 #                as a test harness would (--storage memory --listen 127.0.0.1:0 --ready-file)
 #        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
@@ -29,7 +31,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java postgres memory browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java docs postgres memory browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -251,6 +253,29 @@ if want java; then
     record "java:$(basename "$dir")" $?
   done
 fi
+
+# --- docs: the README / docs/*.md SDK snippets (issue 21). tests/docs/run_snippets.py extracts every
+# block marked snippet=NAME, fails on an unmarked SDK block, and runs each snippet as pasted against
+# a fresh `target/release/kvmux serve --storage memory --listen 127.0.0.1:0 --ready-file F`, with
+# the suites' pinned SDKs: the venv, npm ci in tests/sdk/node/*, the go.mod / pom.xml of
+# tests/sdk/{go,java}/* (Go modules and Maven artifacts are fetched on first use). ---
+docs_suite() {
+  cargo build --release -p kvmux || return 1
+  python_venv || return 1
+  local dir
+  for dir in tests/sdk/node/*/; do
+    [ -f "$dir/package.json" ] || continue
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  done
+  python3 tests/docs/run_snippets.py
+}
+
+if want docs; then
+  log "docs: every SDK snippet in README.md and docs/*.md against a fresh kvmux each"
+  docs_suite
+  record docs $?
+fi
+# --- end docs ---
 
 if want browser; then
   # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
