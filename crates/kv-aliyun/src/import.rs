@@ -5,13 +5,11 @@
 
 use bytes::Bytes;
 use kv_core::{Container, ContainerKind, Engine, NewContainer, Precondition};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ops::kv::{validate_key, MAX_VALUE};
-use crate::ops::namespace::{
-    limits, scope, validate_name, ACCOUNT_CAPACITY, NAMESPACE_CAPACITY, NAMESPACE_QUOTA,
-};
+use crate::ops::namespace::{limits, scope, validate_name, NAMESPACE_QUOTA};
 use crate::router::Product;
 
 /// ESA namespaces per account (the quota `CreateKvNamespace` enforces).
@@ -28,21 +26,14 @@ pub struct EsaAccount<'a> {
 }
 
 impl<'a> EsaAccount<'a> {
-    /// `options` is the `[aliyun]` config section (`Null` when absent): its `namespace_capacity`
-    /// and `account_capacity` apply to namespaces created here, as they do to `CreateKvNamespace`.
-    pub fn new(engine: &'a Engine, account: &'a str, options: &Value) -> Self {
-        let capacity = |name: &str, default: i64| {
-            options
-                .get(name)
-                .and_then(Value::as_i64)
-                .filter(|v| *v > 0)
-                .unwrap_or(default)
-        };
+    /// `options` is the `[aliyun]` config section: its `namespace_capacity` and
+    /// `account_capacity` apply to namespaces created here, as they do to `CreateKvNamespace`.
+    pub fn new(engine: &'a Engine, account: &'a str, options: &crate::Options) -> Self {
         EsaAccount {
             engine,
             account,
-            namespace_capacity: capacity("namespace_capacity", NAMESPACE_CAPACITY),
-            account_capacity: capacity("account_capacity", ACCOUNT_CAPACITY),
+            namespace_capacity: options.namespace_capacity,
+            account_capacity: options.account_capacity,
         }
     }
 
@@ -129,7 +120,14 @@ mod tests {
     async fn namespaces_are_created_in_the_esa_scope_within_the_quota() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap();
-        let esa = EsaAccount::new(&engine, "dev", &json!({"namespace_capacity": 1000}));
+        let esa = EsaAccount::new(
+            &engine,
+            "dev",
+            &crate::Options {
+                namespace_capacity: 1000,
+                ..crate::Options::default()
+            },
+        );
         let (ns, created) = esa.open_or_create("ns-1").await.unwrap();
         assert!(created);
         assert_eq!(ns.scope, "aliyun-esa");

@@ -10,8 +10,11 @@ pub mod auth;
 pub mod error;
 pub mod import;
 pub mod ops;
+pub mod options;
 pub mod router;
 pub mod wire;
+
+pub use options::Options;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -70,18 +73,6 @@ pub struct Shared {
 /// Minimum spacing of two modifications of one item when vendor rate limits are emulated.
 const SAME_ITEM_SPACING_MS: u64 = 1000;
 
-fn string_set(options: &serde_json::Value, name: &str) -> HashSet<String> {
-    options
-        .get(name)
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Account names that cannot be an Alibaba account (empty, whitespace, control characters).
 fn account_is_malformed(account: &str) -> bool {
     account.is_empty() || account.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -95,22 +86,17 @@ pub struct AliyunDialect {
 
 impl AliyunDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        let upload_endpoint = ctx
-            .options
-            .get("upload_endpoint")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        let inactive_accounts = string_set(&ctx.options, "inactive_accounts");
-        let security_tokens = string_set(&ctx.options, "security_tokens");
-        let capacity = |name: &str, default: i64| {
-            ctx.options
-                .get(name)
-                .and_then(|v| v.as_i64())
-                .filter(|v| *v > 0)
-                .unwrap_or(default)
-        };
-        let namespace_capacity = capacity("namespace_capacity", ops::namespace::NAMESPACE_CAPACITY);
-        let account_capacity = capacity("account_capacity", ops::namespace::ACCOUNT_CAPACITY);
+        // The binary refuses a config whose options do not read (check-config names the line);
+        // an embedder passing bad JSON gets the defaults and this error.
+        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
+            tracing::error!("ignoring invalid options: {e}");
+            Options::default()
+        });
+        let upload_endpoint = options.upload_endpoint;
+        let inactive_accounts: HashSet<String> = options.inactive_accounts.into_iter().collect();
+        let security_tokens: HashSet<String> = options.security_tokens.into_iter().collect();
+        let namespace_capacity = options.namespace_capacity;
+        let account_capacity = options.account_capacity;
         AliyunDialect {
             ctx,
             shared: Shared {
@@ -242,13 +228,19 @@ impl AliyunDialect {
         };
         info.account = Some(account.clone());
         // A verified request runs what it signed: the operation comes from the caller's signed
-        // action and version, and every other place that names one must agree.
-        let op = match &caller {
-            Some(caller) => match signed_operation(&parts, &query, &form, caller) {
-                Ok(signed) => signed,
-                Err(e) => return error_response(&e, product, info),
-            },
-            None => op,
+        // action and version. Unverified (auth off or log), from where the router read them.
+        // Either way every other place that names an action or version must agree: a request
+        // naming two is refused, never served as one of them.
+        let (action, version) = match &caller {
+            Some(caller) => (caller.action.clone(), caller.version.clone()),
+            None => {
+                let (action, version) = router::action_and_version(&parts);
+                (action.unwrap_or_default(), version.unwrap_or_default())
+            }
+        };
+        let op = match agreed_operation(&parts, &query, &form, &action, &version) {
+            Ok(op) => op,
+            Err(e) => return error_response(&e, product, info),
         };
         let product = op.product();
         info.operation = op.name().to_string();
@@ -346,6 +338,18 @@ impl AliyunDialect {
         body: &[u8],
         info: &mut RequestInfo,
     ) -> Result<(String, Option<Caller>), ApiError> {
+        if self.ctx.auth_mode == AuthMode::Off {
+            // One meaning of `off` in every dialect (see `AuthMode`): nothing is verified.
+            let id = self.key_id_hint(parts).or_else(|| {
+                form.iter()
+                    .find(|(k, _)| k == "AccessKeyId")
+                    .map(|(_, v)| v.clone())
+            });
+            let account = self
+                .account_of(id.as_deref())
+                .unwrap_or_else(|| self.ctx.fallback_account());
+            return Ok((account, None));
+        }
         let scheme = auth::detect(&parts.headers, query);
         let now = kv_core::clock::wall_clock_secs();
         let secret_of = |id: &str| self.ctx.credential(id).map(|c| c.secret.clone());
@@ -374,12 +378,6 @@ impl AliyunDialect {
             }),
         };
         match (verified, self.ctx.auth_mode) {
-            (Ok(caller), AuthMode::Off) => {
-                let account = self
-                    .account_of(Some(&caller.access_key_id))
-                    .unwrap_or_else(|| self.ctx.fallback_account());
-                Ok((account, Some(caller)))
-            }
             (Ok(caller), mode) => {
                 let account = self.account_of(Some(&caller.access_key_id));
                 match self.first_use_of_nonce(&caller, now).await {
@@ -412,15 +410,13 @@ impl AliyunDialect {
                 info.signature = Some(*refusal.diagnostics);
                 Err(refusal.error)
             }
-            (Err(refusal), mode) => {
-                if mode == AuthMode::Log {
-                    tracing::warn!(
-                        code = %refusal.error.code,
-                        reason = %refusal.diagnostics.reason,
-                        "aliyun: signature refused (auth mode log: serving anyway)"
-                    );
-                    info.signature = Some(*refusal.diagnostics);
-                }
+            (Err(refusal), _) => {
+                tracing::warn!(
+                    code = %refusal.error.code,
+                    reason = %refusal.diagnostics.reason,
+                    "aliyun: signature refused (auth mode log: serving anyway)"
+                );
+                info.signature = Some(*refusal.diagnostics);
                 let id = refusal.access_key_id.or_else(|| {
                     query
                         .iter()
@@ -480,18 +476,19 @@ fn product_of(parts: &Parts) -> Product {
         .unwrap_or(Product::Esa)
 }
 
-/// The operation a verified caller signed. Every other place that names an action or version
-/// (the `x-acs-*` headers, which V2 does not sign; the `Action`/`Version` parameters, which V3
-/// does not read) must agree with it, or the request is refused as a bad parameter: a
-/// disagreement is either a tampered request or a client bug, and guessing would run something
-/// the key holder did not sign.
-fn signed_operation(
+/// The operation of `action` and `version` (the signed ones of a verified caller). Every other
+/// place that names an action or version (the `x-acs-*` headers, which V2 does not sign; the
+/// `Action`/`Version` parameters, which V3 does not read) must agree with them, or the request is
+/// refused as a bad parameter: a disagreement is either a tampered request or a client bug, and
+/// guessing would run something the key holder did not sign.
+fn agreed_operation(
     parts: &Parts,
     query: &[(String, String)],
     form: &[(String, String)],
-    caller: &Caller,
+    action: &str,
+    version: &str,
 ) -> Result<Operation, ApiError> {
-    let op = router::lookup(&caller.action, &caller.version).map_err(|e| match e {
+    let op = router::lookup(action, version).map_err(|e| match e {
         RouteError::MissingAction => ApiError::missing_parameter("Action"),
         RouteError::UnknownAction { .. } => ApiError::action_not_found(),
     })?;
@@ -499,24 +496,21 @@ fn signed_operation(
     let disagree = |what: &str| {
         ApiError::invalid_parameter(
             product,
-            format!("{what} disagrees with the signed action and version."),
+            format!("{what} disagrees with the request's action and version."),
         )
     };
-    for (name, signed) in [
-        ("x-acs-action", &caller.action),
-        ("x-acs-version", &caller.version),
-    ] {
+    for (name, chosen) in [("x-acs-action", action), ("x-acs-version", version)] {
         for value in parts.headers.get_all(name) {
-            if value.as_bytes() != signed.as_bytes() {
+            if value.as_bytes() != chosen.as_bytes() {
                 return Err(disagree(&format!("The {name} header")));
             }
         }
     }
-    for (name, signed) in [("Action", &caller.action), ("Version", &caller.version)] {
+    for (name, chosen) in [("Action", action), ("Version", version)] {
         if query
             .iter()
             .chain(form)
-            .any(|(k, v)| k == name && v != signed)
+            .any(|(k, v)| k == name && v != chosen)
         {
             return Err(disagree(&format!("The {name} parameter")));
         }
@@ -655,6 +649,20 @@ impl Dialect for AliyunDialect {
 
     fn operation_hint(&self, parts: &Parts) -> Option<String> {
         router::route(parts).ok().map(|op| op.name().to_string())
+    }
+
+    /// ACS3's `Credential=<AccessKeyId>`, else the V2 signature's `AccessKeyId` in the query.
+    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
+        match parts.headers.get(http::header::AUTHORIZATION) {
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(auth::parse_acs3_authorization)
+                .map(|a| a.credential),
+            None => form_urlencoded::parse(parts.uri.query()?.as_bytes())
+                .find(|(k, _)| k == "AccessKeyId")
+                .map(|(_, v)| v.into_owned()),
+        }
     }
 
     fn operations(&self) -> &'static [&'static str] {

@@ -21,17 +21,22 @@ pub struct Credential {
     pub account: String,
 }
 
-/// What to do with a request whose signature does not verify.
+/// What a dialect does with a request's signature. One meaning in every dialect, pinned by
+/// `crates/kvmux/tests/auth_modes.rs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// Refuse it with the vendor's signature error.
+    /// Verify everything (signature, freshness, nonce or replay binding, security token) and
+    /// refuse what fails with the vendor's error.
     #[default]
     Enforce,
-    /// Serve it, but record the failure (for debugging a client's signing).
+    /// Verify everything as `enforce` does and record each failure (log line, inspector
+    /// diagnostics), but serve the request anyway: for debugging a client's signing.
     Log,
-    /// Do not verify; the account comes from the access key id if it is known, else the first
-    /// credential's account.
+    /// Verify nothing: no signature is computed, no nonce recorded, no replay binding or
+    /// security token checked. The account is the one the presented key id belongs to
+    /// ([`Dialect::key_id_hint`]), else the first credential's account; the operation is read
+    /// from the request as it names it.
     Off,
 }
 
@@ -311,6 +316,18 @@ pub trait Dialect: Send + Sync + 'static {
     /// The vendor operation this request names, if that can be told without the body (fault
     /// rules match on it).
     fn operation_hint(&self, parts: &Parts) -> Option<String>;
+
+    /// The access key id the request names in its headers or query, read without verifying
+    /// anything: what fault rules match an account on before the body is read, and what
+    /// `AuthMode::Off` serves by. Each vendor puts it somewhere else, so only the dialect knows.
+    fn key_id_hint(&self, parts: &Parts) -> Option<String>;
+
+    /// The account [`Dialect::key_id_hint`]'s key belongs to among this dialect's credentials
+    /// (runtime and auto accounts included), unverified.
+    fn account_hint(&self, parts: &Parts) -> Option<String> {
+        let id = self.key_id_hint(parts)?;
+        self.credentials()?.get(&id).map(|c| c.account)
+    }
 
     /// Every vendor operation name this dialect serves, as it appears in `RequestInfo::operation`.
     /// The binary labels metrics, logs and the inspector only with these names (anything else is

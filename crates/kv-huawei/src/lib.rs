@@ -31,11 +31,13 @@ const SINGLE_BODY_LIMIT: u64 = 1024 * 1024;
 /// Largest batch request body.
 const BATCH_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// `[huawei]` options.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+/// `[huawei]` options. Unknown keys are refused (a typo must not pass silently); the binary's
+/// config reads this type, so `check-config` names the line and column.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// The store for requests that name none (no Host prefix, no `?store_name=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_store: Option<String>,
     /// Extra hosts that are the gateway itself (besides IP literals and `localhost`), so that
     /// `<store>.<base host>` is read as a store prefix.
@@ -43,6 +45,16 @@ pub struct Options {
     /// Enforce the service's store-name length (16..52); off by default because local names
     /// like `mystore` are shorter.
     pub strict_store_names: bool,
+}
+
+impl Options {
+    /// Reads `[huawei]` as JSON (`Null` when absent); the message names what is wrong.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        match value {
+            serde_json::Value::Null => Ok(Options::default()),
+            v => serde_json::from_value(v.clone()).map_err(|e| format!("[huawei]: {e}")),
+        }
+    }
 }
 
 pub struct HuaweiDialect {
@@ -58,13 +70,12 @@ const UNSIGNED_PAYLOAD_CAPACITY: usize = 1_000_000;
 
 impl HuaweiDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        let options = match &ctx.options {
-            serde_json::Value::Null => Options::default(),
-            v => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
-                tracing::warn!("ignoring invalid [huawei] options: {e}");
-                Options::default()
-            }),
-        };
+        // The binary refuses a config whose options do not read (check-config names the line);
+        // an embedder passing bad JSON gets the defaults and this error.
+        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
+            tracing::error!("ignoring invalid options: {e}");
+            Options::default()
+        });
         HuaweiDialect {
             ctx,
             options,
@@ -468,6 +479,16 @@ impl Dialect for HuaweiDialect {
 
     fn operation_hint(&self, parts: &Parts) -> Option<String> {
         router::route(parts.uri.path()).map(|o| o.name().to_string())
+    }
+
+    /// SDK-HMAC's `Access=<AK>`.
+    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
+        let value = parts
+            .headers
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        auth::parse_authorization(value).ok().map(|a| a.access)
     }
 
     /// Stores (`huawei-stores`), their tables (`huawei/<store>`) and each table's index

@@ -13,6 +13,8 @@ pub mod router;
 pub mod runtime;
 pub mod wire;
 
+pub use ops::Options;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,7 @@ use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
 
 use crate::auth::{Refused, SignedRequest, Verified, TIMESTAMP_WINDOW_SECS};
 use crate::error::{codes, envelope_len, envelope_of, error_response, ApiError};
-use crate::ops::{Ctx, Options, Reply, MAX_REPLY_BYTES};
+use crate::ops::{Ctx, Reply, MAX_REPLY_BYTES};
 use crate::router::{Operation, Style, API_VERSION};
 use crate::wire::Params;
 
@@ -84,7 +86,12 @@ impl<'a> RequestSecret<'a> {
 
 impl TencentDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        let options = Options::from_json(&ctx.options);
+        // The binary refuses a config whose options do not read (check-config names the line);
+        // an embedder passing bad JSON gets the defaults and this error.
+        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
+            tracing::error!("ignoring invalid options: {e}");
+            Options::default()
+        });
         TencentDialect {
             ctx,
             options,
@@ -199,77 +206,9 @@ impl TencentDialect {
 
         // Authenticate before anything about the request's content is revealed.
         let now = (self.wall_clock)();
-        let secrets = RequestSecret::new(&self.ctx);
-        let secret_of = |id: &str| secrets.of(id);
-        let outcome: Result<Verified, Refused> = match &signed {
-            None => auth::verify_tc3(
-                &SignedRequest {
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    query,
-                    headers: &parts.headers,
-                    body,
-                },
-                secret_of,
-                now,
-            ),
-            Some(pairs) => auth::verify_legacy(
-                parts.method.as_str(),
-                &host,
-                parts.uri.path(),
-                pairs,
-                secret_of,
-                now,
-            ),
-        };
-        let claimed_id = match &outcome {
-            Ok(v) => Some(v.secret_id.clone()),
-            Err(r) => r.secret_id.clone(),
-        };
-        // A verified signature may still be a replay: a TC3 signature reused with other unsigned
-        // values, or a legacy Nonce used before.
-        let replay = match (&outcome, self.ctx.auth_mode) {
-            (Ok(v), AuthMode::Enforce | AuthMode::Log) => {
-                self.check_replay(parts, body, &signed, v, &action, &version, now)
-                    .await
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = replay {
-            if self.ctx.auth_mode == AuthMode::Enforce {
-                info.account = claimed_id
-                    .as_deref()
-                    .and_then(|id| self.ctx.credential(id))
-                    .map(|c| c.account.clone());
-                return Err(e);
-            }
-            tracing::warn!(
-                code = e.code,
-                reason = %e.message,
-                "tencent replay refused (auth mode log: serving anyway)"
-            );
-        }
-        let account = match (outcome, self.ctx.auth_mode) {
-            (Ok(v), _) => self.account_of(Some(&v.secret_id)),
-            (Err(refused), AuthMode::Enforce) => {
-                info.account = claimed_id
-                    .as_deref()
-                    .and_then(|id| self.ctx.credential(id))
-                    .map(|c| c.account.clone());
-                info.signature = Some(*refused.diagnostics);
-                return Err(refused.error);
-            }
-            (Err(refused), AuthMode::Log) => {
-                tracing::warn!(
-                    code = refused.error.code,
-                    reason = %refused.diagnostics.reason,
-                    "tencent signature refused (auth mode log: serving anyway)"
-                );
-                info.signature = Some(*refused.diagnostics);
-                self.account_of(claimed_id.as_deref())
-            }
-            (Err(_), AuthMode::Off) => self.account_of(claimed_id.as_deref()),
-        };
+        let account = self
+            .authenticate(parts, body, &host, &signed, &action, &version, now, info)
+            .await?;
         info.account = Some(account.clone());
 
         match version.as_deref() {
@@ -326,6 +265,96 @@ impl TencentDialect {
             Operation::EdgeKVList => ops::kv::list(&ctx, &params).await,
         }
         .map(Reply::from)
+    }
+
+    /// The caller's account per the auth mode (see [`AuthMode`]: `off` verifies nothing), or
+    /// the vendor's refusal; records a refused signature's diagnostics in `info`.
+    #[allow(clippy::too_many_arguments)]
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        body: &Bytes,
+        host: &str,
+        legacy: &Option<Vec<(String, String)>>,
+        action: &Option<String>,
+        version: &Option<String>,
+        now: u64,
+        info: &mut RequestInfo,
+    ) -> Result<String, ApiError> {
+        if self.ctx.auth_mode == AuthMode::Off {
+            let claimed = match legacy {
+                None => header(parts, "authorization")
+                    .and_then(auth::parse_tc3_authorization)
+                    .map(|a| a.secret_id),
+                Some(pairs) => pairs
+                    .iter()
+                    .find(|(k, _)| k == "SecretId")
+                    .map(|(_, v)| v.clone()),
+            };
+            return Ok(self.account_of(claimed.as_deref()));
+        }
+        let secrets = RequestSecret::new(&self.ctx);
+        let secret_of = |id: &str| secrets.of(id);
+        let outcome: Result<Verified, Refused> = match legacy {
+            None => auth::verify_tc3(
+                &SignedRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query: parts.uri.query().unwrap_or_default(),
+                    headers: &parts.headers,
+                    body,
+                },
+                secret_of,
+                now,
+            ),
+            Some(pairs) => auth::verify_legacy(
+                parts.method.as_str(),
+                host,
+                parts.uri.path(),
+                pairs,
+                secret_of,
+                now,
+            ),
+        };
+        let claimed_account = |id: Option<&str>| {
+            id.and_then(|id| self.ctx.credential(id))
+                .map(|c| c.account.clone())
+        };
+        // A verified signature may still be a replay: a TC3 signature reused with other unsigned
+        // values, or a legacy Nonce used before.
+        if let Ok(v) = &outcome {
+            if let Err(e) = self
+                .check_replay(parts, body, legacy, v, action, version, now)
+                .await
+            {
+                if self.ctx.auth_mode == AuthMode::Enforce {
+                    info.account = claimed_account(Some(&v.secret_id));
+                    return Err(e);
+                }
+                tracing::warn!(
+                    code = e.code,
+                    reason = %e.message,
+                    "tencent replay refused (auth mode log: serving anyway)"
+                );
+            }
+        }
+        match outcome {
+            Ok(v) => Ok(self.account_of(Some(&v.secret_id))),
+            Err(refused) if self.ctx.auth_mode == AuthMode::Enforce => {
+                info.account = claimed_account(refused.secret_id.as_deref());
+                info.signature = Some(*refused.diagnostics);
+                Err(refused.error)
+            }
+            Err(refused) => {
+                tracing::warn!(
+                    code = refused.error.code,
+                    reason = %refused.diagnostics.reason,
+                    "tencent signature refused (auth mode log: serving anyway)"
+                );
+                info.signature = Some(*refused.diagnostics);
+                Ok(self.account_of(refused.secret_id.as_deref()))
+            }
+        }
     }
 
     /// Refuses a verified request that replays another one.
@@ -402,7 +431,7 @@ impl TencentDialect {
                 else {
                     return Ok(());
                 };
-                if !self.options.bind_unsigned_action {
+                if !self.options.binds_unsigned_action() {
                     return Ok(());
                 }
                 let signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
@@ -556,6 +585,15 @@ impl Dialect for TencentDialect {
         header(parts, "x-tc-action")
             .map(str::to_string)
             .or_else(|| router::query_param(parts, "Action"))
+    }
+
+    /// TC3's `Credential=<SecretId>/...`, else the legacy signature's `SecretId` in the query
+    /// (a legacy POST carries it in the body, which a hint does not read).
+    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
+        match header(parts, "authorization") {
+            Some(value) => auth::parse_tc3_authorization(value).map(|a| a.secret_id),
+            None => router::query_param(parts, "SecretId"),
+        }
     }
 
     fn operations(&self) -> &'static [&'static str] {

@@ -47,10 +47,11 @@ pub struct Config {
     pub dialects: Dialects,
     pub auth: Auth,
     pub limits: LimitsConfig,
-    /// Each dialect's own options, handed to it verbatim.
-    pub tencent: toml::Table,
-    pub aliyun: toml::Table,
-    pub huawei: toml::Table,
+    /// Each dialect's own options, typed by the dialect (unknown keys are refused with their
+    /// line and column), handed to it as JSON.
+    pub tencent: kv_tencent::Options,
+    pub aliyun: kv_aliyun::Options,
+    pub huawei: kv_huawei::Options,
     pub credentials: Vec<CredentialConfig>,
     /// Cross-dialect bindings: a Tencent namespace and an Aliyun namespace that are one store.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -240,6 +241,9 @@ pub struct Auth {
     /// The secret of auto accounts; the dev secret `kvmuxdevsecret` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_secret: Option<String>,
+    /// `mode = "off"` or `"log"` serves requests whose signature did not verify: refused on a
+    /// listener other than loopback unless this says that is intended.
+    pub allow_unverified: bool,
 }
 
 /// Gateway-level limits. The vendors' own limits live in the dialects.
@@ -324,9 +328,9 @@ impl Default for Config {
             dialects: Dialects::default(),
             auth: Auth::default(),
             limits: LimitsConfig::default(),
-            tencent: toml::Table::new(),
-            aliyun: toml::Table::new(),
-            huawei: toml::Table::new(),
+            tencent: kv_tencent::Options::default(),
+            aliyun: kv_aliyun::Options::default(),
+            huawei: kv_huawei::Options::default(),
             credentials: dev_credentials(),
             bindings: Vec::new(),
             tls: None,
@@ -434,6 +438,21 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
+        let dialect_checks = [
+            ("tencent", config.tencent.check()),
+            ("aliyun", config.aliyun.check()),
+        ];
+        for (section, checked) in dialect_checks {
+            if let Err((key, message)) = checked {
+                let (line, column) = position_of(text, &[section, key]);
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message,
+                });
+            }
+        }
         if let Some(tls) = &config.tls {
             tls.check().map_err(|(key, message)| {
                 let (line, column) = position_of(text, &["tls", key]);
@@ -579,6 +598,18 @@ impl Config {
                 self.listen
             ));
         }
+        if self.auth.mode != AuthMode::Enforce && !loopback && !self.auth.allow_unverified {
+            return Err(format!(
+                "listen = {:?} is reachable from other machines, and [auth] mode = {:?} serves \
+                 requests whose signature did not verify; use mode = \"enforce\", listen on \
+                 127.0.0.1, or set [auth] allow_unverified = true if that is really intended",
+                self.listen,
+                match self.auth.mode {
+                    AuthMode::Off => "off",
+                    _ => "log",
+                }
+            ));
+        }
         if dev && !loopback && !self.auth.allow_dev_credentials {
             return Err(format!(
                 "listen = {:?} is reachable from other machines, and the credentials include the \
@@ -710,17 +741,14 @@ impl Config {
             .collect()
     }
 
-    /// A dialect's options table as JSON (`Null` when empty).
+    /// A dialect's options as the JSON its `DialectContext` carries.
     pub fn options_for(&self, dialect: DialectName) -> serde_json::Value {
-        let table = match dialect {
-            DialectName::Tencent => &self.tencent,
-            DialectName::Aliyun => &self.aliyun,
-            DialectName::Huawei => &self.huawei,
+        let options = match dialect {
+            DialectName::Tencent => serde_json::to_value(&self.tencent),
+            DialectName::Aliyun => serde_json::to_value(&self.aliyun),
+            DialectName::Huawei => serde_json::to_value(&self.huawei),
         };
-        if table.is_empty() {
-            return serde_json::Value::Null;
-        }
-        serde_json::to_value(table).unwrap_or(serde_json::Value::Null)
+        options.unwrap_or(serde_json::Value::Null)
     }
 
     /// The effective config as TOML, with secrets masked (for `check-config` and logs).
@@ -971,7 +999,40 @@ account = "dev"
             c.options_for(DialectName::Tencent)["strict_keys"],
             serde_json::json!(true)
         );
-        assert_eq!(c.options_for(DialectName::Huawei), serde_json::Value::Null);
+        assert_eq!(
+            kv_huawei::Options::from_json(&c.options_for(DialectName::Huawei)),
+            Ok(kv_huawei::Options::default())
+        );
+    }
+
+    /// A typo in a dialect section is refused with its line and column, as anywhere else.
+    #[test]
+    fn dialect_sections_refuse_unknown_keys_and_bad_values_with_line_and_column() {
+        for (text, line, needle) in [
+            (
+                "listen = \"127.0.0.1:1\"\n[tencent]\nstrict_key = true\n",
+                3,
+                "strict_key",
+            ),
+            (
+                "[aliyun]\nnamespace_capacity = 5\nsecurity_token = [\"t\"]\n",
+                3,
+                "security_token",
+            ),
+            ("[huawei]\nbase_host = [\"x\"]\n", 2, "base_host"),
+            ("[tencent]\nstrict_keys = \"yes\"\n", 2, "invalid type"),
+            ("[aliyun]\n\naccount_capacity = 0\n", 3, "account_capacity"),
+        ] {
+            match Config::parse(text, Path::new("k")) {
+                Err(ConfigError::Parse {
+                    line: at, message, ..
+                }) => {
+                    assert_eq!(at, line, "{text:?}: {message}");
+                    assert!(message.contains(needle), "{text:?}: {message}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -1112,6 +1173,29 @@ account = "dev"
         assert!(err("[admin]\nlisten = \"nowhere\"\n").contains("admin.listen"));
         assert!(err("[admin]\nlisten = \"127.0.0.1:9090\"\n").contains("its own port"));
         assert!(err("[admin]\ntokn = \"x\"\n").contains("tokn"));
+    }
+
+    /// `off` and `log` serve badly signed requests: beyond loopback only when said so.
+    #[test]
+    fn unverified_auth_modes_are_refused_beyond_loopback_unless_allowed() {
+        let own = "[[credentials]]\ndialect = \"tencent\"\nid = \"a\"\nsecret = \"own\"\n\
+                   account = \"a\"\n";
+        for mode in ["off", "log"] {
+            let public = format!("listen = \"0.0.0.0:1\"\n{own}[auth]\nmode = \"{mode}\"\n");
+            let err = Config::parse(&public, Path::new("k"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("allow_unverified") && err.contains(mode),
+                "{mode}: {err}"
+            );
+            let allowed = format!("{public}allow_unverified = true\n");
+            assert!(Config::parse(&allowed, Path::new("k")).is_ok(), "{mode}");
+            let local = format!("{own}[auth]\nmode = \"{mode}\"\n");
+            assert!(Config::parse(&local, Path::new("k")).is_ok(), "{mode}");
+        }
+        let enforced = format!("listen = \"0.0.0.0:1\"\n{own}[auth]\nmode = \"enforce\"\n");
+        assert!(Config::parse(&enforced, Path::new("k")).is_ok());
     }
 
     #[test]

@@ -3,15 +3,13 @@
 //! (produced by each dialect's `gateway_error`, so the envelope, status and code are the vendor's).
 //!
 //! A rule matches on dialect, operation and account (absent = any) and fires with a probability.
-//! The account is found without verifying anything: from the access key id the request names
-//! (`Credential=<id>/...` in TC3 and ACS3, `Access=<id>` in Huawei's SDK-HMAC, `AccessKeyId=` in
-//! the Aliyun RPC V2 query), mapped through the configured credentials.
+//! The account is found without verifying anything, before the body is read: each dialect reads
+//! the access key id its vendor's signature names and maps it through its credentials
+//! (`Dialect::account_hint`, runtime and auto accounts included).
 
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-
-use crate::config::CredentialConfig;
 
 /// The error a rule answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,46 +181,6 @@ impl Faults {
     }
 }
 
-/// The access key id a request names, read from its Authorization header or query, without
-/// verifying anything.
-pub fn access_key_id(parts: &http::request::Parts) -> Option<String> {
-    if let Some(auth) = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        for marker in ["Credential=", "Access="] {
-            if let Some(start) = auth.find(marker) {
-                let rest = &auth[start + marker.len()..];
-                let id: String = rest
-                    .chars()
-                    .take_while(|c| !matches!(c, '/' | ',' | ' '))
-                    .collect();
-                if !id.is_empty() {
-                    return Some(id);
-                }
-            }
-        }
-    }
-    let query = parts.uri.query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "AccessKeyId")
-        .map(|(_, v)| v.into_owned())
-}
-
-/// The account a request's access key id belongs to, among the dialect's credentials.
-pub fn account_hint(
-    parts: &http::request::Parts,
-    dialect: &str,
-    credentials: &[CredentialConfig],
-) -> Option<String> {
-    let id = access_key_id(parts)?;
-    credentials
-        .iter()
-        .find(|c| c.dialect.as_str() == dialect && c.id == id)
-        .map(|c| c.account.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,36 +244,5 @@ mod tests {
             .is_err());
         assert!(spec(r#"{"error":"throttle"}"#).validate().is_ok());
         assert!(serde_json::from_str::<FaultRuleSpec>(r#"{"error":"boom"}"#).is_err());
-    }
-
-    #[test]
-    fn access_key_ids_of_every_signature_style() {
-        let parts = |auth: Option<&str>, uri: &str| {
-            let mut b = http::Request::builder().uri(uri);
-            if let Some(a) = auth {
-                b = b.header("authorization", a);
-            }
-            b.body(()).expect("request").into_parts().0
-        };
-        let tc3 = "TC3-HMAC-SHA256 Credential=AKIDx/2026-01-01/teo/tc3_request, SignedHeaders=host, Signature=00";
-        assert_eq!(
-            access_key_id(&parts(Some(tc3), "/")).as_deref(),
-            Some("AKIDx")
-        );
-        let acs3 = "ACS3-HMAC-SHA256 Credential=LTAIy,SignedHeaders=host,Signature=00";
-        assert_eq!(
-            access_key_id(&parts(Some(acs3), "/")).as_deref(),
-            Some("LTAIy")
-        );
-        let hw = "SDK-HMAC-SHA256 Access=HWz, SignedHeaders=host, Signature=00";
-        assert_eq!(
-            access_key_id(&parts(Some(hw), "/v1/put-kv")).as_deref(),
-            Some("HWz")
-        );
-        assert_eq!(
-            access_key_id(&parts(None, "/?Action=GetKv&AccessKeyId=LTAIq")).as_deref(),
-            Some("LTAIq")
-        );
-        assert_eq!(access_key_id(&parts(None, "/")), None);
     }
 }

@@ -328,10 +328,10 @@ fn resolve_config(flag: Option<PathBuf>) -> Result<(Config, Option<PathBuf>), Ex
 }
 
 /// The `[aliyun]` section, for the namespaces an esa-kv-json import creates (their capacities);
-/// Null when the config does not load, which `offline` then reports.
-fn aliyun_options(flag: Option<&std::path::Path>) -> serde_json::Value {
+/// the defaults when the config does not load, which `offline` then reports.
+fn aliyun_options(flag: Option<&std::path::Path>) -> kv_aliyun::Options {
     config::resolve(flag)
-        .map(|(c, _)| c.options_for(DialectName::Aliyun))
+        .map(|(c, _)| c.aliyun)
         .unwrap_or_default()
 }
 
@@ -431,22 +431,16 @@ fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dialect>
 /// off on loopback, where its one false refusal (two actions with identical bodies in one second
 /// from two connections) would only get in a local test's way.
 fn dialect_options(config: &Config, name: DialectName) -> serde_json::Value {
-    let mut options = config.options_for(name);
-    if name == DialectName::Tencent {
+    if name == DialectName::Tencent && config.tencent.bind_unsigned_action.is_none() {
         let loopback = config
             .listen
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| a.ip().is_loopback());
-        if options.is_null() {
-            options = serde_json::json!({});
-        }
-        if let Some(table) = options.as_object_mut() {
-            table
-                .entry("bind_unsigned_action")
-                .or_insert(serde_json::Value::Bool(!loopback));
-        }
+        let mut tencent = config.tencent.clone();
+        tencent.bind_unsigned_action = Some(!loopback);
+        return serde_json::to_value(tencent).unwrap_or(serde_json::Value::Null);
     }
-    options
+    config.options_for(name)
 }
 
 /// Connections each gateway keeps to PostgreSQL (`storage = "postgres://..."`).

@@ -425,7 +425,7 @@ pub async fn handle(
     let mut fault = None;
     if !gw.faults.is_empty() {
         let operation = dialect.operation_hint(&parts);
-        let account = crate::faults::account_hint(&parts, dialect.name(), &gw.config.credentials);
+        let account = dialect.account_hint(&parts);
         if let Some(decision) =
             gw.faults
                 .decide(dialect.name(), operation.as_deref(), account.as_deref())
@@ -492,8 +492,8 @@ pub async fn handle(
     let mut info = info_of(&resp);
     if info.account.is_none() {
         // A refused request names its key even when the dialect could not vouch for it; the
-        // inspector shows whose key that is (the configured owner of that key id).
-        info.account = crate::faults::account_hint(&head, dialect.name(), &gw.config.credentials);
+        // inspector shows whose key that is (the owner of that key id).
+        info.account = dialect.account_hint(&head);
     }
     let sent = sent.map(|sent| (sent, fault));
     finish(

@@ -621,7 +621,7 @@ fn aliyun_error(e: kv_aliyun::error::ApiError) -> String {
 pub async fn import_esa_kv_json(
     engine: &Engine,
     account: &str,
-    aliyun_options: &serde_json::Value,
+    aliyun_options: &kv_aliyun::Options,
     text: &str,
 ) -> Result<EsaCounts, String> {
     use kv_aliyun::import::{EsaAccount, ESA_NAMESPACE_QUOTA};
@@ -709,7 +709,7 @@ pub async fn export_esa_kv_json(
     out: &mut (dyn Write + Send),
     warn: &mut (dyn FnMut(String) + Send),
 ) -> Result<EsaCounts, String> {
-    let esa = kv_aliyun::import::EsaAccount::new(engine, account, &serde_json::Value::Null);
+    let esa = kv_aliyun::import::EsaAccount::new(engine, account, &kv_aliyun::Options::default());
     let mut doc = serde_json::Map::new();
     let mut counts = EsaCounts::default();
     for container in esa.namespaces().await.map_err(aliyun_error)? {

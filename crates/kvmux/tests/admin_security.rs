@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 const TOKEN: &str = "s3cret-admin-token-0123456789";
 
 /// Own credentials, so a 0.0.0.0 listener is allowed to start.
-const OWN_CREDENTIALS: &str = "[auth]\nmode = \"off\"\n[[credentials]]\ndialect = \"tencent\"\n\
+const OWN_CREDENTIALS: &str = "[auth]\nmode = \"off\"\nallow_unverified = true\n[[credentials]]\ndialect = \"tencent\"\n\
                                id = \"AKIDops\"\nsecret = \"not-the-dev-secret\"\naccount = \"ops\"\n";
 
 /// One raw HTTP/1.1 exchange: returns the status and the body (as JSON when it is JSON).

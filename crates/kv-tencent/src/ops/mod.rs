@@ -34,12 +34,15 @@ pub const MAX_NAMESPACE_CHARS: usize = 50;
 /// The engine's account group for Tencent namespaces (account-level quotas are per vendor).
 pub const ACCOUNT_GROUP: &str = "tencent";
 
-/// The `[tencent]` config options.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The `[tencent]` config options. Unknown keys are refused (a typo such as `strict_key` must
+/// not pass silently); the binary's config reads this type, so `check-config` names the line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// Keys limited to `[A-Za-z0-9_-]`, the rule of the first EdgeKV release (before 2026-06-11).
     pub strict_keys: bool,
     /// Namespaces per account (Tencent does not publish its per-zone limit); None = unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_namespaces: Option<i64>,
     /// Bytes per namespace (key + value bytes of every item), reported as `Capacity`. Tencent's is
     /// 1 GB; a smaller one lets tests reach `LimitExceeded` without writing a gigabyte.
@@ -50,10 +53,10 @@ pub struct Options {
     /// an EdgeKVDelete of the same keys within the signature window. The price: a client that
     /// sends two different actions with byte-identical bodies in the same second from two
     /// connections (a namespace created by one SDK client and deleted by another within the
-    /// second) gets the second refused. On by default when the gateway listens beyond loopback
-    /// (where traffic can be captured), off on loopback (where only the machine's root can);
-    /// `[tencent] bind_unsigned_action` decides either way.
-    pub bind_unsigned_action: bool,
+    /// second) gets the second refused. Unset: on (the binary makes it on beyond loopback,
+    /// where traffic can be captured, and off on loopback, where only the machine's root can).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_unsigned_action: Option<bool>,
 }
 
 impl Default for Options {
@@ -62,30 +65,45 @@ impl Default for Options {
             strict_keys: false,
             max_namespaces: None,
             namespace_capacity: NAMESPACE_CAPACITY,
-            bind_unsigned_action: true,
+            bind_unsigned_action: None,
         }
     }
 }
 
 impl Options {
-    /// Reads `[tencent]`; unknown or mistyped entries fall back to defaults.
-    pub fn from_json(value: &Value) -> Self {
-        Options {
-            strict_keys: value
-                .get("strict_keys")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            max_namespaces: value.get("max_namespaces").and_then(Value::as_i64),
-            namespace_capacity: value
-                .get("namespace_capacity")
-                .and_then(Value::as_i64)
-                .filter(|c| *c > 0)
-                .unwrap_or(NAMESPACE_CAPACITY),
-            bind_unsigned_action: value
-                .get("bind_unsigned_action")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+    /// Reads `[tencent]` as JSON (`Null` when absent); the message names what is wrong.
+    pub fn from_json(value: &Value) -> Result<Self, String> {
+        let options: Options = match value {
+            Value::Null => Options::default(),
+            v => serde_json::from_value(v.clone()).map_err(|e| format!("[tencent]: {e}"))?,
+        };
+        options.check().map_err(|(_, message)| message)?;
+        Ok(options)
+    }
+
+    /// The rules serde cannot state (sizes are positive): the offending key and why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.namespace_capacity <= 0 {
+            return Err((
+                "namespace_capacity",
+                format!(
+                    "[tencent] namespace_capacity must be positive, got {}",
+                    self.namespace_capacity
+                ),
+            ));
         }
+        if self.max_namespaces.is_some_and(|n| n < 0) {
+            return Err((
+                "max_namespaces",
+                "[tencent] max_namespaces must not be negative".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether TC3 signatures are bound to their unsigned action (see the field).
+    pub fn binds_unsigned_action(&self) -> bool {
+        self.bind_unsigned_action.unwrap_or(true)
     }
 }
 
@@ -316,17 +334,21 @@ mod tests {
     }
 
     #[test]
-    fn options_parse_from_config_json() {
+    fn options_parse_from_config_json_and_refuse_typos_and_bad_sizes() {
         let o = Options::from_json(
             &serde_json::json!({"strict_keys": true, "max_namespaces": 3, "namespace_capacity": 100}),
-        );
+        )
+        .expect("valid");
         assert!(o.strict_keys);
         assert_eq!(o.max_namespaces, Some(3));
         assert_eq!(o.namespace_capacity, 100);
-        assert_eq!(
-            Options::from_json(&serde_json::json!({"namespace_capacity": 0})).namespace_capacity,
-            1 << 30
-        );
-        assert_eq!(Options::from_json(&Value::Null), Options::default());
+        assert!(o.binds_unsigned_action(), "on unless said otherwise");
+        let err = Options::from_json(&serde_json::json!({"namespace_capacity": 0})).unwrap_err();
+        assert!(err.contains("namespace_capacity"), "{err}");
+        let err = Options::from_json(&serde_json::json!({"strict_key": true})).unwrap_err();
+        assert!(err.contains("unknown field `strict_key`"), "{err}");
+        let err = Options::from_json(&serde_json::json!({"strict_keys": "yes"})).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+        assert_eq!(Options::from_json(&Value::Null), Ok(Options::default()));
     }
 }
