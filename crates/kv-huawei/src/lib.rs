@@ -214,7 +214,7 @@ impl HuaweiDialect {
             )));
         }
         Self::check_target(&parts)?;
-        let (access, host_signed) = self.authenticate(&parts, &body, info)?;
+        let access = self.authenticate(&parts, &body, info)?;
         let account = self.account_for(access.as_deref());
         info.account = Some(account.clone());
         let request = if body.is_empty() {
@@ -222,12 +222,6 @@ impl HuaweiDialect {
         } else {
             decode_request(&body)?
         };
-        if !host_signed && self.store_from_host_header(&parts).is_some() {
-            return Err(KvsError::bad_request(
-                "the store is named by the Host header, which the signature does not cover: \
-                 add `host` to SignedHeaders or name the store with ?store_name=",
-            ));
-        }
         let store = if op.needs_store() {
             let name = self.store_name(&parts).ok_or_else(|| {
                 KvsError::bad_request(
@@ -247,25 +241,17 @@ impl HuaweiDialect {
         ops::dispatch(&ctx, op, &request).await
     }
 
-    /// Verifies the signature per the auth mode: the access key when one was presented, and
-    /// whether the Host header may name the store (it is signed, or signatures are not enforced).
+    /// Verifies the signature per the auth mode (see `AuthMode`: `off` verifies nothing) and
+    /// answers the access key presented. The unsigned values that decide what runs (a store
+    /// named by an unsigned Host, an `UNSIGNED-PAYLOAD` body) are bound to the signature.
     fn authenticate(
         &self,
         parts: &Parts,
         body: &Bytes,
         info: &mut RequestInfo,
-    ) -> Result<(Option<String>, bool), KvsError> {
-        let presented = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| auth::parse_authorization(v).ok());
-        let host_signed = presented
-            .as_ref()
-            .is_some_and(|a| a.signed_headers.iter().any(|h| h == "host"));
-        let presented = presented.map(|a| a.access);
+    ) -> Result<Option<String>, KvsError> {
         if self.ctx.auth_mode == AuthMode::Off {
-            return Ok((presented, true));
+            return Ok(self.key_id_hint(parts));
         }
         let signed = auth::SignedRequest {
             method: parts.method.as_str(),
@@ -282,15 +268,15 @@ impl HuaweiDialect {
         match auth::verify(&signed, now, |ak| {
             self.ctx.credential(ak).map(|c| c.secret.clone())
         }) {
-            Ok(v) => match self.bind_unsigned_payload(parts, body, now) {
-                Ok(()) => Ok((Some(v.access), host_signed)),
+            Ok(v) => match self.bind_unsigned_values(parts, body, now) {
+                Ok(()) => Ok(Some(v.access)),
                 Err(e) if self.ctx.auth_mode == AuthMode::Enforce => Err(e),
                 Err(e) => {
                     tracing::warn!(
                         "huawei replay refused (auth mode log, serving): {}",
                         e.message
                     );
-                    Ok((Some(v.access), host_signed))
+                    Ok(Some(v.access))
                 }
             },
             Err(diag) => {
@@ -298,7 +284,7 @@ impl HuaweiDialect {
                 info.signature = Some(*diag);
                 if self.ctx.auth_mode == AuthMode::Log {
                     tracing::warn!("huawei signature refused (auth mode log, serving): {reason}");
-                    Ok((presented, true))
+                    Ok(self.key_id_hint(parts))
                 } else {
                     Err(KvsError::signature(format!(
                         "Incorrect IAM authentication information: verify aksk signature fail ({reason})"
@@ -355,17 +341,31 @@ impl HuaweiDialect {
     /// per gateway), and the same signature with another body from another connection is
     /// refused; an identical repeat is served, as it is for signed bodies (the vendor's protocol
     /// has no nonce).
-    fn bind_unsigned_payload(&self, parts: &Parts, body: &[u8], now: i64) -> Result<(), KvsError> {
+    fn bind_unsigned_values(&self, parts: &Parts, body: &[u8], now: i64) -> Result<(), KvsError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let Some(auth) = header("authorization").and_then(|v| auth::parse_authorization(v).ok())
         else {
             return Ok(());
         };
+        let mut binding = Vec::new();
+        // The Go SDK signs no `host`, and the store is the Host's first label: bound, so a
+        // captured request cannot be replayed against another store.
+        if !auth.signed_headers.iter().any(|h| h == "host") {
+            if let Some(store) = self.store_from_host_header(parts) {
+                binding.extend_from_slice(b"store\0");
+                binding.extend_from_slice(store.as_bytes());
+                binding.push(0);
+            }
+        }
         let declared = match auth.algorithm {
             auth::Algorithm::HmacSha256 => header("x-sdk-content-sha256"),
             auth::Algorithm::HmacSm3 => header("x-sdk-content-sm3"),
         };
-        if declared.map(str::trim) != Some("UNSIGNED-PAYLOAD") {
+        if declared.map(str::trim) == Some("UNSIGNED-PAYLOAD") {
+            binding.extend_from_slice(b"body\0");
+            binding.extend_from_slice(auth.algorithm.hash_hex(body).as_bytes());
+        }
+        if binding.is_empty() {
             return Ok(());
         }
         let signed_at = header("x-sdk-date")
@@ -378,18 +378,17 @@ impl HuaweiDialect {
             .map(|p| p.0.to_string())
             .unwrap_or_default();
         let signature = format!("{}\n{}", auth.access, auth.signature.to_ascii_lowercase());
-        let digest = auth.algorithm.hash_hex(body);
         let as_u64 = |t: i64| u64::try_from(t).unwrap_or(0);
         match self.unsigned_payloads.bind(
             signature.as_bytes(),
-            digest.as_bytes(),
+            &binding,
             owner.as_bytes(),
             as_u64(expires_at),
             as_u64(now),
         ) {
             kv_core::replay::Binding::Conflict => Err(KvsError::signature(
-                "Incorrect IAM authentication information: this UNSIGNED-PAYLOAD signature was \
-                 already used with another body",
+                "Incorrect IAM authentication information: this signature was already used \
+                 with another store (an unsigned Host) or another body (UNSIGNED-PAYLOAD)",
             )),
             _ => Ok(()),
         }
