@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Times the per-test isolation admin calls on a memory-store gateway (docs/BENCHMARKS.md):
+"""Times the per-test isolation admin calls on a memory-store or redb gateway (docs/BENCHMARKS.md):
 checkpoint restore of 10,000 items and a scoped reset of one namespace of 10,000 items (with
 another namespace of 10,000 items beside it), each measured end to end over HTTP.
 
     cargo build --release -p kvmux
-    python3 bench/isolation.py [--binary target/release/kvmux] [--items 10000] [--runs 30]
+    python3 bench/isolation.py [--binary target/release/kvmux] [--items 10000] [--runs 30] \
+        [--storage memory|redb]
 """
 
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -60,12 +62,15 @@ def main():
     ap.add_argument("--binary", default="target/release/kvmux")
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--storage", choices=["memory", "redb"], default="memory")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     port = free_port()
     config = os.path.join(tmp, "kvmux.toml")
     with open(config, "w") as f:
-        f.write(f'listen = "127.0.0.1:{port}"\nstorage = "memory"\n[auth]\nmode = "off"\n')
+        storage = ('storage = "memory"\n' if args.storage == "memory"
+                   else f'data_dir = "{os.path.join(tmp, "data")}"\n')
+        f.write(f'listen = "127.0.0.1:{port}"\n{storage}[auth]\nmode = "off"\n')
     proc = subprocess.Popen([args.binary, "serve", "--config", config],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -105,6 +110,7 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

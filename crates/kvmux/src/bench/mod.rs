@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// The spawned gateway fsyncs every commit before replying (group commit), as in production.
     #[arg(long)]
     pub durable: bool,
+    /// The spawned gateway's storage: the redb file (the default) or the memory store.
+    #[arg(long, value_enum, default_value = "redb")]
+    pub storage: BenchStorage,
     /// Also measure `GET /_kvmux/health` with the same connections: the HTTP ceiling.
     #[arg(long)]
     pub ceiling: bool,
@@ -52,6 +55,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Storage of a spawned gateway.
+#[derive(clap::ValueEnum, serde::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchStorage {
+    Redb,
+    Memory,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -72,6 +83,7 @@ struct Report {
     value_size: usize,
     keys: usize,
     durable: bool,
+    storage: BenchStorage,
     cores: usize,
     result: load::Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +131,7 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
-fn spawn_gateway(durable: bool) -> Result<(SpawnedGateway, String), String> {
+fn spawn_gateway(durable: bool, storage: BenchStorage) -> Result<(SpawnedGateway, String), String> {
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("kvmux-bench-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("scratch dir: {e}"))?;
@@ -127,8 +139,12 @@ fn spawn_gateway(durable: bool) -> Result<(SpawnedGateway, String), String> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndurable = {durable}\n",
-            dir.join("data").display()
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndurable = {durable}\n{}",
+            dir.join("data").display(),
+            match storage {
+                BenchStorage::Redb => "",
+                BenchStorage::Memory => "storage = \"memory\"\n",
+            }
         ),
     )
     .map_err(|e| format!("config: {e}"))?;
@@ -197,7 +213,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let (gateway, addr) = match &args.target {
         Some(t) => (None, t.clone()),
         None => {
-            let (g, a) = spawn_gateway(args.durable)?;
+            let (g, a) = spawn_gateway(args.durable, args.storage)?;
             (Some(g), a)
         }
     };
@@ -300,6 +316,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         value_size: args.value_size,
         keys: args.keys,
         durable: args.durable,
+        storage: args.storage,
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -354,8 +371,8 @@ fn credentials(args: &BenchArgs) -> (String, String) {
 fn print_table(r: &Report) {
     let o = &r.result;
     println!(
-        "kvmux bench: {:?} {:?}, {} connections, {} B values, {} keys, durable={}, {} cores",
-        r.dialect, r.op, r.connections, r.value_size, r.keys, r.durable, r.cores
+        "kvmux bench: {:?} {:?}, {} connections, {} B values, {} keys, durable={}, storage={:?}, {} cores",
+        r.dialect, r.op, r.connections, r.value_size, r.keys, r.durable, r.storage, r.cores
     );
     println!("  requests   {:>10}  in {:.1} s", o.requests, o.seconds);
     println!("  ops/s      {:>10.0}", o.ops_per_sec);
