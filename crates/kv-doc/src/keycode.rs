@@ -166,6 +166,165 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Bson) -> Result<(), DocError> {
     Ok(())
 }
 
+/// Reads one value that [`encode_value`] wrote from the front of `input`, advancing it: the
+/// inverse of the encoding, for showing a stored key to a person (the dashboard). The encoding
+/// keeps a number's value, not its BSON type, so a number comes back as Int32 when it is an
+/// integer that fits, Int64 when it fits 64 bits, Double otherwise; a Symbol comes back as a
+/// String and Undefined as Null. Re-encoding the result gives back the same bytes.
+pub fn decode_value(input: &mut &[u8]) -> Result<Bson, DocError> {
+    let rank = take(input, 1)?[0];
+    Ok(match rank {
+        RANK_MIN_KEY => Bson::MinKey,
+        RANK_MAX_KEY => Bson::MaxKey,
+        RANK_NULL => Bson::Null,
+        RANK_NUMBER => {
+            let nearest = unordered_f64(take_array(input)?);
+            let remainder = (u16::from_be_bytes(take_array(input)?) ^ 0x8000) as i16;
+            number_from_parts(nearest, i64::from(remainder))?
+        }
+        RANK_STRING => Bson::String(utf8(take_escaped(input)?)?),
+        RANK_DOCUMENT => {
+            let mut doc = Document::new();
+            while take(input, 1)?[0] == ELEMENT {
+                let key = utf8(take_escaped(input)?)?;
+                let value = decode_value(input)?;
+                doc.insert(key, value);
+            }
+            Bson::Document(doc)
+        }
+        RANK_ARRAY => {
+            let mut items = Vec::new();
+            while take(input, 1)?[0] == ELEMENT {
+                items.push(decode_value(input)?);
+            }
+            Bson::Array(items)
+        }
+        RANK_BINARY => {
+            let bytes = take_escaped(input)?;
+            let subtype = bson::spec::BinarySubtype::from(take(input, 1)?[0]);
+            Bson::Binary(bson::Binary { subtype, bytes })
+        }
+        RANK_OBJECT_ID => Bson::ObjectId(bson::oid::ObjectId::from_bytes(take_array(input)?)),
+        RANK_BOOLEAN => Bson::Boolean(take(input, 1)?[0] != 0),
+        RANK_DATETIME => Bson::DateTime(bson::DateTime::from_millis(unordered_i64(take_array(
+            input,
+        )?))),
+        RANK_TIMESTAMP => Bson::Timestamp(bson::Timestamp {
+            time: u32::from_be_bytes(take_array(input)?),
+            increment: u32::from_be_bytes(take_array(input)?),
+        }),
+        RANK_REGEX => {
+            let pattern = utf8(take_escaped(input)?)?;
+            let options = utf8(take_escaped(input)?)?;
+            let malformed = |e: bson::error::Error| DocError::Malformed(e.to_string());
+            Bson::RegularExpression(bson::Regex {
+                pattern: pattern.try_into().map_err(malformed)?,
+                options: options.try_into().map_err(malformed)?,
+            })
+        }
+        other => {
+            return Err(DocError::Malformed(format!(
+                "0x{other:02x} is not the type byte of an encoded key value"
+            )))
+        }
+    })
+}
+
+/// Every value of an encoded composite key ([`encode_key`]), in order.
+pub fn decode_key(mut input: &[u8]) -> Result<Vec<Bson>, DocError> {
+    let mut values = Vec::new();
+    while !input.is_empty() {
+        values.push(decode_value(&mut input)?);
+    }
+    Ok(values)
+}
+
+fn truncated() -> DocError {
+    DocError::Malformed("the encoded key ends early".into())
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DocError> {
+    if input.len() < n {
+        return Err(truncated());
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], DocError> {
+    let mut out = [0; N];
+    out.copy_from_slice(take(input, N)?);
+    Ok(out)
+}
+
+/// The inverse of [`push_escaped`].
+fn take_escaped(input: &mut &[u8]) -> Result<Vec<u8>, DocError> {
+    let mut out = Vec::new();
+    loop {
+        let b = take(input, 1)?[0];
+        if b != 0 {
+            out.push(b);
+            continue;
+        }
+        match take(input, 1)?[0] {
+            0 => return Ok(out),
+            0xFF => out.push(0),
+            other => {
+                return Err(DocError::Malformed(format!(
+                    "0x00 0x{other:02x} is not an escape of an encoded key"
+                )))
+            }
+        }
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, DocError> {
+    String::from_utf8(bytes).map_err(|_| DocError::Malformed("a key string is not UTF-8".into()))
+}
+
+/// The inverse of [`ordered_f64`] (all-zero bytes are NaN).
+fn unordered_f64(bytes: [u8; 8]) -> f64 {
+    let flipped = u64::from_be_bytes(bytes);
+    if flipped == 0 {
+        return f64::NAN;
+    }
+    let bits = if flipped >> 63 == 1 {
+        flipped & !(1 << 63)
+    } else {
+        !flipped
+    };
+    f64::from_bits(bits)
+}
+
+fn unordered_i64(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// The number whose [`number_parts`] are (`nearest`, `remainder`).
+fn number_from_parts(nearest: f64, remainder: i64) -> Result<Bson, DocError> {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    let integral = nearest.is_finite() && nearest.fract() == 0.0;
+    if remainder != 0 {
+        if !integral || nearest.abs() > TWO_63 {
+            return Err(DocError::Malformed(
+                "a number remainder on a value that is not a 64-bit integer".into(),
+            ));
+        }
+        let exact = nearest as i128 + i128::from(remainder);
+        return i64::try_from(exact)
+            .map(Bson::Int64)
+            .map_err(|_| DocError::Malformed("a number beyond 64 bits".into()));
+    }
+    if integral && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&nearest) {
+        return Ok(Bson::Int32(nearest as i32));
+    }
+    if integral && (-TWO_63..TWO_63).contains(&nearest) {
+        return Ok(Bson::Int64(nearest as i64));
+    }
+    Ok(Bson::Double(nearest))
+}
+
 /// The document order that [`encode_value`] preserves, written directly over values (it is the
 /// reference the property tests hold the encoding to, and what conditions compare with).
 /// Values without a rank sort after everything and compare equal to each other.
@@ -364,6 +523,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_decode_to_their_values() {
+        let fields = vec!["owner".to_string(), "n".to_string()];
+        let key = encode_key(&doc! {"owner": "a\0nn", "n": 7_i64}, &fields).unwrap();
+        assert_eq!(
+            decode_key(&key).unwrap(),
+            vec![Bson::String("a\0nn".into()), Bson::Int32(7)]
+        );
+        assert_eq!(
+            decode_key(&enc(&Bson::Double(1.5))).unwrap(),
+            vec![Bson::Double(1.5)]
+        );
+        assert!(decode_key(&key[..key.len() - 1]).is_err());
+        assert!(decode_key(b"\x00\x01ann").is_err());
+    }
+
+    #[test]
     fn type_order_is_fixed() {
         let ordered = [
             Bson::MinKey,
@@ -447,6 +622,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn decoding_gives_back_a_value_that_encodes_the_same(a in arb_value(), b in arb_scalar()) {
+            let mut bytes = enc(&a);
+            bytes.extend(enc(&b));
+            let values = decode_key(&bytes).unwrap();
+            prop_assert_eq!(values.len(), 2);
+            prop_assert_eq!(compare_values(&values[0], &a), Ordering::Equal);
+            let mut again = Vec::new();
+            for v in &values {
+                encode_value(&mut again, v).unwrap();
+            }
+            prop_assert_eq!(again, bytes);
+        }
+
+        #[test]
+        fn decoded_integers_are_exact(x in any::<i64>(), y in any::<f64>()) {
+            let back = decode_key(&enc(&Bson::Int64(x))).unwrap();
+            prop_assert_eq!(back[0].as_i64().or(back[0].as_i32().map(i64::from)), Some(x));
+            let back = decode_key(&enc(&Bson::Double(y))).unwrap();
+            prop_assert_eq!(compare_values(&back[0], &Bson::Double(y)), Ordering::Equal);
+        }
 
         #[test]
         fn encoding_order_equals_document_order(a in arb_value(), b in arb_value()) {

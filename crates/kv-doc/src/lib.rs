@@ -15,8 +15,8 @@ pub mod update;
 pub use condition::{Condition, FieldTest};
 pub use index::IndexDef;
 pub use keycode::{
-    compare_values, encode_key, encode_key_prefix, encode_value, extract_fields, field_value,
-    KeySchema,
+    compare_values, decode_key, decode_value, encode_key, encode_key_prefix, encode_value,
+    extract_fields, field_value, KeySchema,
 };
 pub use update::UpdateSpec;
 
