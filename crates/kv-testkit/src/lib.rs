@@ -2,6 +2,12 @@
 //! `shared/specs/vectors/<vendor>.json`, and every single-byte replacement of a signed part.
 //! Each dialect's test keeps its own truth (what is signed, how its verifier is fed); only the
 //! vendor-neutral mechanics live here.
+//!
+//! Also, for the end-to-end suites: [`linearizability`] (the history checker) and [`postgres`]
+//! (a test server and a schema per test).
+
+pub mod linearizability;
+pub mod postgres;
 
 use std::ops::Range;
 use std::path::PathBuf;

@@ -9,9 +9,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-#[path = "../src/bench/workload.rs"]
-#[allow(dead_code)]
-mod workload;
+use kvmux_bench::workload;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,7 +1,7 @@
 //! kvmux: one binary that speaks Tencent EdgeKV, Alibaba ESA/DCDN KV and Huawei KVS on one port.
 
 mod admin;
-mod bench;
+use kvmux_bench as bench;
 mod config;
 mod dashboard;
 mod faults;

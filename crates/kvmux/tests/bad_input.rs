@@ -18,8 +18,7 @@ mod adversarial;
 mod common;
 
 #[allow(dead_code)]
-#[path = "../src/bench/workload.rs"]
-mod workload;
+use kvmux_bench::workload;
 
 use std::collections::BTreeMap;
 

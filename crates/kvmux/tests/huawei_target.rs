@@ -198,7 +198,7 @@ fn a_signature_without_host_serves_its_store_and_cannot_be_replayed_against_anot
     assert_eq!(status, 200, "{reply}");
     // The same signed request with another store in the Host, from another connection (a
     // captured request re-aimed): refused, and the victim's table stays.
-    r.set("Host", &store_host(&s, "victim"));
+    r.set("Host", store_host(&s, "victim"));
     let (status, reply, _) = send_signed(&s, &r);
     assert_eq!((status, error_code(&reply)), (401, "APIGW.0301"), "{reply}");
     ok(&s, "victim", "describe-table", doc! {"table_name": "tbl"});

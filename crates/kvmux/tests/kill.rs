@@ -1,5 +1,5 @@
 //! SIGKILL under load: 16 connections write through all three dialects, signed the way the SDKs
-//! sign (`bench/workload.rs`), single puts and multi-item batches (Aliyun `BatchPutKv`, Huawei
+//! sign (`kvmux_bench::workload`), single puts and multi-item batches (Aliyun `BatchPutKv`, Huawei
 //! `batch-write-kv`); the gateway is killed at seeded random moments and restarted on the same
 //! data dir, with the default `durable = true` (an acknowledged write has been fsynced).
 //!
@@ -21,8 +21,7 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../src/bench/workload.rs"]
-mod workload;
+use kvmux_bench::workload;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! Linearizability of single keys through the real gateway: 64 concurrent clients read, write and
 //! compare-and-set a few keys through all three dialects, signed the way the SDKs sign
-//! (`bench/workload.rs`), and the recorded history of every key is checked against a register
-//! specification (`common/linearizability.rs`: the zone test of Gibbons & Korach for the
+//! (`kvmux_bench::workload`), and the recorded history of every key is checked against a register
+//! specification (`kv_testkit::linearizability`: the zone test of Gibbons & Korach for the
 //! read/write keys, the Wing & Gong / Lowe search with memoisation for the compare-and-set ones).
 //!
 //! Registers: a few keys of a Tencent namespace bound to an Aliyun namespace (`[[bindings]]`), so
@@ -13,13 +13,8 @@
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "common/linearizability.rs"]
-mod checker;
-
-#[allow(dead_code)]
-#[path = "../src/bench/workload.rs"]
-mod workload;
+use kv_testkit::linearizability as checker;
+use kvmux_bench::workload;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -15,8 +15,7 @@ use common::{agent, Server, AUTH_OFF};
 use serde_json::{json, Value};
 
 /// The PostgreSQL bootstrap the engine's own tests use (start, watcher, schemas).
-#[path = "../../kv-core/tests/common/mod.rs"]
-mod pg;
+use kv_testkit::postgres as pg;
 use pg::{fresh_schema, server_url};
 
 fn storage_url(schema: &str) -> String {

@@ -6,8 +6,7 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../src/bench/workload.rs"]
-mod workload;
+use kvmux_bench::workload;
 
 use bytes::Bytes;
 use common::{agent, Server};

@@ -7,8 +7,7 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../src/bench/workload.rs"]
-mod workload;
+use kvmux_bench::workload;
 
 use std::io::Write;
 use std::net::TcpStream;

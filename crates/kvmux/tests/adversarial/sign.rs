@@ -1,5 +1,5 @@
 //! Signs any [`RawRequest`] (malformed bodies, odd headers, odd paths included) with a dialect's
-//! own canonical-request and string-to-sign functions, the way `bench/workload.rs` signs its
+//! own canonical-request and string-to-sign functions, the way `kvmux_bench::workload` signs its
 //! well-formed requests, so that a malformed request passes authentication and reaches the
 //! dialect's decoders with signatures enforced.
 

@@ -235,7 +235,7 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `request`, built elsewhere with a bare path for its URI (e.g. signed by `bench/workload.rs`),
+/// `request`, built elsewhere with a bare path for its URI (e.g. signed by `kvmux_bench::workload`),
 /// aimed at `url_of(path and query)` and with its body as ureq sends it.
 pub fn aimed_at(
     request: http::Request<bytes::Bytes>,

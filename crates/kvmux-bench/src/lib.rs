@@ -2,10 +2,13 @@
 //! keep-alive connections, and reports throughput and latency percentiles. By default it starts
 //! its own gateway (this same binary, as a child process, on a free port with a fresh data dir) so
 //! that the gateway's memory can be read separately; `--target` points it at a running one.
+//!
+//! Its own crate so that the end-to-end tests, the criterion benches and the binary share one
+//! copy of the SDK-exact signers (`workload`) without including source files across folders.
 
 mod load;
 mod plot;
-mod workload;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +17,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 pub use workload::{Op, Target};
 
-use crate::config::DEV_SECRET;
+/// The public dev secret of the default configuration (README, "Dev credentials"); kvmux's
+/// `config::DEV_SECRET` is the same string, which a test there pins.
+pub const DEV_SECRET: &str = "kvmuxdevsecret";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
