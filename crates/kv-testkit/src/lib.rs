@@ -24,6 +24,83 @@ pub struct Req {
     pub body: Vec<u8>,
 }
 
+impl Req {
+    /// The request head as hyper hands it to a dialect: what every verifier is fed.
+    pub fn to_parts(&self) -> http::request::Parts {
+        let mut builder = http::Request::builder()
+            .method(self.method.as_str())
+            .uri(self.target.as_str());
+        for (k, val) in &self.headers {
+            builder = builder.header(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                http::HeaderValue::from_str(val).expect("header value"),
+            );
+        }
+        builder
+            .body(())
+            .expect("a request http can carry")
+            .into_parts()
+            .0
+    }
+}
+
+/// What a tamper test saw: how many tampered requests per signed part, and the ones a verifier
+/// accepted (which must be none).
+#[derive(Debug, Default)]
+pub struct TamperTally {
+    pub total: usize,
+    pub by_part: std::collections::BTreeMap<String, usize>,
+    pub accepted: Vec<String>,
+}
+
+impl TamperTally {
+    /// One tampered request of `part`; `accepted` names it when the verifier let it through.
+    pub fn record(&mut self, part: &str, accepted: Option<String>) {
+        self.total += 1;
+        *self.by_part.entry(part.to_string()).or_default() += 1;
+        self.accepted.extend(accepted);
+    }
+
+    /// Prints the counts (the test run shows them), then asserts that no tampered request was
+    /// accepted, that every part in `parts` was tampered with, and that there were more than
+    /// `at_least` tampered requests in all.
+    pub fn assert_all_refused(
+        &self,
+        vendor: &str,
+        vectors: usize,
+        parts: &[&str],
+        at_least: usize,
+    ) {
+        println!(
+            "{vendor}: {} tampered requests from {vectors} valid vectors, every one refused; \
+             by part: {:?}",
+            self.total, self.by_part
+        );
+        assert!(
+            self.accepted.is_empty(),
+            "{} tampered requests verified:\n{}",
+            self.accepted.len(),
+            self.accepted.join("\n")
+        );
+        for part in parts {
+            assert!(
+                self.by_part.get(*part).copied().unwrap_or(0) > 0,
+                "no tampering of {part}"
+            );
+        }
+        assert!(
+            self.total > at_least,
+            "only {} tampered requests",
+            self.total
+        );
+    }
+}
+
+/// The part a tamper label names: `"host[3]=x"` is part `host`.
+pub fn part_of(label: &str) -> &str {
+    label.split('[').next().unwrap_or_default()
+}
+
 /// The position of the first header called `name` (any case).
 pub fn header_index(req: &Req, name: &str) -> Option<usize> {
     req.headers
