@@ -2138,3 +2138,88 @@ async fn uploads_without_a_valid_grant_are_refused_before_the_file() {
     assert_eq!(resp.status().as_u16(), 201);
     assert!(stored().await);
 }
+
+/// Upload staging does not outlive its use: a high-capacity call that reads an object drops it
+/// and its grant even when the call fails, and an upload nobody uses is swept when its
+/// authorization ends (the grant a grace period later).
+#[tokio::test]
+async fn upload_staging_is_dropped_when_used_or_expired() {
+    let h = harness();
+    esa(&h, "POST", "CreateKvNamespace", &[], &[("Namespace", "ns")]).await;
+    let authorize = || async {
+        call2(
+            &h,
+            v3(
+                "GET",
+                "AuthorizeFileUpload",
+                OPENPLATFORM_VERSION,
+                &[("Product", "ESA")],
+                &[],
+                ID,
+                SECRET,
+            ),
+        )
+        .await
+        .1
+    };
+    let staged = || async {
+        let uploads = crate::ops::upload::uploads(&h.engine).await.unwrap();
+        assert!(uploads.is_internal(), "{}", uploads.account);
+        h.engine
+            .scan(&uploads, kv_core::ScanOptions::prefix(b"", None, 100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| String::from_utf8_lossy(&i.key).into_owned())
+            .collect::<Vec<_>>()
+    };
+    // A PutKvWithHighCapacity whose object is not the documented JSON fails, and leaves nothing.
+    let auth = authorize().await;
+    assert_eq!(
+        h.dialect
+            .serve(multipart_granted(&auth, b"not json"))
+            .await
+            .status()
+            .as_u16(),
+        201
+    );
+    assert_eq!(staged().await.len(), 2, "a grant and its object");
+    let url = format!(
+        "http://http://127.0.0.1:9999/{}",
+        auth["ObjectKey"].as_str().unwrap()
+    );
+    let (s, b) = esa(
+        &h,
+        "POST",
+        "PutKvWithHighCapacity",
+        &[("Namespace", "ns"), ("Key", "k"), ("Url", &url)],
+        &[],
+    )
+    .await;
+    assert_eq!((s, code(&b)), (400, "InvalidParameters"), "{b}");
+    assert_eq!(staged().await, Vec::<String>::new());
+
+    // An upload that is never used: its object goes when the authorization ends, the grant
+    // (kept so a late use is told its authorization expired) a grace period later.
+    let auth = authorize().await;
+    h.dialect
+        .serve(multipart_granted(
+            &auth,
+            br#"{"Namespace":"ns","Key":"k","Value":"v"}"#,
+        ))
+        .await;
+    assert_eq!(staged().await.len(), 2);
+    h.engine
+        .clock()
+        .advance(crate::ops::upload::UPLOAD_TTL_SECS + 1);
+    h.engine.sweep_expired(100).await.unwrap();
+    let left = staged().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("grant/"), "{left:?}");
+    h.engine
+        .clock()
+        .advance(crate::ops::upload::EXPIRED_GRACE_SECS);
+    h.engine.sweep_expired(100).await.unwrap();
+    assert_eq!(staged().await, Vec::<String>::new());
+}

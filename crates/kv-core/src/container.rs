@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The account of kvmux's own containers (the Aliyun high-capacity upload staging): no
+/// credential names it, and the dashboard does not list it as a tenant.
+pub const INTERNAL_ACCOUNT: &str = "_kvmux";
+
 /// Flat containers hold opaque values under byte-string keys; document containers hold BSON
 /// documents whose keys are derived from a key schema (see `doc`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +59,13 @@ pub struct Container {
     /// The store version of the metadata record, for optimistic updates.
     #[serde(skip)]
     pub meta_version: u64,
+}
+
+impl Container {
+    /// Whether this is one of kvmux's own containers ([`INTERNAL_ACCOUNT`]), not a tenant's.
+    pub fn is_internal(&self) -> bool {
+        self.account == INTERNAL_ACCOUNT
+    }
 }
 
 /// How much a container (or an account group) holds right now.

@@ -21,7 +21,7 @@ pub mod store;
 pub mod text;
 
 pub use clock::Clock;
-pub use container::{Container, ContainerKind, Limits, NewContainer, Usage};
+pub use container::{Container, ContainerKind, Limits, NewContainer, Usage, INTERNAL_ACCOUNT};
 pub use dialect::{
     AuthMode, ContainerSelector, Credential, CredentialError, Credentials, Dialect, DialectContext,
     GatewayError, PeerAddr, RequestInfo, ScopeMatch, SignatureDiagnostics,

@@ -14,8 +14,12 @@
 //!    `http://http://127.0.0.1:PORT/<ObjectKey>`), applies the documented JSON and drops the
 //!    object.
 //!
-//! Grants and objects live in one hidden engine container with an expiry, so they survive a
-//! restart between the steps and vanish on their own when never used.
+//! Grants and objects live in one hidden engine container (account `_kvmux`, not listed by the
+//! dashboard) with an expiry, so they survive a restart between the steps and vanish on their
+//! own when never used: the engine's expiry sweeper removes an uploaded object when its
+//! authorization ends (`UPLOAD_TTL_SECS` after `AuthorizeFileUpload`), and the small grant a
+//! day later (`EXPIRED_GRACE_SECS`). A `*WithHighCapacity` call that reads an object drops it
+//! and its grant whether the call succeeds or fails, so nothing is left behind by a used Url.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -44,7 +48,7 @@ pub const EXPIRED_GRACE_SECS: u64 = 24 * 3600;
 /// The prefix of every ObjectKey kvmux hands out; `Url`s are resolved by it.
 pub const OBJECT_PREFIX: &str = "kvupload/";
 
-const HIDDEN_ACCOUNT: &str = "_kvmux";
+const HIDDEN_ACCOUNT: &str = kv_core::INTERNAL_ACCOUNT;
 const HIDDEN_SCOPE: &str = "aliyun-uploads";
 const HIDDEN_NAME: &str = "objects";
 
@@ -416,7 +420,9 @@ pub async fn post_object(
             &container,
             &object_key_bytes(&key),
             file,
-            Some(grant.expires_at + EXPIRED_GRACE_SECS),
+            // The object is useless once its grant has expired (a late use is refused by the
+            // grant), so it goes then; only the small grant stays for the grace period.
+            Some(grant.expires_at),
             Precondition::None,
         )
         .await
@@ -496,6 +502,17 @@ pub async fn put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let key = ctx.params.required("Key")?;
     validate_key(key)?;
     let (uploads, object_key, object) = take_object(ctx).await?;
+    let result = put_object(ctx, &namespace, key, object).await;
+    forget(ctx, &uploads, &object_key).await;
+    result
+}
+
+async fn put_object(
+    ctx: &Ctx<'_>,
+    namespace: &Container,
+    key: &str,
+    object: Bytes,
+) -> ApiResult<Reply> {
     let parsed: HighCapacityPut = serde_json::from_slice(&object).map_err(|_| {
         ApiError::invalid_parameter(
             ctx.product,
@@ -516,32 +533,31 @@ pub async fn put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     // handed to the engine without a copy.
     let reply = put_reply(ctx.product, parsed.value.len(), &parsed.value);
     drop(object);
-    write(ctx, &namespace, key, Bytes::from(parsed.value), expires_at).await?;
-    forget(ctx, &uploads, &object_key).await;
+    write(ctx, namespace, key, Bytes::from(parsed.value), expires_at).await?;
     Ok(reply)
 }
 
 pub async fn batch_put_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let namespace = open(ctx).await?;
     let (uploads, object_key, object) = take_object(ctx).await?;
-    let reply_value = match serde_json::from_slice::<HighCapacityBatchPut>(&object) {
-        Ok(parsed) => put_entries(ctx, &namespace, parsed.kv_list, MAX_HC_VALUE).await?,
+    let result = match serde_json::from_slice::<HighCapacityBatchPut>(&object) {
+        Ok(parsed) => put_entries(ctx, &namespace, parsed.kv_list, MAX_HC_VALUE).await,
         // Documented: a malformed object is a 200 with empty SuccessKeys.
-        Err(_) => reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))]),
+        Err(_) => Ok(reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))])),
     };
     forget(ctx, &uploads, &object_key).await;
-    Ok(reply_value)
+    result
 }
 
 pub async fn batch_delete_high_capacity(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let namespace = open(ctx).await?;
     let (uploads, object_key, object) = take_object(ctx).await?;
-    let reply_value = match serde_json::from_slice::<HighCapacityBatchDelete>(&object) {
-        Ok(parsed) => delete_keys(ctx, &namespace, parsed.keys).await?,
-        Err(_) => reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))]),
+    let result = match serde_json::from_slice::<HighCapacityBatchDelete>(&object) {
+        Ok(parsed) => delete_keys(ctx, &namespace, parsed.keys).await,
+        Err(_) => Ok(reply([("SuccessKeys", json!([])), ("FailKeys", json!([]))])),
     };
     forget(ctx, &uploads, &object_key).await;
-    Ok(reply_value)
+    result
 }
 
 #[cfg(test)]
