@@ -116,9 +116,43 @@ pub fn mode(config: &Config) -> (Mode, String) {
     }
 }
 
+/// The response header that carries an admin call's request id (data requests carry their
+/// vendor's own request id header instead).
+pub const REQUEST_ID_HEADER: &str = "x-kvmux-request-id";
+
+/// The id of one admin call, put into the request's extensions by the server when the call
+/// arrives: its log lines ("admin call", "request") and its response's [`REQUEST_ID_HEADER`]
+/// carry it, so an operator can find what the gateway logged about a reply a client saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    pub fn fresh() -> Self {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// The request id the server gave this admin call (`-` if none: only unit tests build such).
+pub fn request_id(parts: &http::request::Parts) -> &str {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .map_or("-", |id| id.0.as_str())
+}
+
+/// Puts the call's request id into an admin response's headers.
+pub fn tag_response(parts: &http::request::Parts, headers: &mut http::HeaderMap) {
+    if let Some(id) = parts.extensions.get::<RequestId>() {
+        if let Ok(value) = http::HeaderValue::from_str(&id.0) {
+            headers.insert(REQUEST_ID_HEADER, value);
+        }
+    }
+}
+
 /// Logs one admin call (INFO), answered or refused, with who asked.
 pub fn log_call(peer: SocketAddr, parts: &http::request::Parts, status: StatusCode) {
     tracing::info!(
+        request_id = request_id(parts),
         peer = %peer,
         method = %parts.method,
         // The path is the caller's text: cut, so a log line never grows with what a stranger sent.
@@ -431,6 +465,11 @@ async fn route(
             match serde_json::from_slice::<FaultRuleSpec>(&body)
                 .map_err(|e| format!("a fault rule is {{\"dialect\", \"operation\", \"account\", \"probability\", \"error\": \"throttle\"|\"internal\", \"latency_ms\"}}: {e}"))
                 .and_then(|spec| spec.validate().map(|()| spec))
+                .and_then(|spec| {
+                    let dialects: Vec<(&str, &[&str])> =
+                        gw.dialects.iter().map(|d| (d.name(), d.operations())).collect();
+                    spec.check_names(&dialects).map(|()| spec)
+                })
             {
                 Ok(spec) => json_response(StatusCode::CREATED, json!(gw.faults.add(spec))),
                 Err(e) => error(StatusCode::BAD_REQUEST, e),

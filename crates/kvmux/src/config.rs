@@ -728,6 +728,30 @@ impl Config {
         }
     }
 
+    /// Enabled dialects that no request can reach: auth is not `off`, `[auth] auto_accounts` is
+    /// off, and no `[[credentials]]` names the dialect, so every signed request is refused (until
+    /// a key pair is added with `POST /_kvmux/credentials`). One line per dialect, for
+    /// `check-config` and the start-up log. The shipped config and the built-in defaults carry
+    /// a dev key pair for each dialect, so they warn about nothing.
+    pub fn credential_warnings(&self) -> Vec<String> {
+        if self.auth.mode == AuthMode::Off || self.auth.auto_accounts {
+            return Vec::new();
+        }
+        DialectName::ALL
+            .into_iter()
+            .filter(|d| self.enabled(*d) && !self.credentials.iter().any(|c| c.dialect == *d))
+            .map(|d| {
+                let name = d.as_str();
+                format!(
+                    "no [[credentials]] for the {name} dialect: every {name} request will be \
+                     refused; add a [[credentials]] with dialect = \"{name}\" (or one at runtime \
+                     with POST /_kvmux/credentials), set [auth] auto_accounts = true, or turn it \
+                     off with [dialects] {name} = false"
+                )
+            })
+            .collect()
+    }
+
     /// The `[[credentials]]` of one dialect, as the engine's type.
     pub fn configured_credentials(&self, dialect: DialectName) -> Vec<Credential> {
         self.credentials
@@ -885,6 +909,53 @@ mod tests {
             .credentials
             .iter()
             .all(|c| c.secret == DEV_SECRET && c.account == "dev"));
+    }
+
+    #[test]
+    fn a_dialect_without_credentials_is_warned_about_unless_nothing_is_verified() {
+        let parse = |text: &str| Config::parse(text, Path::new("t.toml")).expect("parses");
+        assert_eq!(
+            Config::default().credential_warnings(),
+            Vec::<String>::new()
+        );
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/kvmux.toml");
+        let shipped = Config::load(Path::new(shipped)).expect("shipped config");
+        assert_eq!(shipped.credential_warnings(), Vec::<String>::new());
+        let only_tencent = "[[credentials]]\ndialect = \"tencent\"\nid = \"AK1\"\n\
+                            secret = \"s1\"\naccount = \"a\"\n";
+        let warnings = parse(only_tencent).credential_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "no [[credentials]] for the aliyun dialect: every aliyun request will be refused"
+            ),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with("no [[credentials]] for the huawei dialect"),
+            "{warnings:?}"
+        );
+        let huawei_off = format!("{only_tencent}[dialects]\naliyun = false\nhuawei = false\n");
+        assert_eq!(
+            parse(&huawei_off).credential_warnings(),
+            Vec::<String>::new()
+        );
+        let none = parse("credentials = []\n").credential_warnings();
+        assert_eq!(none.len(), 3, "{none:?}");
+        assert_eq!(
+            parse("credentials = []\n[auth]\nmode = \"log\"\n")
+                .credential_warnings()
+                .len(),
+            3
+        );
+        assert_eq!(
+            parse("credentials = []\n[auth]\nmode = \"off\"\n").credential_warnings(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse("credentials = []\n[auth]\nauto_accounts = true\n").credential_warnings(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

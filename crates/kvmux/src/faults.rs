@@ -75,6 +75,49 @@ impl FaultRuleSpec {
         Ok(())
     }
 
+    /// Checks the rule's names against the gateway's enabled dialects, given as `(name,
+    /// operations)` ([`kv_core::Dialect::operations`]): a dialect that is not enabled, or an
+    /// operation no (named) dialect has, would make a rule that never fires, and a test that
+    /// relies on it would pass for the wrong reason. The error lists the valid names.
+    /// Operations match case-insensitively, as [`Faults::decide`] does.
+    pub fn check_names(&self, dialects: &[(&str, &[&str])]) -> Result<(), String> {
+        let named: Vec<&(&str, &[&str])> = match &self.dialect {
+            Some(d) => {
+                let found: Vec<_> = dialects.iter().filter(|(name, _)| name == d).collect();
+                if found.is_empty() {
+                    let enabled: Vec<&str> = dialects.iter().map(|(name, _)| *name).collect();
+                    return Err(format!(
+                        "dialect {d:?} is not enabled on this gateway; enabled: {}",
+                        enabled.join(", ")
+                    ));
+                }
+                found
+            }
+            None => dialects.iter().collect(),
+        };
+        let Some(operation) = &self.operation else {
+            return Ok(());
+        };
+        let known = named
+            .iter()
+            .any(|(_, ops)| ops.iter().any(|op| op.eq_ignore_ascii_case(operation)));
+        if known {
+            return Ok(());
+        }
+        let valid: Vec<String> = named
+            .iter()
+            .map(|(name, ops)| format!("{name}: {}", ops.join(", ")))
+            .collect();
+        let whose = match &self.dialect {
+            Some(d) => format!("a {d} operation"),
+            None => "an operation of any enabled dialect".into(),
+        };
+        Err(format!(
+            "operation {operation:?} is not {whose}; valid operations (case-insensitive): {}",
+            valid.join("; ")
+        ))
+    }
+
     fn matches(&self, dialect: &str, operation: Option<&str>, account: Option<&str>) -> bool {
         self.dialect.as_deref().is_none_or(|d| d == dialect)
             && self
@@ -230,6 +273,49 @@ mod tests {
         faults.clear();
         faults.add(spec(r#"{"probability":0.0,"error":"internal"}"#));
         assert!((0..1000).all(|_| faults.decide("aliyun", None, None).is_none()));
+    }
+
+    #[test]
+    fn rules_naming_an_operation_or_dialect_the_gateway_lacks_are_refused_with_the_valid_ones() {
+        let tencent: &[&str] = &["EdgeKVPut", "EdgeKVGet"];
+        let huawei: &[&str] = &["put-kv", "get-kv"];
+        let both = [("tencent", tencent), ("huawei", huawei)];
+        let check = |json: &str| spec(json).check_names(&both);
+        assert_eq!(
+            check(r#"{"dialect":"tencent","operation":"edgekvput","error":"throttle"}"#),
+            Ok(())
+        );
+        assert_eq!(
+            check(r#"{"operation":"GET-KV","error":"throttle"}"#),
+            Ok(())
+        );
+        assert_eq!(check(r#"{"dialect":"huawei","error":"throttle"}"#), Ok(()));
+        assert_eq!(
+            check(r#"{"dialect":"tencent","operation":"PutKV","error":"throttle"}"#),
+            Err(
+                "operation \"PutKV\" is not a tencent operation; valid operations \
+                 (case-insensitive): tencent: EdgeKVPut, EdgeKVGet"
+                    .into()
+            )
+        );
+        // An operation of another dialect is not one of this dialect's.
+        assert!(check(r#"{"dialect":"tencent","operation":"put-kv","error":"throttle"}"#).is_err());
+        assert_eq!(
+            check(r#"{"operation":"Put","error":"internal"}"#),
+            Err(
+                "operation \"Put\" is not an operation of any enabled dialect; valid \
+                 operations (case-insensitive): tencent: EdgeKVPut, EdgeKVGet; huawei: put-kv, \
+                 get-kv"
+                    .into()
+            )
+        );
+        assert_eq!(
+            check(r#"{"dialect":"aliyun","error":"internal"}"#),
+            Err(
+                "dialect \"aliyun\" is not enabled on this gateway; enabled: tencent, huawei"
+                    .into()
+            )
+        );
     }
 
     #[test]

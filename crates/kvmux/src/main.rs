@@ -119,6 +119,9 @@ fn main() -> ExitCode {
                 }
                 println!("\n# admin: {}", admin::mode(&config).1);
                 println!("# storage: {}", config.storage_description());
+                for warning in config.credential_warnings() {
+                    eprintln!("kvmux: warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -474,9 +477,24 @@ async fn open_engine(config: &Config) -> Result<(Arc<Engine>, String), String> {
                 cache_bytes: config.cache_mb.saturating_mul(1 << 20),
             };
             let engine = Engine::open_redb_with(&db_path, options, clock)
-                .map_err(|e| format!("opening {}: {e}", db_path.display()))?;
+                .map_err(|e| open_error(&config.data_dir, &db_path, &e.to_string()))?;
             Ok((Arc::new(engine), db_path.display().to_string()))
         }
+    }
+}
+
+/// Why the redb file could not be opened. redb locks the file while a process has it open, and
+/// its "Database already open. Cannot acquire lock." says nothing about what to do: the usual
+/// cause is a second `serve` (or an `export`) on a running gateway's data dir.
+fn open_error(data_dir: &std::path::Path, db_path: &std::path::Path, error: &str) -> String {
+    if error.contains("already open") {
+        format!(
+            "another kvmux (or process) holds {}; stop it, or use its online snapshot: GET \
+             /_kvmux/snapshot",
+            data_dir.display()
+        )
+    } else {
+        format!("opening {}: {error}", db_path.display())
     }
 }
 
@@ -504,6 +522,24 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
         ready::remove_stale(path)?;
     }
     raise_open_files_limit();
+    // Bound first: a busy port must fail the start before anything is created on disk (the
+    // data dir, the redb file, a self-signed certificate). The kernel queues connections until
+    // the gateway accepts them.
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    // `[admin] listen`: a port of its own for admin, dashboard and metrics (none when disabled).
+    let admin_listener = match &config.admin.listen {
+        Some(addr) if config.admin.enabled => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} ([admin] listen): {e}"))?,
+        ),
+        _ => None,
+    };
     let tls = match &config.tls {
         Some(section) => {
             section.check().map_err(|(_, message)| message)?;
@@ -542,21 +578,6 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
             );
         }
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("listener address: {e}"))?;
-    // `[admin] listen`: a port of its own for admin, dashboard and metrics (none when disabled).
-    let admin_listener = match &config.admin.listen {
-        Some(addr) if config.admin.enabled => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} ([admin] listen): {e}"))?,
-        ),
-        _ => None,
-    };
     let (admin_mode, admin_why) = admin::mode(&config);
     if admin_mode == admin::Mode::Locked {
         tracing::warn!("admin API {admin_why}");
@@ -573,6 +594,9 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
             listen = %local,
             "the public dev credentials are accepted ([auth] allow_dev_credentials = true)"
         );
+    }
+    for warning in config.credential_warnings() {
+        tracing::warn!("{warning}");
     }
     let dialects = build_dialects(&config, &engine);
     let gateway = Arc::new(server::Gateway {

@@ -259,8 +259,19 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
+    let admin_call =
+        admin::is_admin_path(&path) || parts.extensions.get() == Some(&admin::Port::Admin);
+    if admin_call {
+        parts.extensions.insert(admin::RequestId::fresh());
+    }
+    // What `finish` logs for an admin call: its request id (a data request's comes from its
+    // dialect).
+    let admin_info = || RequestInfo {
+        request_id: admin::request_id(&parts).to_string(),
+        ..Default::default()
+    };
 
     let head = head_bytes(&parts);
     if head > gw.config.limits.max_header_bytes {
@@ -280,17 +291,26 @@ pub async fn handle(
 
     // Admin paths, and everything on an `[admin] listen` port, pass admin::authorize first: before
     // a byte of the body is read, so an unauthorized caller holds no memory.
-    if admin::is_admin_path(&path) || parts.extensions.get() == Some(&admin::Port::Admin) {
-        if let Err(resp) = admin::authorize(&gw, peer, &parts) {
-            let info = RequestInfo::default();
-            finish(&gw, "admin", "refused", &info, resp.status(), started, None);
+    if admin_call {
+        if let Err(mut resp) = admin::authorize(&gw, peer, &parts) {
+            admin::tag_response(&parts, resp.headers_mut());
+            finish(
+                &gw,
+                "admin",
+                "refused",
+                &admin_info(),
+                resp.status(),
+                started,
+                None,
+            );
             return Ok((*resp).map(full));
         }
     }
     if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
-        let resp = snapshot(&gw);
+        let mut resp = snapshot(&gw);
+        admin::tag_response(&parts, resp.headers_mut());
         admin::log_call(peer, &parts, resp.status());
-        let info = RequestInfo::default();
+        let info = admin_info();
         finish(
             &gw,
             "admin",
@@ -332,18 +352,28 @@ pub async fn handle(
                     ),
                     BodyError::Other(why) => admin::error(StatusCode::BAD_REQUEST, why),
                 };
+                let mut resp = resp;
+                admin::tag_response(&parts, resp.headers_mut());
                 admin::log_call(peer, &parts, resp.status());
-                let info = RequestInfo::default();
-                finish(&gw, "admin", "body", &info, resp.status(), started, None);
+                finish(
+                    &gw,
+                    "admin",
+                    "body",
+                    &admin_info(),
+                    resp.status(),
+                    started,
+                    None,
+                );
                 return Ok(resp.map(full));
             }
         };
-        let (operation, resp) = admin::handle(&gw, peer, &parts, body).await;
+        let (operation, mut resp) = admin::handle(&gw, peer, &parts, body).await;
+        admin::tag_response(&parts, resp.headers_mut());
         finish(
             &gw,
             "admin",
             operation,
-            &RequestInfo::default(),
+            &admin_info(),
             resp.status(),
             started,
             None,
