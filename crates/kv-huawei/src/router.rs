@@ -93,17 +93,13 @@ pub fn route(path: &str) -> Option<Operation> {
 mod tests {
     use super::*;
 
-    /// The metrics/log label set (`Dialect::operations`) holds every routable operation, so no
-    /// served request is counted as `unknown`, and nothing else.
     #[test]
     fn every_operation_is_a_label() {
-        for op in Operation::ALL {
-            assert!(Operation::NAMES.contains(&op.name()), "{op:?}");
-        }
-        assert_eq!(Operation::NAMES.len(), Operation::ALL.len());
-        for name in Operation::NAMES {
-            assert!(route(&format!("/v1/{name}")).is_some(), "{name}");
-        }
+        kv_testkit::assert_labels_are_the_operations(
+            Operation::ALL.iter().map(|op| op.name()),
+            &Operation::NAMES,
+            |name| route(&format!("/v1/{name}")).is_some(),
+        );
     }
 
     #[test]

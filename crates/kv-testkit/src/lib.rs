@@ -96,6 +96,102 @@ impl TamperTally {
     }
 }
 
+/// Every single-byte replacement in the method (signed by every vendor), labelled `method[i]=c`.
+pub fn tamper_method(req: &Req) -> Vec<(String, Req)> {
+    tamper_str(&req.method, 0..req.method.len())
+        .into_iter()
+        .map(|(i, b, method)| {
+            let tampered = Req {
+                method,
+                ..req.clone()
+            };
+            (format!("method[{i}]={}", b as char), tampered)
+        })
+        .collect()
+}
+
+/// What `verify` made of the unmodified vector; a refusal fails the test with the vector's name.
+pub fn verified<T, E: std::fmt::Debug>(vector: &Vector, outcome: Result<T, E>) -> T {
+    outcome.unwrap_or_else(|e| panic!("{}: the unmodified request is refused: {e:?}", vector.name))
+}
+
+/// Every single-byte replacement in the values of the signed headers and of `authorization`,
+/// and in the signed headers' names; labelled `"<name>[i]=c"` and `"<name> name[i]=c"`. A signed
+/// header missing from the request is a broken vector.
+pub fn tamper_headers(req: &Req, signed_headers: &[String], vector: &str) -> Vec<(String, Req)> {
+    let mut out = Vec::new();
+    let authorization = "authorization".to_string();
+    for name in signed_headers.iter().chain([&authorization]) {
+        let h = header_index(req, name)
+            .unwrap_or_else(|| panic!("{vector}: signed header {name} missing"));
+        let (header_name, value) = &req.headers[h];
+        for (i, b, m) in tamper_str(value, 0..value.len()) {
+            let mut r = req.clone();
+            r.headers[h].1 = m;
+            out.push((format!("{name}[{i}]={}", b as char), r));
+        }
+        if name != "authorization" {
+            for (i, b, m) in tamper_str(header_name, 0..header_name.len()) {
+                let mut r = req.clone();
+                r.headers[h].0 = m;
+                out.push((format!("{name} name[{i}]={}", b as char), r));
+            }
+        }
+    }
+    out
+}
+
+/// A signature's freshness window around `signed_at`: `verify(now)` refuses just outside it
+/// (`refusal` checks the vendor's error) and a day away, and accepts at its edges and centre.
+pub fn assert_freshness_window<T, E: std::fmt::Debug>(
+    vector: &str,
+    signed_at: u64,
+    window: u64,
+    verify: impl Fn(u64) -> Result<T, E>,
+    refusal: impl Fn(&E),
+) {
+    let outside = [
+        signed_at + window + 1,
+        signed_at - window - 1,
+        signed_at + 86_400,
+        signed_at - 86_400,
+    ];
+    for now in outside {
+        match verify(now) {
+            Ok(_) => panic!("{vector}: accepted at {now}, outside the window"),
+            Err(e) => refusal(&e),
+        }
+    }
+    for now in [signed_at + window, signed_at - window, signed_at] {
+        if let Err(e) = verify(now) {
+            panic!("{vector}: refused at {now}, inside the window: {e:?}");
+        }
+    }
+}
+
+/// A dialect's metrics/log label set (`Dialect::operations`) is exactly its operations: every
+/// operation's name is a label (no served request counted as `unknown`), there are no others,
+/// and every label routes back to an operation.
+pub fn assert_labels_are_the_operations<'a>(
+    operation_names: impl IntoIterator<Item = &'a str>,
+    labels: &[&str],
+    routes: impl Fn(&str) -> bool,
+) {
+    let mut count = 0;
+    for name in operation_names {
+        assert!(labels.contains(&name), "{name} is not a label");
+        count += 1;
+    }
+    assert_eq!(
+        labels.len(),
+        count,
+        "labels that are no operation: {labels:?}"
+    );
+    for label in labels {
+        assert!(routes(label), "{label} does not route");
+    }
+}
+
 /// The part a tamper label names: `"host[3]=x"` is part `host`.
 pub fn part_of(label: &str) -> &str {
     label.split('[').next().unwrap_or_default()
@@ -117,6 +213,18 @@ pub struct Vector {
     /// Unix seconds at which the request is fresh.
     pub now: u64,
     pub req: Req,
+}
+
+/// [`valid_vectors`], asserting that the file holds `expected` of them (a vector lost from the
+/// file would otherwise shrink every tamper test silently).
+pub fn valid_vectors_expecting(vendor: &str, expected: usize) -> Vec<Vector> {
+    let all = valid_vectors(vendor);
+    assert_eq!(
+        all.len(),
+        expected,
+        "the vectors file holds {expected} valid {vendor} requests"
+    );
+    all
 }
 
 /// The valid vectors of `shared/specs/vectors/<vendor>.json` (the tampered ones there are the
