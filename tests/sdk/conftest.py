@@ -12,9 +12,11 @@ and nothing else; `url` and `SCHEME` are then https.
 """
 
 import hashlib
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import ssl
@@ -43,6 +45,9 @@ SCHEME = "https" if TLS else "http"
 CA_BUNDLE = None
 if TLS:
     _bundle_dir = tempfile.mkdtemp(prefix="kvmux-tls-trust-")
+    # The bundle is only this session's: removed when pytest exits, pass or fail (it used to be
+    # left in /tmp, one directory per TLS run).
+    atexit.register(shutil.rmtree, _bundle_dir, ignore_errors=True)
     CA_BUNDLE = os.path.join(_bundle_dir, "gateways.pem")
     pathlib.Path(CA_BUNDLE).write_text("")
     os.environ["SSL_CERT_FILE"] = CA_BUNDLE
