@@ -83,6 +83,244 @@ impl ApiError {
     }
 }
 
+/// The rest of the table: each error the dialect sends outside the engine mapping, with its
+/// message, named once (call sites say which, not how it reads).
+impl ApiError {
+    pub fn unsupported_method(method: &http::Method) -> Self {
+        Self::new(
+            codes::UNSUPPORTED_PROTOCOL,
+            format!("The HTTP method {method} is not supported."),
+        )
+    }
+
+    pub fn missing_version() -> Self {
+        Self::new(
+            codes::MISSING_PARAMETER,
+            "The request is missing the API version (X-TC-Version).",
+        )
+    }
+
+    pub fn no_such_version(asked: &str, served: &str) -> Self {
+        Self::new(
+            codes::NO_SUCH_VERSION,
+            format!("The API version `{asked}` does not exist; EdgeKV is {served}."),
+        )
+    }
+
+    pub fn missing_action() -> Self {
+        Self::new(
+            codes::MISSING_PARAMETER,
+            "The request is missing the action (X-TC-Action).",
+        )
+    }
+
+    pub fn invalid_action(action: &str) -> Self {
+        Self::new(
+            codes::INVALID_ACTION,
+            format!("The action `{action}` does not exist."),
+        )
+    }
+
+    pub fn rate_limited(operation: &str, per_second: u32) -> Self {
+        Self::new(
+            codes::REQUEST_LIMIT_EXCEEDED,
+            format!("Request rate limit of {per_second}/s for {operation} exceeded."),
+        )
+    }
+
+    /// An injected or gateway-wide throttle (fault rules), not the per-action vendor limit.
+    pub fn throttled() -> Self {
+        Self::new(
+            codes::REQUEST_LIMIT_EXCEEDED,
+            "The request rate limit was exceeded.",
+        )
+    }
+
+    pub fn missing_nonce() -> Self {
+        Self::new(
+            codes::MISSING_PARAMETER,
+            "The request is missing the `Nonce` parameter.",
+        )
+    }
+
+    pub fn nonce_reused(nonce: &str, window_secs: u64) -> Self {
+        Self::new(
+            codes::SIGNATURE_FAILURE,
+            format!(
+                "The Nonce `{nonce}` was already used with this SecretId within the last \
+                 {window_secs} seconds; sign every request with a new Nonce."
+            ),
+        )
+    }
+
+    pub fn signature_reused() -> Self {
+        Self::new(
+            codes::SIGNATURE_FAILURE,
+            "This signature was already used for another action, version or body; sign every \
+             request separately.",
+        )
+    }
+
+    pub fn body_too_large(limit: u64) -> Self {
+        Self::new(
+            codes::REQUEST_SIZE_LIMIT_EXCEEDED,
+            format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn unreadable_body(why: &str) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            format!("The request body could not be read: {why}."),
+        )
+    }
+
+    pub fn response_too_large(len: usize, limit: usize) -> Self {
+        Self::new(
+            codes::RESPONSE_SIZE_LIMIT_EXCEEDED,
+            format!(
+                "The response would be {len} bytes, over the limit of {limit}; request fewer keys \
+                 at a time."
+            ),
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(codes::INTERNAL_ERROR, "An internal error occurred.")
+    }
+
+    pub fn body_not_an_object() -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            "The request body must be a JSON object.",
+        )
+    }
+
+    pub fn body_not_json(e: &dyn std::fmt::Display) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            format!("The request body is not valid JSON: {e}."),
+        )
+    }
+
+    pub fn malformed_parameter_name(name: &str) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            format!("Malformed parameter name `{name}`."),
+        )
+    }
+
+    pub fn malformed_parameters() -> Self {
+        Self::new(codes::INVALID_PARAMETER, "Malformed parameters.")
+    }
+
+    pub fn unknown_parameter(name: &str) -> Self {
+        Self::new(
+            codes::UNKNOWN_PARAMETER,
+            format!("The parameter `{name}` is not defined for this action."),
+        )
+    }
+
+    pub fn keys_too_many(max: usize, got: usize) -> Self {
+        Self::new(
+            codes::KEYS_TOO_MANY,
+            format!("At most {max} keys may be given in one request, got {got}."),
+        )
+    }
+
+    pub fn remark_too_long(max_chars: usize) -> Self {
+        Self::new(
+            codes::REMARK_TOO_LONG,
+            format!("The remark is longer than {max_chars} characters."),
+        )
+    }
+
+    pub fn bad_namespace_name() -> Self {
+        Self::new(
+            codes::BAD_NAMESPACE_NAME,
+            "The namespace name must be 1-50 characters of letters, digits and `-`, and `-` may \
+             not start or end it or appear twice in a row.",
+        )
+    }
+
+    pub fn invalid_sort_by(asked: &str) -> Self {
+        Self::new(
+            codes::INVALID_SORT_BY,
+            format!("`SortBy` must be created-on or updated-on, not `{asked}`."),
+        )
+    }
+
+    pub fn invalid_sort_order(asked: &str) -> Self {
+        Self::new(
+            codes::INVALID_SORT_ORDER,
+            format!("`SortOrder` must be asc or desc, not `{asked}`."),
+        )
+    }
+
+    pub fn invalid_filter_name(index: usize, asked: &str) -> Self {
+        Self::new(
+            codes::INVALID_FILTER_NAME,
+            format!("`Filters.{index}.Name` must be namespace or remark, not `{asked}`."),
+        )
+    }
+
+    pub fn not_a_runtime_path() -> Self {
+        Self::new(codes::INVALID_PARAMETER, "Not a runtime binding path.")
+    }
+
+    pub fn bad_runtime_path(prefix: &str, segments: usize) -> Self {
+        Self::new(
+            codes::INVALID_PARAMETER,
+            format!(
+                "The path must be {prefix}{{ZoneId}}/{{Namespace}}/{{Key}}, with three non-empty \
+                 segments; it has {segments}."
+            ),
+        )
+    }
+
+    pub fn unsupported_runtime_method(method: &http::Method) -> Self {
+        Self::new(
+            codes::UNSUPPORTED_PROTOCOL,
+            format!("The HTTP method {method} is not supported here: use PUT, GET or DELETE."),
+        )
+    }
+
+    pub fn value_too_large(len: usize, max: usize) -> Self {
+        Self::new(
+            codes::REQUEST_SIZE_LIMIT_EXCEEDED,
+            format!("The value is {len} bytes; the KV value limit is {max} bytes (25 MB)."),
+        )
+    }
+
+    pub fn key_not_found(key: &str, namespace: &str) -> Self {
+        Self::new(
+            codes::KEY_NOT_FOUND,
+            format!("The key `{key}` does not exist in the KV namespace `{namespace}`."),
+        )
+    }
+
+    pub fn runtime_needs_tc3() -> Self {
+        Self::new(
+            codes::INVALID_AUTHORIZATION,
+            "A runtime binding request must carry a TC3-HMAC-SHA256 Authorization header.",
+        )
+    }
+
+    pub fn runtime_needs_signed_host() -> Self {
+        Self::new(
+            codes::INVALID_AUTHORIZATION,
+            "A runtime binding request must sign the `host` header.",
+        )
+    }
+
+    pub fn runtime_needs_signed_payload() -> Self {
+        Self::new(
+            codes::INVALID_AUTHORIZATION,
+            "A runtime binding request must sign its payload (no UNSIGNED-PAYLOAD).",
+        )
+    }
+}
+
 /// Every code this dialect emits, named once.
 pub mod codes {
     pub const INVALID_AUTHORIZATION: &str = "AuthFailure.InvalidAuthorization";
@@ -110,6 +348,8 @@ pub mod codes {
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const FAILED_OPERATION: &str = "FailedOperation";
     pub const INTERNAL_ERROR: &str = "InternalError";
+    /// The runtime binding route's missing key (the EdgeKV actions answer an empty value).
+    pub const KEY_NOT_FOUND: &str = "ResourceNotFound.KeyNotFound";
 }
 
 /// `{"Response": {...fields, "RequestId"}}` with HTTP 200 and `Content-Type: application/json`

@@ -26,7 +26,7 @@ use kv_core::replay::{Binding, SignatureBindings};
 use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
 
 use crate::auth::{Refused, SignedRequest, Verified, TIMESTAMP_WINDOW_SECS};
-use crate::error::{codes, envelope_len, envelope_of, error_response, ApiError};
+use crate::error::{envelope_len, envelope_of, error_response, ApiError};
 use crate::ops::{Ctx, Reply, MAX_REPLY_BYTES};
 use crate::router::{Operation, Style, API_VERSION};
 use crate::wire::Params;
@@ -121,13 +121,7 @@ impl TencentDialect {
         let outcome = outcome.and_then(|reply| {
             let len = envelope_len(&reply, &request_id);
             if len > MAX_REPLY_BYTES {
-                Err(ApiError::new(
-                    codes::RESPONSE_SIZE_LIMIT_EXCEEDED,
-                    format!(
-                        "The response would be {len} bytes, over the limit of {MAX_REPLY_BYTES}; \
-                         request fewer keys at a time."
-                    ),
-                ))
+                Err(ApiError::response_too_large(len, MAX_REPLY_BYTES))
             } else {
                 Ok(reply)
             }
@@ -150,10 +144,7 @@ impl TencentDialect {
         info: &mut RequestInfo,
     ) -> Result<Reply, ApiError> {
         if parts.method != Method::POST && parts.method != Method::GET {
-            return Err(ApiError::new(
-                codes::UNSUPPORTED_PROTOCOL,
-                format!("The HTTP method {} is not supported.", parts.method),
-            ));
+            return Err(ApiError::unsupported_method(&parts.method));
         }
         let style = router::style(parts);
         let host = header(parts, "host")
@@ -212,39 +203,20 @@ impl TencentDialect {
         info.account = Some(account.clone());
 
         match version.as_deref() {
-            None => {
-                return Err(ApiError::new(
-                    codes::MISSING_PARAMETER,
-                    "The request is missing the API version (X-TC-Version).",
-                ))
-            }
+            None => return Err(ApiError::missing_version()),
             Some(API_VERSION) => {}
-            Some(other) => {
-                return Err(ApiError::new(
-                    codes::NO_SUCH_VERSION,
-                    format!("The API version `{other}` does not exist; EdgeKV is {API_VERSION}."),
-                ))
-            }
+            Some(other) => return Err(ApiError::no_such_version(other, API_VERSION)),
         }
         let Some(operation) = operation else {
             return Err(match action {
-                None => ApiError::new(
-                    codes::MISSING_PARAMETER,
-                    "The request is missing the action (X-TC-Action).",
-                ),
-                Some(a) => ApiError::new(
-                    codes::INVALID_ACTION,
-                    format!("The action `{a}` does not exist."),
-                ),
+                None => ApiError::missing_action(),
+                Some(a) => ApiError::invalid_action(&a),
             });
         };
         if self.ctx.vendor_rate_limits && !self.admit(&account, operation, now) {
-            return Err(ApiError::new(
-                codes::REQUEST_LIMIT_EXCEEDED,
-                format!(
-                    "Request rate limit of {VENDOR_RATE_LIMIT_PER_SEC}/s for {} exceeded.",
-                    operation.name()
-                ),
+            return Err(ApiError::rate_limited(
+                operation.name(),
+                VENDOR_RATE_LIMIT_PER_SEC,
             ));
         }
 
@@ -390,12 +362,7 @@ impl TencentDialect {
                     .find(|(k, _)| k == "Nonce")
                     .map(|(_, v)| v.trim())
                     .filter(|n| !n.is_empty())
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            codes::MISSING_PARAMETER,
-                            "The request is missing the `Nonce` parameter.",
-                        )
-                    })?;
+                    .ok_or_else(|| ApiError::missing_nonce())?;
                 let timestamp = pairs
                     .iter()
                     .find(|(k, _)| k == "Timestamp")
@@ -415,13 +382,7 @@ impl TencentDialect {
                     .await
                 {
                     Ok(true) => Ok(()),
-                    Ok(false) => Err(ApiError::new(
-                        codes::SIGNATURE_FAILURE,
-                        format!(
-                            "The Nonce `{nonce}` was already used with this SecretId within the \
-                             last {TIMESTAMP_WINDOW_SECS} seconds; sign every request with a new Nonce."
-                        ),
-                    )),
+                    Ok(false) => Err(ApiError::nonce_reused(nonce, TIMESTAMP_WINDOW_SECS)),
                     Err(e) => Err(ApiError::from_engine(e, "")),
                 }
             }
@@ -480,11 +441,7 @@ impl TencentDialect {
                     now,
                 ) {
                     Binding::First | Binding::Same => Ok(()),
-                    Binding::Conflict => Err(ApiError::new(
-                        codes::SIGNATURE_FAILURE,
-                        "This signature was already used for another action, version or body; \
-                         sign every request separately.",
-                    )),
+                    Binding::Conflict => Err(ApiError::signature_reused()),
                 }
             }
         }
@@ -546,21 +503,10 @@ impl Dialect for TencentDialect {
     fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let api_error = match error {
-            GatewayError::BodyTooLarge { limit } => ApiError::new(
-                codes::REQUEST_SIZE_LIMIT_EXCEEDED,
-                format!("The request body is larger than {limit} bytes."),
-            ),
-            GatewayError::BadBody(why) => ApiError::new(
-                codes::INVALID_PARAMETER,
-                format!("The request body could not be read: {why}."),
-            ),
-            GatewayError::Throttled => ApiError::new(
-                codes::REQUEST_LIMIT_EXCEEDED,
-                "The request rate limit was exceeded.",
-            ),
-            GatewayError::Internal => {
-                ApiError::new(codes::INTERNAL_ERROR, "An internal error occurred.")
-            }
+            GatewayError::BodyTooLarge { limit } => ApiError::body_too_large(limit),
+            GatewayError::BadBody(why) => ApiError::unreadable_body(&why),
+            GatewayError::Throttled => ApiError::throttled(),
+            GatewayError::Internal => ApiError::internal(),
         };
         let mut response = if runtime::is_runtime_path(parts.uri.path()) {
             runtime::error_reply(&api_error, &request_id)

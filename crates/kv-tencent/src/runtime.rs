@@ -47,7 +47,7 @@ pub const MAX_KEY_BYTES: usize = 512;
 
 /// A missing key. EdgeKV has no such error (EdgeKVGet answers `""`); this route tells a missing
 /// key from an empty value, which the runtime's `get` (`null` vs `""`) needs.
-pub const KEY_NOT_FOUND: &str = "ResourceNotFound.KeyNotFound";
+pub use crate::error::codes::KEY_NOT_FOUND;
 
 /// The operation labels of this route (metrics, logs, inspector).
 pub const OPERATIONS: [&str; 3] = ["EdgeRuntimePut", "EdgeRuntimeGet", "EdgeRuntimeDelete"];
@@ -97,17 +97,10 @@ pub struct Target {
 pub fn parse_path(path: &str) -> Result<Target, ApiError> {
     let rest = path
         .strip_prefix(PATH_PREFIX)
-        .ok_or_else(|| ApiError::new(codes::INVALID_PARAMETER, "Not a runtime binding path."))?;
+        .ok_or_else(ApiError::not_a_runtime_path)?;
     let segments: Vec<&str> = rest.split('/').collect();
     let [zone, namespace, key] = segments[..] else {
-        return Err(ApiError::new(
-            codes::INVALID_PARAMETER,
-            format!(
-                "The path must be {PATH_PREFIX}{{ZoneId}}/{{Namespace}}/{{Key}}, with three \
-                 non-empty segments; it has {}.",
-                segments.len()
-            ),
-        ));
+        return Err(ApiError::bad_runtime_path(PATH_PREFIX, segments.len()));
     };
     let zone = percent_decode(zone)
         .ok_or_else(|| ApiError::bad_value("ZoneId", "it is not valid percent-encoded UTF-8"))?;
@@ -222,13 +215,7 @@ impl TencentDialect {
         let account = self.authenticate_runtime(parts, &body, info)?;
         info.account = Some(account.clone());
         let Some(_) = operation_of(&parts.method) else {
-            return Err(ApiError::new(
-                codes::UNSUPPORTED_PROTOCOL,
-                format!(
-                    "The HTTP method {} is not supported here: use PUT, GET or DELETE.",
-                    parts.method
-                ),
-            ));
+            return Err(ApiError::unsupported_runtime_method(&parts.method));
         };
         let target = parse_path(parts.uri.path())?;
         let ctx = Ctx {
@@ -240,14 +227,7 @@ impl TencentDialect {
         match parts.method {
             Method::PUT => {
                 if body.len() > MAX_VALUE_BYTES {
-                    return Err(ApiError::new(
-                        codes::REQUEST_SIZE_LIMIT_EXCEEDED,
-                        format!(
-                            "The value is {} bytes; the KV value limit is {MAX_VALUE_BYTES} bytes \
-                             (25 MB).",
-                            body.len()
-                        ),
-                    ));
+                    return Err(ApiError::value_too_large(body.len(), MAX_VALUE_BYTES));
                 }
                 let namespace = self.runtime_namespace(&ctx, &target).await?;
                 ctx.engine
@@ -269,15 +249,7 @@ impl TencentDialect {
                     .get(&namespace, target.key.as_bytes())
                     .await
                     .map_err(|e| ApiError::from_engine(e, &target.namespace))?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            KEY_NOT_FOUND,
-                            format!(
-                                "The key `{}` does not exist in the KV namespace `{}`.",
-                                target.key, target.namespace
-                            ),
-                        )
-                    })?;
+                    .ok_or_else(|| ApiError::key_not_found(&target.key, &target.namespace))?;
                 let mut response = Response::new(item.value);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -316,11 +288,7 @@ impl TencentDialect {
             other => return other,
         }
         if !valid_namespace_name(&target.namespace) {
-            return Err(ApiError::new(
-                codes::BAD_NAMESPACE_NAME,
-                "The namespace name must be 1-50 characters of letters, digits and `-`, and `-` \
-                 may not start or end it or appear twice in a row.",
-            ));
+            return Err(ApiError::bad_namespace_name());
         }
         let created = ctx
             .engine
@@ -357,22 +325,15 @@ impl TencentDialect {
         let parsed = header(parts, "authorization").and_then(auth::parse_tc3_authorization);
         let claimed = parsed.as_ref().map(|a| a.secret_id.clone());
         let outcome = match &parsed {
-            None => Err(ApiError::new(
-                codes::INVALID_AUTHORIZATION,
-                "A runtime binding request must carry a TC3-HMAC-SHA256 Authorization header.",
-            )),
-            Some(a) if !a.signed_headers.iter().any(|h| h == "host") => Err(ApiError::new(
-                codes::INVALID_AUTHORIZATION,
-                "A runtime binding request must sign the `host` header.",
-            )),
+            None => Err(ApiError::runtime_needs_tc3()),
+            Some(a) if !a.signed_headers.iter().any(|h| h == "host") => {
+                Err(ApiError::runtime_needs_signed_host())
+            }
             Some(_)
                 if header(parts, "x-tc-content-sha256")
                     .is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD") =>
             {
-                Err(ApiError::new(
-                    codes::INVALID_AUTHORIZATION,
-                    "A runtime binding request must sign its payload (no UNSIGNED-PAYLOAD).",
-                ))
+                Err(ApiError::runtime_needs_signed_payload())
             }
             Some(_) => auth::verify_tc3(
                 &SignedRequest {

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use crate::error::{codes, ApiError};
+use crate::error::ApiError;
 
 /// The request's parameters as one JSON object, checked field by field so each failure gets its
 /// own Tencent code: absent -> `MissingParameter`, wrong JSON type -> `InvalidParameter`, a name
@@ -24,14 +24,8 @@ impl Params {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Params { map }),
-            Ok(_) => Err(ApiError::new(
-                codes::INVALID_PARAMETER,
-                "The request body must be a JSON object.",
-            )),
-            Err(e) => Err(ApiError::new(
-                codes::INVALID_PARAMETER,
-                format!("The request body is not valid JSON: {e}."),
-            )),
+            Ok(_) => Err(ApiError::body_not_an_object()),
+            Err(e) => Err(ApiError::body_not_json(&e)),
         }
     }
 
@@ -42,10 +36,7 @@ impl Params {
         for (name, value) in pairs {
             let path: Vec<&str> = name.split('.').collect();
             if path.iter().any(|s| s.is_empty()) {
-                return Err(ApiError::new(
-                    codes::INVALID_PARAMETER,
-                    format!("Malformed parameter name `{name}`."),
-                ));
+                return Err(ApiError::malformed_parameter_name(&name));
             }
             let leaf = path
                 .iter()
@@ -58,10 +49,7 @@ impl Params {
         }
         match root {
             Value::Object(map) => Ok(Params { map: compact(map) }),
-            _ => Err(ApiError::new(
-                codes::INVALID_PARAMETER,
-                "Malformed parameters.",
-            )),
+            _ => Err(ApiError::malformed_parameters()),
         }
     }
 
@@ -69,10 +57,7 @@ impl Params {
     pub fn deny_unknown(&self, allowed: &[&str]) -> Result<(), ApiError> {
         for name in self.map.keys() {
             if name != "ZoneId" && !allowed.contains(&name.as_str()) {
-                return Err(ApiError::new(
-                    codes::UNKNOWN_PARAMETER,
-                    format!("The parameter `{name}` is not defined for this action."),
-                ));
+                return Err(ApiError::unknown_parameter(name));
             }
         }
         Ok(())
@@ -143,10 +128,7 @@ impl Params {
             let inner = Params { map: map.clone() };
             for key in inner.map.keys() {
                 if !["Name", "Values", "Fuzzy"].contains(&key.as_str()) {
-                    return Err(ApiError::new(
-                        codes::UNKNOWN_PARAMETER,
-                        format!("The parameter `{name}.{i}.{key}` is not defined."),
-                    ));
+                    return Err(ApiError::unknown_parameter(&format!("{name}.{i}.{key}")));
                 }
             }
             let field = |f: &str| format!("{name}.{i}.{f}");
@@ -195,12 +177,7 @@ fn coerce_flat_leaf(full: &str, leaf: &str, value: &str) -> Result<Value, ApiErr
 const MAX_FLAT_INDEX: usize = 10_000;
 
 fn insert_path(node: &mut Value, path: &[&str], leaf: Value, full: &str) -> Result<(), ApiError> {
-    let malformed = || {
-        ApiError::new(
-            codes::INVALID_PARAMETER,
-            format!("Malformed parameter name `{full}`."),
-        )
-    };
+    let malformed = || ApiError::malformed_parameter_name(full);
     let Some((head, rest)) = path.split_first() else {
         return Err(malformed());
     };
@@ -328,6 +305,7 @@ pub fn iso8601_utc(unix_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::codes;
 
     fn pairs(q: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(q.as_bytes()).into_owned().collect()

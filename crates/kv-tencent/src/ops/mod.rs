@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kv_core::{Container, ContainerKind, Engine, Limits};
 use serde_json::{Map, Value};
 
-use crate::error::{codes, ApiError};
+use crate::error::ApiError;
 use crate::wire::Params;
 
 /// Bytes a namespace may hold (Tencent: 1 GB, reported as `Capacity`).
@@ -217,13 +217,7 @@ pub fn batch_keys(params: &Params, options: &Options) -> Result<Vec<String>, Api
         return Err(ApiError::bad_value("Keys", "at least one key is required"));
     }
     if keys.len() > MAX_BATCH_KEYS {
-        return Err(ApiError::new(
-            codes::KEYS_TOO_MANY,
-            format!(
-                "At most {MAX_BATCH_KEYS} keys may be given in one request, got {}.",
-                keys.len()
-            ),
-        ));
+        return Err(ApiError::keys_too_many(MAX_BATCH_KEYS, keys.len()));
     }
     for (i, key) in keys.iter().enumerate() {
         check_key(&format!("Keys.{i}"), key, options)?;
@@ -248,10 +242,7 @@ pub fn remark(params: &Params) -> Result<Option<String>, ApiError> {
     let remark = params.opt_str("Remark")?;
     if let Some(r) = &remark {
         if r.chars().count() > MAX_REMARK_CHARS {
-            return Err(ApiError::new(
-                codes::REMARK_TOO_LONG,
-                format!("The remark is longer than {MAX_REMARK_CHARS} characters."),
-            ));
+            return Err(ApiError::remark_too_long(MAX_REMARK_CHARS));
         }
     }
     Ok(remark)
@@ -294,6 +285,7 @@ pub fn empty() -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::codes;
 
     #[test]
     fn namespace_name_rules() {

@@ -5,7 +5,7 @@ use kv_core::{Container, NewContainer};
 use serde_json::{json, Map, Value};
 
 use super::{empty, namespace_ref, page_limit, remark, valid_namespace_name, zone_id, Ctx};
-use crate::error::{codes, ApiError};
+use crate::error::ApiError;
 use crate::wire::{iso8601_utc, AdvancedFilter, KvNamespace, Params};
 
 /// Values per filter (spec §3).
@@ -25,11 +25,7 @@ pub async fn create(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>
     let zone = zone_id(params)?;
     let name = params.req_str("Namespace")?;
     if !valid_namespace_name(&name) {
-        return Err(ApiError::new(
-            codes::BAD_NAMESPACE_NAME,
-            "The namespace name must be 1-50 characters of letters, digits and `-`, and `-` may \
-             not start or end it or appear twice in a row.",
-        ));
+        return Err(ApiError::bad_namespace_name());
     }
     let remark = remark(params)?.unwrap_or_default();
     ctx.engine
@@ -93,33 +89,17 @@ pub async fn describe(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Valu
     let sort_by = match params.opt_str("SortBy")?.as_deref() {
         None | Some("created-on") => SortBy::CreatedOn,
         Some("updated-on") => SortBy::UpdatedOn,
-        Some(other) => {
-            return Err(ApiError::new(
-                codes::INVALID_SORT_BY,
-                format!("`SortBy` must be created-on or updated-on, not `{other}`."),
-            ))
-        }
+        Some(other) => return Err(ApiError::invalid_sort_by(other)),
     };
     let descending = match params.opt_str("SortOrder")?.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
-        Some(other) => {
-            return Err(ApiError::new(
-                codes::INVALID_SORT_ORDER,
-                format!("`SortOrder` must be asc or desc, not `{other}`."),
-            ))
-        }
+        Some(other) => return Err(ApiError::invalid_sort_order(other)),
     };
     let filters = params.opt_filters("Filters")?.unwrap_or_default();
     for (i, f) in filters.iter().enumerate() {
         if f.name != "namespace" && f.name != "remark" {
-            return Err(ApiError::new(
-                codes::INVALID_FILTER_NAME,
-                format!(
-                    "`Filters.{i}.Name` must be namespace or remark, not `{}`.",
-                    f.name
-                ),
-            ));
+            return Err(ApiError::invalid_filter_name(i, &f.name));
         }
         if f.values.len() > MAX_FILTER_VALUES {
             return Err(ApiError::bad_value(
