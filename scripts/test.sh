@@ -16,6 +16,14 @@
 #                registries' newest releases instead and is not run here)
 #        --long  the long reliability runs: 200 kills, 20,000 bad inputs, a longer
 #                linearizability history, 10 minutes per fuzz target (hours in all)
+# Output: each suite's output is shown without colour codes and kept in target/test-logs/; the
+#         summary gives each suite's counts (cargo's "test result" lines summed, pytest's last
+#         line, node:test's "# pass", go's ok/FAIL packages, surefire's reports, fuzz
+#         executions; "?" when a count cannot be read), the reliability tests' seeds and counts
+#         and the fuzz lines.
+# Builds: one debug build serves every suite: with the rust suite in the run the SDK suites use
+#         the binary `cargo test --workspace` built (same profile and features, so no crate is
+#         compiled twice), and the docs suite runs it too instead of a release build.
 # Env:   KVMUX_TEST_STORAGE=memory  run the node/edge/go/java suites on the memory store too
 #        KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 #        KVMUX_KILLS, KVMUX_BAD_INPUTS, KVMUX_LIN_OPS override the reliability tests' sizes
@@ -38,12 +46,80 @@ if [ "$LONG" -eq 1 ]; then
   export KVMUX_LIN_OPS=${KVMUX_LIN_OPS:-20000}
 fi
 
+# Plain output, also in the logs: no colour codes from cargo, node or pytest.
+export CARGO_TERM_COLOR=never NO_COLOR=1 FORCE_COLOR=0
+LOGDIR="$ROOT/target/test-logs"
+rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
+
 failed=()
 passed=()
+declare -A counts=()
 log() { printf '\n==> %s\n' "$*"; }
 want() { local s; for s in "${SUITES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 record() { # record NAME STATUS
   if [ "$2" -eq 0 ]; then passed+=("$1"); else failed+=("$1"); fi
+}
+
+# The pass/fail counts a suite's log shows, per runner ("?" when none can be read): cargo's
+# "test result:" lines summed, pytest's (or the docs runner's) last summary line, node:test's
+# "# pass/# fail/# skipped", go's "ok"/"FAIL" package lines, the surefire reports under DIR, the
+# drift guard's checks and the fuzz summary lines.
+count_tests() { # count_tests LOG [DIR]
+  python3 - "$@" <<'PY' 2>/dev/null || echo "?"
+import glob, re, sys
+text = open(sys.argv[1], errors="replace").read()
+lines = text.splitlines()
+parts = []
+def join(label, pairs):
+    shown = [f"{n} {w}" for w, n in pairs if n or w == "passed"]
+    parts.append(f"{label} " + ", ".join(shown))
+cargo = re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", text)
+if cargo:
+    join("cargo", [(w, sum(int(c[i]) for c in cargo)) for i, w in enumerate(("passed", "failed", "ignored"))])
+words = r"(?:passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)"
+summary = [l for l in lines if re.match(rf"^[= ]*\d+ {words}(, \d+ {words})*( in [\d.]+s.*)?[= ]*$", l)]
+if summary:
+    parts.append("pytest " + re.sub(r" in [\d.]+s.*$", "", summary[-1].strip("= ")))
+node = {}
+for w, n in re.findall(r"^(?:# |\u2139 )(pass|fail|skipped) (\d+)$", text, re.M):
+    node[w] = node.get(w, 0) + int(n)
+if node:
+    join("node", [("passed", node.get("pass", 0)), ("failed", node.get("fail", 0)), ("skipped", node.get("skipped", 0))])
+ok = len(re.findall(r"^ok\s+\S+", text, re.M))
+bad = len(re.findall(r"^FAIL\s+\S+", text, re.M))
+if ok or bad:
+    parts.append(f"go {ok} packages ok" + (f", {bad} failed" if bad else ""))
+if len(sys.argv) > 2:
+    runs = [tuple(map(int, m)) for f in glob.glob(sys.argv[2] + "/target/surefire-reports/*.txt")
+            for m in re.findall(r"Tests run: (\d+), Failures: (\d+), Errors: (\d+), Skipped: (\d+)", open(f).read())]
+    if runs:
+        run, fail, err, skip = (sum(r[i] for r in runs) for i in range(4))
+        join("maven", [("passed", run - fail - err - skip), ("failed", fail + err), ("skipped", skip)])
+drift = re.findall(r"^drift: (\d+) checks .*?, (\d+) passed, (\d+) failed", text, re.M)
+if drift:
+    join("drift", [("passed", int(drift[-1][1])), ("failed", int(drift[-1][2]))])
+fuzz = re.findall(r"^fuzz \w+ \S+: (\d+) executions", text, re.M)
+if fuzz:
+    parts.append(f"fuzz {len(fuzz)} targets, {sum(map(int, fuzz))} executions")
+print("; ".join(parts) if parts else "?")
+PY
+}
+
+# run_suite NAME [--dir DIR] CMD...: runs CMD with its output shown (colour codes stripped) and
+# kept in target/test-logs/NAME.log, records its status and its counts (DIR: a Maven project,
+# for its surefire reports).
+run_suite() {
+  local name=$1 dir="" logfile status
+  shift
+  if [ "${1:-}" = --dir ]; then dir=$2; shift 2; fi
+  logfile="$LOGDIR/${name//[\/:]/_}.log"
+  [ -n "$dir" ] && rm -rf "$dir/target/surefire-reports"
+  "$@" 2>&1 | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$logfile"
+  status=${PIPESTATUS[0]}
+  record "$name" "$status"
+  # lint runs no tests: its status is all there is to say.
+  [ "$name" = lint ] || counts[$name]=$(count_tests "$logfile" ${dir:+"$dir"})
+  return "$status"
 }
 
 free_port() {
@@ -89,21 +165,39 @@ TOML
   return $status
 }
 
+lint_suite() {
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+}
+
+# sh_in DIR SCRIPT: runs SCRIPT (bash, with this script's functions) in DIR.
+sh_in() (cd "$1" && eval "$2")
+
 if want lint; then
   log "cargo fmt --check and cargo clippy"
-  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
-  record lint $?
+  run_suite lint lint_suite
 fi
+
+# The reliability tests (crates/kvmux/tests/{kill,linearizability,bad_input}.rs) print their seeds
+# and counts; cargo hides a passing test's output, so they run on their own with --nocapture and
+# their lines are repeated in the summary. These name them (substrings of the test names).
+RELIABILITY=(sigkill_at_random_moments concurrent_reads_writes_and_compare_and_sets
+  malformed_requests_with_auth_off malformed_signed_requests)
+
+# Every cargo invocation here selects the whole workspace (--workspace, narrowed by --test):
+# `-p CRATE` resolves other features, which made cargo compile tokio, hyper, serde and every
+# workspace crate a second time.
+rust_suite() (
+  set -e
+  cargo test --workspace -- "${RELIABILITY[@]/#/--skip=}"
+  cargo test --workspace --test kill --test linearizability --test bad_input -- --nocapture \
+    "${RELIABILITY[@]}"
+  # The engine model test once more on the in-memory store (the run above uses redb).
+  KV_TEST_STORAGE=memory cargo test --workspace --test model
+)
 
 if want rust; then
   log "cargo test (unit, property, end-to-end)"
-  (
-    set -e
-    cargo test --workspace
-    # The engine model test once more on the in-memory store (the run above uses redb).
-    KV_TEST_STORAGE=memory cargo test -p kv-core --test model
-  )
-  record rust $?
+  run_suite rust rust_suite
 fi
 
 # The Python venv with the pinned SDKs, shared by the python, tls and postgres suites.
@@ -118,19 +212,30 @@ python_venv() {
   done
 }
 
-if want python || want tls || want node || want go || want java || want memory; then
+# The debug binary every other suite runs ($KVMUX_BIN), built once. After the rust suite
+# `cargo test --workspace --no-run` finds it built with the same features (nothing to compile);
+# `cargo build -p kvmux` alone would resolve other features and compile ~30 crates again. It is
+# the fallback when a test target does not compile (the rust suite has failed on that already).
+build_kvmux() {
+  if want rust; then
+    cargo test --workspace --no-run && return 0
+    echo "cargo test --workspace --no-run failed; building the binary alone"
+  fi
+  cargo build -p kvmux
+}
+
+if want python || want tls || want node || want edge || want go || want java || want memory \
+  || want docs || want postgres || want browser; then
   log "building the kvmux binary for the SDK suites"
-  cargo build -p kvmux || { failed+=(build); want python && failed+=(python); SUITES=(); }
+  build_kvmux || { failed+=(build); want python && failed+=(python); SUITES=(); }
 fi
+
+PYTEST=(.venv/bin/pytest -q -p no:cacheprovider --color=no)
 
 if want python; then
   log "Python SDK suites (pytest, pinned SDKs in a venv)"
-  (
-    set -e
-    python_venv
-    .venv/bin/pytest -q -p no:cacheprovider tests/sdk
-  )
-  record python $?
+  python_suite() ( set -e; python_venv; "${PYTEST[@]}" tests/sdk )
+  run_suite python python_suite
 fi
 
 if want drift; then
@@ -138,45 +243,40 @@ if want drift; then
   # the pinned SDKs as the suites install them (the same venv as python_venv, npm ci, go mod
   # download, Maven) and fails when docs/COVERAGE.md lacks an operation one of them has.
   log "drift guard: vendor SDK operations vs docs/COVERAGE.md"
-  (
+  drift_suite() (
     set -e
     python3 scripts/drift.py --coverage docs/COVERAGE.md --self-test
     python_venv
     bash scripts/drift.sh
   )
-  record drift $?
+  run_suite drift drift_suite
 fi
 
 if want tls; then
   # The same Python SDK suites over HTTPS: the gateway generates a self-signed certificate at
   # start-up ([tls] self_signed) and every SDK client trusts only that certificate.
   log "Python SDK suites over TLS"
-  (
-    set -e
-    python_venv
-    KVMUX_TEST_TLS=1 .venv/bin/pytest -q -p no:cacheprovider tests/sdk
-  )
-  record tls $?
+  tls_suite() ( set -e; python_venv; KVMUX_TEST_TLS=1 "${PYTEST[@]}" tests/sdk )
+  run_suite tls tls_suite
 fi
 
 if want postgres; then
   # The same engine model test and Python SDK suites on the PostgreSQL backend, against a
   # throwaway server (Debian's packages, 127.0.0.1, a free port, run as nobody) stopped after.
   log "PostgreSQL backend: model and engine tests, PostgreSQL engine tests, three gateways, Python SDK suites"
-  (
+  postgres_suite() (
     set -e
     pgdir=$(mktemp -d -u /tmp/kvmux-pg.XXXXXX)
     trap 'bash scripts/postgres.sh stop "$pgdir"' EXIT
     url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
     echo "PostgreSQL at $url"
-    KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" \
-      cargo test -p kv-core --test model --test engine --test postgres_engine --test postgres_store_parity
-    KV_TEST_POSTGRES="$url" cargo test -p kvmux --test multi_gateway
-    cargo build -p kvmux
+    KV_TEST_POSTGRES="$url" KV_MODEL_CASES="${KV_MODEL_CASES:-300}" cargo test --workspace \
+      --test model --test engine --test postgres_engine --test postgres_store_parity
+    KV_TEST_POSTGRES="$url" cargo test --workspace --test multi_gateway
     python_venv
-    KVMUX_TEST_STORAGE="$url" .venv/bin/pytest -q -p no:cacheprovider tests/sdk
+    KVMUX_TEST_STORAGE="$url" "${PYTEST[@]}" tests/sdk
   )
-  record postgres $?
+  run_suite postgres postgres_suite
 fi
 
 if want memory; then
@@ -185,27 +285,21 @@ if want memory; then
   # Python, with_kvmux for the others). Tests that restart on the same data are skipped there,
   # with the reason.
   log "memory store: Python SDK suites (--storage memory --listen 127.0.0.1:0 --ready-file)"
-  (
-    set -e
-    python_venv
-    KVMUX_TEST_STORAGE=memory .venv/bin/pytest -q -p no:cacheprovider -rs tests/sdk
-  )
-  record memory:python $?
+  memory_python() ( set -e; python_venv; KVMUX_TEST_STORAGE=memory "${PYTEST[@]}" -rs tests/sdk )
+  run_suite memory:python memory_python
   for dir in tests/sdk/node/*/ tests/sdk/go/*/ tests/sdk/java/*/; do
+    name="memory:$(basename "$(dirname "$dir")")/$(basename "$dir")"
     if [ -f "$dir/package.json" ]; then
       log "memory store: Node SDK suite $dir"
-      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error \
-        && KVMUX_TEST_STORAGE=memory with_kvmux npm test --silent)
+      run_suite "$name" sh_in "$dir" 'npm ci --no-audit --no-fund --loglevel=error \
+        && KVMUX_TEST_STORAGE=memory with_kvmux npm test --silent'
     elif [ -f "$dir/go.mod" ]; then
       log "memory store: Go SDK suite $dir"
-      (cd "$dir" && KVMUX_TEST_STORAGE=memory with_kvmux go test -count=1 ./...)
+      run_suite "$name" sh_in "$dir" 'KVMUX_TEST_STORAGE=memory with_kvmux go test -count=1 ./...'
     elif [ -f "$dir/pom.xml" ]; then
       log "memory store: Java SDK suite $dir"
-      (cd "$dir" && KVMUX_TEST_STORAGE=memory with_kvmux mvn -q -B test)
-    else
-      continue
+      run_suite "$name" --dir "$dir" sh_in "$dir" 'KVMUX_TEST_STORAGE=memory with_kvmux mvn -q -B test'
     fi
-    record "memory:$(basename "$(dirname "$dir")")/$(basename "$dir")" $?
   done
 fi
 
@@ -213,8 +307,8 @@ if want node; then
   for dir in tests/sdk/node/*/; do
     [ -f "$dir/package.json" ] || continue
     log "Node SDK suite: $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && with_kvmux npm test --silent)
-    record "node:$(basename "$dir")" $?
+    run_suite "node:$(basename "$dir")" sh_in "$dir" \
+      'npm ci --no-audit --no-fund --loglevel=error && with_kvmux npm test --silent'
   done
 fi
 
@@ -223,16 +317,15 @@ fi
 # the same pinned Node SDKs as the node suite. ---
 if want edge; then
   log "edge: kvmux-edge bindings (clients/edge) and examples/edge"
-  (
+  edge_suite() (
     set -e
-    cargo build -p kvmux
     cd clients/edge
     npm ci --no-audit --no-fund --loglevel=error
     with_kvmux sh -c 'KVMUX_URL="http://$KVMUX_ENDPOINT" npm test --silent'
     cd ../../examples/edge
     with_kvmux sh -c 'KVMUX_URL="http://$KVMUX_ENDPOINT" npm test --silent'
   )
-  record edge $?
+  run_suite edge edge_suite
 fi
 # --- end edge ---
 
@@ -240,8 +333,7 @@ if want go; then
   for dir in tests/sdk/go/*/; do
     [ -f "$dir/go.mod" ] || continue
     log "Go SDK suite: $dir"
-    (cd "$dir" && with_kvmux go test -count=1 ./...)
-    record "go:$(basename "$dir")" $?
+    run_suite "go:$(basename "$dir")" sh_in "$dir" 'with_kvmux go test -count=1 ./...'
   done
 fi
 
@@ -249,8 +341,7 @@ if want java; then
   for dir in tests/sdk/java/*/; do
     [ -f "$dir/pom.xml" ] || continue
     log "Java SDK suite: $dir"
-    (cd "$dir" && with_kvmux mvn -q -B test)
-    record "java:$(basename "$dir")" $?
+    run_suite "java:$(basename "$dir")" --dir "$dir" sh_in "$dir" 'with_kvmux mvn -q -B test'
   done
 fi
 
@@ -258,22 +349,22 @@ fi
 # block marked snippet=NAME, fails on an unmarked SDK block, and runs each snippet as pasted against
 # a fresh `target/release/kvmux serve --storage memory --listen 127.0.0.1:0 --ready-file F`, with
 # the suites' pinned SDKs: the venv, npm ci in tests/sdk/node/*, the go.mod / pom.xml of
-# tests/sdk/{go,java}/* (Go modules and Maven artifacts are fetched on first use). ---
+# tests/sdk/{go,java}/* (Go modules and Maven artifacts are fetched on first use). The gateway is
+# the debug build the other suites use ($KVMUX_BIN): a release build only for this took ~7
+# minutes on 2 cores, and the snippets test the docs, not the optimiser. ---
 docs_suite() {
-  cargo build --release -p kvmux || return 1
   python_venv || return 1
   local dir
   for dir in tests/sdk/node/*/; do
     [ -f "$dir/package.json" ] || continue
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
   done
-  python3 tests/docs/run_snippets.py
+  python3 tests/docs/run_snippets.py --bin "$KVMUX_BIN"
 }
 
 if want docs; then
   log "docs: every SDK snippet in README.md and docs/*.md against a fresh kvmux each"
-  docs_suite
-  record docs $?
+  run_suite docs docs_suite
 fi
 # --- end docs ---
 
@@ -281,25 +372,24 @@ if want browser; then
   # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
   # pinned Selenium); the test starts its own kvmux. Screenshots land in target/browser/.
   log "browser: the dashboard in headless Chromium"
-  (
+  browser_suite() (
     set -e
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     fi
-    cargo build -p kvmux
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
-    .venv/bin/pytest -q -p no:cacheprovider tests/browser
+    "${PYTEST[@]}" tests/browser
   )
-  record browser $?
+  run_suite browser browser_suite
 fi
 
 if want fuzz; then
   # cargo-fuzz targets for each dialect's request handling and each signature verifier, from
   # the committed seeds: 15 s each (10 minutes each with --long).
   log "fuzzing: the harness's own tests, then every target"
-  (
+  fuzz_suite() (
     set -e
     cargo test --manifest-path fuzz/Cargo.toml --lib
     if [ "$LONG" -eq 1 ]; then
@@ -308,10 +398,20 @@ if want fuzz; then
       bash scripts/fuzz.sh smoke 15
     fi
   )
-  record fuzz $?
+  run_suite fuzz fuzz_suite
 fi
 
 log "summary"
+for name in "${passed[@]}" "${failed[@]}"; do
+  [ -n "${counts[$name]:-}" ] && echo "$name: ${counts[$name]}"
+done
+# The reliability tests' seeds and counts (replay a run with the seed it names), and the
+# executions of each fuzz target.
+if [ -f "$LOGDIR/rust.log" ]; then
+  grep -E '^(kill: |linearizability: |bad_input |== )' "$LOGDIR/rust.log" | sed 's/^/reliability: /'
+fi
+[ -f "$LOGDIR/fuzz.log" ] && grep -E '^fuzz (smoke|long) ' "$LOGDIR/fuzz.log"
+echo "logs: $LOGDIR"
 echo "passed suites: ${passed[*]:-none}"
 echo "failed suites: ${failed[*]:-none}"
 echo "suites: ${#passed[@]} passed, ${#failed[@]} failed"
