@@ -362,7 +362,7 @@ impl TencentDialect {
                     .find(|(k, _)| k == "Nonce")
                     .map(|(_, v)| v.trim())
                     .filter(|n| !n.is_empty())
-                    .ok_or_else(|| ApiError::missing_nonce())?;
+                    .ok_or_else(ApiError::missing_nonce)?;
                 let timestamp = pairs
                     .iter()
                     .find(|(k, _)| k == "Timestamp")

@@ -36,7 +36,7 @@ impl Params {
         for (name, value) in pairs {
             let path: Vec<&str> = name.split('.').collect();
             if path.iter().any(|s| s.is_empty()) {
-                return Err(ApiError::malformed_parameter_name(&name));
+                return Err(ApiError::malformed_parameter_name(name));
             }
             let leaf = path
                 .iter()
