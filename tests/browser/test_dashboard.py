@@ -3,7 +3,8 @@ Selenium): browse to a stored value, and to a refused request's signature diagno
 
 Data is written with properly TC3-signed Tencent requests against the real kvmux binary (auth
 enforced); one request is signed with the wrong secret so the inspector has something to explain.
-Screenshots go to target/browser/.
+Screenshots go to $KVMUX_SCREENSHOTS, else target/browser/; the run's summary lists each one with
+the test that took it (conftest.py).
 """
 
 import base64
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -31,7 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("KVMUX_BIN", str(ROOT / "target" / "debug" / "kvmux"))
-SHOTS = ROOT / "target" / "browser"
+SHOTS = pathlib.Path(os.environ.get("KVMUX_SCREENSHOTS") or ROOT / "target" / "browser")
 SECRET_ID = "AKIDkvmuxdev"
 SECRET = "kvmuxdevsecret"
 
@@ -55,12 +57,33 @@ def bson_document(fields):
     return struct.pack("<i", len(body) + 5) + body + b"\0"
 
 
+def key_string(text):
+    """kv-doc's order-preserving key encoding of a string (rank 0x20, 0x00 escaped, 0x00 0x00)."""
+    return b"\x20" + text.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def key_number(n):
+    """... and of a number: its f64 with the sign bit flipped (all bits when negative), then a
+    zero remainder as 0x8000."""
+    bits = struct.unpack(">Q", struct.pack(">d", float(n)))[0]
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
+    return b"\x10" + struct.pack(">Q", bits) + b"\x80\x00"
+
+
+# A Huawei table keyed by (owner, n), as kv-huawei stores it: the schema in the attrs, each
+# document under the encoding of its key fields.
+TABLE_ATTRS = {"shard_fields": ["owner"], "sort_fields": ["n"], "lsi": [], "gsi": [], "ttl": None,
+               "request_hex": ""}
 SEED = [
     {"type": "header", "format": 1},
     {"type": "container", "id": 1, "account": "dev", "scope": "huawei/shop", "name": "files",
-     "kind": "document", "attrs": {}},
-    {"type": "item", "container": 1, "key_b64": base64.b64encode(b"\x00\x01ann").decode(),
-     "value_b64": base64.b64encode(bson_document({"owner": "ann", "size": 7})).decode()},
+     "kind": "document", "attrs": TABLE_ATTRS},
+    {"type": "item", "container": 1, "key_b64": base64.b64encode(key_string("ann") + key_number(7)).decode(),
+     "value_b64": base64.b64encode(bson_document({"owner": "ann", "n": 7, "size": 7})).decode()},
+    # kvmux's own account (Aliyun upload staging): never listed as a tenant.
+    {"type": "container", "id": 2, "account": "_kvmux", "scope": "aliyun-uploads", "name": "objects",
+     "kind": "flat", "attrs": {}},
+    {"type": "item", "container": 2, "key": "grant/kvupload/leftover", "value": "{}"},
 ]
 
 
@@ -168,12 +191,18 @@ def wait(driver, condition, timeout=15):
     return WebDriverWait(driver, timeout).until(condition)
 
 
-def shot(driver, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / name
-    assert driver.save_screenshot(str(path))
-    assert path.stat().st_size > 10_000, "a blank screenshot"
-    return path
+@pytest.fixture
+def shot(request):
+    """shot(driver, name): a screenshot in SHOTS, recorded on the test's report so the run's
+    summary names it (conftest.py)."""
+    def take(driver, name):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / name
+        assert driver.save_screenshot(str(path))
+        assert path.stat().st_size > 10_000, "a blank screenshot"
+        request.node.user_properties.append(("screenshot", str(path)))
+        return path
+    return take
 
 
 def fault_rules(base):
@@ -181,7 +210,7 @@ def fault_rules(base):
         return json.load(r)["faults"]
 
 
-def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
+def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser, shot):
     assert "Error" not in tencent(gateway, "CreateEdgeKVNamespace", {"ZoneId": "zone-1", "Namespace": "orders"})
     put = tencent(gateway, "EdgeKVPut", {"ZoneId": "zone-1", "Namespace": "orders", "Key": "greeting",
                                          "Value": '{"hello": "world", "n": 42}', "ExpirationTTL": 3600})
@@ -213,19 +242,44 @@ def test_browse_to_a_stored_json_value_with_its_ttl(gateway, browser):
     shot(browser, "dashboard-value.png")
 
 
-def test_a_huawei_document_is_shown_as_extended_json(gateway, browser):
+HUAWEI_KEY = '{"owner": "ann", "n": 7}'
+
+
+def test_a_huawei_document_is_shown_as_extended_json_under_its_decoded_key(gateway, browser, shot):
     browser.get(gateway + "/_kvmux/ui")
     wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="files"]'))).click()
-    # A binary key is shown as hex.
-    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.key-row[data-key="0x0001616e6e"]')))
+    # The engine key (the order-preserving encoding of owner and n) is shown decoded and named
+    # by the table's key schema, not as hex.
+    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".key-row")))
+    assert row.get_attribute("data-key") == HUAWEI_KEY, row.get_attribute("data-key")
+    assert row.find_element(By.CSS_SELECTOR, "td").text == HUAWEI_KEY
+    assert "0x" not in browser.find_element(By.ID, "keys").text
     row.click()
     wait(browser, EC.text_to_be_present_in_element((By.ID, "value-format"), "bson"))
-    assert json.loads(browser.find_element(By.ID, "value").text) == {"owner": "ann", "size": 7}
+    assert json.loads(browser.find_element(By.ID, "value").text) == {"owner": "ann", "n": 7, "size": 7}
+    assert browser.find_element(By.ID, "value-key").text == HUAWEI_KEY
     assert browser.find_element(By.ID, "value-ttl").text == "none"
     shot(browser, "dashboard-bson.png")
 
 
-def test_a_refused_signature_shows_what_the_server_computed(gateway, browser):
+def test_the_internal_account_is_not_listed(gateway, browser, shot):
+    with urllib.request.urlopen(gateway + "/_kvmux/api/containers", timeout=10) as r:
+        listed = json.load(r)["containers"]
+    assert "_kvmux" not in {c["account"] for c in listed}, listed
+    assert "files" in {c["name"] for c in listed}
+    browser.get(gateway + "/_kvmux/ui")
+    wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="files"]')))
+    accounts = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#containers .account")]
+    assert "account dev" in accounts and not any("_kvmux" in a for a in accounts), accounts
+    assert browser.find_elements(By.CSS_SELECTOR, '.container-row[data-name="objects"]') == []
+    # Nor can it be browsed by id.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(gateway + "/_kvmux/api/items?container=2", timeout=10)
+    assert refused.value.code == 404
+    shot(browser, "dashboard-no-internal-account.png")
+
+
+def test_a_refused_signature_shows_what_the_server_computed(gateway, browser, shot):
     refused = tencent(gateway, "EdgeKVGet", {"ZoneId": "zone-1", "Namespace": "orders", "Keys": ["greeting"]},
                       secret="not-the-secret")
     assert refused["Error"]["Code"] == "AuthFailure.SignatureFailure", refused
@@ -275,7 +329,7 @@ def test_a_fault_rule_added_in_the_dashboard_throttles_the_sdk(gateway, browser)
     assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "orders"})
 
 
-def test_a_gateway_with_an_admin_token_asks_for_it_then_shows_the_data(locked_gateway, browser):
+def test_a_gateway_with_an_admin_token_asks_for_it_then_shows_the_data(locked_gateway, browser, shot):
     browser.get(locked_gateway + "/_kvmux/ui")
     box = wait(browser, EC.visibility_of_element_located((By.ID, "admin-token")))
     assert browser.find_elements(By.CSS_SELECTOR, ".container-row") == []
@@ -289,3 +343,66 @@ def test_a_gateway_with_an_admin_token_asks_for_it_then_shows_the_data(locked_ga
     browser.find_element(By.CSS_SELECTOR, "#fault-form button[type=submit]").click()
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".fault-row")))
     shot(browser, "dashboard-token.png")
+
+
+def test_the_latency_column_stays_visible_with_the_request_detail_open(gateway, browser, shot):
+    tencent(gateway, "CreateEdgeKVNamespace", {"ZoneId": "zone-1", "Namespace": "timing"})  # may exist
+    for _ in range(3):
+        assert "Error" not in tencent(gateway, "EdgeKVList", {"ZoneId": "zone-1", "Namespace": "timing"})
+    # Long cells (a refused signature's vendor code, a long operation name) are what used to push
+    # the latency column out from under the detail pane.
+    refused = tencent(gateway, "DescribeEdgeKVNamespaceQuota", {"ZoneId": "zone-1"}, secret="not-the-secret")
+    assert refused["Error"]["Code"] == "AuthFailure.SignatureFailure", refused
+    browser.get(gateway + "/_kvmux/ui")
+    browser.find_element(By.ID, "tab-requests").click()
+    row = wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".request-row")))
+    row.click()
+    wait(browser, EC.visibility_of_element_located((By.ID, "request-detail")))
+    # Every latency cell (and its header) is shown whole, inside the list's pane and left of the
+    # detail pane, not cut off or covered.
+    geometry = browser.execute_script("""
+        const box = (e) => e.getBoundingClientRect();
+        const list = box(document.getElementById("requests").closest(".pane"));
+        const detail = box(document.getElementById("request-detail"));
+        const cells = [...document.querySelectorAll("#requests tr > :last-child")];
+        return { list, detail, viewport: window.innerWidth,
+                 cells: cells.map((c) => ({ text: c.textContent, left: box(c).left, right: box(c).right,
+                                            width: box(c).width, scroll: c.scrollWidth, client: c.clientWidth })) };
+    """)
+    cells = geometry["cells"]
+    assert cells[0]["text"] == "latency", cells[0]
+    assert len(cells) >= 4, cells
+    for cell in cells:
+        assert cell["width"] > 20, cell
+        assert cell["right"] <= geometry["list"]["right"] + 0.5, (cell, geometry["list"])
+        assert cell["right"] <= geometry["detail"]["left"], (cell, geometry["detail"])
+        assert cell["right"] <= geometry["viewport"], cell
+        assert cell["scroll"] <= cell["client"], f"latency cut off: {cell}"
+    for cell in cells[1:]:
+        assert cell["text"].endswith(" ms"), cell
+    shot(browser, "dashboard-latency-with-detail.png")
+
+
+def test_every_form_field_has_a_label(gateway, browser, shot):
+    browser.get(gateway + "/_kvmux/ui")
+    wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, '.container-row[data-name="files"]')))
+    fields = browser.find_elements(By.CSS_SELECTOR, "input, select, textarea")
+    assert len(fields) >= 10, len(fields)
+    unlabelled = browser.execute_script("""
+        return [...document.querySelectorAll("input, select, textarea")].filter((f) =>
+            !(f.id && document.querySelector(`label[for="${CSS.escape(f.id)}"]`)) &&
+            !(f.getAttribute("aria-label") || "").trim()
+        ).map((f) => f.outerHTML);
+    """)
+    assert unlabelled == [], unlabelled
+    # What assistive technology reads: every shown field has a non-empty accessible name.
+    browser.find_element(By.ID, "tab-faults").click()
+    wait(browser, EC.visibility_of_element_located((By.ID, "fault-form")))
+    for view in ["tab-faults", "tab-requests", "tab-data"]:
+        browser.find_element(By.ID, view).click()
+        for field in browser.find_elements(By.CSS_SELECTOR, "input, select, textarea"):
+            if field.is_displayed():
+                assert field.accessible_name.strip(), field.get_attribute("outerHTML")
+        if view == "tab-faults":
+            assert browser.find_element(By.CSS_SELECTOR, 'label[for="fault-operation"]').is_displayed()
+            shot(browser, "dashboard-labels.png")

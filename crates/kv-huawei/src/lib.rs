@@ -9,7 +9,9 @@
 //! written in the same transaction as the document it indexes.
 
 pub mod auth;
+pub mod display;
 pub mod error;
+pub mod extjson;
 pub mod ops;
 pub mod router;
 pub mod wire;

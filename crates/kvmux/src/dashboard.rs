@@ -7,7 +7,11 @@
 //!   text, BSON documents as relaxed extended JSON, anything else as hex.
 //!
 //! Keys travel as hex because Huawei keys are binary (an order-preserving encoding of the
-//! primary key); `key` is the readable form only.
+//! primary key); `key` is the readable form only: for a Huawei table or index the key decoded
+//! and named by its schema (`{"owner": "ann", "n": 7}`), else the text, else `0x` hex.
+//!
+//! kvmux's own containers (account [`kv_core::INTERNAL_ACCOUNT`], the Aliyun upload staging)
+//! are not a tenant's: they are neither listed nor browsable.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -110,7 +114,7 @@ async fn containers(gw: &Gateway) -> Response<Bytes> {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let mut out = Vec::with_capacity(all.len());
-    for c in &all {
+    for c in all.iter().filter(|c| !c.is_internal()) {
         let usage = gw.engine.usage(c).await.unwrap_or_default();
         out.push(json!({
             "id": c.id.to_string(),
@@ -131,7 +135,8 @@ async fn containers(gw: &Gateway) -> Response<Bytes> {
     )
 }
 
-async fn find_container(gw: &Gateway, id: &str) -> Result<Container, Response<Bytes>> {
+/// A tenant's container by id, with how its keys are read.
+async fn find_container(gw: &Gateway, id: &str) -> Result<(Container, KeyReader), Response<Bytes>> {
     let id: u64 = id.parse().map_err(|_| {
         error(
             StatusCode::BAD_REQUEST,
@@ -143,15 +148,46 @@ async fn find_container(gw: &Gateway, id: &str) -> Result<Container, Response<By
         .all_containers()
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    all.into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no container {id}")))
+    let container = all
+        .iter()
+        .find(|c| c.id == id && !c.is_internal())
+        .cloned()
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no container {id}")))?;
+    let reader = KeyReader::of(&container, &all);
+    Ok((container, reader))
 }
 
 fn readable_key(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
         _ => format!("0x{}", hex::encode(key)),
+    }
+}
+
+/// How a container's keys are shown: a Huawei table's or index's decoded by its key fields,
+/// anything else as text or hex.
+enum KeyReader {
+    Huawei(Vec<String>),
+    Bytes,
+}
+
+impl KeyReader {
+    fn of(container: &Container, all: &[Container]) -> Self {
+        if vendor_of(&container.scope) != "huawei" || container.kind != ContainerKind::Document {
+            return KeyReader::Bytes;
+        }
+        let table = kv_huawei::display::index_table_id(container)
+            .and_then(|id| all.iter().find(|c| c.id == id));
+        KeyReader::Huawei(kv_huawei::display::key_fields(container, table))
+    }
+
+    fn read(&self, key: &[u8]) -> String {
+        match self {
+            KeyReader::Huawei(fields) => {
+                kv_huawei::display::readable_key(fields, key).unwrap_or_else(|| readable_key(key))
+            }
+            KeyReader::Bytes => readable_key(key),
+        }
     }
 }
 
@@ -171,8 +207,8 @@ async fn items(gw: &Gateway, query: &str) -> Response<Bytes> {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let container = match find_container(gw, &q.container).await {
-        Ok(c) => c,
+    let (container, keys) = match find_container(gw, &q.container).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
     let after = match q.after.as_deref().map(hex::decode).transpose() {
@@ -195,7 +231,7 @@ async fn items(gw: &Gateway, query: &str) -> Response<Bytes> {
         .iter()
         .map(|i| {
             json!({
-                "key": readable_key(&i.key),
+                "key": keys.read(&i.key),
                 "key_hex": hex::encode(&i.key),
                 "size": i.size(),
                 "expires_at": i.expires_at,
@@ -217,11 +253,11 @@ struct ItemQuery {
     key_hex: String,
 }
 
-/// A BSON value as relaxed extended JSON (MongoDB's notation), by the bson crate itself: plain
-/// JSON where JSON has the type, `{"$numberLong": ..}`-style wrappers only where it would lose
+/// A BSON value as relaxed extended JSON (MongoDB's notation) in its field order: plain JSON
+/// where JSON has the type, `{"$numberLong": ..}`-style wrappers only where it would lose
 /// information.
-fn relaxed_extjson(value: bson::Bson) -> serde_json::Value {
-    value.into_relaxed_extjson()
+fn relaxed_extjson(value: bson::Bson) -> kv_huawei::extjson::ExtJson {
+    kv_huawei::extjson::from_bson(value, kv_huawei::extjson::Mode::Relaxed)
 }
 
 /// How a value is best shown: (format, text).
@@ -256,8 +292,8 @@ async fn item(gw: &Gateway, query: &str) -> Response<Bytes> {
         Ok(k) => k,
         Err(_) => return error(StatusCode::BAD_REQUEST, "key_hex must be hex"),
     };
-    let container = match find_container(gw, &q.container).await {
-        Ok(c) => c,
+    let (container, keys) = match find_container(gw, &q.container).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
     let found = match gw.engine.get(&container, &key).await {
@@ -272,7 +308,7 @@ async fn item(gw: &Gateway, query: &str) -> Response<Bytes> {
     json_response(
         StatusCode::OK,
         json!({
-            "key": readable_key(&item.key),
+            "key": keys.read(&item.key),
             "key_hex": hex::encode(&item.key),
             "size": item.size(),
             "value_bytes": item.value.len(),
@@ -300,9 +336,13 @@ mod tests {
         assert_eq!(v, json!({"n": 1, "name": "x"}));
         let big = bson::doc! {"bin": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] }, "d": 1.5};
         assert_eq!(
-            relaxed_extjson(bson::Bson::Document(big)),
+            relaxed_extjson(bson::Bson::Document(big)).into_value(),
             json!({"bin": {"$binary": {"base64": "AQI=", "subType": "00"}}, "d": 1.5})
         );
+        // Fields are shown in the document's order, not sorted.
+        let doc = bson::doc! {"owner": "ann", "n": 7, "a": 1};
+        let (_, text) = render_value(&ContainerKind::Document, &doc.to_vec().expect("bson"));
+        assert_eq!(text, "{\n  \"owner\": \"ann\",\n  \"n\": 7,\n  \"a\": 1\n}");
         assert_eq!(render_value(&ContainerKind::Flat, b"{\"a\":1}").0, "json");
         assert_eq!(render_value(&ContainerKind::Flat, b"{not json").0, "text");
         assert_eq!(
