@@ -6,14 +6,19 @@
 //! documents, and Huawei's index containers are dumped like any other container. Lines:
 //!
 //! ```text
-//! {"type":"header","format":1,"now":1700000000}
+//! {"type":"header","format":2,"now":1700000000}
 //! {"type":"container","id":7,"account":"dev","scope":"tencent/z","name":"ns","kind":"flat","attrs":{},"limits":{..}}
 //! {"type":"item","container":7,"key":"greeting","value":"hello","expires_at":1700000600}
-//! {"type":"item","container":9,"key_b64":"AAE=","value_b64":"FgAAAA...","expires_at":null}
+//! {"type":"item","container":9,"key_b64":"IGFubgAA","document":{"owner":"ann","n":{"$numberInt":"7"}},"expires_at":null}
 //! ```
 //!
 //! Keys and values are written as text when they are UTF-8 and as base64 (`key_b64`,
-//! `value_b64`) otherwise, so hand-written seed files stay readable. `expires_at` is absolute
+//! `value_b64`) otherwise, so hand-written seed files stay readable. A value of a document
+//! container (a Huawei table or index) that is a BSON document is written as `document`: MongoDB
+//! canonical extended JSON in the document's field order, which gives back every BSON type
+//! (int32, int64, double, binary, date ...) and the exact bytes on import; it is written so only
+//! when it does (checked at export), else as `value_b64`. Format 1 files (before `document`,
+//! BSON values as text or base64) import unchanged. `expires_at` is absolute
 //! (engine clock, unix seconds), so TTLs survive the round trip; an item already expired at
 //! import is skipped. Container ids are only labels inside one file: import creates containers
 //! afresh and maps the ids, and a scope whose last `/`-segment names an exported container id (a
@@ -29,10 +34,14 @@ use bytes::Bytes;
 use kv_core::{
     Container, ContainerKind, Engine, ItemWrite, Limits, NewContainer, Precondition, ScanOptions,
 };
+use kv_huawei::extjson::{self, ExtJson};
 use serde::{Deserialize, Serialize};
 
-/// The format version written in the header line.
-pub const FORMAT: u32 = 1;
+/// The format version written in the header line: 2 added `document` items. Import reads
+/// [`OLDEST_FORMAT`] up to this.
+pub const FORMAT: u32 = 2;
+/// The oldest format import reads.
+pub const OLDEST_FORMAT: u32 = 1;
 /// Items written per engine commit on import.
 const IMPORT_BATCH: usize = 256;
 /// Items read per scan page on export.
@@ -73,6 +82,9 @@ enum Line {
         value: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value_b64: Option<String>,
+        /// A BSON document value as canonical extended JSON (format 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<ExtJson>,
         #[serde(default)]
         expires_at: Option<u64>,
         /// When the item was last written (unix ms; Aliyun's `UpdateTime`), restored on import.
@@ -225,7 +237,7 @@ where
                 };
                 let mut out = Vec::new();
                 for item in &page.items {
-                    if let Err(e) = write_line(&mut out, &item_line(container.id, item)) {
+                    if let Err(e) = write_line(&mut out, &item_line(container, item)) {
                         return Some((Err(e), StreamState::Done));
                     }
                 }
@@ -291,15 +303,31 @@ fn container_line(c: &Container) -> Line {
     }
 }
 
-fn item_line(container: u64, item: &kv_core::Item) -> Line {
-    let (key, key_b64) = text_or_b64(&item.key);
-    let (value, value_b64) = text_or_b64(&item.value);
+fn item_line(container: &Container, item: &kv_core::Item) -> Line {
+    // A document container's key is an order-preserving binary encoding (kv-doc's keycode):
+    // base64, never a string of control characters.
+    let (key, key_b64, document) = match container.kind {
+        ContainerKind::Document => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&item.key)),
+            extjson::exact_document(&item.value),
+        ),
+        ContainerKind::Flat => {
+            let (key, key_b64) = text_or_b64(&item.key);
+            (key, key_b64, None)
+        }
+    };
+    let (value, value_b64) = match document {
+        Some(_) => (None, None),
+        None => text_or_b64(&item.value),
+    };
     Line::Item {
-        container,
+        container: container.id,
         key,
         key_b64,
         value,
         value_b64,
+        document,
         expires_at: item.expires_at,
         modified_at_ms: Some(item.modified_at_ms),
     }
@@ -357,9 +385,10 @@ pub async fn import(
         let line: Line = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
         match line {
             Line::Header { format, .. } => {
-                if format != FORMAT {
+                if !(OLDEST_FORMAT..=FORMAT).contains(&format) {
                     return Err(bad(format!(
-                        "snapshot format {format} is not supported (this kvmux reads {FORMAT})"
+                        "snapshot format {format} is not supported (this kvmux reads \
+                         {OLDEST_FORMAT} to {FORMAT})"
                     )));
                 }
             }
@@ -428,11 +457,19 @@ pub async fn import(
                 key_b64,
                 value,
                 value_b64,
+                document,
                 expires_at,
                 modified_at_ms,
             } => {
                 let key = text_or_bytes(key, key_b64, "key").map_err(bad)?;
-                let value = text_or_bytes(value, value_b64, "value").map_err(bad)?;
+                let value = match document {
+                    None => text_or_bytes(value, value_b64, "value").map_err(bad)?,
+                    Some(_) if value.is_some() || value_b64.is_some() => {
+                        return Err(bad("give value, value_b64 or document, not two".into()))
+                    }
+                    Some(doc) => extjson::document_bytes(doc)
+                        .map_err(|e| bad(format!("document is not a BSON document: {e}")))?,
+                };
                 let Some(target) = targets.get(&container) else {
                     return Err(bad(format!(
                         "item of container {container}, which no earlier line defines"
@@ -983,6 +1020,14 @@ mod tests {
             (
                 "{\"type\":\"container\",\"id\":1,\"account\":\"a\",\"scope\":\"s\",\"name\":\"n\",\"kind\":\"flat\"}\n{\"type\":\"item\",\"container\":1,\"key\":\"k\",\"value_b64\":\"***\"}",
                 "line 2: value_b64 is not base64",
+            ),
+            (
+                "{\"type\":\"container\",\"id\":1,\"account\":\"a\",\"scope\":\"s\",\"name\":\"n\",\"kind\":\"document\"}\n{\"type\":\"item\",\"container\":1,\"key\":\"k\",\"value\":\"v\",\"document\":{}}",
+                "line 2: give value, value_b64 or document, not two",
+            ),
+            (
+                "{\"type\":\"container\",\"id\":1,\"account\":\"a\",\"scope\":\"s\",\"name\":\"n\",\"kind\":\"document\"}\n{\"type\":\"item\",\"container\":1,\"key\":\"k\",\"document\":[1]}",
+                "line 2: document is not a BSON document",
             ),
         ] {
             let err = import(&engine, &mut text.as_bytes(), Mode::Overwrite, &Silent)
