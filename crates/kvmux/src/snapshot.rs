@@ -155,7 +155,12 @@ pub async fn export(
 ) -> Result<Counts, SnapshotError> {
     use futures_util::StreamExt;
     let mut total = 0;
-    for c in &engine.all_containers().await? {
+    for c in engine
+        .all_containers()
+        .await?
+        .iter()
+        .filter(|c| !c.is_internal())
+    {
         total += engine.usage(c).await?.items.max(0) as u64;
     }
     progress.set_total(total);
@@ -281,9 +286,12 @@ async fn head_lines(engine: &Engine) -> Result<(Bytes, Vec<Container>), Snapshot
     Ok((Bytes::from(out), containers))
 }
 
-/// Every container, the ones that others refer to by id first (stable otherwise).
+/// Every tenant's container, the ones that others refer to by id first (stable otherwise).
+/// kvmux's own containers (the Aliyun upload staging, account `_kvmux`) are transient and not
+/// dumped.
 async fn ordered_containers(engine: &Engine) -> Result<Vec<Container>, SnapshotError> {
     let mut containers = engine.all_containers().await?;
+    containers.retain(|c| !c.is_internal());
     let ids: std::collections::HashSet<u64> = containers.iter().map(|c| c.id).collect();
     containers.sort_by_key(|c| scope_reference(&c.scope).is_some_and(|id| ids.contains(&id)));
     Ok(containers)
@@ -885,6 +893,42 @@ mod tests {
             .expect("index container follows the new table id");
         assert_eq!(new_index.attrs["remark"], "idx");
         assert!(target.get(&new_index, b"k").await.expect("get").is_some());
+    }
+
+    #[tokio::test]
+    async fn the_internal_account_is_not_dumped() {
+        let a = tempfile::tempdir().expect("tmp");
+        let engine = engine(&a);
+        let staging = engine
+            .create_container(NewContainer {
+                account: kv_core::INTERNAL_ACCOUNT.into(),
+                scope: "aliyun-uploads".into(),
+                name: "objects".into(),
+                kind: ContainerKind::Flat,
+                attrs: serde_json::json!({}),
+                limits: Limits::default(),
+            })
+            .await
+            .expect("container");
+        engine
+            .put(
+                &staging,
+                b"object/kvupload/x",
+                Bytes::from_static(b"{}"),
+                None,
+                Precondition::None,
+            )
+            .await
+            .expect("put");
+        container(&engine, "tencent/z", "ns").await;
+        let mut dump = Vec::new();
+        let counts = export(&engine, &mut dump, &Silent).await.expect("export");
+        assert_eq!((counts.containers, counts.items), (1, 0));
+        let text = String::from_utf8(dump).expect("utf-8");
+        assert!(
+            !text.contains("_kvmux") && !text.contains("kvupload"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
