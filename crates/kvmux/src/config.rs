@@ -475,7 +475,7 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!(
                 "listen = {:?} is not an address like 127.0.0.1:9090",
