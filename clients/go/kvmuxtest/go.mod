@@ -1,0 +1,3 @@
+module kvmux.dev/kvmuxtest
+
+go 1.22
