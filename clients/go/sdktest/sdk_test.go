@@ -101,7 +101,9 @@ func TestTencentThenResetFreesTheNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, err := tencent(t, srv, "EdgeKVGet", where(map[string]any{"Keys": []string{"k"}}))
-	var got struct{ Response struct{ Data []struct{ Key, Value string } } }
+	var got struct {
+		Response struct{ Data []struct{ Key, Value string } }
+	}
 	if err != nil || json.Unmarshal(body, &got) != nil || got.Response.Data[0].Value != "hello" {
 		t.Fatalf("get: %s %v", body, err)
 	}
