@@ -9,9 +9,9 @@
 #                                     `bindings = "bin"`): the stripped binary on PATH as `kvmux`,
 #                                     the `kvmux` package (Server, SDK client factories) and its
 #                                     pytest plugin
-#   dist/kvmux-VERSION.tgz            the npm tarball, when clients/node/pack.sh exists (it is
-#                                     called with DIST, KVMUX_VERSION and KVMUX_STRIPPED_BIN set,
-#                                     and writes its tarball into DIST)
+#   dist/kvmux-VERSION.tgz            the npm tarball (clients/node/pack.sh, given the same
+#                                     release binary in KVMUX_RELEASE_BIN; skipped, saying so,
+#                                     while clients/node does not exist)
 #
 # The binary is compiled once: maturin finds cargo's release build fresh (same profile and
 # features; `strip = false` in pyproject.toml, since a strip flag would make it compile the
@@ -89,9 +89,11 @@ echo "ok: $got on PATH of the venv (pip install of the wheel: ${INSTALL_SECS} s)
 
 if [ -f clients/node/pack.sh ]; then
   log "npm tarball (clients/node/pack.sh)"
-  DIST="$DIST" KVMUX_VERSION="$VERSION" KVMUX_STRIPPED_BIN="$STRIPPED" bash clients/node/pack.sh
-  for tgz in "$DIST"/*.tgz; do
-    [ -e "$tgz" ] || { echo "clients/node/pack.sh wrote no .tgz into dist/"; exit 1; }
+  # pack.sh strips the binary it is given into bin/linux-x64/, runs `npm pack` into dist/ and
+  # prints the tarball's path last.
+  tgz=$(KVMUX_RELEASE_BIN="$ROOT/target/release/kvmux" bash clients/node/pack.sh | tail -n 1)
+  [ -f "$tgz" ] || { echo "clients/node/pack.sh named no tarball ($tgz)"; exit 1; }
+  (
     log "check: $(basename "$tgz") in an empty npm project"
     project=$WORK/npm-check
     rm -rf "$project" && mkdir -p "$project"
@@ -99,7 +101,7 @@ if [ -f clients/node/pack.sh ]; then
     got=$(cd "$project" && env -u KVMUX_BIN npx --no-install kvmux --version)
     [ "$got" = "kvmux $VERSION" ] || { echo "the npm package's kvmux --version printed: $got"; exit 1; }
     echo "ok: $got from node_modules/.bin"
-  done
+  )
 else
   log "npm tarball: skipped (no clients/node/pack.sh yet)"
 fi
