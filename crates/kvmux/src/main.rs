@@ -463,6 +463,9 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
     let sweeper = engine.spawn_sweeper(Duration::from_secs(1));
     // Everything is built and the listener is bound (the kernel already queues connections):
     // say where, first in the ready file, then as stdout's first line.
+    // The signal handlers go in before anyone learns the gateway is up: a SIGTERM sent as soon
+    // as the ready file appears must drain and exit 0, not kill the process.
+    let shutdown = shutdown_signal();
     let ready = ready::Ready::new(local, tls.is_some());
     if let Some(path) = &ready_file {
         ready::write_atomically(path, &ready.to_json())?;
@@ -470,22 +473,12 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
     gate.open(&ready.line());
     let drain = Duration::from_secs(8);
     match admin_listener {
-        None => {
-            server::run(
-                gateway,
-                listener,
-                tls,
-                shutdown_signal(),
-                drain,
-                admin::Port::Shared,
-            )
-            .await
-        }
+        None => server::run(gateway, listener, tls, shutdown, drain, admin::Port::Shared).await,
         Some(admin_listener) => {
             if let Ok(addr) = admin_listener.local_addr() {
                 tracing::info!(admin = %addr, "admin API, dashboard and metrics on their own port");
             }
-            let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown_signal()));
+            let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
             let data = server::run(
                 gateway.clone(),
                 listener,
@@ -518,25 +511,39 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed by this call, not when the future
+/// is first polled (the server polls it only after the ready file is written; a SIGTERM in
+/// between used to end the process with the signal's default action instead of a drain).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let (term, interrupt) = signals;
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; draining");
     }
-    tracing::info!("shutdown requested; draining");
 }
