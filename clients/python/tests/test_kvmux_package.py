@@ -12,6 +12,7 @@ functions; pytest runs a file's tests in order.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -314,3 +315,20 @@ def test_kvmux_binary_option_and_env_choose_the_binary(tmp_path):
         run = subprocess.run(base + extra_args, env={**env, **extra_env, "EXPECTED_KVMUX": str(other)},
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_readme_example_runs_as_pasted(tmp_path):
+    """README.md's ten-line pytest example (the python block that starts `# test_greeting.py`),
+    run by pytest on its own with this venv's plugin, so the example cannot drift."""
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("not run from a kvmux checkout")
+    with open(readme, encoding="utf-8") as f:
+        blocks = re.findall(r"```python\n(# test_greeting\.py.*?)```", f.read(), re.S)
+    assert len(blocks) == 1, "README.md should have one python block starting '# test_greeting.py'"
+    assert len([line for line in blocks[0].splitlines() if line.strip()]) <= 10  # ten lines
+    (tmp_path / "test_greeting.py").write_text(blocks[0])
+    env = {**{k: v for k, v in os.environ.items() if k != "KVMUX_BIN"}, "HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
