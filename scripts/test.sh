@@ -5,10 +5,13 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python drift tls node edge go java docs postgres memory browser fuzz
+#        suites: lint rust python drift tls node edge go java docs package postgres memory browser fuzz
 #                (default: all)
 #        docs    every SDK snippet marked snippet=NAME in README.md and docs/*.md, run as pasted
 #                against a fresh release-build gateway each (tests/docs/run_snippets.py)
+#        package scripts/package.sh (dist/: release binary, Python wheel, npm tarball, each
+#                checked), then clients/python/tests in a fresh venv with only the wheel, pytest
+#                and the pinned vendor SDKs, and the pytest fixtures' per-test overhead
 #        memory  the Python, Node, Go and Java SDK suites against memory-store gateways started
 #                as a test harness would (--storage memory --listen 127.0.0.1:0 --ready-file)
 #        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
@@ -39,7 +42,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java docs postgres memory browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java docs package postgres memory browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -367,6 +370,37 @@ if want docs; then
   run_suite docs docs_suite
 fi
 # --- end docs ---
+
+# --- package (issue 16): scripts/package.sh builds dist/ from this checkout (the release binary,
+# the Python wheel with the stripped binary, the npm tarball when clients/node/pack.sh exists) and
+# checks each. Then the Python package's tests run as a user would run them: a fresh venv with
+# only pytest, the pinned vendor SDKs of tests/sdk/requirements-*.txt and the wheel from dist/,
+# KVMUX_BIN unset (the wheel's binary), from a scratch directory (nothing of this tree on
+# sys.path). overhead.py first prints the fixtures' per-test cost (its inner pytest run's summary
+# line comes before the real one, which the summary counts). ---
+package_suite() (
+  set -e
+  bash scripts/package.sh
+  work=$ROOT/target/package-test
+  rm -rf "$work" && mkdir -p "$work/run"
+  python3 -m venv "$work/venv"
+  reqs=()
+  for req in tests/sdk/requirements-*.txt; do reqs+=(-r "$req"); done
+  "$work/venv/bin/pip" install -q --disable-pip-version-check pytest==9.2.0 "${reqs[@]}"
+  start=$(date +%s.%N)
+  "$work/venv/bin/pip" install -q --disable-pip-version-check --no-index --no-deps dist/kvmux-*.whl
+  echo "pip install of the wheel (venv with the SDKs): $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')") s"
+  cd "$work/run"
+  env -u KVMUX_BIN "$work/venv/bin/python" "$ROOT/clients/python/tests/overhead.py" 50
+  env -u KVMUX_BIN "$work/venv/bin/pytest" -q -p no:cacheprovider --color=no -rs \
+    "$ROOT/clients/python/tests"
+)
+
+if want package; then
+  log "package: dist/ artifacts, then the kvmux wheel's tests in a fresh venv"
+  run_suite package package_suite
+fi
+# --- end package ---
 
 if want browser; then
   # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
