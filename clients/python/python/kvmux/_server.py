@@ -112,7 +112,8 @@ class Server:
     `binary`: the kvmux executable (default: `$KVMUX_BIN`, else the one in this wheel, else PATH).
     `storage`: "memory" (default; nothing on disk), "redb" (a fresh data dir in a temp dir),
     a postgres:// URL, or None for what the config says.
-    `admin_token`: sent as the Bearer token of admin calls when the config sets one.
+    `admin_token`: sent as the Bearer token of admin calls when the config sets one (default:
+    $KVMUX_ADMIN_TOKEN, which the gateway reads too).
 
     Starts on construction; use it as a context manager (`with Server() as server:`) or call
     `stop()`. `url`, `host` ("127.0.0.1:PORT", what the SDKs' endpoint settings take) and `pid`
@@ -129,7 +130,8 @@ class Server:
         start_timeout: float = 30,
     ):
         self.binary = find_binary(binary)
-        self.admin_token = admin_token
+        # The gateway reads KVMUX_ADMIN_TOKEN from the environment it inherits: so do its admin calls.
+        self.admin_token = admin_token or os.environ.get("KVMUX_ADMIN_TOKEN")
         self._tmpdir = tempfile.mkdtemp(prefix="kvmux-")
         self._added_credentials: list = []
         self._start_checkpoint = False
@@ -187,7 +189,9 @@ class Server:
             self._admin("PUT", f"/_kvmux/checkpoints/{_START_CHECKPOINT}")
             self._start_checkpoint = True
         except KvmuxError as e:
-            if e.status != 501:  # PostgreSQL has no checkpoints: clean() then resets instead
+            # PostgreSQL has no checkpoints (501), a config may turn admin off (404): clean()
+            # then resets instead (and says why when admin is off).
+            if e.status not in (404, 501):
                 raise
 
     def stop(self) -> Optional[int]:
