@@ -5,13 +5,15 @@
 # modules, Maven artifacts) from the package registries.
 #
 # Usage: scripts/test.sh [--long] [suite ...]
-#        suites: lint rust python drift tls node edge go java docs package postgres memory browser fuzz
+#        suites: lint rust python drift tls node edge go java docs package launchers postgres memory browser fuzz
 #                (default: all)
 #        docs    every SDK snippet marked snippet=NAME in README.md and docs/*.md, run as pasted
 #                against a fresh release-build gateway each (tests/docs/run_snippets.py)
 #        package scripts/package.sh (dist/: release binary, Python wheel, npm tarball, each
 #                checked), then clients/python/tests in a fresh venv with only the wheel, pytest
 #                and the pinned vendor SDKs, and the pytest fixtures' per-test overhead
+#        launchers  the Node, Go and Java test launchers (clients/node packed and installed in an
+#                empty npm project, clients/go/kvmuxtest, clients/java) with the real SDKs
 #        memory  the Python, Node, Go and Java SDK suites against memory-store gateways started
 #                as a test harness would (--storage memory --listen 127.0.0.1:0 --ready-file)
 #        drift   every KV operation of the pinned vendor SDKs (all four languages) must be in
@@ -42,7 +44,7 @@ for arg in "$@"; do
     *) SUITES+=("$arg") ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java docs package postgres memory browser fuzz)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint rust python drift tls node edge go java docs package launchers postgres memory browser fuzz)
 if [ "$LONG" -eq 1 ]; then
   export KVMUX_KILLS=${KVMUX_KILLS:-200}
   export KVMUX_BAD_INPUTS=${KVMUX_BAD_INPUTS:-20000}
@@ -401,6 +403,33 @@ if want package; then
   run_suite package package_suite
 fi
 # --- end package ---
+
+# --- launchers (issue 16): the Node, Go and Java test launchers. The release binary (cargo build
+# --release -p kvmux, a no-op when fresh) is packed by clients/node/pack.sh (as scripts/package.sh
+# does for dist/) into a kvmux-*.tgz; clients/node/test/run.sh installs that tarball with the
+# pinned Tencent/Aliyun SDKs and vitest into an empty npm project and runs its node:test and
+# vitest files; the Go (clients/go/kvmuxtest, clients/go/sdktest) and Java (clients/java) tests
+# run the binary taken out of that tarball (KVMUX_BIN). Each prints its launcher's start-up and reset() medians ("kvmux launcher ..."). ---
+launchers_suite() (
+  set -e
+  cargo build --release -p kvmux
+  # Packed into a temp dir of its own: scripts/package.sh may be rebuilding dist/ meanwhile.
+  unpacked=$(mktemp -d)
+  trap 'rm -rf "$unpacked"' EXIT
+  tarball=$(bash clients/node/pack.sh "$unpacked" | tail -n 1)
+  bash clients/node/test/run.sh "$tarball"
+  tar -xzf "$tarball" -C "$unpacked" package/bin/linux-x64/kvmux
+  export KVMUX_BIN="$unpacked/package/bin/linux-x64/kvmux"
+  (cd clients/go/kvmuxtest && go vet ./... && go test -count=1 ./...)
+  (cd clients/go/sdktest && go test -count=1 -v ./...)
+  (cd clients/java && mvn -q -B test)
+)
+
+if want launchers; then
+  log "launchers: the npm package (packed, installed in an empty npm project), Go kvmuxtest, Java JUnit 5 extension"
+  run_suite launchers --dir clients/java launchers_suite
+fi
+# --- end launchers ---
 
 if want browser; then
   # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
