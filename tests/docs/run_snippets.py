@@ -31,7 +31,8 @@ marker's env=, with target/release (`kvmux`, as after `cargo install --path crat
 
 Unmarked SDK snippets fail the run, so a new recipe cannot dodge the test: a fenced block whose
 language is one of UNMARKED_LANGS and whose text matches SDK_PATTERN (a vendor SDK package or
-client name, or tccli) must carry snippet=. Other blocks (TOML, JSON, curl, the kvmux CLI) are not
+client name, or tccli) must carry snippet=, or test=PATH: a test file shown whole (the README's
+launcher examples), which must equal the file at PATH (the launchers suite runs it). Other blocks (TOML, JSON, curl, the kvmux CLI) are not
 snippets and are not run.
 
 Usage: tests/docs/run_snippets.py [--list] [--bin PATH] [NAME ...]
@@ -125,6 +126,15 @@ def collect():
                     env.append(value)
                 else:
                     attrs[key] = value
+            if "snippet" not in attrs and "test" in attrs:
+                # A test file shown whole (README: the launchers' examples): the block must be
+                # that file exactly; the launchers suite runs the file.
+                target = os.path.join(ROOT, attrs["test"])
+                if not os.path.isfile(target):
+                    problems.append(f"{doc}:{line}: test={attrs['test']}: no such file")
+                elif open(target, encoding="utf-8").read() != text:
+                    problems.append(f"{doc}:{line}: the block differs from {attrs['test']} (test=)")
+                continue
             if "snippet" not in attrs:
                 if lang in UNMARKED_LANGS and SDK_PATTERN.search(text):
                     problems.append(f"{doc}:{line}: an SDK {lang} block without snippet=NAME "

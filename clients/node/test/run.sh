@@ -20,8 +20,8 @@ start=$(date +%s.%N)
 # shellcheck disable=SC2086
 npm install --no-audit --no-fund --loglevel=error --save-exact "$tarball" $sdks "$VITEST"
 echo "npm install took $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
-cp "$here"/clients.cjs "$here"/kvmux.node-test.mjs "$here"/kvmux.vitest.test.mjs .
+cp "$here"/clients.cjs "$here"/kvmux.node-test.mjs "$here"/kvmux.vitest.test.mjs "$here"/greeting.test.mjs .
 # The package's own binary: KVMUX_BIN (set by scripts/test.sh to the debug build) is not used.
 unset KVMUX_BIN
-node --test kvmux.node-test.mjs
+node --test kvmux.node-test.mjs greeting.test.mjs   # greeting.test.mjs: the README example
 npx --no-install vitest run --reporter=verbose kvmux.vitest.test.mjs
