@@ -23,5 +23,6 @@ echo "npm install took $(python3 -c "print(round($(date +%s.%N) - $start, 1))") 
 cp "$here"/clients.cjs "$here"/kvmux.node-test.mjs "$here"/kvmux.vitest.test.mjs "$here"/greeting.test.mjs .
 # The package's own binary: KVMUX_BIN (set by scripts/test.sh to the debug build) is not used.
 unset KVMUX_BIN
-node --test kvmux.node-test.mjs greeting.test.mjs   # greeting.test.mjs: the README example
+# spec reporter: TAP's "ok N" lines would read as go packages in test.sh's counts.
+node --test --test-reporter=spec kvmux.node-test.mjs greeting.test.mjs   # greeting: the README test
 npx --no-install vitest run --reporter=verbose kvmux.vitest.test.mjs
