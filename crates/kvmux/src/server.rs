@@ -252,97 +252,148 @@ fn snapshot(gw: &Gateway) -> Response<ResponseBody> {
     resp
 }
 
-/// Serves one request; never fails (errors become responses).
+/// Serves one request; never fails (errors become responses). A pipeline of named stages, each
+/// of which either hands the request on or answers it (and records that answer) itself:
+/// head size, admin, dispatch to a dialect, body, faults, the dialect, record.
 pub async fn handle(
     gw: Arc<Gateway>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let started = Instant::now();
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let admin_call =
-        admin::is_admin_path(&path) || parts.extensions.get() == Some(&admin::Port::Admin);
-    if admin_call {
-        parts.extensions.insert(admin::RequestId::fresh());
-    }
-    // What `finish` logs for an admin call: its request id (a data request's comes from its
-    // dialect).
-    let admin_info = || RequestInfo {
-        request_id: admin::request_id(&parts).to_string(),
-        ..Default::default()
+    let call = Call {
+        gw: &gw,
+        peer,
+        started: Instant::now(),
     };
+    let (parts, body) = req.into_parts();
+    Ok(call
+        .pipeline(parts, body)
+        .await
+        .unwrap_or_else(|early| *early))
+}
 
-    let head = head_bytes(&parts);
-    if head > gw.config.limits.max_header_bytes {
-        let resp = head_too_large(head, gw.config.limits.max_header_bytes);
+/// One request on its way through the stages: who sent it, and when it arrived.
+struct Call<'g> {
+    gw: &'g Arc<Gateway>,
+    peer: SocketAddr,
+    started: Instant,
+}
+
+/// A stage's early answer, already recorded (boxed: the happy path's `Result`s stay small).
+type Answered = Box<Response<ResponseBody>>;
+
+impl Call<'_> {
+    async fn pipeline(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+    ) -> Result<Response<ResponseBody>, Answered> {
+        self.admit_head(&parts)?;
+        if admin::is_admin_path(parts.uri.path())
+            || parts.extensions.get() == Some(&admin::Port::Admin)
+        {
+            return Err(Box::new(self.admin(&mut parts, body).await));
+        }
+        let dialect = self.dispatch(&parts)?;
+        let (body, share) = self.body(&*dialect, &parts, body).await?;
+        // Copying the head for the inspector is skipped when it is off (`inspector_capacity = 0`).
+        let sent = self
+            .gw
+            .inspector
+            .enabled()
+            .then(|| SentRequest::from_parts(&parts, body.len()));
+        let fault = self.fault(&*dialect, &parts, &sent).await?;
+        let (resp, head) = self.serve(&*dialect, parts, body).await;
+        self.record(&*dialect, &resp, &head, sent.map(|sent| (sent, fault)));
+        // The body's share of the budget is released only now, with the response produced.
+        drop(share);
+        Ok(resp.map(full))
+    }
+
+    /// Refuses a request head larger than `max_header_bytes` (431).
+    fn admit_head(&self, parts: &http::request::Parts) -> Result<(), Answered> {
+        let head = head_bytes(parts);
+        let limit = self.gw.config.limits.max_header_bytes;
+        if head <= limit {
+            return Ok(());
+        }
+        let resp = head_too_large(head, limit);
         let info = RequestInfo::default();
         finish(
-            &gw,
+            self.gw,
             "none",
             "head_too_large",
             &info,
             resp.status(),
-            started,
+            self.started,
             None,
         );
-        return Ok(resp.map(full));
+        Err(Box::new(resp.map(full)))
     }
 
-    // Admin paths, and everything on an `[admin] listen` port, pass admin::authorize first: before
-    // a byte of the body is read, so an unauthorized caller holds no memory.
-    if admin_call {
-        if let Err(mut resp) = admin::authorize(&gw, peer, &parts) {
-            admin::tag_response(&parts, resp.headers_mut());
-            finish(
-                &gw,
-                "admin",
-                "refused",
-                &admin_info(),
-                resp.status(),
-                started,
-                None,
-            );
-            return Ok((*resp).map(full));
-        }
-    }
-    if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
-        let mut resp = snapshot(&gw);
-        admin::tag_response(&parts, resp.headers_mut());
-        admin::log_call(peer, &parts, resp.status());
-        let info = admin_info();
+    /// Admin paths, and everything on an `[admin] listen` port: authorized before a byte of the
+    /// body is read, so an unauthorized caller holds no memory; then served by `admin`.
+    async fn admin(
+        &self,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+    ) -> Response<ResponseBody> {
+        parts.extensions.insert(admin::RequestId::fresh());
+        let (operation, mut resp) = match admin::authorize(self.gw, self.peer, parts) {
+            Err(refused) => ("refused", (*refused).map(full)),
+            Ok(()) => self.admin_call(parts, body).await,
+        };
+        admin::tag_response(parts, resp.headers_mut());
+        // Its request id is the admin call's own (a data request's comes from its dialect).
+        let info = RequestInfo {
+            request_id: admin::request_id(parts).to_string(),
+            ..Default::default()
+        };
         finish(
-            &gw,
+            self.gw,
             "admin",
-            "snapshot",
+            operation,
             &info,
             resp.status(),
-            started,
+            self.started,
             None,
         );
-        return Ok(resp);
+        resp
     }
-    if admin::is_admin_path(&path) {
-        // A snapshot import may be far larger than other admin calls, so every admin body is
-        // read within the gateway's body budget. A body that cannot be read is refused: read
-        // as empty, a scoped reset would have become a reset of everything.
-        let mut share = BodyShare::new(&gw.body_budget);
-        let read = read_body_shared(
-            body,
-            admin::body_limit(&parts),
-            gw.config.limits.body_timeout_secs,
-            &mut share,
-        )
-        .await;
-        let body = match read {
-            Ok(b) => b,
+
+    /// An authorized admin call: the streamed snapshot, or a body read within the body budget
+    /// and handed to `admin::handle`. A body that cannot be read is refused: read as empty, a
+    /// scoped reset would have become a reset of everything.
+    async fn admin_call(
+        &self,
+        parts: &http::request::Parts,
+        body: Incoming,
+    ) -> (&'static str, Response<ResponseBody>) {
+        let path = parts.uri.path();
+        if parts.method == http::Method::GET && path == "/_kvmux/snapshot" {
+            let resp = snapshot(self.gw);
+            admin::log_call(self.peer, parts, resp.status());
+            return ("snapshot", resp);
+        }
+        if !admin::is_admin_path(path) {
+            // `admin::authorize` answers these on the admin port; nothing else comes here.
+            let resp = admin::error(StatusCode::NOT_FOUND, format!("no admin resource {path}"));
+            return ("unknown", resp.map(full));
+        }
+        let mut share = BodyShare::new(&self.gw.body_budget);
+        let limit = admin::body_limit(parts);
+        let timeout = self.gw.config.limits.body_timeout_secs;
+        match read_body_shared(body, limit, timeout, &mut share).await {
+            Ok(body) => {
+                let (operation, resp) = admin::handle(self.gw, self.peer, parts, body).await;
+                (operation, resp.map(full))
+            }
             Err(e) => {
                 let resp = match e {
                     BodyError::TooLarge => admin::error(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         format!(
-                            "the body is larger than {} bytes, the most {} {path} takes",
-                            admin::body_limit(&parts),
+                            "the body is larger than {limit} bytes, the most {} {path} takes",
                             parts.method
                         ),
                     ),
@@ -352,192 +403,191 @@ pub async fn handle(
                     ),
                     BodyError::Other(why) => admin::error(StatusCode::BAD_REQUEST, why),
                 };
-                let mut resp = resp;
-                admin::tag_response(&parts, resp.headers_mut());
-                admin::log_call(peer, &parts, resp.status());
-                finish(
-                    &gw,
-                    "admin",
-                    "body",
-                    &admin_info(),
-                    resp.status(),
-                    started,
-                    None,
-                );
-                return Ok(resp.map(full));
+                admin::log_call(self.peer, parts, resp.status());
+                ("body", resp.map(full))
             }
-        };
-        let (operation, mut resp) = admin::handle(&gw, peer, &parts, body).await;
-        admin::tag_response(&parts, resp.headers_mut());
-        finish(
-            &gw,
-            "admin",
-            operation,
-            &admin_info(),
-            resp.status(),
-            started,
-            None,
-        );
-        return Ok(resp.map(full));
+        }
     }
 
-    let Some(dialect) = gw.dialects.iter().find(|d| d.claims(&parts)).cloned() else {
-        let resp = unclaimed(&gw);
+    /// The dialect that claims the request, or the gateway's own "no dialect" answer.
+    fn dispatch(&self, parts: &http::request::Parts) -> Result<Arc<dyn Dialect>, Answered> {
+        if let Some(dialect) = self.gw.dialects.iter().find(|d| d.claims(parts)) {
+            return Ok(dialect.clone());
+        }
+        let resp = unclaimed(self.gw);
         let info = RequestInfo {
             operation: "unclaimed".into(),
             ..Default::default()
         };
-        let sent = SentRequest::from_parts(&parts, declared_length(&parts).unwrap_or(0) as usize);
+        let sent = SentRequest::from_parts(parts, declared_length(parts).unwrap_or(0) as usize);
         finish(
-            &gw,
+            self.gw,
             "none",
             "unclaimed",
             &info,
             resp.status(),
-            started,
+            self.started,
             Some((sent, None)),
         );
-        return Ok(resp.map(full));
-    };
-
-    let limit = dialect.body_limit(&parts);
-    let declared_len = declared_length(&parts);
-    let declared = declared_len.unwrap_or(0) as usize;
-    if declared_len.is_some_and(|n| n > limit) {
-        // Refused before a byte of the body is read; the connection is closed rather than drained.
-        let refusal = GatewayError::BodyTooLarge { limit };
-        return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
+        Err(Box::new(resp.map(full)))
     }
 
-    // The body's share of `max_inflight_body_bytes`, taken before a byte is read and held until
-    // the response is produced (this function's end).
-    let mut share = BodyShare::new(&gw.body_budget);
-    let declared_share = declared_len.map_or(0, |n| n.min(limit));
-    if share.cover(declared_share, 0).await.is_err() {
-        return Ok(refuse(
-            &gw,
-            &*dialect,
-            &parts,
-            GatewayError::Throttled,
-            declared,
-            started,
-        ));
+    /// The body, read within the dialect's limit and the gateway's body budget, with the share
+    /// of the budget it holds until the response is produced. A declared length over the limit
+    /// is refused before a byte is read, and the connection is then closed rather than drained.
+    async fn body<'b>(
+        &'b self,
+        dialect: &dyn Dialect,
+        parts: &http::request::Parts,
+        body: Incoming,
+    ) -> Result<(Bytes, BodyShare<'b>), Answered> {
+        let limit = dialect.body_limit(parts);
+        let declared_len = declared_length(parts);
+        let declared = declared_len.unwrap_or(0) as usize;
+        let refuse = |refusal| {
+            Box::new(refuse(
+                self.gw,
+                dialect,
+                parts,
+                refusal,
+                declared,
+                self.started,
+            ))
+        };
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(refuse(GatewayError::BodyTooLarge { limit }));
+        }
+        let mut share = BodyShare::new(&self.gw.body_budget);
+        let declared_share = declared_len.map_or(0, |n| n.min(limit));
+        if share.cover(declared_share, 0).await.is_err() {
+            return Err(refuse(GatewayError::Throttled));
+        }
+        let timeout = self.gw.config.limits.body_timeout_secs;
+        match read_body_shared(body, limit, timeout, &mut share).await {
+            Ok(body) => Ok((body, share)),
+            Err(BodyError::TooLarge) => Err(refuse(GatewayError::BodyTooLarge { limit })),
+            Err(BodyError::Throttled) => Err(refuse(GatewayError::Throttled)),
+            Err(BodyError::Other(reason)) => Err(refuse(GatewayError::BadBody(reason))),
+        }
     }
 
-    let body =
-        match read_body_shared(body, limit, gw.config.limits.body_timeout_secs, &mut share).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
-                let refusal = GatewayError::BodyTooLarge { limit };
-                return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
-            }
-            Err(BodyError::Throttled) => {
-                return Ok(refuse(
-                    &gw,
-                    &*dialect,
-                    &parts,
-                    GatewayError::Throttled,
-                    declared,
-                    started,
-                ));
-            }
-            Err(BodyError::Other(reason)) => {
-                let refusal = GatewayError::BadBody(reason);
-                return Ok(refuse(&gw, &*dialect, &parts, refusal, declared, started));
+    /// Applies the first fault rule that matches (its latency, then its error, answered in the
+    /// dialect's envelope); the rule's name when one fired without answering.
+    async fn fault(
+        &self,
+        dialect: &dyn Dialect,
+        parts: &http::request::Parts,
+        sent: &Option<SentRequest>,
+    ) -> Result<Option<String>, Answered> {
+        if self.gw.faults.is_empty() {
+            return Ok(None);
+        }
+        let operation = dialect.operation_hint(parts);
+        let account = dialect.account_hint(parts);
+        let Some(decision) =
+            self.gw
+                .faults
+                .decide(dialect.name(), operation.as_deref(), account.as_deref())
+        else {
+            return Ok(None);
+        };
+        let fault = Some(format!("rule {}", decision.rule_id));
+        if decision.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
+        }
+        let Some(error) = decision.error else {
+            return Ok(fault);
+        };
+        let resp = dialect.gateway_error(
+            parts,
+            match error {
+                FaultError::Throttle => GatewayError::Throttled,
+                FaultError::Internal => GatewayError::Internal,
+            },
+        );
+        let mut info = info_of(&resp);
+        if info.operation.is_empty() || info.operation == "unknown" {
+            info.operation = operation.unwrap_or_else(|| "unknown".into());
+        }
+        if info.account.is_none() {
+            info.account = account;
+        }
+        self.finish_dialect(
+            dialect,
+            &info,
+            resp.status(),
+            sent.clone().map(|s| (s, fault)),
+        );
+        Err(Box::new(resp.map(full)))
+    }
+
+    /// The dialect's answer. A panic in a dialect is a bug; it still must not take the
+    /// connection down without an answer. Also answers the request head (for `record`).
+    async fn serve(
+        &self,
+        dialect: &dyn Dialect,
+        parts: http::request::Parts,
+        body: Bytes,
+    ) -> (Response<Bytes>, http::request::Parts) {
+        let mut head = Request::new(()).into_parts().0;
+        head.method = parts.method.clone();
+        head.uri = parts.uri.clone();
+        head.headers = parts.headers.clone();
+        let mut request = Request::from_parts(parts, body);
+        request.extensions_mut().insert(PeerAddr(self.peer));
+        let resp = match std::panic::AssertUnwindSafe(dialect.serve(request))
+            .catch_unwind()
+            .await
+        {
+            Ok(resp) => resp,
+            Err(_) => {
+                tracing::error!(
+                    dialect = dialect.name(),
+                    path = %cut(head.uri.path(), MAX_NAME_BYTES),
+                    "dialect panicked"
+                );
+                dialect.gateway_error(&head, GatewayError::Internal)
             }
         };
-
-    // Copying the head for the inspector is skipped when it is off (`inspector_capacity = 0`).
-    let sent = gw
-        .inspector
-        .enabled()
-        .then(|| SentRequest::from_parts(&parts, body.len()));
-    let mut fault = None;
-    if !gw.faults.is_empty() {
-        let operation = dialect.operation_hint(&parts);
-        let account = dialect.account_hint(&parts);
-        if let Some(decision) =
-            gw.faults
-                .decide(dialect.name(), operation.as_deref(), account.as_deref())
-        {
-            fault = Some(format!("rule {}", decision.rule_id));
-            if decision.latency_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
-            }
-            if let Some(error) = decision.error {
-                let resp = dialect.gateway_error(
-                    &parts,
-                    match error {
-                        FaultError::Throttle => GatewayError::Throttled,
-                        FaultError::Internal => GatewayError::Internal,
-                    },
-                );
-                let mut info = info_of(&resp);
-                if info.operation.is_empty() || info.operation == "unknown" {
-                    info.operation = operation.unwrap_or_else(|| "unknown".into());
-                }
-                if info.account.is_none() {
-                    info.account = account;
-                }
-                let sent = sent.map(|sent| (sent, fault));
-                finish(
-                    &gw,
-                    dialect.name(),
-                    gw.operation_label(&*dialect, &info.operation),
-                    &info,
-                    resp.status(),
-                    started,
-                    sent,
-                );
-                return Ok(resp.map(full));
-            }
-        }
+        (resp, head)
     }
 
-    let mut request = Request::from_parts(parts, body);
-    request.extensions_mut().insert(PeerAddr(peer));
-    let head = {
-        let (p, _) = Request::new(()).into_parts();
-        let mut p = p;
-        p.method = request.method().clone();
-        p.uri = request.uri().clone();
-        p.headers = request.headers().clone();
-        p
-    };
-    // A panic in a dialect is a bug; it still must not take the connection down without an answer.
-    let resp = match std::panic::AssertUnwindSafe(dialect.serve(request))
-        .catch_unwind()
-        .await
-    {
-        Ok(resp) => resp,
-        Err(_) => {
-            tracing::error!(
-                dialect = dialect.name(),
-                path = %cut(&path, MAX_NAME_BYTES),
-                "dialect panicked"
-            );
-            dialect.gateway_error(&head, GatewayError::Internal)
+    /// Logs, counts and inspects the dialect's answer.
+    fn record(
+        &self,
+        dialect: &dyn Dialect,
+        resp: &Response<Bytes>,
+        head: &http::request::Parts,
+        sent: Option<(SentRequest, Option<String>)>,
+    ) {
+        let mut info = info_of(resp);
+        if info.account.is_none() {
+            // A refused request names its key even when the dialect could not vouch for it; the
+            // inspector shows whose key that is (the owner of that key id).
+            info.account = dialect.account_hint(head);
         }
-    };
-    let mut info = info_of(&resp);
-    if info.account.is_none() {
-        // A refused request names its key even when the dialect could not vouch for it; the
-        // inspector shows whose key that is (the owner of that key id).
-        info.account = dialect.account_hint(&head);
+        self.finish_dialect(dialect, &info, resp.status(), sent);
     }
-    let sent = sent.map(|sent| (sent, fault));
-    finish(
-        &gw,
-        dialect.name(),
-        gw.operation_label(&*dialect, &info.operation),
-        &info,
-        resp.status(),
-        started,
-        sent,
-    );
-    // The body's share of the budget is released only now, with the response produced.
-    drop(share);
-    Ok(resp.map(full))
+
+    /// Logs, counts and inspects an answer in the dialect's name.
+    fn finish_dialect(
+        &self,
+        dialect: &dyn Dialect,
+        info: &RequestInfo,
+        status: StatusCode,
+        sent: Option<(SentRequest, Option<String>)>,
+    ) {
+        let operation = self.gw.operation_label(dialect, &info.operation);
+        finish(
+            self.gw,
+            dialect.name(),
+            operation,
+            info,
+            status,
+            self.started,
+            sent,
+        );
+    }
 }
 
 /// The dialect's own refusal of a body the gateway would not read (too large, or not received
