@@ -183,113 +183,20 @@ impl AliyunDialect {
         };
         let op = match router::route(&parts) {
             Ok(op) => op,
-            Err(e) => {
-                let product = product_of(&parts);
-                let err = match e {
-                    RouteError::MissingAction => ApiError::missing_parameter("Action"),
-                    RouteError::UnknownAction { .. } => ApiError::action_not_found(),
-                };
-                return error_response(&err, product, info);
-            }
+            Err(e) => return error_response(&route_error(e), product_of(&parts), info),
         };
         info.operation = op.name().to_string();
 
         if op == Operation::OssPostObject {
-            let ct = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let (mut resp, code) =
-                ops::upload::post_object(&self.ctx.engine, ct, body, &request_id).await;
-            info.code = code.map(str::to_string);
-            resp.extensions_mut().insert(info);
-            return resp;
+            return self.post_object(&parts, body, &request_id, info).await;
         }
-        let product = op.product();
-
-        let query = parts
-            .uri
-            .query()
-            .map(|q| decode_form(q.as_bytes()))
-            .unwrap_or_default();
-        let form = if is_form(&parts, &body) {
-            decode_form(&body)
-        } else {
-            Vec::new()
-        };
-
-        let (account, caller) = match self
-            .authenticate(&parts, &query, &form, &body, &mut info)
-            .await
-        {
-            Ok(found) => found,
-            Err(refused) => return error_response(&refused, product, info),
-        };
-        info.account = Some(account.clone());
-        // A verified request runs what it signed: the operation comes from the caller's signed
-        // action and version. Unverified (auth off or log), from where the router read them.
-        // Either way every other place that names an action or version must agree: a request
-        // naming two is refused, never served as one of them.
-        let (action, version) = match &caller {
-            Some(caller) => (caller.action.clone(), caller.version.clone()),
-            None => {
-                let (action, version) = router::action_and_version(&parts);
-                (action.unwrap_or_default(), version.unwrap_or_default())
-            }
-        };
-        let op = match agreed_operation(&parts, &query, &form, &action, &version) {
-            Ok(op) => op,
-            Err(e) => return error_response(&e, product, info),
+        let (query, form) = parameters(&parts, &body);
+        let admitted = self.admit(&parts, &query, &form, &body, op, &mut info);
+        let (account, op) = match admitted.await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
         let product = op.product();
-        info.operation = op.name().to_string();
-
-        if account_is_malformed(&account) {
-            return error_response(&ApiError::account_malformed(), product, info);
-        }
-        let token = match &caller {
-            Some(caller) => caller.security_token.clone(),
-            // Unverified (auth off or log): the best guess, as nothing here is trusted anyway.
-            None => parts
-                .headers
-                .get("x-acs-security-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| {
-                    query
-                        .iter()
-                        .find(|(k, _)| k == "SecurityToken")
-                        .map(|(_, v)| v.clone())
-                }),
-        };
-        if let Some(token) = token {
-            if self.ctx.auth_mode != AuthMode::Off && !self.shared.security_tokens.contains(&token)
-            {
-                if self.ctx.auth_mode == AuthMode::Enforce {
-                    return error_response(&ApiError::unauthorized_token(), product, info);
-                }
-                tracing::warn!("aliyun: unknown security token (auth mode log: serving anyway)");
-            }
-        }
-        let inactive = self.shared.inactive_accounts.contains(&account);
-        if inactive
-            && !matches!(
-                op,
-                Operation::DescribeKvAccountStatus
-                    | Operation::DescribeDcdnKvAccountStatus
-                    | Operation::AuthorizeFileUpload
-            )
-        {
-            return error_response(&ApiError::account_not_found(), product, info);
-        }
-
-        if self.throttled(&account, op) {
-            let mut resp = error_response(&ApiError::too_many_requests(), product, info);
-            resp.headers_mut()
-                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
-            return resp;
-        }
 
         let mut pairs = query;
         pairs.extend(form);
@@ -320,6 +227,127 @@ impl AliyunDialect {
             }
             Err(e) => error_response(&e, product, info),
         }
+    }
+
+    /// The high-capacity upload's OSS POST (no RPC signature: the form carries the policy the
+    /// `AuthorizeFileUpload` grant signed).
+    async fn post_object(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+        request_id: &str,
+        mut info: RequestInfo,
+    ) -> Response<Bytes> {
+        let ct = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let (mut resp, code) =
+            ops::upload::post_object(&self.ctx.engine, ct, body, request_id).await;
+        info.code = code.map(str::to_string);
+        resp.extensions_mut().insert(info);
+        resp
+    }
+
+    /// Everything decided before an operation runs: the caller's account (authenticated per the
+    /// auth mode), the one operation every place in the request agrees on, the security token,
+    /// an inactive account, and the vendor rate limit; or the vendor's refusal.
+    async fn admit(
+        &self,
+        parts: &Parts,
+        query: &[(String, String)],
+        form: &[(String, String)],
+        body: &[u8],
+        routed: Operation,
+        info: &mut RequestInfo,
+    ) -> Result<(String, Operation), Response<Bytes>> {
+        let product = routed.product();
+        let (account, caller) = match self.authenticate(parts, query, form, body, info).await {
+            Ok(found) => found,
+            Err(refused) => return Err(error_response(&refused, product, std::mem::take(info))),
+        };
+        info.account = Some(account.clone());
+        // A verified request runs what it signed: the operation comes from the caller's signed
+        // action and version. Unverified (auth off or log), from where the router read them.
+        // Either way every other place that names an action or version must agree: a request
+        // naming two is refused, never served as one of them.
+        let (action, version) = match &caller {
+            Some(caller) => (caller.action.clone(), caller.version.clone()),
+            None => {
+                let (action, version) = router::action_and_version(parts);
+                (action.unwrap_or_default(), version.unwrap_or_default())
+            }
+        };
+        let op = match agreed_operation(parts, query, form, &action, &version) {
+            Ok(op) => op,
+            Err(e) => return Err(error_response(&e, product, std::mem::take(info))),
+        };
+        let product = op.product();
+        info.operation = op.name().to_string();
+
+        if account_is_malformed(&account) {
+            return Err(error_response(
+                &ApiError::account_malformed(),
+                product,
+                std::mem::take(info),
+            ));
+        }
+        let token = match &caller {
+            Some(caller) => caller.security_token.clone(),
+            // Unverified (auth off or log): the best guess, as nothing here is trusted anyway.
+            None => parts
+                .headers
+                .get("x-acs-security-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == "SecurityToken")
+                        .map(|(_, v)| v.clone())
+                }),
+        };
+        if let Some(token) = token {
+            if self.ctx.auth_mode != AuthMode::Off && !self.shared.security_tokens.contains(&token)
+            {
+                if self.ctx.auth_mode == AuthMode::Enforce {
+                    return Err(error_response(
+                        &ApiError::unauthorized_token(),
+                        product,
+                        std::mem::take(info),
+                    ));
+                }
+                tracing::warn!("aliyun: unknown security token (auth mode log: serving anyway)");
+            }
+        }
+        let inactive = self.shared.inactive_accounts.contains(&account);
+        if inactive
+            && !matches!(
+                op,
+                Operation::DescribeKvAccountStatus
+                    | Operation::DescribeDcdnKvAccountStatus
+                    | Operation::AuthorizeFileUpload
+            )
+        {
+            return Err(error_response(
+                &ApiError::account_not_found(),
+                product,
+                std::mem::take(info),
+            ));
+        }
+
+        if self.throttled(&account, op) {
+            let mut resp = error_response(
+                &ApiError::too_many_requests(),
+                product,
+                std::mem::take(info),
+            );
+            resp.headers_mut()
+                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
+            return Err(resp);
+        }
+        Ok((account, op))
     }
 
     /// Verifies the request's signature per the auth mode and returns the caller's account (and
@@ -476,6 +504,32 @@ fn product_of(parts: &Parts) -> Product {
         .unwrap_or(Product::Esa)
 }
 
+/// The vendor's answer to a request that names no action, or one that does not exist.
+fn route_error(e: RouteError) -> ApiError {
+    match e {
+        RouteError::MissingAction => ApiError::missing_parameter("Action"),
+        RouteError::UnknownAction { .. } => ApiError::action_not_found(),
+    }
+}
+
+/// A request's name-value parameters, in order.
+type Pairs = Vec<(String, String)>;
+
+/// The query's parameters and, for a form body, the form's.
+fn parameters(parts: &Parts, body: &Bytes) -> (Pairs, Pairs) {
+    let query = parts
+        .uri
+        .query()
+        .map(|q| decode_form(q.as_bytes()))
+        .unwrap_or_default();
+    let form = if is_form(parts, body) {
+        decode_form(body)
+    } else {
+        Vec::new()
+    };
+    (query, form)
+}
+
 /// The operation of `action` and `version` (the signed ones of a verified caller). Every other
 /// place that names an action or version (the `x-acs-*` headers, which V2 does not sign; the
 /// `Action`/`Version` parameters, which V3 does not read) must agree with them, or the request is
@@ -488,10 +542,7 @@ fn agreed_operation(
     action: &str,
     version: &str,
 ) -> Result<Operation, ApiError> {
-    let op = router::lookup(action, version).map_err(|e| match e {
-        RouteError::MissingAction => ApiError::missing_parameter("Action"),
-        RouteError::UnknownAction { .. } => ApiError::action_not_found(),
-    })?;
+    let op = router::lookup(action, version).map_err(route_error)?;
     let product = op.product();
     let disagree = |what: &str| {
         ApiError::invalid_parameter(

@@ -151,45 +151,12 @@ impl TencentDialect {
             .map(str::to_string)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let query = parts.uri.query().unwrap_or_default();
-
-        // Where the action, version and business parameters are depends on the style.
-        let (action, version, params, signed) = match style {
-            Style::Tc3 => {
-                let params = if parts.method == Method::GET {
-                    Params::from_flat(&decode_pairs(query.as_bytes()))
-                } else if is_form(parts) {
-                    Params::from_flat(&decode_pairs(body))
-                } else {
-                    Params::from_json(body)
-                };
-                (
-                    header(parts, "x-tc-action").map(str::to_string),
-                    header(parts, "x-tc-version").map(str::to_string),
-                    params,
-                    None,
-                )
-            }
-            Style::Legacy => {
-                let mut pairs = decode_pairs(query.as_bytes());
-                if parts.method == Method::POST {
-                    pairs.extend(decode_pairs(body));
-                }
-                let param = |name: &str| {
-                    pairs
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.clone())
-                };
-                let (action, version) = (param("Action"), param("Version"));
-                let business: Vec<(String, String)> = pairs
-                    .iter()
-                    .filter(|(k, _)| !auth::LEGACY_COMMON_PARAMS.contains(&k.as_str()))
-                    .cloned()
-                    .collect();
-                (action, version, Params::from_flat(&business), Some(pairs))
-            }
-        };
+        let Named {
+            action,
+            version,
+            params,
+            signed,
+        } = Named::read(style, parts, body);
         let operation = action.as_deref().and_then(Operation::from_action);
         if let Some(op) = operation {
             info.operation = op.name().to_string();
@@ -220,23 +187,12 @@ impl TencentDialect {
             ));
         }
 
-        let params = params?;
         let ctx = Ctx {
             engine: &self.ctx.engine,
             account: &account,
             options: &self.options,
         };
-        match operation {
-            Operation::CreateEdgeKVNamespace => ops::namespace::create(&ctx, &params).await,
-            Operation::DeleteEdgeKVNamespace => ops::namespace::delete(&ctx, &params).await,
-            Operation::ModifyEdgeKVNamespace => ops::namespace::modify(&ctx, &params).await,
-            Operation::DescribeEdgeKVNamespaces => ops::namespace::describe(&ctx, &params).await,
-            Operation::EdgeKVPut => ops::kv::put(&ctx, &params).await,
-            Operation::EdgeKVGet => return ops::kv::get(&ctx, &params).await.map(Reply::Get),
-            Operation::EdgeKVDelete => ops::kv::delete(&ctx, &params).await,
-            Operation::EdgeKVList => ops::kv::list(&ctx, &params).await,
-        }
-        .map(Reply::from)
+        run(&ctx, operation, &params?).await
     }
 
     /// The caller's account per the auth mode (see [`AuthMode`]: `off` verifies nothing), or
@@ -468,6 +424,77 @@ impl TencentDialect {
         }
         entry.1 += 1;
         entry.1 <= VENDOR_RATE_LIMIT_PER_SEC
+    }
+}
+
+/// Runs one EdgeKV action for an authenticated caller.
+async fn run(ctx: &Ctx<'_>, operation: Operation, params: &Params) -> Result<Reply, ApiError> {
+    match operation {
+        Operation::CreateEdgeKVNamespace => ops::namespace::create(ctx, params).await,
+        Operation::DeleteEdgeKVNamespace => ops::namespace::delete(ctx, params).await,
+        Operation::ModifyEdgeKVNamespace => ops::namespace::modify(ctx, params).await,
+        Operation::DescribeEdgeKVNamespaces => ops::namespace::describe(ctx, params).await,
+        Operation::EdgeKVPut => ops::kv::put(ctx, params).await,
+        Operation::EdgeKVGet => return ops::kv::get(ctx, params).await.map(Reply::Get),
+        Operation::EdgeKVDelete => ops::kv::delete(ctx, params).await,
+        Operation::EdgeKVList => ops::kv::list(ctx, params).await,
+    }
+    .map(Reply::from)
+}
+
+/// What a request names, read from where its style puts it: the action, the version, the
+/// business parameters, and (legacy style) every parameter the signature covers.
+struct Named {
+    action: Option<String>,
+    version: Option<String>,
+    params: Result<Params, ApiError>,
+    signed: Option<Vec<(String, String)>>,
+}
+
+impl Named {
+    fn read(style: Style, parts: &Parts, body: &[u8]) -> Named {
+        let query = parts.uri.query().unwrap_or_default();
+        match style {
+            Style::Tc3 => {
+                let params = if parts.method == Method::GET {
+                    Params::from_flat(&decode_pairs(query.as_bytes()))
+                } else if is_form(parts) {
+                    Params::from_flat(&decode_pairs(body))
+                } else {
+                    Params::from_json(body)
+                };
+                Named {
+                    action: header(parts, "x-tc-action").map(str::to_string),
+                    version: header(parts, "x-tc-version").map(str::to_string),
+                    params,
+                    signed: None,
+                }
+            }
+            Style::Legacy => {
+                let mut pairs = decode_pairs(query.as_bytes());
+                if parts.method == Method::POST {
+                    pairs.extend(decode_pairs(body));
+                }
+                let param = |name: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                };
+                let (action, version) = (param("Action"), param("Version"));
+                let business: Vec<(String, String)> = pairs
+                    .iter()
+                    .filter(|(k, _)| !auth::LEGACY_COMMON_PARAMS.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                Named {
+                    action,
+                    version,
+                    params: Params::from_flat(&business),
+                    signed: Some(pairs),
+                }
+            }
+        }
     }
 }
 
