@@ -11,6 +11,7 @@
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use kv_core::crypto::hmac_sha256;
 use kv_core::text::lossy_utf8;
 use kv_core::SignatureDiagnostics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -282,17 +283,6 @@ pub fn acs3_canonical(
         acs3_hash(algorithm, canonical.as_bytes())
     );
     (canonical, sts)
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mut m) => {
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
 }
 
 fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {

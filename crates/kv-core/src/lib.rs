@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod container;
+pub mod crypto;
 pub mod dialect;
 pub mod engine;
 pub mod error;

@@ -6,6 +6,7 @@
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use kv_core::crypto::constant_time_eq;
 use kv_core::SignatureDiagnostics;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
@@ -213,10 +214,6 @@ pub fn parse_sdk_date(s: &str) -> Option<i64> {
     time::PrimitiveDateTime::parse(s, format)
         .ok()
         .map(|t| t.assume_utc().unix_timestamp())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A verified request: the access key it was signed with.

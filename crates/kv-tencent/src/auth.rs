@@ -14,8 +14,8 @@
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
+use kv_core::crypto::{constant_time_eq, hmac_sha256, sha256_hex};
 use kv_core::SignatureDiagnostics;
-use sha2::{Digest, Sha256};
 
 use crate::error::{codes, ApiError};
 
@@ -122,22 +122,6 @@ pub fn parse_tc3_authorization(value: &str) -> Option<Tc3Authorization> {
         signed_headers,
         signature,
     })
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The host with any `scheme://` and `:port` removed: what the Node SDK signs.

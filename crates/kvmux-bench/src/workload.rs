@@ -3,8 +3,8 @@
 //! benchmark pays the real verification cost on the server and cannot drift from the verifier).
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use kv_core::crypto::hmac_sha256;
 use sha2::{Digest, Sha256};
 
 /// The operation being measured.
@@ -48,16 +48,6 @@ pub struct Workload {
 
 pub fn key_name(i: usize) -> String {
     format!("key-{i:08}")
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mut m) => {
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
 }
 
 fn header(v: &str) -> HeaderValue {
