@@ -16,6 +16,17 @@ use crate::metrics::Metrics;
 use crate::server::{BodyBudget, Gateway};
 use crate::{admin, config, snapshot};
 
+/// Binds `listen` and answers the listener with the address it got (the port, for `:0`).
+pub async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?;
+    Ok((listener, local))
+}
+
 /// Opens the storage `config` names and builds the gateway that serves it on `local` (the bound
 /// listener's address); returns it with a description of where the data is.
 pub async fn assemble(config: Config, local: SocketAddr) -> Result<(Arc<Gateway>, String), String> {

@@ -421,12 +421,7 @@ async fn serve(config: Config, start: Start) -> Result<(), String> {
     // Bound first: a busy port must fail the start before anything is created on disk (the
     // data dir, the redb file, a self-signed certificate). The kernel queues connections until
     // the gateway accepts them.
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("listener address: {e}"))?;
+    let (listener, local) = gateway::bind(&config.listen).await?;
     // `[admin] listen`: a port of its own for admin, dashboard and metrics (none when disabled).
     let admin_listener = match &config.admin.listen {
         Some(addr) if config.admin.enabled => Some(

@@ -57,12 +57,7 @@ impl Server {
         config
             .validate()
             .map_err(|e| format!("invalid config: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| format!("listener address: {e}"))?;
+        let (listener, local) = gateway::bind(&config.listen).await?;
         let (gateway, _) = gateway::assemble(config, local).await?;
         let sweeper = gateway.engine.spawn_sweeper(Duration::from_secs(1));
         let (shutdown, stop) = oneshot::channel::<()>();
