@@ -14,6 +14,9 @@ use common::{agent, free_port, wait_bounded, Server};
 /// Runs `kvmux ARGS` to its exit (bounded), with the environment that could redirect it removed.
 fn run_kvmux(args: &[&str], config: &Path) -> Output {
     let dir = config.parent().expect("config dir");
+    // The output goes to a scratch dir: the shipped config's dir is the repository's.
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let out = scratch.path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvmux"))
         .args(args)
         .arg(config)
@@ -24,18 +27,18 @@ fn run_kvmux(args: &[&str], config: &Path) -> Output {
         .env_remove("KVMUX_ADMIN_TOKEN")
         .current_dir(dir)
         .stdout(Stdio::from(
-            std::fs::File::create(dir.join("run.out")).expect("out"),
+            std::fs::File::create(out.join("run.out")).expect("out"),
         ))
         .stderr(Stdio::from(
-            std::fs::File::create(dir.join("run.err")).expect("err"),
+            std::fs::File::create(out.join("run.err")).expect("err"),
         ))
         .spawn()
         .expect("spawn kvmux");
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     Output {
         status,
-        stdout: std::fs::read(dir.join("run.out")).unwrap_or_default(),
-        stderr: std::fs::read(dir.join("run.err")).unwrap_or_default(),
+        stdout: std::fs::read(out.join("run.out")).unwrap_or_default(),
+        stderr: std::fs::read(out.join("run.err")).unwrap_or_default(),
     }
 }
 
