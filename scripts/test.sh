@@ -90,8 +90,9 @@ for w, n in re.findall(r"^(?:# |\u2139 )(pass|fail|skipped) (\d+)$", text, re.M)
     node[w] = node.get(w, 0) + int(n)
 if node:
     join("node", [("passed", node.get("pass", 0)), ("failed", node.get("fail", 0)), ("skipped", node.get("skipped", 0))])
-ok = len(re.findall(r"^ok\s+\S+", text, re.M))
-bad = len(re.findall(r"^FAIL\s+\S+", text, re.M))
+# go test's package lines: "ok  <import path>  0.5s" (TAP's "ok 1 - name" lines are node's).
+ok = len(re.findall(r"^ok\s+\S+\s+(?:\d[\d.]*s|\(cached\))", text, re.M))
+bad = len(re.findall(r"^FAIL\s+\S+\s+\d[\d.]*s", text, re.M))
 if ok or bad:
     parts.append(f"go {ok} packages ok" + (f", {bad} failed" if bad else ""))
 if len(sys.argv) > 2:
@@ -103,6 +104,9 @@ if len(sys.argv) > 2:
 drift = re.findall(r"^drift: (\d+) checks .*?, (\d+) passed, (\d+) failed", text, re.M)
 if drift:
     join("drift", [("passed", int(drift[-1][1])), ("failed", int(drift[-1][2]))])
+docs = re.findall(r"^docs: (\d+) passed, (\d+) failed", text, re.M)
+if docs:
+    join("snippets", [("passed", int(docs[-1][0])), ("failed", int(docs[-1][1]))])
 fuzz = re.findall(r"^fuzz \w+ \S+: (\d+) executions", text, re.M)
 if fuzz:
     parts.append(f"fuzz {len(fuzz)} targets, {sum(map(int, fuzz))} executions")
