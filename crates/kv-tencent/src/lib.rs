@@ -210,10 +210,9 @@ impl TencentDialect {
         info: &mut RequestInfo,
     ) -> Result<String, ApiError> {
         if self.ctx.auth_mode == AuthMode::Off {
+            // The legacy style's SecretId may be in a POST body, which the hint does not read.
             let claimed = match legacy {
-                None => header(parts, "authorization")
-                    .and_then(auth::parse_tc3_authorization)
-                    .map(|a| a.secret_id),
+                None => self.key_id_hint(parts),
                 Some(pairs) => pairs
                     .iter()
                     .find(|(k, _)| k == "SecretId")

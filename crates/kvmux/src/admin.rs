@@ -82,9 +82,7 @@ pub enum Mode {
 /// The admin mode of `config` and why, for `check-config`, the start-up log and 401 replies.
 pub fn mode(config: &Config) -> (Mode, String) {
     let listen = config.admin.listen.as_deref().unwrap_or(&config.listen);
-    let loopback = listen
-        .parse::<SocketAddr>()
-        .is_ok_and(|a| a.ip().is_loopback());
+    let loopback = crate::config::is_loopback(listen);
     if !config.admin.enabled {
         (
             Mode::Disabled,

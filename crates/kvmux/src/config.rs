@@ -582,10 +582,7 @@ impl Config {
     /// README could otherwise read and write the `dev` tenant. Run again after `--listen` or
     /// `KVMUX_LISTEN` changed the address.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let loopback = self
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback());
+        let loopback = is_loopback(&self.listen);
         let dev = self
             .credentials
             .iter()
@@ -838,6 +835,13 @@ fn position_of(text: &str, keys: &[&str]) -> (usize, usize) {
     }
     span.map(|s| line_and_column(text, s.start))
         .unwrap_or((1, 1))
+}
+
+/// Whether `listen` is a loopback address (only this machine can connect); a host name is not.
+pub fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {

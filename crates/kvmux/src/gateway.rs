@@ -119,12 +119,8 @@ pub fn build_dialects(config: &Config, engine: &Arc<Engine>) -> Vec<Arc<dyn Dial
 /// from two connections) would only get in a local test's way.
 fn dialect_options(config: &Config, name: DialectName) -> serde_json::Value {
     if name == DialectName::Tencent && config.tencent.bind_unsigned_action.is_none() {
-        let loopback = config
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback());
         let mut tencent = config.tencent.clone();
-        tencent.bind_unsigned_action = Some(!loopback);
+        tencent.bind_unsigned_action = Some(!config::is_loopback(&config.listen));
         return serde_json::to_value(tencent).unwrap_or(serde_json::Value::Null);
     }
     config.options_for(name)
