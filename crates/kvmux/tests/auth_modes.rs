@@ -196,6 +196,16 @@ fn call(s: &Server, vendor: Vendor, key: &str, op: &str, value: &str, nonce: &st
     }
 }
 
+/// What the request inspector holds, as JSON text.
+fn recorded_requests(s: &Server) -> String {
+    let mut r = agent()
+        .get(&s.url("/_kvmux/requests?limit=100"))
+        .call()
+        .expect("inspector");
+    let listed: Value = r.body_mut().read_json().expect("json");
+    listed.to_string()
+}
+
 fn ok(answer: Answer, what: &str) -> Answer {
     assert_eq!(
         (answer.status, &answer.code),
@@ -251,12 +261,7 @@ fn off_verifies_nothing_and_serves_each_request_in_its_keys_account() {
         );
     }
     // Nothing was verified, so the inspector holds no signature diagnostics.
-    let mut r = agent()
-        .get(&s.url("/_kvmux/requests?limit=100"))
-        .call()
-        .expect("inspector");
-    let listed: Value = r.body_mut().read_json().expect("json");
-    let text = listed.to_string();
+    let text = recorded_requests(&s);
     assert!(!text.contains("\"reason\""), "{text}");
 }
 
@@ -264,12 +269,7 @@ fn off_verifies_nothing_and_serves_each_request_in_its_keys_account() {
 fn log_serves_a_bad_signature_in_the_same_account_and_records_why() {
     let s = start("log");
     served_in_the_key_owners_account(&s);
-    let mut r = agent()
-        .get(&s.url("/_kvmux/requests?limit=100"))
-        .call()
-        .expect("inspector");
-    let listed: Value = r.body_mut().read_json().expect("json");
-    let text = listed.to_string();
+    let text = recorded_requests(&s);
     for dialect in ["tencent", "aliyun", "huawei"] {
         assert!(
             text.contains(&format!("\"{dialect}\"")),

@@ -12,19 +12,7 @@ use common::{agent, Server, AUTH_OFF};
 use serde_json::{json, Value};
 
 fn huawei(s: &Server, op: &str, body: Document) -> (u16, Document) {
-    let mut r = agent()
-        .post(&s.url(&format!("/v1/{op}?store_name=shop")))
-        .header("Content-Type", "application/bson")
-        .send(body.to_vec().expect("bson"))
-        .expect("huawei request");
-    let status = r.status().as_u16();
-    let bytes = r.body_mut().read_to_vec().expect("body");
-    let doc = if bytes.is_empty() {
-        Document::new()
-    } else {
-        Document::from_reader(&mut bytes.as_slice()).expect("bson reply")
-    };
-    (status, doc)
+    s.huawei("shop", op, body)
 }
 
 fn aliyun(s: &Server, query: &str) -> (u16, Value) {

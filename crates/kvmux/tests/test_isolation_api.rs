@@ -55,19 +55,7 @@ fn aliyun(s: &Server, query: &str) -> (u16, Value) {
 }
 
 fn huawei(s: &Server, store: &str, op: &str, body: Document) -> (u16, Document) {
-    let mut r = agent()
-        .post(&s.url(&format!("/v1/{op}?store_name={store}")))
-        .header("Content-Type", "application/bson")
-        .send(body.to_vec().expect("bson"))
-        .expect("huawei request");
-    let status = r.status().as_u16();
-    let bytes = r.body_mut().read_to_vec().expect("body");
-    let doc = if bytes.is_empty() {
-        Document::new()
-    } else {
-        Document::from_reader(&mut bytes.as_slice()).expect("bson reply")
-    };
-    (status, doc)
+    s.huawei(store, op, body)
 }
 
 fn tencent_put(s: &Server, ns: &str, key: &str, value: &str, ttl: Option<u64>) {

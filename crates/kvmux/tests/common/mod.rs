@@ -119,6 +119,24 @@ impl Server {
         std::fs::read_to_string(self.dir.join("kvmux.log")).unwrap_or_default()
     }
 
+    /// One Huawei KVS operation on `store` (named by `?store_name=`, so it needs no signature);
+    /// returns the status and the BSON reply (empty when the body is).
+    pub fn huawei(&self, store: &str, op: &str, body: bson::Document) -> (u16, bson::Document) {
+        let mut r = agent()
+            .post(&self.url(&format!("/v1/{op}?store_name={store}")))
+            .header("Content-Type", "application/bson")
+            .send(body.to_vec().expect("bson"))
+            .expect("huawei request");
+        let status = r.status().as_u16();
+        let bytes = r.body_mut().read_to_vec().expect("body");
+        let doc = if bytes.is_empty() {
+            bson::Document::new()
+        } else {
+            bson::Document::from_reader(&mut bytes.as_slice()).expect("bson reply")
+        };
+        (status, doc)
+    }
+
     /// One Tencent action with auth off; returns the inner `Response` object.
     pub fn tencent(&self, action: &str, body: serde_json::Value) -> serde_json::Value {
         let agent = agent();
