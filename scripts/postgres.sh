@@ -6,8 +6,11 @@
 #
 # Usage:
 #   scripts/postgres.sh install            install the Debian packages if absent
-#   scripts/postgres.sh start DIR          init + start one server in DIR (made if missing);
-#                                          prints its URL (postgres://kvmux@127.0.0.1:PORT/kvmux)
+#   scripts/postgres.sh start DIR [-c NAME=VALUE ...]
+#                                          init + start one server in DIR (made if missing);
+#                                          prints its URL (postgres://kvmux@127.0.0.1:PORT/kvmux).
+#                                          Extra -c options override the defaults (fsync=off ...),
+#                                          e.g. -c fsync=on -c full_page_writes=on for durability
 #   scripts/postgres.sh start-ha DIR       a primary and two synchronous streaming replicas;
 #                                          prints three URLs, primary first
 #   scripts/postgres.sh stop DIR           stops every server started in DIR, by PID, and removes DIR
@@ -89,11 +92,12 @@ create_db() {
 
 start_one() {
   local dir=$1 bin port
+  shift
   bin=$(pg_bindir)
   prepare_dir "$dir"
   port=$(free_port)
   init_server "$bin" "$dir/primary"
-  launch "$bin" "$dir/primary" "$port" primary
+  launch "$bin" "$dir/primary" "$port" primary "$@"
   create_db "$bin" "$port"
   echo "postgres://kvmux@127.0.0.1:$port/kvmux"
 }
@@ -151,8 +155,8 @@ stop_all() {
 
 case "${1:-}" in
   install) install_pg ;;
-  start) install_pg; start_one "${2:?DIR}" ;;
+  start) install_pg; start_one "${2:?DIR}" "${@:3}" ;;
   start-ha) install_pg; start_ha "${2:?DIR}" ;;
   stop) stop_all "${2:?DIR}" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

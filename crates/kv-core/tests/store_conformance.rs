@@ -102,7 +102,8 @@ conformance!(
     scans_page_in_key_order_and_reverse_skipping_expired,
     scans_and_counts_of_empty_or_reversed_ranges_are_empty,
     expired_lists_oldest_first_bounded_by_max_and_follows_overwrites,
-    versions_strictly_increase_across_commits_and_resets,
+    versions_are_unique_across_commits_deletes_and_resets,
+    concurrent_commits_on_their_own_keys_all_land_with_exact_counters,
     reset_drops_every_record_and_counter,
     stats_count_records,
     racing_creates_of_one_key_have_exactly_one_winner,
@@ -723,33 +724,105 @@ async fn expired_lists_oldest_first_bounded_by_max_and_follows_overwrites(store:
     );
 }
 
-async fn versions_strictly_increase_across_commits_and_resets(store: &Arc<dyn Store>) {
-    let mut last = 0;
+/// The version contract (see `Record::version`): every commit's version is its own, never handed
+/// out before or after on this store (resets included); every record a batch writes carries it;
+/// so a record's version changes on every write and never comes back for a key, even after a
+/// delete and a recreate. Versions are compared for equality only (redb and memory happen to count
+/// up, PostgreSQL does not).
+async fn versions_are_unique_across_commits_deletes_and_resets(store: &Arc<dyn Store>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut of_k = Vec::new();
     for round in 0..20 {
         let batch = match round % 4 {
-            0 => writes(vec![put("k", "v", None)]),
+            0 => writes(vec![put("k", "v", None), put("other", "v", None)]),
             1 => writes(vec![add("c", 1, None)]),
             2 => writes(vec![]),
             _ => writes(vec![del("k")]),
         };
         let version = ok(store, batch).await;
-        assert!(version > last, "round {round}: {version} after {last}");
-        last = version;
+        assert!(
+            seen.insert(version),
+            "round {round}: {version} handed out twice"
+        );
+        if round % 4 == 0 {
+            // Both records of the batch carry its version.
+            assert_eq!(get(store, "k").await.expect("k").version, version);
+            assert_eq!(get(store, "other").await.expect("other").version, version);
+            of_k.push(version);
+        }
     }
-    // A refused batch is not a commit, and the next commit still goes forward.
+    // Deleted and recreated five times: five different versions (ETags) for "k".
+    of_k.dedup();
+    assert_eq!(of_k.len(), 5, "{of_k:?}");
+    // A refused batch is not a commit; the next commit has a fresh version.
     assert!(
         commit(store, checked(vec![Check::Present(k("nope"))], vec![]))
             .await
             .is_err()
     );
     let stamped = ok(store, writes(vec![put("k", "v", None)])).await;
-    assert!(stamped > last);
-    assert_eq!(get(store, "k").await.expect("k").version, stamped);
-    // A reset drops data, not the version sequence: a version a client kept from before the
+    assert!(seen.insert(stamped));
+    // A check against any earlier version of "k" fails; against the current one it holds.
+    for old in &of_k {
+        assert_eq!(
+            commit(store, checked(vec![Check::AtVersion(k("k"), *old)], vec![])).await,
+            Err(Rejected::Check(Check::AtVersion(k("k"), *old)))
+        );
+    }
+    ok(
+        store,
+        checked(vec![Check::AtVersion(k("k"), stamped)], vec![]),
+    )
+    .await;
+    // A reset drops data, not the versions handed out: a version a client kept from before the
     // reset can never match a record written after it.
     store.reset().await.expect("reset");
     let after_reset = ok(store, writes(vec![put("k", "v", None)])).await;
-    assert!(after_reset > stamped, "{after_reset} after {stamped}");
+    assert!(
+        !seen.contains(&after_reset),
+        "{after_reset} handed out before the reset"
+    );
+}
+
+/// Concurrent commits that share a checked record and a few counters but write their own keys
+/// (PostgreSQL's case without a global commit lock: a shared lock on the checked record, row
+/// locks on each counter) all land, each with its own version, and every counter is exact.
+async fn concurrent_commits_on_their_own_keys_all_land_with_exact_counters(store: &Arc<dyn Store>) {
+    ok(store, writes(vec![put("shared-read", "x", None)])).await;
+    let outcomes = race(store, |i| {
+        checked(
+            vec![
+                Check::Present(k("shared-read")),
+                Check::Absent(k(&format!("own {i}"))),
+            ],
+            vec![
+                put(&format!("own {i}"), "v", None),
+                add(
+                    &format!("counter {}", i % 4),
+                    1,
+                    Some((RACERS as i64, Quota::AccountItems)),
+                ),
+            ],
+        )
+    })
+    .await;
+    let mut versions: Vec<u64> = outcomes
+        .iter()
+        .map(|o| o.clone().expect("unrelated commits all land"))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), RACERS);
+    for c in 0..4 {
+        assert_eq!(
+            counter(store, &format!("counter {c}")).await,
+            (RACERS / 4) as i64
+        );
+    }
+    assert_eq!(
+        store.count(all(), 0).await.expect("count"),
+        RACERS as u64 + 1
+    );
 }
 
 async fn reset_drops_every_record_and_counter(store: &Arc<dyn Store>) {
@@ -860,7 +933,8 @@ async fn racing_version_checked_updates_have_exactly_one_winner(store: &Arc<dyn 
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let record = get(store, "doc").await.expect("doc");
     assert_eq!(record.value, format!("{}", winners[0] + 1).into_bytes());
-    assert!(record.version > v);
+    assert_ne!(record.version, v);
+    assert_eq!(Ok(record.version), outcomes[winners[0]]);
 }
 
 async fn racing_limited_adds_stop_exactly_at_the_limit(store: &Arc<dyn Store>) {

@@ -24,7 +24,14 @@ pub struct Record {
     pub value: Bytes,
     /// Unix seconds (engine clock) after which the record is logically gone.
     pub expires_at: Option<u64>,
-    /// The commit sequence number that wrote it; strictly increasing across commits.
+    /// The version of the commit that wrote it. The contract, on every backend: each commit's
+    /// version is its own (no other commit on the store, before or after, resets included, gets
+    /// the same one) and every record the batch writes carries it, so a record's version changes
+    /// on every write and never comes back for its key, even after a delete and a recreate
+    /// (ETags and `AtVersion` checks rely on exactly that). Never 0 or `u64::MAX`. Compare
+    /// versions for equality only: redb and the memory store count commits up one by one, but
+    /// PostgreSQL gives each gateway its own range, so across gateways versions are not in
+    /// commit order.
     pub version: u64,
 }
 
@@ -130,7 +137,8 @@ pub enum Rejected {
     Quota(Quota),
 }
 
-/// The outcome of one batch: its commit version, or why it was rejected.
+/// The outcome of one batch: its commit version (unique, see [`Record::version`]), or why it was
+/// rejected.
 pub type CommitResult = Result<std::result::Result<u64, Rejected>>;
 
 /// A half-open key range for scans.

@@ -1,28 +1,41 @@
 //! The scale-out backend: one PostgreSQL database shared by any number of stateless gateways.
 //!
-//! Semantics are redb's (see `store/redb.rs`), mapped onto three tables:
+//! Semantics are redb's (see `store/redb.rs`) apart from version order, mapped onto these tables:
 //! `kv_records` (key, value, expires_at, version) with an index on (expires_at, key) that serves as
-//! the expiry index; `kv_counters` (key, value); and `kv_meta` (name, value) holding the commit
-//! sequence and the shared clock offset. `kv_leases` elects the one gateway that sweeps.
+//! the expiry index; `kv_counters` (key, value); `kv_meta` (name, value) holding the shared clock
+//! offset; `kv_leases`, which elects the one gateway that sweeps; and `kv_version_prefixes`.
 //!
-//! Every commit starts by incrementing the `last_version` row. That row lock orders all commits
-//! across all gateways, so (1) versions are a strictly increasing commit sequence, exactly as in
-//! redb, and (2) each batch's checks and counter limits are judged against the state every earlier
-//! commit left, then applied, with no other writer in between: checks stay atomic with their writes
-//! and counters never lose an update. Under READ COMMITTED (PostgreSQL's default) each statement
-//! after the lock sees the latest committed data; under SERIALIZABLE (CockroachDB's default) a
-//! conflict surfaces as SQLSTATE 40001, which `commit` retries. A rejected batch rolls back, so it
-//! consumes no version. Reads need no lock: each of `get_many`, `scan`, `counters` and `expired`
-//! is one statement, and one statement reads one snapshot.
+//! No row is shared by all commits. A commit locks only what its batch names (see
+//! [`PostgresStore::commit_once`]): the records it checks (a placeholder row for a key checked
+//! absent, so a concurrent creator of that key waits; `FOR UPDATE` on records it checks and
+//! writes; `FOR SHARE` on records it only checks, such as its container's registry entry) and the
+//! counters it checks or changes. Its checks and counter limits are judged on those locked rows
+//! and its writes applied before the locks go at COMMIT, so checks stay atomic with their writes
+//! and counters never lose an update, yet commits on unrelated keys and containers never wait for
+//! each other. Under READ COMMITTED (PostgreSQL's default) each statement sees the latest committed
+//! rows and a locked row is re-read after its lock is granted; under SERIALIZABLE (CockroachDB's
+//! default) a conflict surfaces as SQLSTATE 40001, and a lock cycle anywhere as 40P01: `commit`
+//! retries both. A rejected batch rolls back.
+//!
+//! Versions are per commit and unique on the database without a shared row: a gateway claims a
+//! random prefix in `kv_version_prefixes` once at start-up and numbers its commits under it (see
+//! [`PostgresStore::next_version`]). They change on every write of a key and never repeat for it,
+//! which is what ETags, `AtVersion` checks and the sweeper's version-checked deletes need; they
+//! are not in commit order across gateways, which nothing in the engine needs.
+//!
+//! Reads need no lock: each of `get_many`, `scan`, `counters` and `expired` is one statement,
+//! and one statement reads one snapshot.
 //!
 //! The SQL is kept to what CockroachDB and YugabyteDB accept (docs/POSTGRES.md lists it): BYTEA,
-//! BIGINT, `= ANY($1)` over arrays, `INSERT .. ON CONFLICT .. DO UPDATE`, `CREATE .. IF NOT EXISTS`,
-//! `RETURNING`, and no advisory locks, LISTEN/NOTIFY or PL/pgSQL.
+//! BIGINT, `= ANY($1)` and `unnest($1)` over arrays, `INSERT .. ON CONFLICT .. DO UPDATE/NOTHING`,
+//! `SELECT .. FOR UPDATE/FOR SHARE`, `CREATE .. IF NOT EXISTS`, `RETURNING`, and no advisory
+//! locks, sequences, LISTEN/NOTIFY or PL/pgSQL. `reset` alone takes `LOCK TABLE` where offered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,27 +55,41 @@ use crate::error::{Error, Result};
 
 /// Versioned schema migrations, applied in order at start-up and recorded in `kvmux_migrations`.
 /// Never edit a released entry: append a new one.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS kv_records (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS kv_records (
             key BYTEA PRIMARY KEY,
             value BYTEA NOT NULL,
             expires_at BIGINT,
             version BIGINT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS kv_records_expiry ON kv_records (expires_at, key)",
-        "CREATE TABLE IF NOT EXISTS kv_counters (key BYTEA PRIMARY KEY, value BIGINT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS kv_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-        "INSERT INTO kv_meta (name, value) VALUES ('last_version', 0), ('clock_offset', 0)
+            "CREATE INDEX IF NOT EXISTS kv_records_expiry ON kv_records (expires_at, key)",
+            "CREATE TABLE IF NOT EXISTS kv_counters (key BYTEA PRIMARY KEY, value BIGINT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS kv_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+            "INSERT INTO kv_meta (name, value) VALUES ('last_version', 0), ('clock_offset', 0)
             ON CONFLICT (name) DO NOTHING",
-        "CREATE TABLE IF NOT EXISTS kv_leases (
+            "CREATE TABLE IF NOT EXISTS kv_leases (
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
             until_ms BIGINT NOT NULL
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Per-record versions (see `PostgresStore::next_version`): each gateway claims a prefix
+            // here once and numbers its commits under it. Rows are never deleted, so a prefix, and
+            // with it a version, is never handed out twice.
+            "CREATE TABLE IF NOT EXISTS kv_version_prefixes (
+            prefix BIGINT PRIMARY KEY,
+            claimed_ms BIGINT NOT NULL
+        )",
+        ],
+    ),
+];
 
 /// How often a commit is retried after a serialization failure or deadlock before giving up.
 const MAX_SERIALIZATION_RETRIES: usize = 32;
@@ -73,11 +100,19 @@ const SWEEP_LEASE_MS: i64 = 5_000;
 /// The database's own clock in milliseconds, so lease expiry does not depend on gateway clocks.
 const DB_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
+/// Bits of a version that number one prefix's commits; the prefix takes the bits above them.
+const VERSION_COUNTER_BITS: u32 = 40;
+/// Prefixes are 1..2^22, so every version is below 2^62: a BIGINT, and never `u64::MAX` (the
+/// engine's "written in this transaction" mark) or 0 (a placeholder row's version).
+const VERSION_PREFIXES: u64 = (1 << 22) - 1;
+
 /// The PostgreSQL backend. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
     /// A random identity for lease ownership.
     instance: String,
+    /// This process's version prefix and the last number used under it.
+    versions: Mutex<(u64, u64)>,
 }
 
 fn pg_error(e: impl std::fmt::Display) -> Error {
@@ -127,8 +162,11 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             instance: format!("{}-{:016x}", std::process::id(), rand_u64()),
+            versions: Mutex::new((0, 0)),
         };
         store.migrate().await?;
+        let prefix = store.claim_version_prefix().await?;
+        *store.versions.lock().unwrap_or_else(|p| p.into_inner()) = (prefix, 0);
         Ok(store)
     }
 
@@ -269,6 +307,52 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
+    /// Claims a version prefix no process has had on this database: a random one, inserted with
+    /// `ON CONFLICT DO NOTHING`; taken already, another is tried. One statement at start-up (and
+    /// after 2^40 commits), never in the commit path.
+    async fn claim_version_prefix(&self) -> Result<u64> {
+        let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO kv_version_prefixes (prefix, claimed_ms) VALUES ($1, {DB_NOW_MS})
+             ON CONFLICT (prefix) DO NOTHING RETURNING prefix"
+        );
+        for _ in 0..1_000 {
+            let prefix = 1 + rand_u64() % VERSION_PREFIXES;
+            let rows = client
+                .query(&sql, &[&to_sql_u64(prefix)])
+                .await
+                .map_err(pg_error)?;
+            if !rows.is_empty() {
+                return Ok(prefix);
+            }
+        }
+        Err(Error::Internal(
+            "postgres: no free version prefix found (kv_version_prefixes is nearly full)".into(),
+        ))
+    }
+
+    /// The version of the next commit: this process's prefix, then its own count of commits.
+    /// Unique on the database (no other process has the prefix, and this one never repeats a
+    /// number), so it changes on every write of a record and never comes back for a key, even
+    /// after a delete and a recreate or a reset, without any row shared by all commits. Versions
+    /// are compared for equality only: across gateways they are not in commit order.
+    async fn next_version(&self) -> Result<i64> {
+        loop {
+            {
+                let mut slot = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.1 + 1 < (1 << VERSION_COUNTER_BITS) {
+                    slot.1 += 1;
+                    return Ok(to_sql_u64((slot.0 << VERSION_COUNTER_BITS) | slot.1));
+                }
+            }
+            let prefix = self.claim_version_prefix().await?;
+            let mut slot = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.1 + 1 >= (1 << VERSION_COUNTER_BITS) {
+                *slot = (prefix, 0);
+            }
+        }
+    }
+
     /// Takes or renews the named lease for this instance; true while this instance holds it.
     /// A holder that stops renewing loses it after `SWEEP_LEASE_MS` of database time.
     pub async fn try_lease(&self, name: &str) -> Result<bool> {
@@ -316,30 +400,125 @@ impl PostgresStore {
         Ok(crate::clock::clamp_offset(row.get(0)))
     }
 
-    /// One attempt at a batch inside one transaction.
+    /// One attempt at a batch inside one transaction, in two pipelined round trips and without
+    /// any row outside the batch's own keys and counters (see the module doc):
+    ///
+    /// 1. `BEGIN`, then lock what the checks and counters depend on: a placeholder row inserted
+    ///    for every key checked `Absent` (`ON CONFLICT DO NOTHING RETURNING key`: the keys that
+    ///    come back were absent and are now held by this transaction, a concurrent creator of the
+    ///    same key waits for it), `FOR UPDATE` on records checked and written, `FOR SHARE` on
+    ///    records only checked, and every counter the batch checks or changes, created at 0 if
+    ///    missing and locked by a no-op upsert that returns its value.
+    /// 2. Judge the batch by the shared rules (`store::batch`) on what phase 1 returned; refused,
+    ///    `ROLLBACK`. Accepted, one pipeline: placeholders no write replaces are deleted, the
+    ///    writes in batch order, each touched counter written once, and `COMMIT`.
     async fn commit_once(
         &self,
-        client: &mut deadpool_postgres::Object,
+        guard: &TxGuard,
         batch: &Batch,
+        version: i64,
     ) -> std::result::Result<std::result::Result<u64, Rejected>, tokio_postgres::Error> {
-        let tx = client.transaction().await?;
-        // The global commit order: this row lock is held until COMMIT or ROLLBACK.
-        let version: i64 = tx
-            .query_one(
-                "UPDATE kv_meta SET value = value + 1 WHERE name = 'last_version' RETURNING value",
-                &[],
+        let client = guard.client();
+        let plan = CommitPlan::new(batch);
+        let absent_sql = client
+            .prepare_cached(
+                "INSERT INTO kv_records (key, value, expires_at, version)
+                 SELECT k, ''::bytea, NULL, 0 FROM unnest($1::bytea[]) AS k
+                 ON CONFLICT (key) DO NOTHING RETURNING key",
             )
-            .await?
-            .get(0);
-        let view = read_view(&tx, batch).await?;
+            .await?;
+        let update_sql = client
+            .prepare_cached(
+                "SELECT key, version FROM kv_records WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+            )
+            .await?;
+        let share_sql = client
+            .prepare_cached(
+                "SELECT key, version FROM kv_records WHERE key = ANY($1) ORDER BY key FOR SHARE",
+            )
+            .await?;
+        let counters_sql = client
+            .prepare_cached(
+                "INSERT INTO kv_counters (key, value) SELECT k, 0 FROM unnest($1::bytea[]) AS k
+                 ON CONFLICT (key) DO UPDATE SET value = kv_counters.value RETURNING key, value",
+            )
+            .await?;
+        guard.open.store(true, Ordering::Relaxed);
+        let none = || async { Ok(Vec::new()) };
+        let (begin, absent, update, share, counters) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            async {
+                if plan.absent.is_empty() {
+                    none().await
+                } else {
+                    client.query(&absent_sql, &[&plan.absent]).await
+                }
+            },
+            async {
+                if plan.locked.is_empty() {
+                    none().await
+                } else {
+                    client.query(&update_sql, &[&plan.locked]).await
+                }
+            },
+            async {
+                if plan.shared.is_empty() {
+                    none().await
+                } else {
+                    client.query(&share_sql, &[&plan.shared]).await
+                }
+            },
+            async {
+                if plan.counters.is_empty() {
+                    none().await
+                } else {
+                    client.query(&counters_sql, &[&plan.counters]).await
+                }
+            },
+        );
+        let phase1 = (|| Ok((begin?, absent?, update?, share?, counters?)))();
+        let (_, absent, update, share, counters) = match phase1 {
+            Ok(rows) => rows,
+            Err(e) => {
+                client.batch_execute("ROLLBACK").await?;
+                guard.open.store(false, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let created: HashSet<Vec<u8>> = absent.iter().map(|r| r.get(0)).collect();
+        let mut versions: HashMap<Vec<u8>, i64> = HashMap::new();
+        for row in update.iter().chain(share.iter()) {
+            versions.insert(row.get(0), row.get(1));
+        }
+        for key in &plan.absent {
+            if !created.contains(*key) {
+                // Present: its version is not needed, only that it exists.
+                versions.insert(key.to_vec(), i64::MAX);
+            }
+        }
+        let view = CommitView {
+            versions,
+            counters: counters.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        };
         let Ok(verdict) = super::batch::first_rejection(&view, batch);
         if let Some(rejected) = verdict {
-            tx.rollback().await?;
+            client.batch_execute("ROLLBACK").await?;
+            guard.open.store(false, Ordering::Relaxed);
             return Ok(Err(rejected));
         }
-        apply_batch(&tx, &view, batch, version).await?;
-        tx.commit().await?;
-        Ok(Ok(from_sql_u64(version)))
+        let placeholders: Vec<&[u8]> = plan
+            .absent
+            .iter()
+            .filter(|k| created.contains(**k) && !plan.put.contains(**k))
+            .copied()
+            .collect();
+        let (outcome, closed) = apply_batch(client, &view, batch, &placeholders, version).await;
+        // The server answered the COMMIT (a transaction with a failed statement answers it with
+        // ROLLBACK): the connection is out of the transaction either way.
+        if closed {
+            guard.open.store(false, Ordering::Relaxed);
+        }
+        outcome.map(|()| Ok(from_sql_u64(version)))
     }
 }
 
@@ -385,52 +564,93 @@ impl CommitView {
     }
 }
 
-/// Reads everything the batch's checks and counter writes depend on, in two statements sent
-/// together (tokio-postgres pipelines them), while the commit lock is held.
-async fn read_view(
-    tx: &deadpool_postgres::Transaction<'_>,
-    batch: &Batch,
-) -> std::result::Result<CommitView, tokio_postgres::Error> {
-    let mut record_keys: Vec<&[u8]> = Vec::new();
-    let mut counter_keys: Vec<&[u8]> = Vec::new();
-    for check in &batch.checks {
-        match check {
-            Check::Absent(k) | Check::Present(k) | Check::AtVersion(k, _) => record_keys.push(k),
-            Check::CounterEquals(k, _) => counter_keys.push(k),
+/// The keys one commit locks in its first round trip, each list sorted and without repeats (so
+/// two commits lock shared rows in the same order), and the keys it puts.
+struct CommitPlan<'b> {
+    /// Keys checked `Absent`: a placeholder row is inserted for each.
+    absent: Vec<&'b [u8]>,
+    /// Keys checked `Present` or `AtVersion` that the batch also puts or deletes.
+    locked: Vec<&'b [u8]>,
+    /// Keys checked `Present` or `AtVersion` and not written by key (shared lock).
+    shared: Vec<&'b [u8]>,
+    /// Every counter the batch checks, adds to or resets.
+    counters: Vec<&'b [u8]>,
+    /// Keys the batch puts.
+    put: HashSet<&'b [u8]>,
+}
+
+impl<'b> CommitPlan<'b> {
+    fn new(batch: &'b Batch) -> Self {
+        let mut put = HashSet::new();
+        let mut written = HashSet::new();
+        let mut counters = Vec::new();
+        for write in &batch.writes {
+            match write {
+                Write::Put { key, .. } => {
+                    put.insert(key.as_slice());
+                    written.insert(key.as_slice());
+                }
+                Write::Delete { key } => {
+                    written.insert(key.as_slice());
+                }
+                Write::Add { counter, .. } | Write::ResetCounter { counter } => {
+                    counters.push(counter.as_slice())
+                }
+                Write::DeleteRange { .. } => {}
+            }
+        }
+        let (mut absent, mut locked, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+        for check in &batch.checks {
+            match check {
+                Check::Absent(k) => absent.push(k.as_slice()),
+                Check::Present(k) | Check::AtVersion(k, _) if written.contains(k.as_slice()) => {
+                    locked.push(k.as_slice())
+                }
+                Check::Present(k) | Check::AtVersion(k, _) => shared.push(k.as_slice()),
+                Check::CounterEquals(k, _) => counters.push(k.as_slice()),
+            }
+        }
+        for list in [&mut absent, &mut locked, &mut shared, &mut counters] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        // A key checked both ways is judged by its placeholder; lock it once.
+        locked.retain(|k| absent.binary_search(k).is_err());
+        shared.retain(|k| absent.binary_search(k).is_err() && locked.binary_search(k).is_err());
+        CommitPlan {
+            absent,
+            locked,
+            shared,
+            counters,
+            put,
         }
     }
-    for write in &batch.writes {
-        if let Write::Add { counter, .. } | Write::ResetCounter { counter } = write {
-            counter_keys.push(counter);
+}
+
+/// A pooled connection that may be inside a transaction this process opened by hand (`BEGIN`
+/// pipelined with the first statements). If the commit future is dropped half-way (a client went
+/// away), the connection is taken out of the pool and closed, so the server rolls the
+/// transaction back and no later user inherits it or its locks.
+struct TxGuard {
+    client: Option<deadpool_postgres::Object>,
+    open: AtomicBool,
+}
+
+impl TxGuard {
+    fn client(&self) -> &deadpool_postgres::Object {
+        // Set in `new`, taken only in `drop`.
+        self.client.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for TxGuard {
+    fn drop(&mut self) {
+        if *self.open.get_mut() {
+            if let Some(client) = self.client.take() {
+                drop(deadpool_postgres::Object::take(client));
+            }
         }
     }
-    let records_sql = tx
-        .prepare_cached("SELECT key, version FROM kv_records WHERE key = ANY($1)")
-        .await?;
-    let counters_sql = tx
-        .prepare_cached("SELECT key, value FROM kv_counters WHERE key = ANY($1)")
-        .await?;
-    let (records, counters) = futures_util::future::try_join(
-        async {
-            if record_keys.is_empty() {
-                Ok(Vec::new())
-            } else {
-                tx.query(&records_sql, &[&record_keys]).await
-            }
-        },
-        async {
-            if counter_keys.is_empty() {
-                Ok(Vec::new())
-            } else {
-                tx.query(&counters_sql, &[&counter_keys]).await
-            }
-        },
-    )
-    .await?;
-    Ok(CommitView {
-        versions: records.iter().map(|r| (r.get(0), r.get(1))).collect(),
-        counters: counters.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    })
 }
 
 /// The batch rules (see `store::batch`) over the rows read under the commit lock: the checks
@@ -445,37 +665,43 @@ impl super::batch::BatchView for CommitView {
     }
 }
 
-/// Applies the writes. Record writes are sent in batch order as one pipeline; counters are
-/// computed here (saturating, exactly like redb's) from the values read under the commit lock,
-/// then each touched counter is written once: deleted at 0, upserted otherwise.
+/// Applies the writes and commits, in one pipeline: placeholders no write replaces are deleted,
+/// record writes follow in batch order, then each touched counter is written once (computed here,
+/// saturating exactly like redb's, from the values read under its lock: deleted at 0, upserted
+/// otherwise; a counter only checked and found at 0 loses the row phase 1 made for it), then
+/// `COMMIT`. Returns the first failure in pipeline order, and whether the server answered the
+/// `COMMIT` (then the connection is out of the transaction, committed or rolled back).
 async fn apply_batch(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &deadpool_postgres::Object,
     view: &CommitView,
     batch: &Batch,
+    placeholders: &[&[u8]],
     version: i64,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let put = tx
-        .prepare_cached(
+) -> (std::result::Result<(), tokio_postgres::Error>, bool) {
+    let statements = futures_util::future::try_join_all(
+        [
             "INSERT INTO kv_records (key, value, expires_at, version) VALUES ($1, $2, $3, $4)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                 expires_at = excluded.expires_at, version = excluded.version",
-        )
-        .await?;
-    let delete = tx
-        .prepare_cached("DELETE FROM kv_records WHERE key = $1")
-        .await?;
-    let delete_range = tx
-        .prepare_cached("DELETE FROM kv_records WHERE key >= $1 AND key < $2")
-        .await?;
-    let set_counter = tx
-        .prepare_cached(
-            "INSERT INTO kv_counters (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .await?;
-    let drop_counter = tx
-        .prepare_cached("DELETE FROM kv_counters WHERE key = $1")
-        .await?;
+            "DELETE FROM kv_records WHERE key = $1",
+            "DELETE FROM kv_records WHERE key >= $1 AND key < $2",
+            "UPDATE kv_counters SET value = $2 WHERE key = $1",
+            "DELETE FROM kv_counters WHERE key = $1",
+            "DELETE FROM kv_records WHERE key = ANY($1)",
+        ]
+        .map(|sql| client.prepare_cached(sql)),
+    )
+    .await;
+    let statements = match statements {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing was sent inside the transaction: end it here.
+            let closed = client.batch_execute("ROLLBACK").await.is_ok();
+            return (Err(e), closed);
+        }
+    };
+    let [put, delete, delete_range, set_counter, drop_counter, drop_placeholders] =
+        <[_; 6]>::try_from(statements).unwrap_or_else(|_| unreachable!());
 
     let expiries: Vec<Option<i64>> = batch
         .writes
@@ -505,6 +731,13 @@ async fn apply_batch(
             None => counters.push((key, next)),
         }
     }
+    // Counters phase 1 created at 0 for a check only: drop the row again.
+    let checked_zero: Vec<&[u8]> = view
+        .counters
+        .iter()
+        .filter(|(k, v)| **v == 0 && !counters.iter().any(|(c, _)| *c == k.as_slice()))
+        .map(|(k, _)| k.as_slice())
+        .collect();
 
     // Parameters are borrowed from these vectors, which outlive the pipeline.
     let values: Vec<&[u8]> = batch
@@ -518,19 +751,23 @@ async fn apply_batch(
     type Param<'p> = &'p (dyn ToSql + Sync);
     let mut pipeline: Vec<BoxFuture<'_, std::result::Result<u64, tokio_postgres::Error>>> =
         Vec::new();
+    if !placeholders.is_empty() {
+        let params: [Param; 1] = [&placeholders];
+        pipeline.push(Box::pin(client.execute_raw(&drop_placeholders, params)));
+    }
     for (i, write) in batch.writes.iter().enumerate() {
         match write {
             Write::Put { key, .. } => {
                 let params: [Param; 4] = [key, &values[i], &expiries[i], &version];
-                pipeline.push(Box::pin(tx.execute_raw(&put, params)));
+                pipeline.push(Box::pin(client.execute_raw(&put, params)));
             }
             Write::Delete { key } => {
                 let params: [Param; 1] = [key];
-                pipeline.push(Box::pin(tx.execute_raw(&delete, params)));
+                pipeline.push(Box::pin(client.execute_raw(&delete, params)));
             }
             Write::DeleteRange { start, end } => {
                 let params: [Param; 2] = [start, end];
-                pipeline.push(Box::pin(tx.execute_raw(&delete_range, params)));
+                pipeline.push(Box::pin(client.execute_raw(&delete_range, params)));
             }
             Write::Add { .. } | Write::ResetCounter { .. } => {}
         }
@@ -538,14 +775,29 @@ async fn apply_batch(
     for (key, value) in &counters {
         if *value == 0 {
             let params: [Param; 1] = [key];
-            pipeline.push(Box::pin(tx.execute_raw(&drop_counter, params)));
+            pipeline.push(Box::pin(client.execute_raw(&drop_counter, params)));
         } else {
             let params: [Param; 2] = [key, value];
-            pipeline.push(Box::pin(tx.execute_raw(&set_counter, params)));
+            pipeline.push(Box::pin(client.execute_raw(&set_counter, params)));
         }
     }
-    futures_util::future::try_join_all(pipeline).await?;
-    Ok(())
+    for key in &checked_zero {
+        let params: [Param; 1] = [key];
+        pipeline.push(Box::pin(client.execute_raw(&drop_counter, params)));
+    }
+    let (results, commit) = tokio::join!(
+        futures_util::future::join_all(pipeline),
+        client.batch_execute("COMMIT")
+    );
+    let closed = match &commit {
+        Ok(()) => true,
+        Err(e) => e.code().is_some(),
+    };
+    let first_failure = results
+        .into_iter()
+        .find_map(|r| r.err())
+        .map_or(commit, Err);
+    (first_failure, closed)
 }
 
 fn record_from_row(row: &tokio_postgres::Row, offset: usize) -> Record {
@@ -680,10 +932,14 @@ impl Store for PostgresStore {
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, CommitResult> {
         async move {
-            let mut client = self.client().await?;
+            let version = self.next_version().await?;
+            let guard = TxGuard {
+                client: Some(self.client().await?),
+                open: AtomicBool::new(false),
+            };
             let mut attempt = 0;
             loop {
-                match self.commit_once(&mut client, &batch).await {
+                match self.commit_once(&guard, &batch, version).await {
                     Ok(outcome) => return Ok(outcome),
                     Err(e) if is_retryable(&e) && attempt < MAX_SERIALIZATION_RETRIES => {
                         attempt += 1;
@@ -724,14 +980,26 @@ impl Store for PostgresStore {
     fn reset(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             let mut client = self.client().await?;
+            // No batch may interleave with the wipe (a commit that inserted a record before it
+            // and moved a counter after it would leave the counters inexact), and commits share
+            // no row to wait on: the wipe takes both tables whole. LOCK TABLE is PostgreSQL's
+            // (and YugabyteDB's); where it is refused (CockroachDB), the wipe runs without it
+            // and is exact only on a quiet database, which is how test suites reset.
             let tx = client.transaction().await.map_err(pg_error)?;
-            // Take the commit lock so no batch interleaves with the wipe.
-            tx.batch_execute(
-                "UPDATE kv_meta SET value = value WHERE name = 'last_version';
-                 DELETE FROM kv_records; DELETE FROM kv_counters;",
-            )
-            .await
-            .map_err(pg_error)?;
+            let locked = tx
+                .batch_execute("LOCK TABLE kv_records, kv_counters IN EXCLUSIVE MODE")
+                .await;
+            let tx = match locked {
+                Ok(()) => tx,
+                Err(e) => {
+                    tracing::debug!(error = %e, "LOCK TABLE refused; resetting without it");
+                    tx.rollback().await.map_err(pg_error)?;
+                    client.transaction().await.map_err(pg_error)?
+                }
+            };
+            tx.batch_execute("DELETE FROM kv_records; DELETE FROM kv_counters;")
+                .await
+                .map_err(pg_error)?;
             tx.commit().await.map_err(pg_error)
         }
         .boxed()
