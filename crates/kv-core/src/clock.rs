@@ -32,6 +32,15 @@ impl Clock {
         }
     }
 
+    /// The base engine time runs from, unix seconds: the wall clock (or the frozen time) without
+    /// the offset. A shared store adds the shared offset to it inside its own statements.
+    pub fn base_secs(&self) -> u64 {
+        match self.frozen_base {
+            Some(secs) => secs,
+            None => wall_clock_secs(),
+        }
+    }
+
     /// Engine time in unix seconds.
     pub fn now(&self) -> u64 {
         self.now_millis() / 1000

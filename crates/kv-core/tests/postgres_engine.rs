@@ -420,3 +420,170 @@ async fn a_bad_url_is_an_error_not_a_panic() {
     .unwrap();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
 }
+
+/// The keys (hex) of a relation's rows that `observer` cannot lock now (another transaction holds
+/// them), found with `FOR UPDATE SKIP LOCKED` inside a transaction that is rolled back.
+async fn rows_locked_by_others(
+    observer: &tokio_postgres::Client,
+    table: &str,
+    column: &str,
+) -> Vec<String> {
+    observer.batch_execute("BEGIN").await.unwrap();
+    let all: Vec<String> = observer
+        .query(
+            &format!("SELECT encode({column}::bytea, 'hex') FROM {table} ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let free: Vec<String> = observer
+        .query(
+            &format!(
+                "SELECT encode({column}::bytea, 'hex') FROM {table} ORDER BY 1 \
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    observer.batch_execute("ROLLBACK").await.unwrap();
+    all.into_iter().filter(|k| !free.contains(k)).collect()
+}
+
+/// Without a global commit row, a commit touches the rows of its own keys, its container and its
+/// counters and nothing else. A put of a new item is held half-way (another transaction holds
+/// its container's item counter) and every row it holds is listed: by `FOR UPDATE SKIP LOCKED`
+/// over every table, and by the relations it has open in `pg_locks`. The old design's
+/// `kv_meta('last_version')` lock, or a lock on another container's or account's rows, fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_commit_locks_only_its_own_keys_container_and_counters() {
+    let url = fresh_schema_url("locks");
+    let engine = open_url(&url, Clock::new()).await;
+    let limits = Limits {
+        max_bytes: Some(1 << 20),
+        ..Limits::default()
+    };
+    let mine = engine
+        .create_container(new_container("acct", "mine", limits.clone()))
+        .await
+        .unwrap();
+    let other = engine
+        .create_container(new_container("else", "other", limits))
+        .await
+        .unwrap();
+    put(&engine, &mine, "old", "1").await;
+    put(&engine, &mine, "neighbour", "2").await;
+    put(&engine, &other, "x", "3").await;
+
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let blocker = connect().await;
+    let observer = connect().await;
+    let mut items_counter = b"qn".to_vec();
+    items_counter.extend_from_slice(&mine.id.to_be_bytes());
+    blocker.batch_execute("BEGIN").await.unwrap();
+    blocker
+        .query(
+            "SELECT value FROM kv_counters WHERE key = $1 FOR UPDATE",
+            &[&items_counter],
+        )
+        .await
+        .unwrap();
+
+    let writer = {
+        let (engine, mine) = (engine.clone(), mine.clone());
+        tokio::spawn(async move { put(&engine, &mine, "new", "4").await })
+    };
+    // The put's commit waits on the counter the blocker holds.
+    let mut waiting = None;
+    for _ in 0..500 {
+        let rows = observer
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND query LIKE '%kv_counters%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            waiting = Some(row.get::<_, i32>(0));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = waiting.expect("the commit waits on the held counter");
+
+    let relations: Vec<String> = observer
+        .query(
+            "SELECT DISTINCT relation::regclass::text FROM pg_locks \
+             WHERE pid = $1 AND locktype = 'relation' ORDER BY 1",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let allowed = [
+        "kv_counters",
+        "kv_counters_pkey",
+        "kv_records",
+        "kv_records_expiry",
+        "kv_records_pkey",
+    ];
+    assert!(
+        relations.iter().all(|r| allowed.contains(&r.as_str())),
+        "the commit opened {relations:?}"
+    );
+
+    let escape = |key: &[u8]| -> String { key.iter().map(|b| format!("{b:02x}")).collect() };
+    let mut registry = vec![b'r'];
+    registry.extend_from_slice(&mine.id.to_be_bytes());
+    assert_eq!(
+        rows_locked_by_others(&observer, "kv_records", "key").await,
+        vec![escape(&registry)],
+        "records: only the container's registry entry (shared), the new key is a placeholder"
+    );
+    let mut bytes_counter = b"qb".to_vec();
+    bytes_counter.extend_from_slice(&mine.id.to_be_bytes());
+    let mut expected = vec![
+        escape(b"qBacct\0"),
+        escape(b"qNacct\0"),
+        escape(b"qTacct"),
+        escape(&bytes_counter),
+        escape(&items_counter),
+    ];
+    expected.sort();
+    assert_eq!(
+        rows_locked_by_others(&observer, "kv_counters", "key").await,
+        expected,
+        "counters: the container's and its account's, no other account's"
+    );
+    for (table, column) in [
+        ("kv_meta", "convert_to(name, 'UTF8')"),
+        ("kv_leases", "convert_to(name, 'UTF8')"),
+        ("kv_version_prefixes", "convert_to(prefix::text, 'UTF8')"),
+    ] {
+        assert_eq!(
+            rows_locked_by_others(&observer, table, column).await,
+            Vec::<String>::new(),
+            "{table}: no shared row is locked"
+        );
+    }
+
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let version = writer.await.unwrap();
+    let item = engine.get(&mine, b"new").await.unwrap().unwrap();
+    assert_eq!(item.version, version);
+}

@@ -545,9 +545,10 @@ async fn route(
         (&Method::POST, "/_kvmux/clock/advance") => (
             "clock_advance",
             match advance_seconds(&body) {
-                Ok(seconds) => match gw.engine.clock().try_advance(seconds) {
-                    Some(now) => json_response(StatusCode::OK, json!({"now": now})),
-                    None => error(
+                Ok(seconds) => match gw.engine.advance_clock(seconds).await {
+                    Ok(Some(now)) => json_response(StatusCode::OK, json!({"now": now})),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    Ok(None) => error(
                         StatusCode::BAD_REQUEST,
                         format!(
                             "advancing {seconds} s would put the engine clock more than {} s \

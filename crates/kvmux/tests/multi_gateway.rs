@@ -130,7 +130,7 @@ fn a_write_through_one_gateway_is_read_at_once_through_the_others() {
 }
 
 #[test]
-fn a_clock_advance_through_one_gateway_is_seen_by_all() {
+fn a_clock_advance_through_one_gateway_is_seen_by_the_very_next_request_through_any_other() {
     let schema = fresh_schema("multi_clock");
     let gateways = start_gateways(&schema, 3);
     let r = gateways[0].tencent(
@@ -138,28 +138,183 @@ fn a_clock_advance_through_one_gateway_is_seen_by_all() {
         json!({"ZoneId": "z", "Namespace": "ttl"}),
     );
     assert!(r.get("Error").is_none(), "{r}");
-    let r = gateways[0].tencent(
-        "EdgeKVPut",
-        json!({"ZoneId": "z", "Namespace": "ttl", "Key": "t", "Value": "soon gone", "ExpirationTTL": 3600}),
-    );
-    assert!(r.get("Error").is_none(), "{r}");
-    let before = engine_now(&gateways[2]);
-    let advanced = advance(&gateways[1], 7200);
-    assert!(advanced >= before + 7200);
-    // Every gateway adopts the advance (bounded wait: offsets are exchanged every 50 ms).
-    for g in &gateways {
-        wait_until("the shared clock", Duration::from_secs(5), || {
-            engine_now(g) >= advanced
-        });
-        let r = g.tencent(
-            "EdgeKVGet",
-            json!({"ZoneId": "z", "Namespace": "ttl", "Keys": ["t"]}),
+    for round in 0..3 {
+        let key = format!("t{round}");
+        let r = gateways[round].tencent(
+            "EdgeKVPut",
+            json!({"ZoneId": "z", "Namespace": "ttl", "Key": key, "Value": "soon gone", "ExpirationTTL": 3600}),
         );
-        assert_eq!(r["Data"][0]["Value"], "", "expired everywhere: {r}");
+        assert!(r.get("Error").is_none(), "{r}");
+        // Read through another gateway first, so it holds the time before the advance.
+        let reader = &gateways[(round + 2) % 3];
+        let r = reader.tencent(
+            "EdgeKVGet",
+            json!({"ZoneId": "z", "Namespace": "ttl", "Keys": [key]}),
+        );
+        assert_eq!(r["Data"][0]["Value"], "soon gone", "{r}");
+        advance(&gateways[(round + 1) % 3], 7200);
+        // No wait, no poll: the next request through any other gateway sees the expiry.
+        for g in &gateways {
+            let r = g.tencent(
+                "EdgeKVGet",
+                json!({"ZoneId": "z", "Namespace": "ttl", "Keys": [key]}),
+            );
+            assert_eq!(
+                r["Data"][0]["Value"], "",
+                "round {round}: expired everywhere: {r}"
+            );
+            let r = g.tencent(
+                "EdgeKVList",
+                json!({"ZoneId": "z", "Namespace": "ttl", "Prefix": key, "Limit": 10}),
+            );
+            assert_eq!(
+                r["TotalCount"].as_u64().unwrap_or(0)
+                    + r["Data"].as_array().map_or(0, |a| a.len() as u64),
+                0,
+                "round {round}: listed nowhere: {r}"
+            );
+        }
+        // A TTL written through a third gateway right after counts from the advanced time.
+        let r = reader.tencent(
+            "EdgeKVPut",
+            json!({"ZoneId": "z", "Namespace": "ttl", "Key": "fresh", "Value": "here", "ExpirationTTL": 60}),
+        );
+        assert!(r.get("Error").is_none(), "{r}");
+        let r = gateways[round].tencent(
+            "EdgeKVGet",
+            json!({"ZoneId": "z", "Namespace": "ttl", "Keys": ["fresh"]}),
+        );
+        assert_eq!(r["Data"][0]["Value"], "here", "round {round}: {r}");
     }
+    // Two advances through two gateways both count.
+    let before = engine_now(&gateways[0]);
+    advance(&gateways[1], 100);
+    advance(&gateways[2], 100);
+    assert!(engine_now(&gateways[0]) >= before + 200);
     // A gateway started afterwards starts at the shared time.
+    let now = engine_now(&gateways[1]);
     let late = start_gateways(&schema, 1);
-    assert!(engine_now(&late[0]) >= advanced);
+    assert!(engine_now(&late[0]) >= now);
+}
+
+/// 3 gateways x 32 writers put and delete random keys of 3 namespaces whose byte quotas (and the
+/// account's) are nearly full, so many writes are refused; at the end every counter equals what
+/// the records add up to, and no quota was passed.
+#[test]
+fn writers_on_three_gateways_near_their_quotas_leave_exact_counters() {
+    const WRITERS_PER_GATEWAY: usize = 32;
+    const OPS: usize = 12;
+    const CAPACITY: i64 = 1_500;
+    const ACCOUNT_CAPACITY: i64 = 4_000;
+    let schema = fresh_schema("multi_quota");
+    let extra = format!(
+        "storage = \"{}\"\n{AUTH_OFF}[tencent]\nnamespace_capacity = {CAPACITY}\n\
+         [limits]\naccount_max_bytes = {ACCOUNT_CAPACITY}\n",
+        storage_url(&schema)
+    );
+    let gateways: Vec<Server> = (0..3).map(|_| Server::start(&extra)).collect();
+    for ns in ["n0", "n1", "n2"] {
+        let r = gateways[0].tencent(
+            "CreateEdgeKVNamespace",
+            json!({"ZoneId": "z", "Namespace": ns}),
+        );
+        assert!(r.get("Error").is_none(), "{r}");
+    }
+    let outcomes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3 * WRITERS_PER_GATEWAY)
+            .map(|w| {
+                let g = &gateways[w % 3];
+                scope.spawn(move || {
+                    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (w as u64 + 1);
+                    let mut next = move |n: u64| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed % n
+                    };
+                    let (mut ok, mut full) = (0, 0);
+                    for _ in 0..OPS {
+                        let ns = format!("n{}", next(3));
+                        let key = format!("k{:02}", next(40));
+                        let r = if next(5) == 0 {
+                            g.tencent(
+                                "EdgeKVDelete",
+                                json!({"ZoneId": "z", "Namespace": ns, "Keys": [key]}),
+                            )
+                        } else {
+                            let value = "v".repeat(10 + next(90) as usize);
+                            g.tencent(
+                                "EdgeKVPut",
+                                json!({"ZoneId": "z", "Namespace": ns, "Key": key, "Value": value}),
+                            )
+                        };
+                        match r.get("Error") {
+                            None => ok += 1,
+                            Some(e) if e["Code"] == "LimitExceeded" => full += 1,
+                            Some(e) => panic!("writer {w}: unexpected error {e}"),
+                        }
+                    }
+                    (ok, full)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    let refused: usize = outcomes.iter().map(|o| o.1).sum();
+    assert!(refused > 0, "the quotas were never reached: {outcomes:?}");
+
+    // What the records add up to, per container id (hex), against its counters. An item record
+    // is 'i' + id (8 bytes) + key, its value an 8-byte stamp + the value.
+    let truth = sql(
+        &schema,
+        "SELECT id || ' ' || count(*) || ' ' || sum(size) FROM (\
+         SELECT encode(substring(key from 2 for 8), 'hex') AS id, \
+         octet_length(key) - 9 + octet_length(value) - 8 AS size \
+         FROM kv_records WHERE get_byte(key, 0) = 105) AS items GROUP BY id ORDER BY id",
+    );
+    assert_eq!(truth.len(), 3, "{truth:?}");
+    let counter = |tag: &str, id: &str| -> i64 {
+        let rows = sql(
+            &schema,
+            &format!(
+                "SELECT value FROM kv_counters WHERE key = '\\x{}{id}'::bytea",
+                hex_of(tag)
+            ),
+        );
+        rows.first().map_or(0, |v| v.parse().expect("counter"))
+    };
+    let mut total = 0;
+    for row in &truth {
+        let parts: Vec<&str> = row.split(' ').collect();
+        let (id, items, bytes) = (parts[0], parts[1], parts[2]);
+        let (items, bytes): (i64, i64) = (items.parse().unwrap(), bytes.parse().unwrap());
+        assert_eq!(counter("qn", id), items, "items of {id}");
+        assert_eq!(counter("qb", id), bytes, "bytes of {id}");
+        assert!(bytes <= CAPACITY, "{id} holds {bytes} > {CAPACITY}");
+        total += bytes;
+    }
+    assert!(total <= ACCOUNT_CAPACITY, "{total} > {ACCOUNT_CAPACITY}");
+    let account_total = sql(
+        &schema,
+        "SELECT value FROM kv_counters WHERE get_byte(key, 0) = 113 AND get_byte(key, 1) = 84",
+    );
+    assert_eq!(
+        account_total,
+        [total.to_string()],
+        "the account's total bytes"
+    );
+    // No counter row is left at 0 (the commit drops counters that reach it).
+    assert_eq!(
+        sql(&schema, "SELECT count(*) FROM kv_counters WHERE value = 0"),
+        ["0"]
+    );
+}
+
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

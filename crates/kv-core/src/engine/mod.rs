@@ -116,6 +116,28 @@ impl Engine {
         self.clock.now()
     }
 
+    /// Moves engine time forward by `seconds` and returns the new engine time, or `None` (and
+    /// nothing moves) when that would pass [`Clock::MAX_OFFSET_SECS`]. On a store that shares
+    /// the clock between gateways (PostgreSQL) the advance is made in the store before this
+    /// returns, so the very next request through any gateway runs at the new time.
+    pub async fn advance_clock(&self, seconds: u64) -> Result<Option<u64>> {
+        let local = self.clock.offset();
+        let within = i64::try_from(seconds)
+            .ok()
+            .and_then(|s| local.checked_add(s))
+            .is_some_and(|next| next <= Clock::MAX_OFFSET_SECS);
+        if !within {
+            return Ok(None);
+        }
+        match self.store.advance_shared_clock(local, seconds).await? {
+            Some(shared) => {
+                self.clock.set_offset(shared);
+                Ok(Some(self.clock.now()))
+            }
+            None => Ok(self.clock.try_advance(seconds)),
+        }
+    }
+
     /// Starts an optimistic transaction at the current engine time.
     pub fn begin(&self) -> Txn<'_> {
         Txn::new(self)

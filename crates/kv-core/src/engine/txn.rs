@@ -125,7 +125,20 @@ impl<'e> Txn<'e> {
             .entry(key.clone())
             .or_insert(record.as_ref().map(|r| r.version));
         self.view.insert(key.clone(), record.clone());
+        self.catch_up_with_clock();
         Ok(record)
+    }
+
+    /// Moves this transaction's time forward to the engine clock's, if a read just raised it: a
+    /// shared store (PostgreSQL) reads the shared clock offset in the same statement as the
+    /// records, so what the transaction judges live is judged at the time of that read, with an
+    /// advance made through any gateway included.
+    fn catch_up_with_clock(&mut self) {
+        let now_ms = self.engine.clock.now_millis();
+        if now_ms / 1000 > self.now {
+            self.now_ms = now_ms;
+            self.now = now_ms / 1000;
+        }
     }
 
     /// Reads several physical keys in one snapshot, recording what was seen.
@@ -145,6 +158,7 @@ impl<'e> Txn<'e> {
                 .or_insert(r.as_ref().map(|r| r.version));
             self.view.insert(k, r);
         }
+        self.catch_up_with_clock();
         Ok(())
     }
 

@@ -5,8 +5,8 @@
 //! Semantics are those of the trait's doc comments and of the redb backend, which the store
 //! conformance suite (tests/store_conformance.rs) and the differential test against redb
 //! (tests/postgres_store_parity.rs) hold it to: every commit has its own version, never handed
-//! out again (it counts up, as redb's does; reset included), checks see physical state (an expired record not yet swept is still present),
-//! writes apply in order, counters that reach 0 disappear, and the expiry index is kept in step
+//! out again (it counts up, as redb's does; reset included), checks see physical state (an
+//! expired record not yet swept is still present), writes apply in order, counters that reach 0 disappear, and the expiry index is kept in step
 //! with the records so `expired` does work proportional to `max`.
 //!
 //! Concurrency: one `RwLock` around the state. A commit is a few map operations with no I/O, so

@@ -286,6 +286,19 @@ pub trait Store: Send + Sync + 'static {
     fn save_clock_offset(&self, _offset: i64) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+    /// Advances a clock shared through the store by `seconds`, atomically in the store, and
+    /// returns the new shared offset (raised first to `local_offset`, this process's, and kept
+    /// within `0..=Clock::MAX_OFFSET_SECS`); `None` when the store shares no clock (then the
+    /// engine's own clock is the one to advance). Two advances through two gateways at once both
+    /// count, and every gateway's next read sees the sum.
+    fn advance_shared_clock(
+        &self,
+        local_offset: i64,
+        seconds: u64,
+    ) -> BoxFuture<'_, Result<Option<i64>>> {
+        let _ = (local_offset, seconds);
+        Box::pin(async { Ok(None) })
+    }
     /// Saves the whole state (every record and counter) under `name`, replacing a checkpoint of
     /// that name, with the engine clock offset `clock_offset` to hand back on restore. The
     /// default cannot: a backend answers [`CheckpointError::Unsupported`] with why.

@@ -97,6 +97,9 @@ const MAX_SERIALIZATION_RETRIES: usize = 32;
 const CLOCK_SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the sweeper lease lasts; the holder renews it on every sweep tick.
 const SWEEP_LEASE_MS: i64 = 5_000;
+/// The shared clock offset, read inside the statement that uses it.
+const SHARED_OFFSET: &str = "(SELECT value FROM kv_meta WHERE name = 'clock_offset')";
+
 /// The database's own clock in milliseconds, so lease expiry does not depend on gateway clocks.
 const DB_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
@@ -113,6 +116,10 @@ pub struct PostgresStore {
     instance: String,
     /// This process's version prefix and the last number used under it.
     versions: Mutex<(u64, u64)>,
+    /// The engine clock of this gateway, when it shares the database's clock (`open_shared`):
+    /// reads then compute "now" from the shared offset inside their own statement and raise
+    /// this clock to it.
+    clock: std::sync::OnceLock<Clock>,
 }
 
 fn pg_error(e: impl std::fmt::Display) -> Error {
@@ -163,6 +170,7 @@ impl PostgresStore {
             pool,
             instance: format!("{}-{:016x}", std::process::id(), rand_u64()),
             versions: Mutex::new((0, 0)),
+            clock: std::sync::OnceLock::new(),
         };
         store.migrate().await?;
         let prefix = store.claim_version_prefix().await?;
@@ -177,7 +185,9 @@ impl PostgresStore {
         max_connections: usize,
         clock: &Clock,
     ) -> Result<Arc<Self>> {
-        let store = Arc::new(Self::open(url, max_connections).await?);
+        let store = Self::open(url, max_connections).await?;
+        let _ = store.clock.set(clock.clone());
+        let store = Arc::new(store);
         // Adopt the shared offset before serving, so a new gateway starts at the shared time.
         store.sync_clock(clock).await?;
         Arc::clone(&store).spawn_clock_sync(clock.clone(), CLOCK_SYNC_INTERVAL);
@@ -217,6 +227,22 @@ impl PostgresStore {
             clock.advance(u64::try_from(behind).unwrap_or(0));
         }
         Ok(())
+    }
+
+    /// The `$base` reads add [`SHARED_OFFSET`] to: this gateway's base time (wall clock without offset) when it
+    /// shares the database's clock, else a value far in the past, so "now" is the caller's.
+    fn clock_base(&self) -> i64 {
+        match self.clock.get() {
+            Some(clock) => to_sql_u64(clock.base_secs()),
+            None => -(1 << 62),
+        }
+    }
+
+    /// Raises this gateway's clock to the shared offset a read statement returned.
+    fn adopt_offset(&self, shared: i64) {
+        if let Some(clock) = self.clock.get() {
+            clock.set_offset(shared);
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -832,16 +858,27 @@ impl Store for PostgresStore {
                 return Ok(Vec::new());
             }
             let client = self.client().await?;
+            // The shared clock offset comes back with the records, from the same snapshot (one
+            // row with NULL record columns when no key is found), so an advance made through any
+            // gateway is this gateway's engine time for the very next read.
             let rows = client
                 .query(
-                    "SELECT key, value, expires_at, version FROM kv_records WHERE key = ANY($1)",
+                    "SELECT o.value, r.key, r.value, r.expires_at, r.version
+                     FROM kv_meta o LEFT JOIN kv_records r ON r.key = ANY($1)
+                     WHERE o.name = 'clock_offset'",
                     &[&keys],
                 )
                 .await
                 .map_err(pg_error)?;
+            if let Some(row) = rows.first() {
+                self.adopt_offset(row.get(0));
+            }
             let found: HashMap<Vec<u8>, Record> = rows
                 .iter()
-                .map(|row| (row.get::<_, Vec<u8>>(0), record_from_row(row, 1)))
+                .filter_map(|row| {
+                    let key: Option<Vec<u8>> = row.get(1);
+                    Some((key?, record_from_row(row, 2)))
+                })
                 .collect();
             // A key asked for twice gets its record twice, as from redb.
             Ok(keys
@@ -865,11 +902,12 @@ impl Store for PostgresStore {
             let fetch = i64::try_from(limit)
                 .unwrap_or(i64::MAX - 1)
                 .saturating_add(1);
-            let mut sql = String::from(
+            let base = self.clock_base();
+            let mut sql = format!(
                 "SELECT key, value, expires_at, version FROM kv_records
-                 WHERE (expires_at IS NULL OR expires_at > $1)",
+                 WHERE (expires_at IS NULL OR expires_at > GREATEST($1, $2 + {SHARED_OFFSET}))"
             );
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now];
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now, &base];
             push_range(&mut sql, &mut params, &range);
             params.push(&fetch);
             sql.push_str(&format!(
@@ -895,10 +933,12 @@ impl Store for PostgresStore {
     fn count(&self, range: KeyRange, now: u64) -> BoxFuture<'_, Result<u64>> {
         async move {
             let now = to_sql_u64(now);
-            let mut sql = String::from(
-                "SELECT count(*) FROM kv_records WHERE (expires_at IS NULL OR expires_at > $1)",
+            let base = self.clock_base();
+            let mut sql = format!(
+                "SELECT count(*) FROM kv_records
+                 WHERE (expires_at IS NULL OR expires_at > GREATEST($1, $2 + {SHARED_OFFSET}))"
             );
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now];
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now, &base];
             push_range(&mut sql, &mut params, &range);
             let client = self.client().await?;
             let row = client.query_one(&sql, &params).await.map_err(pg_error)?;
@@ -956,13 +996,15 @@ impl Store for PostgresStore {
         async move {
             let now = to_sql_u64(now);
             let max = i64::try_from(max).unwrap_or(i64::MAX);
+            let base = self.clock_base();
             let client = self.client().await?;
+            let sql = format!(
+                "SELECT key, version, octet_length(value) FROM kv_records
+                 WHERE expires_at <= GREATEST($1, $3 + {SHARED_OFFSET})
+                 ORDER BY expires_at, key LIMIT $2"
+            );
             let rows = client
-                .query(
-                    "SELECT key, version, octet_length(value) FROM kv_records
-                     WHERE expires_at <= $1 ORDER BY expires_at, key LIMIT $2",
-                    &[&now, &max],
-                )
+                .query(&sql, &[&now, &max, &base])
                 .await
                 .map_err(pg_error)?;
             Ok(rows
@@ -1030,6 +1072,36 @@ impl Store for PostgresStore {
 
     fn try_sweep_lease(&self) -> BoxFuture<'_, Result<bool>> {
         self.try_lease(SWEEPER_LEASE).boxed()
+    }
+
+    fn advance_shared_clock(
+        &self,
+        local_offset: i64,
+        seconds: u64,
+    ) -> BoxFuture<'_, Result<Option<i64>>> {
+        async move {
+            if self.clock.get().is_none() {
+                return Ok(None);
+            }
+            let client = self.client().await?;
+            let seconds = to_sql_u64(seconds).min(Clock::MAX_OFFSET_SECS);
+            let row = client
+                .query_one(
+                    "UPDATE kv_meta SET value = LEAST(GREATEST(value, 0, $1) + $2, $3)
+                     WHERE name = 'clock_offset' RETURNING value",
+                    &[
+                        &crate::clock::clamp_offset(local_offset),
+                        &seconds,
+                        &Clock::MAX_OFFSET_SECS,
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+            let shared = crate::clock::clamp_offset(row.get(0));
+            self.adopt_offset(shared);
+            Ok(Some(shared))
+        }
+        .boxed()
     }
 
     fn save_clock_offset(&self, offset: i64) -> BoxFuture<'_, Result<()>> {
