@@ -2,10 +2,16 @@
 //! record from the store every time (a read transaction and a JSON decode: about an eighth of a
 //! signed get's time on the gateway before this cache).
 //!
-//! Only for stores that no other process writes ([`crate::store::Store::sole_writer`]): then every
-//! change to a container record goes through this engine, which forgets the record when it
-//! commits a change. A lookup that raced such a change must not put the old record back: each
-//! change bumps a generation, and a record read before the bump is not kept.
+//! Trusted as it is only for stores that no other process writes
+//! ([`crate::store::Store::sole_writer`]): then every change to a container record goes through
+//! this engine, which forgets the record when it commits a change. A lookup that raced such a
+//! change must not put the old record back: each change bumps a generation, and a record read
+//! before the bump is not kept.
+//!
+//! On a shared store (PostgreSQL) records are remembered too, but never served as they are:
+//! [`MetaCache::remembered`] hands one to `Engine::container_and_items`, which reads the
+//! container's record again in the same statement as the items and compares versions (unique
+//! per write), so another gateway's change is seen in that very snapshot.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,25 +25,32 @@ use crate::store::Key;
 const MAX_ENTRIES: usize = 4096;
 
 pub(crate) struct MetaCache {
-    enabled: bool,
+    /// This engine is the store's only writer: a remembered record is the stored one.
+    trusted: bool,
     generation: AtomicU64,
     entries: RwLock<HashMap<Key, Container>>,
 }
 
 impl MetaCache {
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub(crate) fn new(trusted: bool) -> Self {
         MetaCache {
-            enabled,
+            trusted,
             generation: AtomicU64::new(0),
             entries: RwLock::default(),
         }
     }
 
-    /// The record under `meta_key`, if cached.
+    /// The record under `meta_key`, if cached and this engine is the store's only writer.
     pub(crate) fn get(&self, meta_key: &[u8]) -> Option<Container> {
-        if !self.enabled {
+        if !self.trusted {
             return None;
         }
+        self.remembered(meta_key)
+    }
+
+    /// The record last read under `meta_key`, trusted or not: on a shared store the caller must
+    /// check its version against the store in the statement that uses it.
+    pub(crate) fn remembered(&self, meta_key: &[u8]) -> Option<Container> {
         self.entries
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -52,9 +65,6 @@ impl MetaCache {
 
     /// Keeps a record read from the store, unless a change was committed since `generation`.
     pub(crate) fn keep(&self, meta_key: Key, container: &Container, generation: u64) {
-        if !self.enabled {
-            return;
-        }
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         // Checked under the lock that `forget` also takes after bumping: a change either bumped
         // before this check (the record is dropped) or removes the entry after this insert.
@@ -121,10 +131,13 @@ mod tests {
     }
 
     #[test]
-    fn disabled_keeps_nothing_and_is_bounded_when_enabled() {
+    fn untrusted_serves_nothing_but_remembers_and_is_bounded() {
         let off = MetaCache::new(false);
         off.keep(b"k".to_vec(), &container(1), off.generation());
         assert!(off.get(b"k").is_none());
+        assert_eq!(off.remembered(b"k").map(|c| c.id), Some(1));
+        off.forget(b"k");
+        assert!(off.remembered(b"k").is_none());
 
         let on = MetaCache::new(true);
         for i in 0..=MAX_ENTRIES as u64 {

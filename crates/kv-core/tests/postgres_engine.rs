@@ -587,3 +587,179 @@ async fn a_held_commit_locks_only_its_own_keys_container_and_counters() {
     let item = engine.get(&mine, b"new").await.unwrap().unwrap();
     assert_eq!(item.version, version);
 }
+
+/// A real PostgreSQL store that counts the statements the engine sends through it (every `Store`
+/// read and commit call is one statement or one transaction).
+struct Counted {
+    inner: Arc<PostgresStore>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Counted {
+    fn take(&self) -> usize {
+        self.calls.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+    fn tick(&self) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Store for Counted {
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [kv_core::store::Key],
+    ) -> futures_util::future::BoxFuture<'a, kv_core::Result<Vec<Option<kv_core::store::Record>>>>
+    {
+        self.tick();
+        self.inner.get_many(keys)
+    }
+    fn scan(
+        &self,
+        range: kv_core::store::KeyRange,
+        limit: usize,
+        reverse: bool,
+        now: u64,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<kv_core::store::Page>> {
+        self.tick();
+        self.inner.scan(range, limit, reverse, now)
+    }
+    fn count(
+        &self,
+        range: kv_core::store::KeyRange,
+        now: u64,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<u64>> {
+        self.tick();
+        self.inner.count(range, now)
+    }
+    fn counters<'a>(
+        &'a self,
+        keys: &'a [kv_core::store::Key],
+    ) -> futures_util::future::BoxFuture<'a, kv_core::Result<Vec<i64>>> {
+        self.tick();
+        self.inner.counters(keys)
+    }
+    fn commit(
+        &self,
+        batch: Batch,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::store::CommitResult> {
+        self.tick();
+        self.inner.commit(batch)
+    }
+    fn expired(
+        &self,
+        now: u64,
+        max: usize,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<Vec<kv_core::store::Expired>>> {
+        self.tick();
+        self.inner.expired(now, max)
+    }
+    fn reset(&self) -> futures_util::future::BoxFuture<'_, kv_core::Result<()>> {
+        self.inner.reset()
+    }
+    fn stats(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<kv_core::store::StoreStats>> {
+        self.inner.stats()
+    }
+    fn close(&self) -> futures_util::future::BoxFuture<'_, kv_core::Result<()>> {
+        self.inner.close()
+    }
+    fn advance_shared_clock(
+        &self,
+        local_offset: i64,
+        seconds: u64,
+    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<Option<i64>>> {
+        self.inner.advance_shared_clock(local_offset, seconds)
+    }
+}
+
+/// A data read is one statement: once a gateway has seen a container, `container_and_items`
+/// reads the container's record and the items together, and still sees at once a change made
+/// through another gateway (attributes, delete, recreate, clock advance) from that same snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_is_one_statement_and_sees_other_gateways_changes_in_it() {
+    let url = fresh_schema_url("oneread");
+    let a = open_url(&url, Clock::new()).await;
+    let b_clock = Clock::new();
+    let counted = Arc::new(Counted {
+        inner: PostgresStore::open_shared(&url, 4, &b_clock).await.unwrap(),
+        calls: Default::default(),
+    });
+    let b = Engine::new(counted.clone(), b_clock);
+    let c = a
+        .create_container(new_container("acct", "c", Limits::default()))
+        .await
+        .unwrap();
+    let v1 = put(&a, &c, "k", "one").await;
+    let keys = vec![b"k".to_vec(), b"missing".to_vec()];
+    async fn read(
+        b: &Engine,
+        keys: &[Vec<u8>],
+    ) -> kv_core::Result<(kv_core::Container, Vec<Option<kv_core::Item>>)> {
+        b.container_and_items("acct", "test", "c", keys).await
+    }
+
+    // The first read finds the container (one statement) and the items (one more).
+    counted.take();
+    let (seen, items) = read(&b, &keys).await.unwrap();
+    assert_eq!(seen.id, c.id);
+    assert_eq!(
+        items[0].as_ref().map(|i| (&i.value[..], i.version)),
+        Some((&b"one"[..], v1))
+    );
+    assert!(items[1].is_none());
+    assert_eq!(counted.take(), 2);
+    // From then on: one statement per read.
+    for _ in 0..3 {
+        let (_, items) = read(&b, &keys).await.unwrap();
+        assert_eq!(items[0].as_ref().map(|i| &i.value[..]), Some(&b"one"[..]));
+        assert_eq!(counted.take(), 1);
+    }
+
+    // Changed through A: the attributes B answers with are the new ones, in the same statement.
+    a.update_container_attrs("acct", "test", "c", serde_json::json!({"remark": "new"}))
+        .await
+        .unwrap();
+    put(&a, &c, "k", "two").await;
+    let (seen, items) = read(&b, &keys).await.unwrap();
+    assert_eq!(seen.attrs, serde_json::json!({"remark": "new"}));
+    assert_eq!(items[0].as_ref().map(|i| &i.value[..]), Some(&b"two"[..]));
+    assert_eq!(counted.take(), 1);
+
+    // An expiry passed by an advance through A: the next read through B, one statement.
+    a.put(
+        &c,
+        b"k",
+        Bytes::from_static(b"brief"),
+        Some(a.now() + 60),
+        Precondition::None,
+    )
+    .await
+    .unwrap();
+    assert!(a.advance_clock(120).await.unwrap().is_some());
+    let (_, items) = read(&b, &keys).await.unwrap();
+    assert!(items[0].is_none(), "expired at the shared time: {items:?}");
+    assert_eq!(counted.take(), 1);
+
+    // Deleted through A: NotFound from the same single statement.
+    a.delete_container("acct", "test", "c").await.unwrap();
+    assert!(matches!(read(&b, &keys).await, Err(Error::NotFound(_))));
+    assert_eq!(counted.take(), 1);
+
+    // Recreated through A under the same name: B finds the new container and its items.
+    let again = a
+        .create_container(new_container("acct", "c", Limits::default()))
+        .await
+        .unwrap();
+    put(&a, &again, "k", "reborn").await;
+    let (seen, items) = read(&b, &keys).await.unwrap();
+    assert_eq!(seen.id, again.id);
+    assert_eq!(
+        items[0].as_ref().map(|i| &i.value[..]),
+        Some(&b"reborn"[..])
+    );
+    counted.take();
+    let (seen, _) = read(&b, &keys).await.unwrap();
+    assert_eq!(seen.id, again.id);
+    assert_eq!(counted.take(), 1);
+}

@@ -165,6 +165,64 @@ impl Engine {
         }
     }
 
+    /// The container `name` in `scope` and its live items under `item_keys`, read together: a
+    /// data read's whole store work. Once this engine has read the container, this is ONE store
+    /// statement on every backend: the container's record is read in the same `get_many` as the
+    /// items (under the id this engine last saw), so on a shared store (PostgreSQL) a container
+    /// deleted, recreated or changed through another gateway is known from that very snapshot:
+    /// its version (unique per write) is compared with the one remembered, a changed record is
+    /// decoded and remembered instead, a recreated one (another id) has its items read again
+    /// under the new id, and a deleted one is `NotFound`. Bound names take the two-step path of
+    /// [`Engine::container`] and [`Engine::get_many`].
+    pub async fn container_and_items(
+        &self,
+        account: &str,
+        scope: &str,
+        name: &str,
+        item_keys: &[Vec<u8>],
+    ) -> Result<(Container, Vec<Option<Item>>)> {
+        let address = (account.to_string(), scope.to_string(), name.to_string());
+        let meta_key = keys::container(account, scope, name);
+        let remembered = match self.binding_of(&address) {
+            Some(_) => None,
+            None => self.meta_cache.remembered(&meta_key),
+        };
+        let Some(remembered) = remembered else {
+            let container = self.container(account, scope, name).await?;
+            let items = self.get_many(&container, item_keys).await?;
+            return Ok((container, items));
+        };
+        let mut physical = Vec::with_capacity(item_keys.len() + 1);
+        physical.push(meta_key.clone());
+        physical.extend(item_keys.iter().map(|k| keys::item(remembered.id, k)));
+        let mut records = self.store.get_many(&physical).await?.into_iter();
+        let now = self.now();
+        let container = match records.next().flatten() {
+            None => {
+                self.meta_cache.forget(&meta_key);
+                return Err(Error::NotFound(format!("container {name}")));
+            }
+            Some(r) if r.version == remembered.meta_version => remembered,
+            Some(r) => {
+                let fresh = decode_meta(&r)?;
+                self.meta_cache.forget(&meta_key);
+                self.meta_cache
+                    .keep(meta_key.clone(), &fresh, self.meta_cache.generation());
+                if fresh.id != remembered.id {
+                    // Recreated under the same name: its items live under the new id.
+                    let items = self.get_many(&fresh, item_keys).await?;
+                    return Ok((fresh, items));
+                }
+                fresh
+            }
+        };
+        let items = records
+            .zip(item_keys)
+            .map(|(r, k)| r.and_then(|r| live_item(k, r, now)))
+            .collect();
+        Ok((container, items))
+    }
+
     /// Containers of one scope in name order, strictly after `after`, at most `limit`.
     pub async fn list_containers(
         &self,

@@ -204,8 +204,9 @@ impl Engine {
             .iter()
             .map(|k| keys::item(container.id, k))
             .collect();
-        let now = self.now();
         let records = self.store.get_many(&physical).await?;
+        // After the read: a shared store raises the clock to the shared time in that statement.
+        let now = self.now();
         Ok(records
             .into_iter()
             .zip(item_keys)
