@@ -15,7 +15,7 @@ fn harness() -> &'static DialectHarness<AliyunDialect> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(response) = harness().serve(data) else {
+    let Some(kv_dialect::Answer { response, .. }) = harness().serve(data) else {
         return;
     };
     assert!(!response.body().is_empty(), "empty reply body");

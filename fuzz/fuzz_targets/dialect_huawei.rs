@@ -17,7 +17,7 @@ fn harness() -> &'static DialectHarness<HuaweiDialect> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(response) = harness().serve(data) else {
+    let Some(kv_dialect::Answer { response, .. }) = harness().serve(data) else {
         return;
     };
     if let Err(e) = kv_doc::decode_document(response.body()) {

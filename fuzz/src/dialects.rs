@@ -1,12 +1,13 @@
-//! A dialect served in-process the way `kvmux`'s server serves it: `claims`, `body_limit` and
-//! `operation_hint` from the request head, then `serve` on the buffered request, over a real
+//! A dialect served in-process the way `kvmux`'s server serves it: `classify` on the request
+//! head, then `serve` on the buffered request, over a real
 //! engine on a temporary redb file, with auth off so fuzzed requests reach the operations.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, RequestInfo};
+use http::Request;
+use kv_core::{Clock, Engine};
+use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext};
 
 /// One dialect over its own engine, kept for the whole fuzzing process.
 pub struct DialectHarness<D> {
@@ -55,24 +56,26 @@ impl<D: Dialect> DialectHarness<D> {
     }
 
     /// Serves the raw-format `data` and checks what every reply must satisfy: no panic (libFuzzer
-    /// reports one), the `RequestInfo` extension the server logs from, and no 5xx but the
-    /// vendor's own. Returns the
-    /// reply for dialect-specific checks; `None` when `data` is not a request hyper would pass on
-    /// or its body is over the dialect's limit (the server refuses those before `serve`).
-    pub fn serve(&self, data: &[u8]) -> Option<Response<Bytes>> {
+    /// reports one), a `RequestInfo` the server can log (an operation name), and no 5xx but the
+    /// vendor's own. Returns the reply for dialect-specific checks; `None` when `data` is not a
+    /// request hyper would pass on or its body is over the dialect's limit (the server refuses
+    /// those before `serve`).
+    pub fn serve(&self, data: &[u8]) -> Option<Answer> {
         let request: Request<Bytes> = crate::parse_request(data)?;
         let (parts, body) = request.into_parts();
-        let _ = self.dialect.claims(&parts);
-        let _ = self.dialect.operation_hint(&parts);
-        if body.len() as u64 > self.dialect.body_limit(&parts) {
+        // The server serves what the dialect classifies; an unclaimed request is served with a
+        // blank head here, so the fuzzer still reaches every route.
+        let head = self.dialect.classify(&parts).unwrap_or_default();
+        if head.body_limit > 0 && body.len() as u64 > head.body_limit {
             return None;
         }
-        let response = self
+        let Answer { response, info } = self
             .runtime
-            .block_on(self.dialect.serve(Request::from_parts(parts, body)));
-        let Some(info) = response.extensions().get::<RequestInfo>() else {
-            panic!("reply without RequestInfo");
-        };
+            .block_on(self.dialect.serve(head, Request::from_parts(parts, body)));
+        assert!(
+            !info.operation.is_empty(),
+            "reply without an operation name"
+        );
         let status = response.status().as_u16();
         let code = info.code.as_deref().unwrap_or("");
         assert!(
@@ -81,6 +84,6 @@ impl<D: Dialect> DialectHarness<D> {
             self.dialect.name(),
             String::from_utf8_lossy(response.body())
         );
-        Some(response)
+        Some(Answer { response, info })
     }
 }

@@ -249,8 +249,8 @@ mod tests {
                 .join("corpus/dialect_huawei/seed-crash-unknown-op-501"),
         )
         .unwrap();
-        let response = harness.serve(&crash).expect("a request");
-        assert_eq!(response.status(), 501);
+        let answer = harness.serve(&crash).expect("a request");
+        assert_eq!(answer.response.status(), 501);
         let strict =
             dialects::DialectHarness::new("HWkvmuxdev", &[], kv_huawei::HuaweiDialect::new);
         assert!(catch_unwind(AssertUnwindSafe(|| strict.serve(&crash))).is_err());

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request};
-use kv_core::RequestInfo;
+use kv_dialect::Answer;
 
 use crate::dialects::DialectHarness;
 use crate::signers::{aliyun, SECRET};
@@ -100,7 +100,7 @@ pub fn aliyun_v3_override(control: Control, raw: &[u8]) {
 
 /// The Huawei check on `raw` through `harness` (auth off); `label` is the store the absolute
 /// target names in front of the Host.
-pub fn huawei_foreign_authority<D: kv_core::Dialect>(
+pub fn huawei_foreign_authority<D: kv_dialect::Dialect>(
     harness: &DialectHarness<D>,
     label: u16,
     raw: &[u8],
@@ -127,13 +127,10 @@ pub fn huawei_foreign_authority<D: kv_core::Dialect>(
     };
     parts.uri = uri;
     let aimed = Request::from_parts(parts, body);
-    let Some(response) = harness.serve(&serialize(&aimed)) else {
+    let Some(Answer { response, info }) = harness.serve(&serialize(&aimed)) else {
         return;
     };
-    let code = response
-        .extensions()
-        .get::<RequestInfo>()
-        .and_then(|i| i.code.clone());
+    let code = info.code;
     assert!(
         !response.status().is_success() && code.is_some(),
         "an absolute target naming store other{label} beside Host {host} was served ({} {:?}):\n{}",

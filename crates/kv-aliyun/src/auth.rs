@@ -11,9 +11,9 @@
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use kv_core::crypto::hmac_sha256;
 use kv_core::text::lossy_utf8;
-use kv_core::SignatureDiagnostics;
+use kv_dialect::crypto::hmac_sha256;
+use kv_dialect::SignatureDiagnostics;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
+use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
 
 use crate::auth::{Caller, Refusal, Scheme};
 use crate::error::ApiError;
@@ -173,7 +173,7 @@ impl AliyunDialect {
         }
     }
 
-    async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+    async fn handle(&self, request: Request<Bytes>) -> Answer {
         let request_id = new_request_id();
         let (parts, body) = request.into_parts();
         let mut info = RequestInfo {
@@ -237,17 +237,15 @@ impl AliyunDialect {
         body: Bytes,
         request_id: &str,
         mut info: RequestInfo,
-    ) -> Response<Bytes> {
+    ) -> Answer {
         let ct = parts
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let (mut resp, code) =
-            ops::upload::post_object(&self.ctx.engine, ct, body, request_id).await;
+        let (resp, code) = ops::upload::post_object(&self.ctx.engine, ct, body, request_id).await;
         info.code = code.map(str::to_string);
-        resp.extensions_mut().insert(info);
-        resp
+        Answer::new(resp, info)
     }
 
     /// Everything decided before an operation runs: the caller's account (authenticated per the
@@ -261,7 +259,7 @@ impl AliyunDialect {
         body: &[u8],
         routed: Operation,
         info: &mut RequestInfo,
-    ) -> Result<(String, Operation), Response<Bytes>> {
+    ) -> Result<(String, Operation), Answer> {
         let product = routed.product();
         let (account, caller) = match self.authenticate(parts, query, form, body, info).await {
             Ok(found) => found,
@@ -338,14 +336,16 @@ impl AliyunDialect {
         }
 
         if self.throttled(&account, op) {
-            let mut resp = error_response(
+            let mut refused = error_response(
                 &ApiError::too_many_requests(),
                 product,
                 std::mem::take(info),
             );
-            resp.headers_mut()
+            refused
+                .response
+                .headers_mut()
                 .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
-            return Err(resp);
+            return Err(refused);
         }
         Ok((account, op))
     }
@@ -368,7 +368,7 @@ impl AliyunDialect {
     ) -> Result<(String, Option<Caller>), ApiError> {
         if self.ctx.auth_mode == AuthMode::Off {
             // One meaning of `off` in every dialect (see `AuthMode`): nothing is verified.
-            let id = self.key_id_hint(parts).or_else(|| {
+            let id = key_id_hint(parts).or_else(|| {
                 form.iter()
                     .find(|(k, _)| k == "AccessKeyId")
                     .map(|(_, v)| v.clone())
@@ -398,7 +398,7 @@ impl AliyunDialect {
             }
             Scheme::Unsigned => Err(Refusal {
                 error: ApiError::incomplete_signature(),
-                diagnostics: Box::new(kv_core::SignatureDiagnostics {
+                diagnostics: Box::new(kv_dialect::SignatureDiagnostics {
                     reason: "no Authorization header and no Signature parameter".into(),
                     ..Default::default()
                 }),
@@ -494,7 +494,43 @@ impl AliyunDialect {
 
 /// Uppercase UUID v4, as the service sends.
 fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string().to_uppercase()
+    kv_dialect::new_request_id_upper()
+}
+
+/// [`Head::envelope`]: the product whose envelope answers the request. Alibaba Cloud's RPC
+/// error body differs by product (ESA, DCDN, OpenPlatform), and the high-capacity upload's OSS
+/// POST answers in OSS's XML.
+const PRODUCTS: [Product; 4] = [
+    Product::Esa,
+    Product::Dcdn,
+    Product::OpenPlatform,
+    Product::Oss,
+];
+
+fn envelope_of(product: Product) -> u8 {
+    PRODUCTS.iter().position(|p| *p == product).unwrap_or(0) as u8
+}
+
+fn product_of_envelope(envelope: u8) -> Product {
+    PRODUCTS
+        .get(usize::from(envelope))
+        .copied()
+        .unwrap_or(Product::Esa)
+}
+
+/// The key id a request names, unverified: ACS3's `Credential=<AccessKeyId>`, else the V2
+/// signature's `AccessKeyId` in the query (a V2 POST may carry it in the form instead).
+fn key_id_hint(parts: &Parts) -> Option<String> {
+    match parts.headers.get(http::header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(auth::parse_acs3_authorization)
+            .map(|a| a.credential),
+        None => form_urlencoded::parse(parts.uri.query()?.as_bytes())
+            .find(|(k, _)| k == "AccessKeyId")
+            .map(|(_, v)| v.into_owned()),
+    }
 }
 
 fn product_of(parts: &Parts) -> Product {
@@ -586,7 +622,7 @@ fn signed_host(parts: &Parts) -> Result<(), Refusal> {
     }
     Err(Refusal {
         error: ApiError::incomplete_signature(),
-        diagnostics: Box::new(kv_core::SignatureDiagnostics {
+        diagnostics: Box::new(kv_dialect::SignatureDiagnostics {
             reason: "the request target names another host than the signed Host header".into(),
             ..Default::default()
         }),
@@ -609,7 +645,7 @@ fn is_form(parts: &Parts, body: &Bytes) -> bool {
     }
 }
 
-fn json_response(status: u16, body: &serde_json::Value, info: RequestInfo) -> Response<Bytes> {
+fn json_response(status: u16, body: &serde_json::Value, info: RequestInfo) -> Answer {
     let mut resp = Response::new(Bytes::from(body.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
@@ -620,11 +656,10 @@ fn json_response(status: u16, body: &serde_json::Value, info: RequestInfo) -> Re
     if let Ok(v) = HeaderValue::from_str(&info.request_id) {
         h.insert("x-acs-request-id", v);
     }
-    resp.extensions_mut().insert(info);
-    resp
+    Answer::new(resp, info)
 }
 
-fn error_response(err: &ApiError, product: Product, mut info: RequestInfo) -> Response<Bytes> {
+fn error_response(err: &ApiError, product: Product, mut info: RequestInfo) -> Answer {
     info.code = Some(err.code.clone());
     let body = err.body(&info.request_id, product);
     json_response(err.status, &body, info)
@@ -635,28 +670,34 @@ impl Dialect for AliyunDialect {
         "aliyun"
     }
 
-    fn claims(&self, parts: &Parts) -> bool {
-        claims(parts)
-    }
-
-    fn body_limit(&self, parts: &Parts) -> u64 {
-        if router::is_oss_post(parts) {
-            UPLOAD_BODY_LIMIT
-        } else {
-            ACTION_BODY_LIMIT
+    fn classify(&self, parts: &Parts) -> Option<Head> {
+        if !claims(parts) {
+            return None;
         }
+        if router::is_oss_post(parts) {
+            return Some(
+                Head::new(UPLOAD_BODY_LIMIT)
+                    .in_envelope(envelope_of(Product::Oss))
+                    .naming(Some(Operation::OssPostObject.name()), &router::ACTION_NAMES),
+            );
+        }
+        let operation = router::route(parts).ok();
+        let envelope = envelope_of(product_of(parts));
+        let head = Head::new(ACTION_BODY_LIMIT)
+            .in_envelope(envelope)
+            .naming(operation.map(|op| op.name()), &router::ACTION_NAMES);
+        Some(head.signed_by(key_id_hint(parts), &self.ctx.credentials))
     }
 
-    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
+    fn gateway_error(&self, head: &Head, error: GatewayError) -> Answer {
         let request_id = new_request_id();
         let info = RequestInfo {
-            operation: self
-                .operation_hint(parts)
-                .unwrap_or_else(|| "unknown".into()),
+            operation: head.operation_or_unknown(),
             request_id: request_id.clone(),
             ..Default::default()
         };
-        if router::is_oss_post(parts) {
+        let product = product_of_envelope(head.envelope);
+        if product == Product::Oss {
             let (status, code, msg) = match &error {
                 GatewayError::BodyTooLarge { .. } => (
                     400,
@@ -673,14 +714,13 @@ impl Dialect for AliyunDialect {
                     (500, "InternalError", "We encountered an internal error.")
                 }
             };
-            let mut resp = ops::upload::oss_error(status, code, msg, &request_id);
-            resp.extensions_mut().insert(RequestInfo {
+            let resp = ops::upload::oss_error(status, code, msg, &request_id);
+            let info = RequestInfo {
                 code: Some(code.into()),
                 ..info
-            });
-            return resp;
+            };
+            return Answer::new(resp, info);
         }
-        let product = product_of(parts);
         let throttled = matches!(error, GatewayError::Throttled);
         let err = match error {
             GatewayError::BodyTooLarge { .. } => ApiError::value_too_large("2,000,000"),
@@ -688,39 +728,23 @@ impl Dialect for AliyunDialect {
             GatewayError::Throttled => ApiError::too_many_requests(),
             GatewayError::Internal => ApiError::internal(),
         };
-        let mut resp = error_response(&err, product, info);
+        let mut answer = error_response(&err, product, info);
         if throttled {
             // As with the emulated rate limit: the header is what makes tea-openapi raise its
             // ThrottlingException (with `retry_after`), which client retry code keys on.
-            resp.headers_mut()
+            answer
+                .response
+                .headers_mut()
                 .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
         }
-        resp
-    }
-
-    fn operation_hint(&self, parts: &Parts) -> Option<String> {
-        router::route(parts).ok().map(|op| op.name().to_string())
-    }
-
-    /// ACS3's `Credential=<AccessKeyId>`, else the V2 signature's `AccessKeyId` in the query.
-    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
-        match parts.headers.get(http::header::AUTHORIZATION) {
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(auth::parse_acs3_authorization)
-                .map(|a| a.credential),
-            None => form_urlencoded::parse(parts.uri.query()?.as_bytes())
-                .find(|(k, _)| k == "AccessKeyId")
-                .map(|(_, v)| v.into_owned()),
-        }
+        answer
     }
 
     fn operations(&self) -> &'static [&'static str] {
         &router::ACTION_NAMES
     }
 
-    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
+    fn serve(&self, _head: Head, request: Request<Bytes>) -> BoxFuture<'_, Answer> {
         Box::pin(self.handle(request))
     }
 
@@ -757,7 +781,7 @@ impl Dialect for AliyunDialect {
         })
     }
 
-    fn credentials(&self) -> Option<&kv_core::Credentials> {
+    fn credentials(&self) -> Option<&kv_dialect::Credentials> {
         Some(&self.ctx.credentials)
     }
 }

@@ -256,7 +256,7 @@ pub const ACTIONS: &[(&str, Product, Operation, Family)] = &[
 /// The wire names in [`ACTIONS`], in that order: the closed set of operation labels the binary
 /// may use (see `Dialect::operations`).
 pub const ACTION_NAMES: [&str; ACTIONS.len()] =
-    kv_core::const_names!(ACTIONS.len(), |i| ACTIONS[i].0);
+    kv_dialect::const_names!(ACTIONS.len(), |i| ACTIONS[i].0);
 
 impl Operation {
     fn entry(self) -> &'static (&'static str, Product, Operation, Family) {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, RequestInfo};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use kv_core::{Clock, Engine};
+use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -427,8 +428,10 @@ fn v2(
 }
 
 async fn call(h: &Harness, req: Request<Bytes>) -> (u16, Value, RequestInfo) {
-    let resp: Response<Bytes> = h.dialect.serve(req).await;
-    let info = resp.extensions().get::<RequestInfo>().cloned().unwrap();
+    let Answer {
+        response: resp,
+        info,
+    } = h.dialect.serve_request(req).await;
     let status = resp.status().as_u16();
     let rid = resp.headers()["x-acs-request-id"]
         .to_str()
@@ -1046,7 +1049,7 @@ async fn high_capacity_flow_round_trips_a_large_value() {
     let object = serde_json::json!({"Namespace": "ns", "Key": "big", "Value": value}).to_string();
     let resp = h
         .dialect
-        .serve(multipart_granted(&auth, object.as_bytes()))
+        .serve_request(multipart_granted(&auth, object.as_bytes()))
         .await;
     assert_eq!(resp.status().as_u16(), 201);
     let xml = String::from_utf8(resp.body().to_vec()).unwrap();
@@ -1087,7 +1090,10 @@ async fn high_capacity_flow_round_trips_a_large_value() {
     assert_eq!((s, code(&b)), (400, "InvalidParameters"));
 
     // an ungranted key is refused by the upload
-    let resp = h.dialect.serve(multipart("kvupload/forged", b"{}")).await;
+    let resp = h
+        .dialect
+        .serve_request(multipart("kvupload/forged", b"{}"))
+        .await;
     assert_eq!(resp.status().as_u16(), 403);
     assert!(String::from_utf8_lossy(resp.body()).contains("<Code>AccessDenied</Code>"));
 
@@ -1125,7 +1131,7 @@ async fn high_capacity_flow_round_trips_a_large_value() {
         let key = auth["ObjectKey"].as_str().unwrap();
         assert_eq!(
             h.dialect
-                .serve(multipart_granted(&auth, object.as_bytes()))
+                .serve_request(multipart_granted(&auth, object.as_bytes()))
                 .await
                 .status()
                 .as_u16(),
@@ -1364,10 +1370,10 @@ async fn garbage_never_panics_and_gets_a_vendor_error() {
             .unwrap(),
     ];
     for req in bodies {
-        let resp = h.dialect.serve(req).await;
+        let resp = h.dialect.serve_request(req).await;
         let s = resp.status().as_u16();
         assert!((400..500).contains(&s), "{s}");
-        assert!(resp.extensions().get::<RequestInfo>().is_some());
+        assert_ne!(resp.info.operation, "", "an operation name for the log");
     }
 }
 
@@ -1480,7 +1486,7 @@ async fn upload_urls_are_bound_to_their_account_and_expire() {
     let object = br#"{"Namespace":"ns","Key":"k","Value":"v"}"#;
     assert_eq!(
         h.dialect
-            .serve(multipart_granted(&auth, object))
+            .serve_request(multipart_granted(&auth, object))
             .await
             .status()
             .as_u16(),
@@ -1536,7 +1542,10 @@ async fn upload_urls_are_bound_to_their_account_and_expire() {
     let (s, b) = esa(&h, "POST", "PutKvWithHighCapacity", &q, &[]).await;
     assert_eq!((s, code(&b)), (403, "Unauthorized.InvalidTime"));
     // an expired authorization cannot upload either, even with its own policy and signature
-    let resp = h.dialect.serve(multipart_granted(&auth, object)).await;
+    let resp = h
+        .dialect
+        .serve_request(multipart_granted(&auth, object))
+        .await;
     assert_eq!(resp.status().as_u16(), 403);
     assert!(String::from_utf8_lossy(resp.body()).contains("Policy expired"));
 }
@@ -1679,14 +1688,14 @@ fn arbitrary_requests_never_get_a_5xx() {
             if !junk.is_empty() && junk[0] % 3 == 0 {
                 *req.body_mut() = Bytes::from(junk.clone());
             }
-            let resp = rt.block_on(h.dialect.serve(req));
+            let resp = rt.block_on(h.dialect.serve_request(req));
             let status = resp.status().as_u16();
             prop_assert!(
                 status < 500,
                 "{action} {params:?}: {status} {:?}",
                 resp.body()
             );
-            prop_assert!(resp.extensions().get::<RequestInfo>().is_some());
+            prop_assert!(!resp.info.operation.is_empty());
             if status >= 400 {
                 let body: Value = serde_json::from_slice(resp.body()).unwrap();
                 prop_assert!(body["Code"].is_string());
@@ -1713,41 +1722,42 @@ fn gateway_errors_and_body_limits_use_the_vendor_envelopes() {
     let action = v3("POST", "PutKv", ESA_VERSION, &[], &[], ID, SECRET)
         .into_parts()
         .0;
-    assert_eq!(h.dialect.body_limit(&upload), crate::UPLOAD_BODY_LIMIT);
+    let upload = h.dialect.classify(&upload).expect("claimed");
+    let action = h.dialect.classify(&action).expect("claimed");
+    assert_eq!(upload.body_limit, crate::UPLOAD_BODY_LIMIT);
     const { assert!(crate::UPLOAD_BODY_LIMIT > 100 * 1024 * 1024) };
-    assert_eq!(h.dialect.body_limit(&action), crate::ACTION_BODY_LIMIT);
-    assert_eq!(h.dialect.operation_hint(&action).as_deref(), Some("PutKv"));
-    assert_eq!(
-        h.dialect.operation_hint(&upload).as_deref(),
-        Some("PostObject")
-    );
+    assert_eq!(action.body_limit, crate::ACTION_BODY_LIMIT);
+    assert_eq!(action.operation, Some("PutKv"));
+    assert_eq!(action.key_id.as_deref(), Some(ID));
+    assert_eq!(upload.operation, Some("PostObject"));
 
     let r = h
         .dialect
-        .gateway_error(&upload, kv_core::GatewayError::BodyTooLarge { limit: 1 });
+        .gateway_error(&upload, kv_dialect::GatewayError::BodyTooLarge { limit: 1 });
     assert_eq!(r.status().as_u16(), 400);
     assert!(String::from_utf8_lossy(r.body()).contains("<Code>EntityTooLarge</Code>"));
-    assert!(r.extensions().get::<RequestInfo>().is_some());
+    assert_eq!(r.info.code.as_deref(), Some("EntityTooLarge"));
+    assert_eq!(r.info.operation, "PostObject");
 
     for (err, status, code) in [
         (
-            kv_core::GatewayError::BodyTooLarge { limit: 1 },
+            kv_dialect::GatewayError::BodyTooLarge { limit: 1 },
             400,
             "InvalidValue.ExceedsMaximum",
         ),
         (
-            kv_core::GatewayError::BadBody("x".into()),
+            kv_dialect::GatewayError::BadBody("x".into()),
             400,
             "InvalidParameters",
         ),
-        (kv_core::GatewayError::Throttled, 429, "TooManyRequests"),
-        (kv_core::GatewayError::Internal, 500, "InternalError"),
+        (kv_dialect::GatewayError::Throttled, 429, "TooManyRequests"),
+        (kv_dialect::GatewayError::Internal, 500, "InternalError"),
     ] {
         let r = h.dialect.gateway_error(&action, err);
         assert_eq!(r.status().as_u16(), status);
         let body: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(body["Code"], code);
-        let info = r.extensions().get::<RequestInfo>().unwrap();
+        let info = &r.info;
         assert_eq!(info.code.as_deref(), Some(code));
         assert_eq!(body["RequestId"].as_str(), Some(info.request_id.as_str()));
     }
@@ -2025,7 +2035,7 @@ async fn a_nonce_is_refused_by_another_dialect_on_the_same_store() {
         options: Value::Null,
         vendor_rate_limits: false,
     });
-    let resp = other.serve(again()).await;
+    let resp = other.serve_request(again()).await;
     let b: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(
         (resp.status().as_u16(), code(&b)),
@@ -2045,7 +2055,7 @@ async fn a_nonce_is_refused_by_another_dialect_on_the_same_store() {
             options: Value::Null,
             vendor_rate_limits: false,
         });
-        assert_eq!(lenient.serve(again()).await.status().as_u16(), 200);
+        assert_eq!(lenient.serve_request(again()).await.status().as_u16(), 200);
     }
 }
 
@@ -2107,7 +2117,7 @@ async fn uploads_without_a_valid_grant_are_refused_before_the_file() {
             "AccessDenied",
         ),
     ] {
-        let resp = h.dialect.serve(req).await;
+        let resp = h.dialect.serve_request(req).await;
         let text = String::from_utf8_lossy(resp.body()).to_string();
         assert_eq!(resp.status().as_u16(), status, "{what}: {text}");
         assert!(
@@ -2130,11 +2140,14 @@ async fn uploads_without_a_valid_grant_are_refused_before_the_file() {
         )
         .body(Bytes::from(only_file))
         .unwrap();
-    let resp = h.dialect.serve(req).await;
+    let resp = h.dialect.serve_request(req).await;
     assert_eq!(resp.status().as_u16(), 400);
     assert!(!stored().await);
     // The genuine grant still uploads.
-    let resp = h.dialect.serve(multipart_granted(&auth, b"{}")).await;
+    let resp = h
+        .dialect
+        .serve_request(multipart_granted(&auth, b"{}"))
+        .await;
     assert_eq!(resp.status().as_u16(), 201);
     assert!(stored().await);
 }
@@ -2178,7 +2191,7 @@ async fn upload_staging_is_dropped_when_used_or_expired() {
     let auth = authorize().await;
     assert_eq!(
         h.dialect
-            .serve(multipart_granted(&auth, b"not json"))
+            .serve_request(multipart_granted(&auth, b"not json"))
             .await
             .status()
             .as_u16(),
@@ -2204,7 +2217,7 @@ async fn upload_staging_is_dropped_when_used_or_expired() {
     // (kept so a late use is told its authorization expired) a grace period later.
     let auth = authorize().await;
     h.dialect
-        .serve(multipart_granted(
+        .serve_request(multipart_granted(
             &auth,
             br#"{"Namespace":"ns","Key":"k","Value":"v"}"#,
         ))

@@ -25,7 +25,8 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Request};
 use kv_aliyun::auth::{self, Caller, Refusal};
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine};
+use kv_core::{Clock, Engine};
+use kv_dialect::{AuthMode, Credential, Dialect, DialectContext};
 use kv_testkit::{
     assert_freshness_window, header_index, part_of, tamper_bytes, tamper_headers, tamper_method,
     tamper_str, valid_vectors, valid_vectors_expecting, verified, Req, TamperTally, Vector,
@@ -343,7 +344,7 @@ fn v2_request(nonce: &str) -> Request<Bytes> {
 }
 
 async fn code_of(d: &kv_aliyun::AliyunDialect, request: Request<Bytes>) -> (u16, String) {
-    let resp = d.serve(request).await;
+    let resp = d.serve_request(request).await;
     let body: Value = serde_json::from_slice(resp.body()).unwrap();
     (
         resp.status().as_u16(),

@@ -74,3 +74,58 @@ pub struct Usage {
     pub bytes: i64,
     pub items: i64,
 }
+
+/// Which engine scopes a [`ContainerSelector`] covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeMatch {
+    /// Exactly this scope.
+    Exact(String),
+    /// Every scope that starts with this (`tencent/` for every zone).
+    Prefix(String),
+}
+
+impl ScopeMatch {
+    pub fn matches(&self, scope: &str) -> bool {
+        match self {
+            ScopeMatch::Exact(s) => scope == s,
+            ScopeMatch::Prefix(p) => scope.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// A set of engine containers that a scoped reset (`POST /_kvmux/reset` with a body) removes,
+/// described by the dialect that owns their scopes so the binary never builds scope strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSelector {
+    pub scope: ScopeMatch,
+    /// Only the container with this engine name; every container of the scope when `None`.
+    pub name: Option<String>,
+    /// Containers that belong to each selected one and live in scope `<prefix><its id>` (Huawei
+    /// keeps a table's secondary indexes so): removed with it.
+    pub dependents_prefix: Option<String>,
+}
+
+impl ContainerSelector {
+    /// Every container of the scopes `scope` matches.
+    pub fn all(scope: ScopeMatch) -> Self {
+        ContainerSelector {
+            scope,
+            name: None,
+            dependents_prefix: None,
+        }
+    }
+
+    /// The container `name` in the scopes `scope` matches.
+    pub fn named(scope: ScopeMatch, name: impl Into<String>) -> Self {
+        ContainerSelector {
+            scope,
+            name: Some(name.into()),
+            dependents_prefix: None,
+        }
+    }
+
+    pub fn with_dependents(mut self, prefix: impl Into<String>) -> Self {
+        self.dependents_prefix = Some(prefix.into());
+        self
+    }
+}

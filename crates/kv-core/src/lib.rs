@@ -7,12 +7,10 @@
 //! reads the instant the engine clock passes their expiry and are swept through an expiry index.
 //!
 //! This crate knows no vendor and no HTTP server: dialects map its vendor-neutral errors onto
-//! their own tables, and the `Dialect` trait is the seam the binary dispatches through.
+//! their own tables. The `Dialect` trait the binary dispatches through lives in `kv-dialect`.
 
 pub mod clock;
 pub mod container;
-pub mod crypto;
-pub mod dialect;
 pub mod engine;
 pub mod error;
 mod keys;
@@ -22,10 +20,9 @@ pub mod store;
 pub mod text;
 
 pub use clock::Clock;
-pub use container::{Container, ContainerKind, Limits, NewContainer, Usage, INTERNAL_ACCOUNT};
-pub use dialect::{
-    AuthMode, ContainerSelector, Credential, CredentialError, Credentials, Dialect, DialectContext,
-    GatewayError, PeerAddr, RequestInfo, ScopeMatch, SignatureDiagnostics,
+pub use container::{
+    Container, ContainerKind, ContainerSelector, Limits, NewContainer, ScopeMatch, Usage,
+    INTERNAL_ACCOUNT,
 };
 pub use engine::{
     decode_cursor, encode_cursor, retry, Engine, Item, ItemWrite, Precondition, ScanOptions,

@@ -6,8 +6,8 @@
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use kv_core::crypto::constant_time_eq;
-use kv_core::SignatureDiagnostics;
+use kv_dialect::crypto::constant_time_eq;
+use kv_dialect::SignatureDiagnostics;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 use sm3::Sm3;

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
+use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
 
 use crate::error::KvsError;
 use crate::router::Operation;
@@ -253,7 +253,7 @@ impl HuaweiDialect {
         info: &mut RequestInfo,
     ) -> Result<Option<String>, KvsError> {
         if self.ctx.auth_mode == AuthMode::Off {
-            return Ok(self.key_id_hint(parts));
+            return Ok(key_id_hint(parts));
         }
         let signed = auth::SignedRequest {
             method: parts.method.as_str(),
@@ -263,10 +263,7 @@ impl HuaweiDialect {
             body,
         };
         // Freshness uses the wall clock, not the engine clock, so tests may advance time freely.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = kv_dialect::wall_clock_secs() as i64;
         match auth::verify(&signed, now, |ak| {
             self.ctx.credential(ak).map(|c| c.secret.clone())
         }) {
@@ -286,7 +283,7 @@ impl HuaweiDialect {
                 info.signature = Some(*diag);
                 if self.ctx.auth_mode == AuthMode::Log {
                     tracing::warn!("huawei signature refused (auth mode log, serving): {reason}");
-                    Ok(self.key_id_hint(parts))
+                    Ok(key_id_hint(parts))
                 } else {
                     Err(KvsError::signature(format!(
                         "Incorrect IAM authentication information: verify aksk signature fail ({reason})"
@@ -376,7 +373,7 @@ impl HuaweiDialect {
         let expires_at = signed_at.saturating_add(auth::MAX_SKEW_SECONDS + 1);
         let owner = parts
             .extensions
-            .get::<kv_core::PeerAddr>()
+            .get::<kv_dialect::PeerAddr>()
             .map(|p| p.0.to_string())
             .unwrap_or_default();
         let signature = format!("{}\n{}", auth.access, auth.signature.to_ascii_lowercase());
@@ -429,8 +426,14 @@ pub(crate) fn bson_response(
     r
 }
 
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// SDK-HMAC's `Access=<AK>`: the key id a request names, unverified.
+fn key_id_hint(parts: &Parts) -> Option<String> {
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    auth::parse_authorization(value).ok().map(|a| a.access)
 }
 
 impl Dialect for HuaweiDialect {
@@ -438,20 +441,22 @@ impl Dialect for HuaweiDialect {
         "huawei"
     }
 
-    fn claims(&self, parts: &Parts) -> bool {
-        router::is_kvs_path(parts.uri.path())
-    }
-
-    fn body_limit(&self, parts: &Parts) -> u64 {
-        match router::route(parts.uri.path()) {
+    fn classify(&self, parts: &Parts) -> Option<Head> {
+        if !router::is_kvs_path(parts.uri.path()) {
+            return None;
+        }
+        let operation = router::route(parts.uri.path());
+        let limit = match operation {
             Some(
                 Operation::BatchWriteKv | Operation::BatchGetKv | Operation::TransactWriteSkeyKv,
             ) => BATCH_BODY_LIMIT,
             _ => SINGLE_BODY_LIMIT,
-        }
+        };
+        let head = Head::new(limit).naming(operation.map(|o| o.name()), &Operation::NAMES);
+        Some(head.signed_by(key_id_hint(parts), &self.ctx.credentials))
     }
 
-    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
+    fn gateway_error(&self, head: &Head, error: GatewayError) -> Answer {
         let e = match error {
             GatewayError::BodyTooLarge { limit } => KvsError::entity_too_large(format!(
                 "EntityTooLarge: the body exceeds {limit} bytes"
@@ -464,32 +469,16 @@ impl Dialect for HuaweiDialect {
             GatewayError::Throttled => KvsError::slow_down(),
             GatewayError::Internal => KvsError::internal("InternalError"),
         };
-        let request_id = new_request_id();
-        let mut response = e.response(&request_id);
-        response.extensions_mut().insert(RequestInfo {
-            operation: self
-                .operation_hint(parts)
-                .unwrap_or_else(|| "unknown".to_string()),
+        let request_id = kv_dialect::new_request_id();
+        let response = e.response(&request_id);
+        let info = RequestInfo {
+            operation: head.operation_or_unknown(),
             account: None,
             code: Some(e.code.to_string()),
             request_id,
             signature: None,
-        });
-        response
-    }
-
-    fn operation_hint(&self, parts: &Parts) -> Option<String> {
-        router::route(parts.uri.path()).map(|o| o.name().to_string())
-    }
-
-    /// SDK-HMAC's `Access=<AK>`.
-    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
-        let value = parts
-            .headers
-            .get(http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        auth::parse_authorization(value).ok().map(|a| a.access)
+        };
+        Answer::new(response, info)
     }
 
     /// Stores (`huawei-stores`), their tables (`huawei/<store>`) and each table's index
@@ -531,7 +520,7 @@ impl Dialect for HuaweiDialect {
         }
     }
 
-    fn credentials(&self) -> Option<&kv_core::Credentials> {
+    fn credentials(&self) -> Option<&kv_dialect::Credentials> {
         Some(&self.ctx.credentials)
     }
 
@@ -539,15 +528,15 @@ impl Dialect for HuaweiDialect {
         &router::Operation::NAMES
     }
 
-    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
+    fn serve(&self, _head: Head, request: Request<Bytes>) -> BoxFuture<'_, Answer> {
         Box::pin(async move {
-            let request_id = new_request_id();
+            let request_id = kv_dialect::new_request_id();
             let mut info = RequestInfo {
                 operation: "unknown".to_string(),
                 request_id: request_id.clone(),
                 ..Default::default()
             };
-            let mut response = match self.handle(request, &mut info).await {
+            let response = match self.handle(request, &mut info).await {
                 Ok(doc) => match doc.to_vec() {
                     Ok(body) => bson_response(StatusCode::OK, body, &request_id),
                     Err(e) => {
@@ -561,8 +550,7 @@ impl Dialect for HuaweiDialect {
                     e.response(&request_id)
                 }
             };
-            response.extensions_mut().insert(info);
-            response
+            Answer::new(response, info)
         })
     }
 }

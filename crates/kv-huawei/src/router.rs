@@ -46,7 +46,7 @@ impl Operation {
     /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
     /// the binary may use (see `Dialect::operations`).
     pub const NAMES: [&'static str; Operation::ALL.len()] =
-        kv_core::const_names!(Operation::ALL.len(), |i| Operation::ALL[i].name());
+        kv_dialect::const_names!(Operation::ALL.len(), |i| Operation::ALL[i].name());
 
     /// The path segment after `/v1/`, which is also the operation's name in logs and metrics.
     pub const fn name(self) -> &'static str {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document};
 use bytes::Bytes;
 use http::Request;
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, RequestInfo};
+use kv_core::{Clock, Engine};
+use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
 
 use super::*;
 
@@ -57,14 +58,13 @@ impl Reply {
 
 impl Harness {
     async fn send_raw(&self, request: Request<Bytes>) -> Reply {
-        let response = self.dialect.serve(request).await;
+        let Answer { response, info } = self.dialect.serve_request(request).await;
         assert_eq!(response.headers()["content-type"], "application/bson");
         let request_id = response.headers()["x-request-id"]
             .to_str()
             .unwrap()
             .to_string();
         assert!(uuid::Uuid::parse_str(&request_id).is_ok());
-        let info = response.extensions().get::<RequestInfo>().cloned().unwrap();
         assert_eq!(info.request_id, request_id);
         let status = response.status().as_u16();
         let doc = kv_doc::decode_document(response.body()).unwrap();
@@ -960,7 +960,12 @@ fn claims_are_disjoint_across_vendors() {
     for (vendor, expected) in [("huawei", true), ("tencent", false), ("aliyun", false)] {
         for v in auth::tests::load(vendor) {
             let (parts, _) = auth::tests::to_request(&v).into_parts();
-            assert_eq!(h.dialect.claims(&parts), expected, "{vendor} {}", v.name);
+            assert_eq!(
+                h.dialect.classify(&parts).is_some(),
+                expected,
+                "{vendor} {}",
+                v.name
+            );
         }
     }
 }
@@ -1403,7 +1408,7 @@ fn unsigned_payload(body: Document, date: &str, peer: &str) -> Request<Bytes> {
     req.headers_mut()
         .insert("authorization", value.parse().unwrap());
     req.extensions_mut()
-        .insert(kv_core::PeerAddr(peer.parse().unwrap()));
+        .insert(kv_dialect::PeerAddr(peer.parse().unwrap()));
     req
 }
 
@@ -2047,4 +2052,61 @@ async fn concurrent_transactions_never_lose_an_update() {
         N as usize + 2
     );
     eprintln!("conditions lost and retried: {lost}");
+}
+
+/// What the binary reads from a head (`classify`), once per request, and the gateway's own
+/// refusals in KVS's BSON envelope with the operation the head named.
+#[test]
+fn classify_reads_the_head_once_and_gateway_errors_use_the_kvs_envelope() {
+    let h = harness();
+    let date = "20260101T000000Z";
+    let batch = signed(
+        "batch-write-kv",
+        "s.localhost",
+        doc! {},
+        "HWkvmuxdev",
+        "x",
+        date,
+    );
+    let batch = h.dialect.classify(&batch.into_parts().0).expect("claimed");
+    assert_eq!(batch.operation, Some("batch-write-kv"));
+    assert_eq!(batch.body_limit, crate::BATCH_BODY_LIMIT);
+    assert_eq!(batch.key_id.as_deref(), Some("HWkvmuxdev"));
+    assert_eq!(batch.account.as_deref(), Some("dev"));
+    let single = signed("put-kv", "s.localhost", doc! {}, "HWnobody", "x", date);
+    let single = h.dialect.classify(&single.into_parts().0).expect("claimed");
+    assert_eq!(single.body_limit, crate::SINGLE_BODY_LIMIT);
+    assert_eq!(single.key_id.as_deref(), Some("HWnobody"));
+    assert_eq!(single.account, None, "an unknown key id names no account");
+    let unknown = Request::post("/v1/no-such-op")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    assert_eq!(
+        h.dialect.classify(&unknown).map(|head| head.operation),
+        Some(None)
+    );
+    let elsewhere = Request::post("/").body(()).unwrap().into_parts().0;
+    assert_eq!(h.dialect.classify(&elsewhere), None);
+
+    for (error, status, code) in [
+        (
+            kv_dialect::GatewayError::BodyTooLarge { limit: 1 },
+            400,
+            "KVS.00001004",
+        ),
+        (kv_dialect::GatewayError::Throttled, 503, "KVS.00000003"),
+        (kv_dialect::GatewayError::Internal, 500, "KVS.00000001"),
+    ] {
+        let answer = h.dialect.gateway_error(&batch, error);
+        assert_eq!(answer.status().as_u16(), status);
+        assert_eq!(answer.headers()["content-type"], "application/bson");
+        assert_eq!(answer.info.code.as_deref(), Some(code));
+        assert_eq!(answer.info.operation, "batch-write-kv");
+        assert_eq!(
+            answer.headers()["x-request-id"],
+            answer.info.request_id.as_str()
+        );
+    }
 }

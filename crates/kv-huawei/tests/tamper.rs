@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, SignatureDiagnostics};
+use kv_core::{Clock, Engine};
+use kv_dialect::{AuthMode, Credential, Dialect, DialectContext, SignatureDiagnostics};
 use kv_huawei::auth::{self, SignedRequest, Verified};
 use kv_testkit::{
     assert_freshness_window, header_index, part_of, tamper_bytes, tamper_headers, tamper_method,
@@ -234,13 +235,13 @@ async fn the_dialect_refuses_stale_and_future_dates_with_apigw_0301() {
         vendor_rate_limits: false,
     });
     for offset in [-920, 920, -86_400] {
-        let resp = dialect.serve(signed_at(offset)).await;
+        let resp = dialect.serve_request(signed_at(offset)).await;
         assert_eq!(resp.status(), 401, "signed {offset} s away");
         let doc = bson::Document::from_reader(&mut resp.body().as_ref()).unwrap();
         assert_eq!(doc.get_str("error_code").unwrap(), "APIGW.0301", "{doc}");
     }
     for offset in [-880, 880, 0] {
-        let resp = dialect.serve(signed_at(offset)).await;
+        let resp = dialect.serve_request(signed_at(offset)).await;
         assert_eq!(
             resp.status(),
             200,

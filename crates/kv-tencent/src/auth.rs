@@ -14,8 +14,8 @@
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use kv_core::crypto::{constant_time_eq, hmac_sha256, sha256_hex};
-use kv_core::SignatureDiagnostics;
+use kv_dialect::crypto::{constant_time_eq, hmac_sha256, sha256_hex};
+use kv_dialect::SignatureDiagnostics;
 
 use crate::error::{codes, ApiError};
 

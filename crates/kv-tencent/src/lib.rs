@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
-use http::{Method, Request, Response};
+use http::{Method, Request};
 use kv_core::replay::{Binding, SignatureBindings};
-use kv_core::{AuthMode, Dialect, DialectContext, GatewayError, RequestInfo};
+use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
 
 use crate::auth::{Refused, SignedRequest, Verified, TIMESTAMP_WINDOW_SECS};
 use crate::error::{envelope_len, envelope_of, error_response, ApiError};
@@ -35,6 +35,10 @@ use crate::wire::Params;
 /// makes a body of about 6 MB, and an oversized value must get EdgeKV's own
 /// `InvalidParameterValue`, not a transport refusal.
 pub const BODY_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// [`Head::envelope`] of a request on the EdgeOne runtime binding route (`crate::runtime`),
+/// answered in that route's form; every other request is in the API's envelope (0).
+const RUNTIME_ENVELOPE: u8 = 1;
 
 /// Requests per second per action and account when vendor rate limits are emulated
 /// ("默认接口请求频率限制：20次/秒").
@@ -64,7 +68,7 @@ pub struct TencentDialect {
 /// the copy is kept here for the length of the request.
 struct RequestSecret<'a> {
     ctx: &'a DialectContext,
-    found: std::cell::OnceCell<Option<kv_core::Credential>>,
+    found: std::cell::OnceCell<Option<kv_dialect::Credential>>,
 }
 
 impl<'a> RequestSecret<'a> {
@@ -108,8 +112,8 @@ impl TencentDialect {
         self
     }
 
-    async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let request_id = uuid::Uuid::new_v4().to_string();
+    async fn handle(&self, request: Request<Bytes>) -> Answer {
+        let request_id = kv_dialect::new_request_id();
         let (parts, body) = request.into_parts();
         let mut info = RequestInfo {
             operation: "unknown".to_string(),
@@ -126,15 +130,14 @@ impl TencentDialect {
                 Ok(reply)
             }
         });
-        let mut response = match outcome {
+        let response = match outcome {
             Ok(reply) => envelope_of(&reply, &request_id),
             Err(e) => {
                 info.code = Some(e.code.to_string());
                 error_response(&e, &request_id)
             }
         };
-        response.extensions_mut().insert(info);
-        response
+        Answer::new(response, info)
     }
 
     async fn process(
@@ -212,7 +215,7 @@ impl TencentDialect {
         if self.ctx.auth_mode == AuthMode::Off {
             // The legacy style's SecretId may be in a POST body, which the hint does not read.
             let claimed = match legacy {
-                None => self.key_id_hint(parts),
+                None => key_id_hint(parts),
                 Some(pairs) => pairs
                     .iter()
                     .find(|(k, _)| k == "SecretId")
@@ -385,7 +388,7 @@ impl TencentDialect {
                 // served without a listener (in-process) all share one.
                 let owner = parts
                     .extensions
-                    .get::<kv_core::PeerAddr>()
+                    .get::<kv_dialect::PeerAddr>()
                     .map(|p| p.0.to_string())
                     .unwrap_or_default();
                 match self.bindings.bind(
@@ -497,6 +500,16 @@ impl Named {
     }
 }
 
+/// The key id a request names, unverified: TC3's `Credential=<SecretId>/...`, else the legacy
+/// signature's `SecretId` in the query (a legacy POST carries it in the body, which a head does
+/// not include).
+fn key_id_hint(parts: &Parts) -> Option<String> {
+    match header(parts, "authorization") {
+        Some(value) => auth::parse_tc3_authorization(value).map(|a| a.secret_id),
+        None => router::query_param(parts, "SecretId"),
+    }
+}
+
 fn header<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -515,65 +528,52 @@ impl Dialect for TencentDialect {
         "tencent"
     }
 
-    fn claims(&self, parts: &Parts) -> bool {
-        router::claims(parts)
-    }
-
-    fn body_limit(&self, parts: &Parts) -> u64 {
-        if runtime::is_runtime_path(parts.uri.path()) {
-            return runtime::BODY_LIMIT;
+    fn classify(&self, parts: &Parts) -> Option<Head> {
+        if !router::claims(parts) {
+            return None;
         }
-        BODY_LIMIT
+        let head = if runtime::is_runtime_path(parts.uri.path()) {
+            Head::new(runtime::BODY_LIMIT)
+                .in_envelope(RUNTIME_ENVELOPE)
+                .naming(runtime::operation_of(&parts.method), &runtime::LABELS)
+        } else {
+            let action = match header(parts, "x-tc-action") {
+                Some(action) => Some(std::borrow::Cow::Borrowed(action)),
+                None => router::query_param(parts, "Action").map(std::borrow::Cow::Owned),
+            };
+            Head::new(BODY_LIMIT).naming(action.as_deref(), &runtime::LABELS)
+        };
+        Some(head.signed_by(key_id_hint(parts), &self.ctx.credentials))
     }
 
-    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes> {
-        let request_id = uuid::Uuid::new_v4().to_string();
+    fn gateway_error(&self, head: &Head, error: GatewayError) -> Answer {
+        let request_id = kv_dialect::new_request_id();
         let api_error = match error {
             GatewayError::BodyTooLarge { limit } => ApiError::body_too_large(limit),
             GatewayError::BadBody(why) => ApiError::unreadable_body(&why),
             GatewayError::Throttled => ApiError::throttled(),
             GatewayError::Internal => ApiError::internal(),
         };
-        let mut response = if runtime::is_runtime_path(parts.uri.path()) {
+        let response = if head.envelope == RUNTIME_ENVELOPE {
             runtime::error_reply(&api_error, &request_id)
         } else {
             error_response(&api_error, &request_id)
         };
-        response.extensions_mut().insert(RequestInfo {
-            operation: self
-                .operation_hint(parts)
-                .unwrap_or_else(|| "unknown".to_string()),
+        let info = RequestInfo {
+            operation: head.operation_or_unknown(),
             code: Some(api_error.code.to_string()),
             request_id,
             ..Default::default()
-        });
-        response
-    }
-
-    fn operation_hint(&self, parts: &Parts) -> Option<String> {
-        if runtime::is_runtime_path(parts.uri.path()) {
-            return runtime::operation_of(&parts.method).map(str::to_string);
-        }
-        header(parts, "x-tc-action")
-            .map(str::to_string)
-            .or_else(|| router::query_param(parts, "Action"))
-    }
-
-    /// TC3's `Credential=<SecretId>/...`, else the legacy signature's `SecretId` in the query
-    /// (a legacy POST carries it in the body, which a hint does not read).
-    fn key_id_hint(&self, parts: &Parts) -> Option<String> {
-        match header(parts, "authorization") {
-            Some(value) => auth::parse_tc3_authorization(value).map(|a| a.secret_id),
-            None => router::query_param(parts, "SecretId"),
-        }
+        };
+        Answer::new(response, info)
     }
 
     fn operations(&self) -> &'static [&'static str] {
         &runtime::LABELS
     }
 
-    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>> {
-        if runtime::is_runtime_path(request.uri().path()) {
+    fn serve(&self, head: Head, request: Request<Bytes>) -> BoxFuture<'_, Answer> {
+        if head.envelope == RUNTIME_ENVELOPE {
             return Box::pin(self.serve_runtime(request));
         }
         Box::pin(self.handle(request))
@@ -592,7 +592,7 @@ impl Dialect for TencentDialect {
         }])
     }
 
-    fn credentials(&self) -> Option<&kv_core::Credentials> {
+    fn credentials(&self) -> Option<&kv_dialect::Credentials> {
         Some(&self.ctx.credentials)
     }
 }

@@ -49,7 +49,7 @@ impl Operation {
     /// The wire names of [`Operation::ALL`], in that order: the closed set of operation labels
     /// the binary may use (see `Dialect::operations`).
     pub const NAMES: [&'static str; Operation::ALL.len()] =
-        kv_core::const_names!(Operation::ALL.len(), |i| Operation::ALL[i].name());
+        kv_dialect::const_names!(Operation::ALL.len(), |i| Operation::ALL[i].name());
 
     /// The operation named `action` (case-sensitive, as Tencent's API is).
     pub fn from_action(action: &str) -> Option<Operation> {

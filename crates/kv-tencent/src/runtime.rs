@@ -21,7 +21,8 @@
 use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use kv_core::{AuthMode, Error as EngineError, NewContainer, Precondition, RequestInfo};
+use kv_core::{Error as EngineError, NewContainer, Precondition};
+use kv_dialect::{Answer, AuthMode, RequestInfo};
 use serde_json::json;
 
 use crate::auth::{self, SignedRequest};
@@ -184,8 +185,8 @@ fn header<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
 
 impl TencentDialect {
     /// Serves one runtime-binding request (see the module docs).
-    pub(crate) async fn serve_runtime(&self, request: Request<Bytes>) -> Response<Bytes> {
-        let request_id = uuid::Uuid::new_v4().to_string();
+    pub(crate) async fn serve_runtime(&self, request: Request<Bytes>) -> Answer {
+        let request_id = kv_dialect::new_request_id();
         let (parts, body) = request.into_parts();
         let mut info = RequestInfo {
             operation: operation_of(&parts.method).unwrap_or("unknown").to_string(),
@@ -202,8 +203,7 @@ impl TencentDialect {
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-tc-requestid", id);
         }
-        response.extensions_mut().insert(info);
-        response
+        Answer::new(response, info)
     }
 
     async fn runtime(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, RequestInfo};
+use kv_core::{Clock, Engine};
+use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
 use kv_tencent::auth::{tc3_signature, tc3_string_to_sign, Tc3Authorization};
 use kv_tencent::TencentDialect;
 use serde_json::{json, Value};
@@ -126,8 +127,8 @@ fn action(name: &str, body: &Value) -> Request<Bytes> {
         .unwrap()
 }
 
-async fn send(f: &Fixture, request: Request<Bytes>) -> Response<Bytes> {
-    f.dialect.serve(request).await
+async fn send(f: &Fixture, request: Request<Bytes>) -> Answer {
+    f.dialect.serve_request(request).await
 }
 
 async fn edgekv(f: &Fixture, name: &str, body: Value) -> Value {
@@ -145,8 +146,8 @@ fn error_code(response: &Response<Bytes>) -> String {
         .to_string()
 }
 
-fn info(response: &Response<Bytes>) -> RequestInfo {
-    response.extensions().get::<RequestInfo>().cloned().unwrap()
+fn info(answer: &Answer) -> RequestInfo {
+    answer.info.clone()
 }
 
 const PATH: &str = "/_edge/tencent/zone-1/ns-1/k_1";
@@ -263,11 +264,12 @@ async fn the_runtime_limits_and_key_rule_are_enforced_with_tencent_codes() {
     assert_eq!(error_code(&r), "UnsupportedProtocol");
     // The gateway's own body refusal on this route is a 413 in the same envelope.
     let (parts, _) = runtime("PUT", PATH, b"").into_parts();
-    assert!(f.dialect.claims(&parts));
-    assert_eq!(f.dialect.body_limit(&parts), 26_214_400 + 65_536);
+    let head = f.dialect.classify(&parts).expect("claimed");
+    assert_eq!(head.body_limit, 26_214_400 + 65_536);
+    assert_eq!(head.operation, Some("EdgeRuntimePut"));
     let refusal = f
         .dialect
-        .gateway_error(&parts, kv_core::GatewayError::BodyTooLarge { limit: 1 });
+        .gateway_error(&head, kv_dialect::GatewayError::BodyTooLarge { limit: 1 });
     assert_eq!(refusal.status(), 413);
     assert_eq!(error_code(&refusal), "RequestSizeLimitExceeded");
 }

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use kv_core::{
-    AuthMode, Clock, Credential, Dialect, DialectContext, Engine, GatewayError, RequestInfo,
+use http::Request;
+use kv_core::{Clock, Engine};
+use kv_dialect::{
+    Answer, AuthMode, Credential, Dialect, DialectContext, GatewayError, RequestInfo,
 };
 use kv_tencent::auth::{tc3_signature, tc3_string_to_sign, Tc3Authorization};
 use kv_tencent::TencentDialect;
@@ -97,14 +98,9 @@ fn signed(action: &str, body: &str, id: &str, secret: &str, timestamp: u64) -> R
 }
 
 async fn send(f: &Fixture, request: Request<Bytes>) -> (Value, RequestInfo) {
-    let response: Response<Bytes> = f.dialect.serve(request).await;
+    let Answer { response, info } = f.dialect.serve_request(request).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
-    let info = response
-        .extensions()
-        .get::<RequestInfo>()
-        .cloned()
-        .expect("RequestInfo");
     let body: Value = serde_json::from_slice(response.body()).expect("JSON body");
     let inner = body["Response"].clone();
     let request_id = inner["RequestId"].as_str().expect("RequestId").to_string();
@@ -514,6 +510,10 @@ async fn vendor_rate_limit_is_twenty_per_second_per_action() {
 async fn gateway_errors_use_the_tencent_envelope() {
     let f = fixture();
     let parts = signed("EdgeKVPut", "{}", ID, SECRET, now()).into_parts().0;
+    let head = f.dialect.classify(&parts).expect("claimed");
+    assert_eq!(head.operation, Some("EdgeKVPut"));
+    assert_eq!(head.key_id.as_deref(), Some(ID));
+    assert!(head.body_limit >= 10 * 1024 * 1024);
     for (error, code) in [
         (
             GatewayError::BodyTooLarge { limit: 10 },
@@ -523,20 +523,14 @@ async fn gateway_errors_use_the_tencent_envelope() {
         (GatewayError::Throttled, "RequestLimitExceeded"),
         (GatewayError::Internal, "InternalError"),
     ] {
-        let response = f.dialect.gateway_error(&parts, error);
+        let Answer { response, info } = f.dialect.gateway_error(&head, error);
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
         let body: Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["Response"]["Error"]["Code"], code);
-        let info = response.extensions().get::<RequestInfo>().unwrap();
         assert_eq!(info.operation, "EdgeKVPut");
         assert_eq!(body["Response"]["RequestId"], info.request_id.as_str());
     }
-    assert_eq!(
-        f.dialect.operation_hint(&parts).as_deref(),
-        Some("EdgeKVPut")
-    );
-    assert!(f.dialect.body_limit(&parts) >= 10 * 1024 * 1024);
 }
 
 #[tokio::test]

@@ -230,7 +230,8 @@ fn claims_every_tencent_vector_and_no_other_vendors() {
 #[tokio::test]
 async fn every_vector_through_serve() {
     use bytes::Bytes;
-    use kv_core::{AuthMode, Clock, Credential, Dialect, DialectContext, Engine, RequestInfo};
+    use kv_core::{Clock, Engine};
+    use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
@@ -253,13 +254,14 @@ async fn every_vector_through_serve() {
         })
         .with_wall_clock(move || now);
         let parts = parts(&v);
-        assert!(dialect.claims(&parts), "{name}");
-        let response = dialect
-            .serve(Request::from_parts(parts, Bytes::from(body(&v))))
+        let head = dialect
+            .classify(&parts)
+            .unwrap_or_else(|| panic!("{name}: not claimed"));
+        let Answer { response, info } = dialect
+            .serve(head, Request::from_parts(parts, Bytes::from(body(&v))))
             .await;
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(response.headers()["content-type"], "application/json");
-        let info = response.extensions().get::<RequestInfo>().unwrap().clone();
         let reply: Value = serde_json::from_slice(response.body()).unwrap();
         let code = reply["Response"]["Error"]["Code"].as_str().unwrap_or("");
         if v["valid"] == true {

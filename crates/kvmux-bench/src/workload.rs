@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use kv_core::crypto::hmac_sha256;
+use kv_dialect::crypto::hmac_sha256;
 use sha2::{Digest, Sha256};
 
 /// The operation being measured.

@@ -131,16 +131,19 @@ fn signature_verifiers(c: &mut Criterion) {
 /// The dev secret of `config/kvmux.toml`'s embedded default (the load generator's too).
 const DEV_SECRET: &str = "kvmuxdevsecret";
 
-fn dialect(target: workload::Target, engine: &Arc<kv_core::Engine>) -> Arc<dyn kv_core::Dialect> {
-    let context = kv_core::DialectContext {
+fn dialect(
+    target: workload::Target,
+    engine: &Arc<kv_core::Engine>,
+) -> Arc<dyn kv_dialect::Dialect> {
+    let context = kv_dialect::DialectContext {
         engine: engine.clone(),
-        credentials: vec![kv_core::Credential {
+        credentials: vec![kv_dialect::Credential {
             id: target.dev_key_id().into(),
             secret: DEV_SECRET.into(),
             account: "dev".into(),
         }]
         .into(),
-        auth_mode: kv_core::AuthMode::Enforce,
+        auth_mode: kv_dialect::AuthMode::Enforce,
         options: serde_json::Value::Null,
         vendor_rate_limits: false,
     };
@@ -177,7 +180,7 @@ fn dialect_gets(c: &mut Criterion) {
             secret: DEV_SECRET.into(),
             value: bytes::Bytes::from(vec![b'v'; 1024]),
         };
-        let serve = |request| runtime.block_on(dialect.serve(request));
+        let serve = |request| runtime.block_on(dialect.serve_request(request)).response;
         let (create, _) = w.setup(0);
         for request in [create, w.request(Op::Put, 0)] {
             let response = serve(request);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_core::{AuthMode, Credential};
+use kv_dialect::{AuthMode, Credential};
 use serde::{Deserialize, Serialize};
 
 /// The default config file, read when no `--config`/`KVMUX_CONFIG` is given and it exists.
@@ -715,8 +715,8 @@ impl Config {
 
     /// The credentials of one dialect, as the engine's shared set (which the admin API changes
     /// at runtime), with `[auth] auto_accounts` applied.
-    pub fn credentials_for(&self, dialect: DialectName) -> kv_core::Credentials {
-        let set = kv_core::Credentials::from(self.configured_credentials(dialect));
+    pub fn credentials_for(&self, dialect: DialectName) -> kv_dialect::Credentials {
+        let set = kv_dialect::Credentials::from(self.configured_credentials(dialect));
         if self.auth.auto_accounts {
             set.with_auto_accounts(self.auth.auto_secret.as_deref().unwrap_or(DEV_SECRET))
                 .reserve_accounts(self.credentials.iter().map(|c| c.account.clone()))

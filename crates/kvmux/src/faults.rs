@@ -5,7 +5,7 @@
 //! A rule matches on dialect, operation and account (absent = any) and fires with a probability.
 //! The account is found without verifying anything, before the body is read: each dialect reads
 //! the access key id its vendor's signature names and maps it through its credentials
-//! (`Dialect::account_hint`, runtime and auto accounts included).
+//! (`Head::account` from `Dialect::classify`, runtime and auto accounts included).
 
 use std::sync::Mutex;
 
@@ -76,7 +76,7 @@ impl FaultRuleSpec {
     }
 
     /// Checks the rule's names against the gateway's enabled dialects, given as `(name,
-    /// operations)` ([`kv_core::Dialect::operations`]): a dialect that is not enabled, or an
+    /// operations)` ([`kv_dialect::Dialect::operations`]): a dialect that is not enabled, or an
     /// operation no (named) dialect has, would make a rule that never fires, and a test that
     /// relies on it would pass for the wrong reason. The error lists the valid names.
     /// Operations match case-insensitively, as [`Faults::decide`] does.

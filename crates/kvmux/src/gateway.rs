@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kv_core::store::postgres::redacted_url;
-use kv_core::{Clock, Dialect, DialectContext, Engine};
+use kv_core::{Clock, Engine};
+use kv_dialect::{Dialect, DialectContext};
 
 use crate::config::{Backend, Config, DialectName};
 use crate::faults::Faults;

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use kv_core::SignatureDiagnostics;
+use kv_dialect::SignatureDiagnostics;
 use serde::Serialize;
 
 /// Headers whose values are credentials in their own right (STS/session tokens, cookies); they

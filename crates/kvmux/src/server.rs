@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use kv_core::{Dialect, Engine, GatewayError, PeerAddr, RequestInfo};
+use kv_core::Engine;
+use kv_dialect::{Answer, Dialect, GatewayError, Head, PeerAddr, RequestInfo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -294,20 +295,20 @@ impl Call<'_> {
         {
             return Err(Box::new(self.admin(&mut parts, body).await));
         }
-        let dialect = self.dispatch(&parts)?;
-        let (body, share) = self.body(&*dialect, &parts, body).await?;
+        let (dialect, head) = self.dispatch(&parts)?;
+        let (body, share) = self.body(&*dialect, &head, &parts, body).await?;
         // Copying the head for the inspector is skipped when it is off (`inspector_capacity = 0`).
         let sent = self
             .gw
             .inspector
             .enabled()
             .then(|| SentRequest::from_parts(&parts, body.len()));
-        let fault = self.fault(&*dialect, &parts, &sent).await?;
-        let (resp, head) = self.serve(&*dialect, parts, body).await;
-        self.record(&*dialect, &resp, &head, sent.map(|sent| (sent, fault)));
+        let fault = self.fault(&*dialect, &head, &sent).await?;
+        let answer = self.serve(&*dialect, &head, parts, body).await;
+        self.record(&*dialect, &answer, &head, sent.map(|sent| (sent, fault)));
         // The body's share of the budget is released only now, with the response produced.
         drop(share);
-        Ok(resp.map(full))
+        Ok(answer.response.map(full))
     }
 
     /// Refuses a request head larger than `max_header_bytes` (431).
@@ -409,10 +410,13 @@ impl Call<'_> {
         }
     }
 
-    /// The dialect that claims the request, or the gateway's own "no dialect" answer.
-    fn dispatch(&self, parts: &http::request::Parts) -> Result<Arc<dyn Dialect>, Answered> {
-        if let Some(dialect) = self.gw.dialects.iter().find(|d| d.claims(parts)) {
-            return Ok(dialect.clone());
+    /// The dialect that claims the request with what it read from the head (asked once: the
+    /// later stages use that answer), or the gateway's own "no dialect" answer.
+    fn dispatch(&self, parts: &http::request::Parts) -> Result<(Arc<dyn Dialect>, Head), Answered> {
+        for dialect in &self.gw.dialects {
+            if let Some(head) = dialect.classify(parts) {
+                return Ok((dialect.clone(), head));
+            }
         }
         let resp = unclaimed(self.gw);
         let info = RequestInfo {
@@ -438,16 +442,18 @@ impl Call<'_> {
     async fn body<'b>(
         &'b self,
         dialect: &dyn Dialect,
+        head: &Head,
         parts: &http::request::Parts,
         body: Incoming,
     ) -> Result<(Bytes, BodyShare<'b>), Answered> {
-        let limit = dialect.body_limit(parts);
+        let limit = head.body_limit;
         let declared_len = declared_length(parts);
         let declared = declared_len.unwrap_or(0) as usize;
         let refuse = |refusal| {
             Box::new(refuse(
                 self.gw,
                 dialect,
+                head,
                 parts,
                 refusal,
                 declared,
@@ -476,18 +482,16 @@ impl Call<'_> {
     async fn fault(
         &self,
         dialect: &dyn Dialect,
-        parts: &http::request::Parts,
+        head: &Head,
         sent: &Option<SentRequest>,
     ) -> Result<Option<String>, Answered> {
         if self.gw.faults.is_empty() {
             return Ok(None);
         }
-        let operation = dialect.operation_hint(parts);
-        let account = dialect.account_hint(parts);
         let Some(decision) =
             self.gw
                 .faults
-                .decide(dialect.name(), operation.as_deref(), account.as_deref())
+                .decide(dialect.name(), head.operation, head.account.as_deref())
         else {
             return Ok(None);
         };
@@ -498,75 +502,71 @@ impl Call<'_> {
         let Some(error) = decision.error else {
             return Ok(fault);
         };
-        let resp = dialect.gateway_error(
-            parts,
+        let mut answer = dialect.gateway_error(
+            head,
             match error {
                 FaultError::Throttle => GatewayError::Throttled,
                 FaultError::Internal => GatewayError::Internal,
             },
         );
-        let mut info = info_of(&resp);
-        if info.operation.is_empty() || info.operation == "unknown" {
-            info.operation = operation.unwrap_or_else(|| "unknown".into());
-        }
-        if info.account.is_none() {
-            info.account = account;
+        if answer.info.account.is_none() {
+            answer.info.account = head.account.clone();
         }
         self.finish_dialect(
             dialect,
-            &info,
-            resp.status(),
+            &answer.info,
+            answer.response.status(),
             sent.clone().map(|s| (s, fault)),
         );
-        Err(Box::new(resp.map(full)))
+        Err(Box::new(answer.response.map(full)))
     }
 
     /// The dialect's answer. A panic in a dialect is a bug; it still must not take the
-    /// connection down without an answer. Also answers the request head (for `record`).
+    /// connection down without an answer: the dialect's own internal error, in the envelope its
+    /// head chose, answers instead.
     async fn serve(
         &self,
         dialect: &dyn Dialect,
+        head: &Head,
         parts: http::request::Parts,
         body: Bytes,
-    ) -> (Response<Bytes>, http::request::Parts) {
-        let mut head = Request::new(()).into_parts().0;
-        head.method = parts.method.clone();
-        head.uri = parts.uri.clone();
-        head.headers = parts.headers.clone();
+    ) -> Answer {
         let mut request = Request::from_parts(parts, body);
         request.extensions_mut().insert(PeerAddr(self.peer));
-        let resp = match std::panic::AssertUnwindSafe(dialect.serve(request))
+        match std::panic::AssertUnwindSafe(dialect.serve(head.clone(), request))
             .catch_unwind()
             .await
         {
-            Ok(resp) => resp,
+            Ok(answer) => answer,
             Err(_) => {
                 tracing::error!(
                     dialect = dialect.name(),
-                    path = %cut(head.uri.path(), MAX_NAME_BYTES),
+                    operation = head.operation.unwrap_or("unknown"),
                     "dialect panicked"
                 );
-                dialect.gateway_error(&head, GatewayError::Internal)
+                dialect.gateway_error(head, GatewayError::Internal)
             }
-        };
-        (resp, head)
+        }
     }
 
     /// Logs, counts and inspects the dialect's answer.
     fn record(
         &self,
         dialect: &dyn Dialect,
-        resp: &Response<Bytes>,
-        head: &http::request::Parts,
+        answer: &Answer,
+        head: &Head,
         sent: Option<(SentRequest, Option<String>)>,
     ) {
-        let mut info = info_of(resp);
-        if info.account.is_none() {
-            // A refused request names its key even when the dialect could not vouch for it; the
-            // inspector shows whose key that is (the owner of that key id).
-            info.account = dialect.account_hint(head);
+        if answer.info.account.is_some() {
+            return self.finish_dialect(dialect, &answer.info, answer.response.status(), sent);
         }
-        self.finish_dialect(dialect, &info, resp.status(), sent);
+        // A refused request names its key even when the dialect could not vouch for it; the
+        // inspector shows whose key that is (the owner of that key id).
+        let info = RequestInfo {
+            account: head.account.clone(),
+            ..answer.info.clone()
+        };
+        self.finish_dialect(dialect, &info, answer.response.status(), sent);
     }
 
     /// Logs, counts and inspects an answer in the dialect's name.
@@ -596,17 +596,17 @@ impl Call<'_> {
 fn refuse(
     gw: &Gateway,
     dialect: &dyn Dialect,
+    head: &Head,
     parts: &http::request::Parts,
     refusal: GatewayError,
     declared: usize,
     started: Instant,
 ) -> Response<ResponseBody> {
-    let mut resp = dialect.gateway_error(parts, refusal);
-    resp.headers_mut().insert(
+    let Answer { mut response, info } = dialect.gateway_error(head, refusal);
+    response.headers_mut().insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
     );
-    let info = info_of(&resp);
     let sent = gw
         .inspector
         .enabled()
@@ -616,21 +616,11 @@ fn refuse(
         dialect.name(),
         gw.operation_label(dialect, &info.operation),
         &info,
-        resp.status(),
+        response.status(),
         started,
         sent,
     );
-    resp.map(full)
-}
-
-fn info_of(resp: &Response<Bytes>) -> RequestInfo {
-    resp.extensions()
-        .get::<RequestInfo>()
-        .cloned()
-        .unwrap_or_else(|| RequestInfo {
-            operation: "unknown".into(),
-            ..Default::default()
-        })
+    response.map(full)
 }
 
 /// Logs, counts and (for vendor requests, which carry `inspected`: what was sent and the fault

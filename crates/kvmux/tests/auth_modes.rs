@@ -1,4 +1,4 @@
-//! `[auth] mode` means one thing in every dialect (see `kv_core::AuthMode`), pinned here with the
+//! `[auth] mode` means one thing in every dialect (see `kv_dialect::AuthMode`), pinned here with the
 //! same requests through Tencent, Aliyun and Huawei:
 //! - `off` verifies nothing and serves each request in the account its key id belongs to, else
 //!   the first credential's account; a nonce used twice is served twice;

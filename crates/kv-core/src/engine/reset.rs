@@ -3,7 +3,7 @@
 
 use super::containers::decode_meta;
 use super::*;
-use crate::dialect::ContainerSelector;
+use crate::container::ContainerSelector;
 use crate::error::Error;
 use crate::keys;
 use crate::store::{CheckpointError, CheckpointInfo, KeyRange};
@@ -133,8 +133,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::ScopeMatch;
     use crate::container::{ContainerKind, Limits, NewContainer};
-    use crate::dialect::ScopeMatch;
 
     fn new(account: &str, scope: &str, name: &str) -> NewContainer {
         NewContainer {

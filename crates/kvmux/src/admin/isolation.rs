@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use kv_core::store::CheckpointError;
-use kv_core::{ContainerSelector, Credential, CredentialError, Dialect, ScopeMatch};
+use kv_core::{ContainerSelector, ScopeMatch};
+use kv_dialect::{Credential, CredentialError, Dialect};
 use serde::Deserialize;
 use serde_json::json;
 

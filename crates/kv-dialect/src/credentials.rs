@@ -1,17 +1,10 @@
-//! The contract between the `kvmux` binary and a vendor dialect crate. The binary owns sockets,
-//! body limits, logging and metrics; a dialect owns everything its vendor defines (routes,
-//! signatures, codec, error table). A dialect is callable without a socket: `serve` takes a fully
-//! buffered `http::Request<Bytes>` and returns the vendor's response.
+//! Who may call a dialect: the configured key pairs, shared with the admin API, and what a
+//! dialect does with a signature (`[auth] mode`).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use http::request::Parts;
-use http::{Request, Response};
+use kv_core::engine::Engine;
 use serde::{Deserialize, Serialize};
-
-use crate::engine::Engine;
 
 /// One configured key pair and the tenant it reaches.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +28,7 @@ pub enum AuthMode {
     Log,
     /// Verify nothing: no signature is computed, no nonce recorded, no replay binding or
     /// security token checked. The account is the one the presented key id belongs to
-    /// ([`Dialect::key_id_hint`]), else the first credential's account; the operation is read
+    /// ([`crate::Head::key_id`]), else the first credential's account; the operation is read
     /// from the request as it names it.
     Off,
 }
@@ -158,6 +151,12 @@ impl Credentials {
         })
     }
 
+    /// The account the key pair with this id reaches (configured, added or auto), unverified:
+    /// what [`crate::Head::account`] names.
+    pub fn account_of(&self, id: &str) -> Option<String> {
+        self.get(id).map(|c| c.account)
+    }
+
     /// The first key pair configured or added (the account used when auth is off).
     pub fn first(&self) -> Option<Credential> {
         self.read().first().cloned()
@@ -204,181 +203,6 @@ fn valid_auto_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-/// Which engine scopes a [`ContainerSelector`] covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ScopeMatch {
-    /// Exactly this scope.
-    Exact(String),
-    /// Every scope that starts with this (`tencent/` for every zone).
-    Prefix(String),
-}
-
-impl ScopeMatch {
-    pub fn matches(&self, scope: &str) -> bool {
-        match self {
-            ScopeMatch::Exact(s) => scope == s,
-            ScopeMatch::Prefix(p) => scope.starts_with(p.as_str()),
-        }
-    }
-}
-
-/// A set of engine containers that a scoped reset (`POST /_kvmux/reset` with a body) removes,
-/// described by the dialect that owns their scopes so the binary never builds scope strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerSelector {
-    pub scope: ScopeMatch,
-    /// Only the container with this engine name; every container of the scope when `None`.
-    pub name: Option<String>,
-    /// Containers that belong to each selected one and live in scope `<prefix><its id>` (Huawei
-    /// keeps a table's secondary indexes so): removed with it.
-    pub dependents_prefix: Option<String>,
-}
-
-impl ContainerSelector {
-    /// Every container of the scopes `scope` matches.
-    pub fn all(scope: ScopeMatch) -> Self {
-        ContainerSelector {
-            scope,
-            name: None,
-            dependents_prefix: None,
-        }
-    }
-
-    /// The container `name` in the scopes `scope` matches.
-    pub fn named(scope: ScopeMatch, name: impl Into<String>) -> Self {
-        ContainerSelector {
-            scope,
-            name: Some(name.into()),
-            dependents_prefix: None,
-        }
-    }
-
-    pub fn with_dependents(mut self, prefix: impl Into<String>) -> Self {
-        self.dependents_prefix = Some(prefix.into());
-        self
-    }
-}
-
-/// What the gateway itself must refuse or inject, in the dialect's own envelope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GatewayError {
-    /// The body is (or declares to be) larger than `body_limit`.
-    BodyTooLarge { limit: u64 },
-    /// The body could not be read (client went away, timed out, bad chunking).
-    BadBody(String),
-    /// An injected fault or an emulated rate limit: the vendor's throttling code.
-    Throttled,
-    /// An injected fault: the vendor's internal server error.
-    Internal,
-}
-
-/// The verifier's view of a refused signature, for the request inspector. Never holds a secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignatureDiagnostics {
-    pub algorithm: String,
-    pub access_key_id: String,
-    pub canonical_request: String,
-    pub string_to_sign: String,
-    pub client_signature: String,
-    pub reason: String,
-}
-
-/// Facts about a served request that a dialect puts into the response's extensions, for logs,
-/// metrics and the request inspector.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestInfo {
-    /// The vendor's operation name (`EdgeKVPut`, `PutKv`, `put-kv`), or `unknown`.
-    pub operation: String,
-    pub account: Option<String>,
-    /// The vendor error code, when the reply is an error.
-    pub code: Option<String>,
-    /// The vendor request id sent back to the client.
-    pub request_id: String,
-    pub signature: Option<SignatureDiagnostics>,
-}
-
-/// A vendor dialect.
-pub trait Dialect: Send + Sync + 'static {
-    /// `tencent`, `aliyun` or `huawei`: the name used in config, metrics and logs.
-    fn name(&self) -> &'static str;
-
-    /// Whether this request is for this dialect, from the request line and headers alone.
-    fn claims(&self, parts: &Parts) -> bool;
-
-    /// The largest body this request may carry, decided before any of it is read.
-    fn body_limit(&self, parts: &Parts) -> u64;
-
-    /// The vendor's reply for a failure the gateway detected or injected.
-    fn gateway_error(&self, parts: &Parts, error: GatewayError) -> Response<Bytes>;
-
-    /// The vendor operation this request names, if that can be told without the body (fault
-    /// rules match on it).
-    fn operation_hint(&self, parts: &Parts) -> Option<String>;
-
-    /// The access key id the request names in its headers or query, read without verifying
-    /// anything: what fault rules match an account on before the body is read, and what
-    /// `AuthMode::Off` serves by. Each vendor puts it somewhere else, so only the dialect knows.
-    fn key_id_hint(&self, parts: &Parts) -> Option<String>;
-
-    /// The account [`Dialect::key_id_hint`]'s key belongs to among this dialect's credentials
-    /// (runtime and auto accounts included), unverified.
-    fn account_hint(&self, parts: &Parts) -> Option<String> {
-        let id = self.key_id_hint(parts)?;
-        self.credentials()?.get(&id).map(|c| c.account)
-    }
-
-    /// Every vendor operation name this dialect serves, as it appears in `RequestInfo::operation`.
-    /// The binary labels metrics, logs and the inspector only with these names (anything else is
-    /// `unknown`): operation names reach it from client headers, and a label per distinct value
-    /// would let any client grow the gateway's memory without bound.
-    fn operations(&self) -> &'static [&'static str];
-
-    /// Serves one request. Must not panic on any input; the response carries a `RequestInfo`
-    /// extension.
-    fn serve(&self, request: Request<Bytes>) -> BoxFuture<'_, Response<Bytes>>;
-
-    /// The engine containers a scoped reset of this dialect removes: every container of the
-    /// dialect when `container` is `None`, else the one the vendor calls `container` (a
-    /// namespace, or Huawei's `store` or `store/table`) with whatever belongs to it. `Err` says
-    /// why the name cannot name one. The default knows no scopes.
-    fn reset_selectors(&self, container: Option<&str>) -> Result<Vec<ContainerSelector>, String> {
-        let _ = container;
-        Err(format!("the {} dialect has no scoped reset", self.name()))
-    }
-
-    /// The dialect's key pairs, for the admin API's runtime credentials; `None` when it has none
-    /// to share.
-    fn credentials(&self) -> Option<&Credentials> {
-        None
-    }
-}
-
-/// The peer address, put into request extensions by the listener.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
-
-/// Builds a `[&str; len]` at compile time from a const table, `name` giving the entry at index
-/// `i`: each dialect derives its closed set of operation labels (`Dialect::operations`) from its
-/// router's own table this way, so the labels cannot drift from what the router serves.
-///
-/// ```
-/// const TABLE: [(&str, u8); 2] = [("Get", 1), ("Put", 2)];
-/// const NAMES: [&str; TABLE.len()] = kv_core::const_names!(TABLE.len(), |i| TABLE[i].0);
-/// assert_eq!(NAMES, ["Get", "Put"]);
-/// ```
-#[macro_export]
-macro_rules! const_names {
-    ($len:expr, |$i:ident| $name:expr) => {{
-        let mut names = [""; $len];
-        let mut $i = 0;
-        while $i < names.len() {
-            names[$i] = $name;
-            $i += 1;
-        }
-        names
-    }};
 }
 
 #[cfg(test)]
