@@ -763,3 +763,38 @@ async fn a_read_is_one_statement_and_sees_other_gateways_changes_in_it() {
     assert_eq!(seen.id, again.id);
     assert_eq!(counted.take(), 1);
 }
+
+/// A request nonce is admitted once across every gateway on the database: three engines race to
+/// record the same nonces, exactly one wins each, and a nonce used through one is refused
+/// through the others afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_is_admitted_once_across_gateways() {
+    let url = fresh_schema_url("nonces");
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(open_url(&url, Clock::new()).await);
+    }
+    for n in 0..20 {
+        let nonce = format!("nonce-{n}");
+        let tries = gateways.iter().map(|g| {
+            let (g, nonce) = (g.clone(), nonce.clone());
+            tokio::spawn(async move { g.first_use_of_nonce("aliyun", "AK", &nonce, 900).await })
+        });
+        let mut admitted = 0;
+        for t in tries {
+            admitted += usize::from(t.await.unwrap().unwrap());
+        }
+        assert_eq!(admitted, 1, "{nonce}");
+        for g in &gateways {
+            assert!(!g
+                .first_use_of_nonce("aliyun", "AK", &nonce, 900)
+                .await
+                .unwrap());
+        }
+    }
+    // Another key's nonce of the same text is its own.
+    assert!(gateways[0]
+        .first_use_of_nonce("aliyun", "AK2", "nonce-0", 900)
+        .await
+        .unwrap());
+}

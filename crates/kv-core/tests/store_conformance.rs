@@ -109,6 +109,7 @@ conformance!(
     racing_creates_of_one_key_have_exactly_one_winner,
     racing_version_checked_updates_have_exactly_one_winner,
     racing_limited_adds_stop_exactly_at_the_limit,
+    claim_once_admits_a_key_once_until_it_is_deleted,
     commits_fail_after_close,
 );
 
@@ -958,6 +959,43 @@ async fn racing_limited_adds_stop_exactly_at_the_limit(store: &Arc<dyn Store>) {
     versions.sort_unstable();
     versions.dedup();
     assert_eq!(versions.len(), accepted);
+}
+
+/// `claim_once` (replay protection): of many claims of one key at once exactly one is admitted;
+/// the record it leaves is an ordinary expiring record (listed by `expired`, swept by a
+/// version-checked delete) and, until it is deleted, even once expired, the key stays claimed.
+async fn claim_once_admits_a_key_once_until_it_is_deleted(store: &Arc<dyn Store>) {
+    let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.claim_once(k("nonce"), 50).await.expect("claim")
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.expect("claimer"));
+    }
+    assert_eq!(admitted, 1);
+    let record = get(store, "nonce").await.expect("claimed");
+    assert_eq!((&record.value[..], record.expires_at), (&b""[..], Some(50)));
+    assert!(!store.claim_once(k("nonce"), 60).await.expect("claim"));
+    // Expired but not swept: still claimed; found by the sweep and deleted by version.
+    let expired = store.expired(50, 10).await.expect("expired");
+    assert_eq!(expired_keys(&expired), vec!["nonce"]);
+    assert!(!store.claim_once(k("nonce"), 60).await.expect("claim"));
+    ok(
+        store,
+        checked(
+            vec![Check::AtVersion(k("nonce"), expired[0].version)],
+            vec![del("nonce")],
+        ),
+    )
+    .await;
+    assert!(store.claim_once(k("nonce"), 60).await.expect("claim"));
 }
 
 async fn commits_fail_after_close(store: &Arc<dyn Store>) {

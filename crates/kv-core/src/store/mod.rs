@@ -286,6 +286,28 @@ pub trait Store: Send + Sync + 'static {
     fn save_clock_offset(&self, _offset: i64) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+    /// Stores an empty record under `key`, expiring at `expires_at` (engine clock), if no record
+    /// is stored there (an expired one not yet swept counts as stored): `Ok(true)` the first
+    /// time, `Ok(false)` after. For replay protection (a request nonce is admitted once, on every
+    /// gateway sharing the store); the sweeper removes the record once it expires. The default is
+    /// one commit with an `Absent` check; PostgreSQL answers with one statement.
+    fn claim_once(&self, key: Key, expires_at: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let batch = Batch {
+                checks: vec![Check::Absent(key.clone())],
+                writes: vec![Write::Put {
+                    key,
+                    value: Bytes::new(),
+                    expires_at: Some(expires_at),
+                }],
+            };
+            match self.commit(batch).await? {
+                Ok(_) => Ok(true),
+                Err(Rejected::Check(_)) => Ok(false),
+                Err(Rejected::Quota(q)) => Err(crate::Error::QuotaExceeded(q)),
+            }
+        })
+    }
     /// Advances a clock shared through the store by `seconds`, atomically in the store, and
     /// returns the new shared offset (raised first to `local_offset`, this process's, and kept
     /// within `0..=Clock::MAX_OFFSET_SECS`); `None` when the store shares no clock (then the

@@ -1074,6 +1074,28 @@ impl Store for PostgresStore {
         self.try_lease(SWEEPER_LEASE).boxed()
     }
 
+    /// One statement, no transaction around it: the insert either takes the key or finds it
+    /// (waiting, on a concurrent uncommitted insert of the same nonce, for that one's outcome).
+    fn claim_once(&self, key: Key, expires_at: u64) -> BoxFuture<'_, Result<bool>> {
+        async move {
+            let version = self.next_version().await?;
+            let client = self.client().await?;
+            let sql = client
+                .prepare_cached(
+                    "INSERT INTO kv_records (key, value, expires_at, version)
+                     VALUES ($1, ''::bytea, $2, $3) ON CONFLICT (key) DO NOTHING",
+                )
+                .await
+                .map_err(pg_error)?;
+            let inserted = client
+                .execute(&sql, &[&key, &to_sql_u64(expires_at), &version])
+                .await
+                .map_err(pg_error)?;
+            Ok(inserted == 1)
+        }
+        .boxed()
+    }
+
     fn advance_shared_clock(
         &self,
         local_offset: i64,
