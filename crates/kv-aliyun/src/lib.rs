@@ -260,11 +260,25 @@ impl AliyunDialect {
         routed: Operation,
         info: &mut RequestInfo,
     ) -> Result<(String, Operation), Answer> {
-        let product = routed.product();
-        let (account, caller) = match self.authenticate(parts, query, form, body, info).await {
-            Ok(found) => found,
-            Err(refused) => return Err(error_response(&refused, product, std::mem::take(info))),
-        };
+        let mut product = routed.product();
+        let admitted = self
+            .admit_as(parts, query, form, body, &mut product, info)
+            .await;
+        admitted.map_err(|refused| error_response(&refused, product, std::mem::take(info)))
+    }
+
+    /// [`Self::admit`]'s decisions, in order; `product` follows the operation once it is agreed
+    /// (the refusal's envelope is that product's).
+    async fn admit_as(
+        &self,
+        parts: &Parts,
+        query: &[(String, String)],
+        form: &[(String, String)],
+        body: &[u8],
+        product: &mut Product,
+        info: &mut RequestInfo,
+    ) -> Result<(String, Operation), ApiError> {
+        let (account, caller) = self.authenticate(parts, query, form, body, info).await?;
         info.account = Some(account.clone());
         // A verified request runs what it signed: the operation comes from the caller's signed
         // action and version. Unverified (auth off or log), from where the router read them.
@@ -277,21 +291,39 @@ impl AliyunDialect {
                 (action.unwrap_or_default(), version.unwrap_or_default())
             }
         };
-        let op = match agreed_operation(parts, query, form, &action, &version) {
-            Ok(op) => op,
-            Err(e) => return Err(error_response(&e, product, std::mem::take(info))),
-        };
-        let product = op.product();
+        let op = agreed_operation(parts, query, form, &action, &version)?;
+        *product = op.product();
         info.operation = op.name().to_string();
-
         if account_is_malformed(&account) {
-            return Err(error_response(
-                &ApiError::account_malformed(),
-                product,
-                std::mem::take(info),
-            ));
+            return Err(ApiError::account_malformed());
         }
-        let token = match &caller {
+        self.check_security_token(parts, query, caller.as_ref())?;
+        let inactive = self.shared.inactive_accounts.contains(&account);
+        if inactive
+            && !matches!(
+                op,
+                Operation::DescribeKvAccountStatus
+                    | Operation::DescribeDcdnKvAccountStatus
+                    | Operation::AuthorizeFileUpload
+            )
+        {
+            return Err(ApiError::account_not_found());
+        }
+        if self.throttled(&account, op) {
+            return Err(ApiError::too_many_requests());
+        }
+        Ok((account, op))
+    }
+
+    /// A security token must be one `AssumeRole` issued (refused under `enforce`, logged under
+    /// `log`, not looked at under `off`). A verified request's token is the signed one.
+    fn check_security_token(
+        &self,
+        parts: &Parts,
+        query: &[(String, String)],
+        caller: Option<&Caller>,
+    ) -> Result<(), ApiError> {
+        let token = match caller {
             Some(caller) => caller.security_token.clone(),
             // Unverified (auth off or log): the best guess, as nothing here is trusted anyway.
             None => parts
@@ -306,48 +338,17 @@ impl AliyunDialect {
                         .map(|(_, v)| v.clone())
                 }),
         };
-        if let Some(token) = token {
-            if self.ctx.auth_mode != AuthMode::Off && !self.shared.security_tokens.contains(&token)
-            {
-                if self.ctx.auth_mode == AuthMode::Enforce {
-                    return Err(error_response(
-                        &ApiError::unauthorized_token(),
-                        product,
-                        std::mem::take(info),
-                    ));
-                }
-                tracing::warn!("aliyun: unknown security token (auth mode log: serving anyway)");
-            }
+        let Some(token) = token else {
+            return Ok(());
+        };
+        if self.ctx.auth_mode == AuthMode::Off || self.shared.security_tokens.contains(&token) {
+            return Ok(());
         }
-        let inactive = self.shared.inactive_accounts.contains(&account);
-        if inactive
-            && !matches!(
-                op,
-                Operation::DescribeKvAccountStatus
-                    | Operation::DescribeDcdnKvAccountStatus
-                    | Operation::AuthorizeFileUpload
-            )
-        {
-            return Err(error_response(
-                &ApiError::account_not_found(),
-                product,
-                std::mem::take(info),
-            ));
+        if self.ctx.auth_mode == AuthMode::Enforce {
+            return Err(ApiError::unauthorized_token());
         }
-
-        if self.throttled(&account, op) {
-            let mut refused = error_response(
-                &ApiError::too_many_requests(),
-                product,
-                std::mem::take(info),
-            );
-            refused
-                .response
-                .headers_mut()
-                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
-            return Err(refused);
-        }
-        Ok((account, op))
+        tracing::warn!("aliyun: unknown security token (auth mode log: serving anyway)");
+        Ok(())
     }
 
     /// Verifies the request's signature per the auth mode and returns the caller's account (and
@@ -662,7 +663,17 @@ fn json_response(status: u16, body: &serde_json::Value, info: RequestInfo) -> An
 fn error_response(err: &ApiError, product: Product, mut info: RequestInfo) -> Answer {
     info.code = Some(err.code.clone());
     let body = err.body(&info.request_id, product);
-    json_response(err.status, &body, info)
+    let mut answer = json_response(err.status, &body, info);
+    if err.code == ApiError::too_many_requests().code {
+        // The header is what makes tea-openapi raise its ThrottlingException (with
+        // `retry_after`), which client retry code keys on: on the emulated rate limit and on an
+        // injected throttle alike.
+        answer
+            .response
+            .headers_mut()
+            .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
+    }
+    answer
 }
 
 impl Dialect for AliyunDialect {
@@ -721,23 +732,13 @@ impl Dialect for AliyunDialect {
             };
             return Answer::new(resp, info);
         }
-        let throttled = matches!(error, GatewayError::Throttled);
         let err = match error {
             GatewayError::BodyTooLarge { .. } => ApiError::value_too_large("2,000,000"),
             GatewayError::BadBody(m) => ApiError::invalid_parameter(product, m),
             GatewayError::Throttled => ApiError::too_many_requests(),
             GatewayError::Internal => ApiError::internal(),
         };
-        let mut answer = error_response(&err, product, info);
-        if throttled {
-            // As with the emulated rate limit: the header is what makes tea-openapi raise its
-            // ThrottlingException (with `retry_after`), which client retry code keys on.
-            answer
-                .response
-                .headers_mut()
-                .insert("x-acs-retry-after", HeaderValue::from_static("1000"));
-        }
-        answer
+        error_response(&err, product, info)
     }
 
     fn operations(&self) -> &'static [&'static str] {

@@ -179,6 +179,44 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Response<Bytes> {
     response
 }
 
+/// GET: the value itself as the body, `application/octet-stream`.
+async fn runtime_get(ctx: &Ctx<'_>, target: &Target) -> Result<Response<Bytes>, ApiError> {
+    let namespace = ctx.namespace(&target.zone, &target.namespace).await?;
+    let item = ctx
+        .engine
+        .get(&namespace, target.key.as_bytes())
+        .await
+        .map_err(|e| ApiError::from_engine(e, &target.namespace))?
+        .ok_or_else(|| ApiError::key_not_found(&target.key, &target.namespace))?;
+    let mut response = Response::new(item.value);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+/// DELETE: `{"Deleted": bool}`. Deleting from a namespace that does not exist deletes nothing,
+/// as deleting a missing key does: on the runtime a bound namespace always exists.
+async fn runtime_delete(
+    ctx: &Ctx<'_>,
+    target: &Target,
+    request_id: &str,
+) -> Result<Response<Bytes>, ApiError> {
+    let deleted = match ctx.namespace(&target.zone, &target.namespace).await {
+        Ok(namespace) => ctx
+            .engine
+            .delete(&namespace, &[target.key.as_bytes().to_vec()])
+            .await
+            .map_err(|e| ApiError::from_engine(e, &target.namespace))?,
+        Err(e) if e.code == codes::NAMESPACE_NOT_FOUND => 0,
+        Err(e) => return Err(e),
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("Deleted".into(), json!(deleted > 0));
+    Ok(envelope(fields, request_id))
+}
+
 fn header<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -223,57 +261,39 @@ impl TencentDialect {
             account: &account,
             options: &self.options,
         };
-        let ok = |fields| envelope(fields, &info.request_id);
         match parts.method {
             Method::PUT => {
-                if body.len() > MAX_VALUE_BYTES {
-                    return Err(ApiError::value_too_large(body.len(), MAX_VALUE_BYTES));
-                }
-                let namespace = self.runtime_namespace(&ctx, &target).await?;
-                ctx.engine
-                    .put(
-                        &namespace,
-                        target.key.as_bytes(),
-                        body,
-                        None,
-                        Precondition::None,
-                    )
+                self.runtime_put(&ctx, &target, body, &info.request_id)
                     .await
-                    .map_err(|e| ApiError::from_engine(e, &target.namespace))?;
-                Ok(ok(serde_json::Map::new()))
             }
-            Method::GET => {
-                let namespace = ctx.namespace(&target.zone, &target.namespace).await?;
-                let item = ctx
-                    .engine
-                    .get(&namespace, target.key.as_bytes())
-                    .await
-                    .map_err(|e| ApiError::from_engine(e, &target.namespace))?
-                    .ok_or_else(|| ApiError::key_not_found(&target.key, &target.namespace))?;
-                let mut response = Response::new(item.value);
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                Ok(response)
-            }
-            _ => {
-                // Deleting from a namespace that does not exist deletes nothing, as deleting a
-                // missing key does: on the runtime a bound namespace always exists.
-                let deleted = match ctx.namespace(&target.zone, &target.namespace).await {
-                    Ok(namespace) => ctx
-                        .engine
-                        .delete(&namespace, &[target.key.as_bytes().to_vec()])
-                        .await
-                        .map_err(|e| ApiError::from_engine(e, &target.namespace))?,
-                    Err(e) if e.code == codes::NAMESPACE_NOT_FOUND => 0,
-                    Err(e) => return Err(e),
-                };
-                let mut fields = serde_json::Map::new();
-                fields.insert("Deleted".into(), json!(deleted > 0));
-                Ok(ok(fields))
-            }
+            Method::GET => runtime_get(&ctx, &target).await,
+            _ => runtime_delete(&ctx, &target, &info.request_id).await,
         }
+    }
+
+    /// PUT: the body is the value, into a namespace created when missing.
+    async fn runtime_put(
+        &self,
+        ctx: &Ctx<'_>,
+        target: &Target,
+        body: Bytes,
+        request_id: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        if body.len() > MAX_VALUE_BYTES {
+            return Err(ApiError::value_too_large(body.len(), MAX_VALUE_BYTES));
+        }
+        let namespace = self.runtime_namespace(ctx, target).await?;
+        ctx.engine
+            .put(
+                &namespace,
+                target.key.as_bytes(),
+                body,
+                None,
+                Precondition::None,
+            )
+            .await
+            .map_err(|e| ApiError::from_engine(e, &target.namespace))?;
+        Ok(envelope(serde_json::Map::new(), request_id))
     }
 
     /// The namespace of a put, created (with EdgeKV's name rule, limits and quota) when missing:
