@@ -10,6 +10,8 @@
 
 pub mod credentials;
 pub mod crypto;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;

@@ -2,13 +2,11 @@
 //! `serve()`: the runtime's limits (25 MiB, binary, empty values, its key rule), the same data as
 //! the EdgeKV actions both ways, and TC3 over method, path, host and body.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{Request, Response};
-use kv_core::{Clock, Engine};
-use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
-use kv_tencent::auth::{tc3_signature, tc3_string_to_sign, Tc3Authorization};
+use kv_dialect::testing::{Harness, Setup};
+use kv_dialect::{Answer, Dialect, RequestInfo};
+use kv_tencent::auth::{sign_tc3, SignedRequest};
 use kv_tencent::TencentDialect;
 use serde_json::{json, Value};
 
@@ -16,87 +14,58 @@ const ID: &str = "AKIDtest";
 const SECRET: &str = "secret";
 const HOST: &str = "127.0.0.1:9090";
 
-struct Fixture {
-    dialect: TencentDialect,
-    _dir: tempfile::TempDir,
-}
+type Fixture = Harness<TencentDialect>;
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Arc::new(
-        Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).expect("engine"),
-    );
-    let dialect = TencentDialect::new(DialectContext {
-        engine,
-        credentials: vec![
-            Credential {
-                id: ID.into(),
-                secret: SECRET.into(),
-                account: "acct".into(),
-            },
-            Credential {
-                id: "AKIDother".into(),
-                secret: "other".into(),
-                account: "other".into(),
-            },
-        ]
-        .into(),
-        auth_mode: AuthMode::Enforce,
-        options: Value::Null,
-        vendor_rate_limits: false,
-    });
-    Fixture { dialect, _dir: dir }
+    Setup::new(&[(ID, SECRET, "acct"), ("AKIDother", "other", "other")]).build(TencentDialect::new)
 }
 
 fn now() -> u64 {
     kv_core::clock::wall_clock_secs()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
-}
-
-fn date_of(timestamp: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(timestamp as i64)
-        .unwrap()
-        .date()
-        .to_string()
-}
-
-fn authorization(id: &str, secret: &str, signed_headers: &str, canonical: &str, ts: u64) -> String {
-    let date = date_of(ts);
-    let auth = Tc3Authorization {
-        secret_id: id.into(),
-        date: date.clone(),
-        service: "teo".into(),
-        signed_headers: signed_headers.split(';').map(str::to_string).collect(),
-        signature: String::new(),
+/// `request` with the TC3 `Authorization` over `signed_headers`, at its `X-TC-Timestamp`.
+fn sign(
+    request: Request<Bytes>,
+    id: &str,
+    secret: &str,
+    signed_headers: &[&str],
+) -> Request<Bytes> {
+    let (mut parts, body) = request.into_parts();
+    let header = |name: &str| parts.headers[name].to_str().unwrap().to_string();
+    let timestamp: u64 = header("x-tc-timestamp").parse().unwrap();
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &parts.headers,
+        body: &body,
     };
-    let sts = tc3_string_to_sign(&ts.to_string(), &auth, canonical);
-    let sig = tc3_signature(secret, &date, "teo", &sts);
-    format!(
-        "TC3-HMAC-SHA256 Credential={id}/{date}/teo/tc3_request, SignedHeaders={signed_headers}, Signature={sig}"
-    )
+    let signed_headers: Vec<String> = signed_headers.iter().map(|h| h.to_string()).collect();
+    let authorization = sign_tc3(
+        &signed,
+        &header("host"),
+        id,
+        secret,
+        &signed_headers,
+        timestamp,
+    );
+    parts
+        .headers
+        .insert("authorization", authorization.parse().unwrap());
+    Request::from_parts(parts, body)
 }
 
 /// A runtime request signed as `kvmux-edge` signs it: method, path, host and the body's hash.
 fn runtime_as(method: &str, path: &str, body: &[u8], id: &str, secret: &str) -> Request<Bytes> {
-    let ts = now();
-    let canonical = format!(
-        "{method}\n{path}\n\nhost:{HOST}\n\nhost\n{}",
-        sha256_hex(body)
-    );
-    Request::builder()
+    let request = Request::builder()
         .method(method)
         .uri(path)
         .header("host", HOST)
-        .header("x-tc-timestamp", ts.to_string())
-        .header(
-            "authorization",
-            authorization(id, secret, "host", &canonical, ts),
-        )
+        .header("x-tc-timestamp", now().to_string())
         .body(Bytes::copy_from_slice(body))
-        .unwrap()
+        .unwrap();
+    sign(request, id, secret, &["host"])
 }
 
 fn runtime(method: &str, path: &str, body: &[u8]) -> Request<Bytes> {
@@ -105,26 +74,17 @@ fn runtime(method: &str, path: &str, body: &[u8]) -> Request<Bytes> {
 
 /// An EdgeKV action signed as the Python SDK signs it.
 fn action(name: &str, body: &Value) -> Request<Bytes> {
-    let ts = now();
-    let body = body.to_string();
-    let canonical = format!(
-        "POST\n/\n\ncontent-type:application/json\nhost:{HOST}\n\ncontent-type;host\n{}",
-        sha256_hex(body.as_bytes())
-    );
-    Request::builder()
+    let request = Request::builder()
         .method("POST")
         .uri("/")
         .header("host", HOST)
         .header("content-type", "application/json")
         .header("x-tc-action", name)
         .header("x-tc-version", "2022-09-01")
-        .header("x-tc-timestamp", ts.to_string())
-        .header(
-            "authorization",
-            authorization(ID, SECRET, "content-type;host", &canonical, ts),
-        )
-        .body(Bytes::from(body))
-        .unwrap()
+        .header("x-tc-timestamp", now().to_string())
+        .body(Bytes::from(body.to_string()))
+        .unwrap();
+    sign(request, ID, SECRET, &["content-type", "host"])
 }
 
 async fn send(f: &Fixture, request: Request<Bytes>) -> Answer {
@@ -314,40 +274,25 @@ async fn what_runs_is_what_was_signed() {
     assert_eq!(error_code(&r), "AuthFailure.SignatureFailure");
 
     let ts = now();
-    let canonical = format!(
-        "PUT\n{PATH}\n\nhost:{HOST}\n\nhost\n{}",
-        sha256_hex(b"UNSIGNED-PAYLOAD")
-    );
     let unsigned = Request::builder()
         .method("PUT")
         .uri(PATH)
         .header("host", HOST)
         .header("x-tc-timestamp", ts.to_string())
         .header("x-tc-content-sha256", "UNSIGNED-PAYLOAD")
-        .header(
-            "authorization",
-            authorization(ID, SECRET, "host", &canonical, ts),
-        )
         .body(Bytes::from_static(b"v9"))
         .unwrap();
-    let r = send(&f, unsigned).await;
+    let r = send(&f, sign(unsigned, ID, SECRET, &["host"])).await;
     assert_eq!(error_code(&r), "AuthFailure.InvalidAuthorization");
 
-    let canonical = format!(
-        "GET\n{PATH}\n\nx-tc-timestamp:{ts}\n\nx-tc-timestamp\n{}",
-        sha256_hex(b"")
-    );
     let hostless = Request::builder()
         .method("GET")
         .uri(PATH)
         .header("host", HOST)
         .header("x-tc-timestamp", ts.to_string())
-        .header(
-            "authorization",
-            authorization(ID, SECRET, "x-tc-timestamp", &canonical, ts),
-        )
         .body(Bytes::new())
         .unwrap();
+    let hostless = sign(hostless, ID, SECRET, &["x-tc-timestamp"]);
     let r = send(&f, hostless).await;
     assert_eq!(error_code(&r), "AuthFailure.InvalidAuthorization");
 

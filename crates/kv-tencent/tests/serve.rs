@@ -1,15 +1,11 @@
 //! The dialect driven through `serve()` with no socket: requests signed like the SDKs sign them,
 //! an engine on a temporary redb file, and assertions on the exact Tencent replies.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http::Request;
-use kv_core::{Clock, Engine};
-use kv_dialect::{
-    Answer, AuthMode, Credential, Dialect, DialectContext, GatewayError, RequestInfo,
-};
-use kv_tencent::auth::{tc3_signature, tc3_string_to_sign, Tc3Authorization};
+use http::{HeaderMap, Request};
+use kv_dialect::testing::{Harness, Setup};
+use kv_dialect::{Answer, AuthMode, Dialect, GatewayError, RequestInfo};
+use kv_tencent::auth::{sign_legacy, sign_tc3, SignedRequest};
 use kv_tencent::TencentDialect;
 use serde_json::{json, Value};
 
@@ -17,41 +13,14 @@ const ID: &str = "AKIDtest";
 const SECRET: &str = "secret";
 const HOST: &str = "127.0.0.1:9090";
 
-struct Fixture {
-    dialect: TencentDialect,
-    engine: Arc<Engine>,
-    _dir: tempfile::TempDir,
-}
+type Fixture = Harness<TencentDialect>;
 
 fn fixture_with(auth_mode: AuthMode, options: Value, vendor_rate_limits: bool) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Arc::new(
-        Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).expect("engine"),
-    );
-    let dialect = TencentDialect::new(DialectContext {
-        engine: engine.clone(),
-        credentials: vec![
-            Credential {
-                id: ID.into(),
-                secret: SECRET.into(),
-                account: "acct".into(),
-            },
-            Credential {
-                id: "AKIDother".into(),
-                secret: "other".into(),
-                account: "other".into(),
-            },
-        ]
-        .into(),
-        auth_mode,
-        options,
-        vendor_rate_limits,
-    });
-    Fixture {
-        dialect,
-        engine,
-        _dir: dir,
-    }
+    Setup::new(&[(ID, SECRET, "acct"), ("AKIDother", "other", "other")])
+        .auth_mode(auth_mode)
+        .options(options)
+        .vendor_rate_limits(vendor_rate_limits)
+        .build(TencentDialect::new)
 }
 
 fn fixture() -> Fixture {
@@ -64,37 +33,27 @@ fn now() -> u64 {
 
 /// A TC3 POST signed as the Python SDK signs it (Host verbatim, service teo).
 fn signed(action: &str, body: &str, id: &str, secret: &str, timestamp: u64) -> Request<Bytes> {
-    let date = time::OffsetDateTime::from_unix_timestamp(timestamp as i64)
-        .unwrap()
-        .date()
-        .to_string();
-    let auth = Tc3Authorization {
-        secret_id: id.into(),
-        date: date.clone(),
-        service: "teo".into(),
-        signed_headers: vec!["content-type".into(), "host".into()],
-        signature: String::new(),
+    let mut headers = HeaderMap::new();
+    headers.insert("host", HOST.parse().unwrap());
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("x-tc-action", action.parse().unwrap());
+    headers.insert("x-tc-version", "2022-09-01".parse().unwrap());
+    headers.insert("x-tc-timestamp", timestamp.into());
+    let request = SignedRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: body.as_bytes(),
     };
-    let canonical = format!(
-        "POST\n/\n\ncontent-type:application/json\nhost:{HOST}\n\ncontent-type;host\n{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))
-    );
-    let sts = tc3_string_to_sign(&timestamp.to_string(), &auth, &canonical);
-    let sig = tc3_signature(secret, &date, "teo", &sts);
-    Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", HOST)
-        .header("content-type", "application/json")
-        .header("x-tc-action", action)
-        .header("x-tc-version", "2022-09-01")
-        .header("x-tc-timestamp", timestamp.to_string())
-        .header(
-            "authorization",
-            format!("TC3-HMAC-SHA256 Credential={id}/{date}/teo/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
-        )
-        .body(Bytes::from(body.to_string()))
-        .unwrap()
+    let signed_headers = ["content-type".to_string(), "host".to_string()];
+    let authorization = sign_tc3(&request, HOST, id, secret, &signed_headers, timestamp);
+    headers.insert("authorization", authorization.parse().unwrap());
+    let mut b = Request::builder().method("POST").uri("/");
+    for (k, v) in &headers {
+        b = b.header(k, v);
+    }
+    b.body(Bytes::from(body.to_string())).unwrap()
 }
 
 async fn send(f: &Fixture, request: Request<Bytes>) -> (Value, RequestInfo) {
@@ -413,8 +372,6 @@ async fn auth_modes_log_and_off_serve_a_bad_signature_for_the_claimed_account() 
 
 #[tokio::test]
 async fn legacy_get_with_flattened_params() {
-    use base64::Engine as _;
-    use hmac::Mac;
     let f = fixture();
     ok(
         &f,
@@ -429,7 +386,7 @@ async fn legacy_get_with_flattened_params() {
     )
     .await;
     let ts = now().to_string();
-    let mut params = vec![
+    let params: Vec<(String, String)> = [
         ("Action", "EdgeKVGet"),
         ("Version", "2022-09-01"),
         ("Timestamp", ts.as_str()),
@@ -440,13 +397,11 @@ async fn legacy_get_with_flattened_params() {
         ("Namespace", "ns"),
         ("Keys.0", "a b"),
         ("Keys.1", "missing"),
-    ];
-    params.sort();
-    let canonical: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let sts = format!("GET{HOST}/?{}", canonical.join("&"));
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let sig = sign_legacy("GET", HOST, "/", &params, SECRET);
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in &params {
         query.append_pair(k, v);

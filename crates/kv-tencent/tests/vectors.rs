@@ -3,25 +3,12 @@
 //! tampered one is refused. Also: claims() is true for every Tencent vector and false for every
 //! Aliyun and Huawei one, so dispatch can never hand another vendor's request to this dialect.
 
-use std::path::PathBuf;
-
 use base64::Engine as _;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use kv_tencent::auth::{self, SignedRequest};
+use kv_testkit::vectors;
 use serde_json::Value;
-
-fn vectors(vendor: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/specs/vectors")
-        .join(format!("{vendor}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    match serde_json::from_str(&text).expect("vectors are JSON") {
-        Value::Array(items) => items,
-        other => panic!("expected an array, got {other}"),
-    }
-}
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field]

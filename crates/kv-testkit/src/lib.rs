@@ -227,15 +227,20 @@ pub fn valid_vectors_expecting(vendor: &str, expected: usize) -> Vec<Vector> {
     all
 }
 
-/// The valid vectors of `shared/specs/vectors/<vendor>.json` (the tampered ones there are the
-/// spec's own; these tests make their own from the valid ones).
-pub fn valid_vectors(vendor: &str) -> Vec<Vector> {
+/// Every vector of `shared/specs/vectors/<vendor>.json`, valid and tampered, as the file holds it.
+pub fn vectors(vendor: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../../shared/specs/vectors/{vendor}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let all: Vec<Value> = serde_json::from_str(&text).expect("the vectors file is JSON");
+    serde_json::from_str(&text).expect("the vectors file is a JSON array")
+}
+
+/// The valid vectors of `shared/specs/vectors/<vendor>.json` (the tampered ones there are the
+/// spec's own; these tests make their own from the valid ones).
+pub fn valid_vectors(vendor: &str) -> Vec<Vector> {
     let text_of = |v: &Value| v.as_str().expect("a string field").to_string();
-    all.iter()
+    vectors(vendor)
+        .iter()
         .filter(|v| v["valid"] == true)
         .map(|v| Vector {
             name: text_of(&v["name"]),
