@@ -59,6 +59,7 @@ rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
 failed=()
 passed=()
 declare -A counts=()
+declare -A seconds=()
 log() { printf '\n==> %s\n' "$*"; }
 want() { local s; for s in "${SUITES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 record() { # record NAME STATUS
@@ -123,8 +124,10 @@ run_suite() {
   if [ "${1:-}" = --dir ]; then dir=$2; shift 2; fi
   logfile="$LOGDIR/${name//[\/:]/_}.log"
   [ -n "$dir" ] && rm -rf "$dir/target/surefire-reports"
+  local started=$SECONDS
   "$@" 2>&1 | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$logfile"
   status=${PIPESTATUS[0]}
+  seconds[$name]=$((SECONDS - started))
   record "$name" "$status"
   # lint runs no tests: its status is all there is to say.
   [ "$name" = lint ] || counts[$name]=$(count_tests "$logfile" ${dir:+"$dir"})
@@ -469,9 +472,11 @@ if want fuzz; then
 fi
 
 log "summary"
+# Each suite's counts and its wall-clock time (the build steps between suites are not counted).
 for name in "${passed[@]}" "${failed[@]}"; do
-  [ -n "${counts[$name]:-}" ] && echo "$name: ${counts[$name]}"
+  echo "$name (${seconds[$name]:-?} s)${counts[$name]:+: ${counts[$name]}}"
 done
+echo "total: $SECONDS s"
 # The reliability tests' seeds and counts (replay a run with the seed it names), and the
 # executions of each fuzz target.
 if [ -f "$LOGDIR/rust.log" ]; then
