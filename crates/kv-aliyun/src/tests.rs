@@ -1,12 +1,10 @@
 //! Dialect-level tests: the shared signature vectors, claims() disjointness, the coverage table,
 //! and end-to-end `serve()` scenarios against a real engine on a temp redb file.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
-use kv_core::{Clock, Engine};
+use kv_dialect::testing::Setup;
 use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,14 +15,7 @@ use crate::AliyunDialect;
 
 // ---------------------------------------------------------------- shared vectors
 
-fn vectors(vendor: &str) -> Vec<Value> {
-    let path = format!(
-        "{}/../../../shared/specs/vectors/{vendor}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_json::from_str::<Vec<Value>>(&text).unwrap()
-}
+use kv_testkit::vectors;
 
 struct Vector {
     name: String,
@@ -220,11 +211,7 @@ fn coverage_md_lists_exactly_the_routed_actions() {
 const ID: &str = "LTAIkvmuxdev";
 const SECRET: &str = "kvmuxdevsecret";
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    engine: Arc<Engine>,
-    dialect: AliyunDialect,
-}
+type Harness = kv_dialect::testing::Harness<AliyunDialect>;
 
 fn harness_with(mode: AuthMode, rate_limits: bool) -> Harness {
     harness_full(
@@ -235,38 +222,15 @@ fn harness_with(mode: AuthMode, rate_limits: bool) -> Harness {
 }
 
 fn harness_full(mode: AuthMode, rate_limits: bool, options: Value) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
-    let dialect = AliyunDialect::new(DialectContext {
-        engine: engine.clone(),
-        credentials: vec![
-            Credential {
-                id: ID.into(),
-                secret: SECRET.into(),
-                account: "dev".into(),
-            },
-            Credential {
-                id: "LTAIother".into(),
-                secret: "othersecret".into(),
-                account: "other".into(),
-            },
-            Credential {
-                id: "LTAIspaced".into(),
-                secret: "spacedsecret".into(),
-                account: "bad account".into(),
-            },
-        ]
-        .into(),
-        auth_mode: mode,
-        options,
-        vendor_rate_limits: rate_limits,
-    });
-    Harness {
-        _dir: dir,
-        engine,
-        dialect,
-    }
+    Setup::new(&[
+        (ID, SECRET, "dev"),
+        ("LTAIother", "othersecret", "other"),
+        ("LTAIspaced", "spacedsecret", "bad account"),
+    ])
+    .auth_mode(mode)
+    .options(options)
+    .vendor_rate_limits(rate_limits)
+    .build(AliyunDialect::new)
 }
 
 fn harness() -> Harness {
@@ -349,17 +313,7 @@ fn v3_custom(
         .collect();
     let decoded = crate::wire::decode_form(qs.as_bytes());
     let declared = hex::encode(Sha256::digest(body.as_bytes()));
-    let (_, sts) = auth::v3_canonical(method, &decoded, &headers, &signed, &declared, false);
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
-    let mut sorted = signed.clone();
-    sorted.sort();
-    let authz = format!(
-        "ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={sig}",
-        sorted.join(";")
-    );
+    let authz = auth::sign_v3(method, &decoded, &headers, &signed, &declared, id, secret);
     let uri = if qs.is_empty() {
         "/".to_string()
     } else {
@@ -404,13 +358,7 @@ fn v2(
     }
     let mut all = q.clone();
     all.extend(form.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let (_, sts) = auth::v2_canonical(method, &all);
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    q.push(("Signature".into(), sig));
+    q.push(("Signature".into(), auth::sign_v2(method, &all, secret)));
     let qs = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(q)
         .finish();
@@ -1769,12 +1717,7 @@ fn v2_raw(method: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Re
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let (_, sts) = auth::v2_canonical(method, &all);
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let sig = auth::sign_v2(method, &all, SECRET);
     let qs = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .append_pair("Signature", &sig)

@@ -18,15 +18,11 @@
 //! (`x-acs-signature-nonce` for V3, `SignatureNonce` for V2) is refused with
 //! `SignatureNonceUsed` by the dialect.
 
-use std::sync::Arc;
-
-use base64::Engine as _;
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Request};
 use kv_aliyun::auth::{self, Caller, Refusal};
-use kv_core::{Clock, Engine};
-use kv_dialect::{AuthMode, Credential, Dialect, DialectContext};
+use kv_dialect::testing::{Harness, Setup};
+use kv_dialect::Dialect;
 use kv_testkit::{
     assert_freshness_window, header_index, part_of, tamper_bytes, tamper_headers, tamper_method,
     tamper_str, valid_vectors, valid_vectors_expecting, verified, Req, TamperTally, Vector,
@@ -254,21 +250,8 @@ fn every_vector_nonce_is_single_use() {
 const ID: &str = "LTAItamper";
 const SECRET: &str = "tampersecret";
 
-fn dialect(dir: &tempfile::TempDir) -> kv_aliyun::AliyunDialect {
-    let engine =
-        Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
-    kv_aliyun::AliyunDialect::new(DialectContext {
-        engine,
-        credentials: vec![Credential {
-            id: ID.into(),
-            secret: SECRET.into(),
-            account: "tamper".into(),
-        }]
-        .into(),
-        auth_mode: AuthMode::Enforce,
-        options: Value::Null,
-        vendor_rate_limits: false,
-    })
+fn dialect() -> Harness<kv_aliyun::AliyunDialect> {
+    Setup::new(&[(ID, SECRET, "tamper")]).build(kv_aliyun::AliyunDialect::new)
 }
 
 fn now_iso() -> String {
@@ -291,23 +274,14 @@ fn v3_request(nonce: &str) -> Request<Bytes> {
     }
     let mut signed: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
     signed.sort();
-    let (_, sts) = auth::v3_canonical("GET", &[], &headers, &signed, &hash, false);
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes());
+    let authorization = auth::sign_v3("GET", &[], &headers, &signed, &hash, ID, SECRET);
     let mut b = Request::builder().method("GET").uri("/");
     for (k, val) in &headers {
         b = b.header(k, val);
     }
-    b.header(
-        "authorization",
-        format!(
-            "ACS3-HMAC-SHA256 Credential={ID},SignedHeaders={},Signature={signature}",
-            signed.join(";")
-        ),
-    )
-    .body(Bytes::new())
-    .unwrap()
+    b.header("authorization", authorization)
+        .body(Bytes::new())
+        .unwrap()
 }
 
 /// `GetKvAccount` signed with V2 now, with the given SignatureNonce.
@@ -326,10 +300,7 @@ fn v2_request(nonce: &str) -> Request<Bytes> {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let (_, sts) = auth::v2_canonical("GET", &params);
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let signature = auth::sign_v2("GET", &params, SECRET);
     let query: Vec<String> = params
         .iter()
         .chain(std::iter::once(&("Signature".to_string(), signature)))
@@ -354,8 +325,8 @@ async fn code_of(d: &kv_aliyun::AliyunDialect, request: Request<Bytes>) -> (u16,
 
 #[tokio::test]
 async fn a_reused_nonce_is_refused_by_the_dialect_v3_and_v2() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dialect(&dir);
+    let h = dialect();
+    let d = h.dialect;
     for (scheme, make) in [
         ("v3", v3_request as fn(&str) -> Request<Bytes>),
         ("v2", v2_request),
