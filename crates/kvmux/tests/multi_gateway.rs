@@ -129,6 +129,49 @@ fn a_write_through_one_gateway_is_read_at_once_through_the_others() {
     );
 }
 
+/// A gateway remembers the namespaces it has read (a get is then one statement: the namespace's
+/// record and the items together), and still sees at once a namespace deleted and recreated
+/// through another gateway.
+#[test]
+fn a_namespace_deleted_and_recreated_through_one_gateway_is_seen_at_once_through_another() {
+    let schema = fresh_schema("multi_cycle");
+    let gateways = start_gateways(&schema, 2);
+    let (a, b) = (&gateways[0], &gateways[1]);
+    let get = |g: &Server| {
+        g.tencent(
+            "EdgeKVGet",
+            json!({"ZoneId": "z", "Namespace": "cycle", "Keys": ["k"]}),
+        )
+    };
+    for round in 0..3 {
+        let r = a.tencent(
+            "CreateEdgeKVNamespace",
+            json!({"ZoneId": "z", "Namespace": "cycle"}),
+        );
+        assert!(r.get("Error").is_none(), "{r}");
+        let value = format!("round {round}");
+        let r = a.tencent(
+            "EdgeKVPut",
+            json!({"ZoneId": "z", "Namespace": "cycle", "Key": "k", "Value": value}),
+        );
+        assert!(r.get("Error").is_none(), "{r}");
+        for _ in 0..2 {
+            let r = get(b);
+            assert_eq!(r["Data"][0]["Value"], value.as_str(), "round {round}: {r}");
+        }
+        let r = a.tencent(
+            "DeleteEdgeKVNamespace",
+            json!({"ZoneId": "z", "Namespace": "cycle"}),
+        );
+        assert!(r.get("Error").is_none(), "{r}");
+        let r = get(b);
+        assert_eq!(
+            r["Error"]["Code"], "ResourceUnavailable.NamespaceNotFound",
+            "round {round}: {r}"
+        );
+    }
+}
+
 #[test]
 fn a_clock_advance_through_one_gateway_is_seen_by_the_very_next_request_through_any_other() {
     let schema = fresh_schema("multi_clock");
