@@ -60,6 +60,18 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print, instead of running a load, a wrk Lua script that sends one signed request of `--op`
+    /// on key 0 to `--target` over and over (for `bench/cpu-per-request.sh`). Only for a signature
+    /// the dialect accepts again within its freshness window (Tencent TC3, Huawei; not Aliyun,
+    /// whose nonce is single-use). The key's container must exist (a short `kvmux bench --target`
+    /// run creates it and loads the keys).
+    #[arg(long, requires = "target")]
+    pub wrk_lua: bool,
+    /// The process id of the `--target` gateway: its CPU (user + system, all threads, from
+    /// `/proc/PID/stat`) over the measured run is reported per request. A spawned gateway is
+    /// always measured.
+    #[arg(long, requires = "target")]
+    pub server_pid: Option<u32>,
 }
 
 /// Storage of a spawned gateway.
@@ -97,6 +109,12 @@ struct Report {
     ratio_to_ceiling: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_rss_kib: Option<ServerMemory>,
+    /// The gateway's CPU time (user + system) over the measured run, per request, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_cpu_us_per_op: Option<f64>,
+    /// The same over the `--ceiling` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceiling_server_cpu_us_per_op: Option<f64>,
 }
 
 #[derive(serde::Serialize)]
@@ -174,6 +192,23 @@ fn spawn_gateway(durable: bool, storage: BenchStorage) -> Result<(SpawnedGateway
     ))
 }
 
+/// A process's CPU time so far (user + system, every thread, exited ones included), in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // In USER_HZ, which Linux fixes at 100 for every user-space interface.
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU µs per request of `pid` between two [`cpu_secs`] readings.
+fn cpu_per_op(pid: Option<u32>, before: Option<f64>, requests: u64) -> Option<f64> {
+    let (after, before) = (cpu_secs(pid?)?, before?);
+    (requests > 0).then(|| (after - before) * 1e6 / requests as f64)
+}
+
 fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -214,6 +249,19 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.connections == 0 || args.keys == 0 {
         return Err("--connections and --keys must be at least 1".into());
+    }
+    if args.wrk_lua {
+        let target = args.target.clone().unwrap_or_default();
+        let (key_id, secret) = credentials(&args);
+        let workload = workload::Workload {
+            target: args.dialect,
+            host: target,
+            key_id,
+            secret,
+            value: Bytes::from(vec![b'v'; args.value_size]),
+        };
+        print!("{}", wrk_lua(&workload.request(args.op, 0)));
+        return Ok(());
     }
     let (gateway, addr) = match &args.target {
         Some(t) => (None, t.clone()),
@@ -263,7 +311,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for l in loaders {
         l.await.map_err(|e| e.to_string())??;
     }
-    let pid = gateway.as_ref().map(|g| g.child.id());
+    let pid = gateway.as_ref().map(|g| g.child.id()).or(args.server_pid);
     let after_setup = pid.and_then(rss_kib).map(|(rss, _)| rss);
 
     let keys = args.keys as u64;
@@ -289,6 +337,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         judge.clone(),
     )
     .await?;
+    let cpu_before = pid.and_then(cpu_secs);
     let result = load::run(
         &addr,
         args.connections,
@@ -297,20 +346,23 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         judge,
     )
     .await?;
+    let server_cpu_us_per_op = cpu_per_op(pid, cpu_before, result.requests);
     let after_run = pid.and_then(rss_kib);
 
+    let mut ceiling_server_cpu_us_per_op = None;
     let ceiling = if args.ceiling {
         let w = workload.clone();
-        Some(
-            load::run(
-                &addr,
-                args.connections,
-                Duration::from_secs_f64(args.duration),
-                move |_| w.health(),
-                |s: http::StatusCode, _: &[u8]| !s.is_success(),
-            )
-            .await?,
+        let cpu_before = pid.and_then(cpu_secs);
+        let ceiling = load::run(
+            &addr,
+            args.connections,
+            Duration::from_secs_f64(args.duration),
+            move |_| w.health(),
+            |s: http::StatusCode, _: &[u8]| !s.is_success(),
         )
+        .await?;
+        ceiling_server_cpu_us_per_op = cpu_per_op(pid, cpu_before, ceiling.requests);
+        Some(ceiling)
     } else {
         None
     };
@@ -336,6 +388,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         },
         result,
         ceiling,
+        server_cpu_us_per_op,
+        ceiling_server_cpu_us_per_op,
     };
     drop(gateway);
     if args.json {
@@ -389,6 +443,9 @@ fn print_table(r: &Report) {
     if let Some(e) = &o.first_error {
         println!("  first error: {e}");
     }
+    if let Some(cpu) = r.server_cpu_us_per_op {
+        println!("  gateway CPU {cpu:.1} µs per request (user + system)");
+    }
     if let (Some(c), Some(ratio)) = (&r.ceiling, r.ratio_to_ceiling) {
         println!(
             "  ceiling    {:>10.0} ops/s on GET /_kvmux/health  ->  {:.0}% of the HTTP ceiling",
@@ -404,6 +461,32 @@ fn print_table(r: &Report) {
             m.peak / 1024
         );
     }
+}
+
+/// A wrk script that sends `req` as it is (method, target, headers, body byte for byte).
+fn wrk_lua(req: &http::Request<Bytes>) -> String {
+    // Lua's decimal escapes carry any byte (BSON bodies are binary).
+    let lua = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("\\{b}")).collect() };
+    let mut out = format!(
+        "-- generated by `kvmux bench --wrk-lua`\nwrk.method = \"{}\"\nwrk.path = \"{}\"\nwrk.headers = {{}}\n",
+        lua(req.method().as_str().as_bytes()),
+        lua(req.uri().to_string().as_bytes())
+    );
+    for (name, value) in req.headers() {
+        // wrk adds its own Host unless one named exactly `Host` is set.
+        let name = if name == http::header::HOST {
+            "Host"
+        } else {
+            name.as_str()
+        };
+        out.push_str(&format!(
+            "wrk.headers[\"{}\"] = \"{}\"\n",
+            lua(name.as_bytes()),
+            lua(value.as_bytes())
+        ));
+    }
+    out.push_str(&format!("wrk.body = \"{}\"\n", lua(req.body())));
+    out
 }
 
 /// Draws throughput against connections, one line per dialect and operation.
