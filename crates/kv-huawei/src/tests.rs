@@ -5,38 +5,29 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document};
 use bytes::Bytes;
 use http::Request;
-use kv_core::{Clock, Engine};
-use kv_dialect::{Answer, AuthMode, Credential, Dialect, DialectContext, RequestInfo};
+use kv_dialect::testing::{self, Setup};
+use kv_dialect::{Answer, AuthMode, Dialect, RequestInfo};
 
 use super::*;
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    clock: Clock,
-    dialect: HuaweiDialect,
+/// The dialect over a fresh engine, with the Huawei request helpers below.
+struct Harness(testing::Harness<HuaweiDialect>);
+
+impl std::ops::Deref for Harness {
+    type Target = testing::Harness<HuaweiDialect>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 fn harness_with(mode: AuthMode, options: serde_json::Value) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::new();
-    let engine = Engine::open_redb(&dir.path().join("kv.redb"), false, clock.clone()).unwrap();
-    let ctx = DialectContext {
-        engine: Arc::new(engine),
-        credentials: vec![Credential {
-            id: "HWkvmuxdev".into(),
-            secret: "kvmuxdevsecret".into(),
-            account: "dev".into(),
-        }]
-        .into(),
-        auth_mode: mode,
-        options,
-        vendor_rate_limits: false,
-    };
-    Harness {
-        _dir: dir,
-        clock,
-        dialect: HuaweiDialect::new(ctx),
-    }
+    Harness(
+        Setup::new(&[("HWkvmuxdev", "kvmuxdevsecret", "dev")])
+            .auth_mode(mode)
+            .options(options)
+            .build(HuaweiDialect::new),
+    )
 }
 
 fn harness() -> Harness {
@@ -847,12 +838,6 @@ fn signed(op: &str, host: &str, body: Document, ak: &str, sk: &str, date: &str) 
         .header("x-sdk-date", date)
         .body(body)
         .unwrap();
-    let auth = auth::Authorization {
-        algorithm: auth::Algorithm::HmacSha256,
-        access: ak.into(),
-        signed_headers: vec!["content-type".into(), "host".into(), "x-sdk-date".into()],
-        signature: String::new(),
-    };
     let sr = auth::SignedRequest {
         method: "POST",
         path: req.uri().path(),
@@ -860,13 +845,14 @@ fn signed(op: &str, host: &str, body: Document, ak: &str, sk: &str, date: &str) 
         headers: req.headers(),
         body: req.body(),
     };
-    let cr = auth::canonical_request(&sr, &auth);
-    let sig = auth.algorithm.mac_hex(
-        sk.as_bytes(),
-        auth::string_to_sign(auth.algorithm, date, &cr).as_bytes(),
-    );
-    let value = format!(
-        "SDK-HMAC-SHA256 Access={ak}, SignedHeaders=content-type;host;x-sdk-date, Signature={sig}"
+    let signed_headers = vec!["content-type".into(), "host".into(), "x-sdk-date".into()];
+    let value = auth::sign(
+        &sr,
+        auth::Algorithm::HmacSha256,
+        ak,
+        sk,
+        signed_headers,
+        date,
     );
     req.headers_mut()
         .insert("authorization", value.parse().unwrap());
@@ -1378,17 +1364,6 @@ fn unsigned_payload(body: Document, date: &str, peer: &str) -> Request<Bytes> {
         .header("x-sdk-content-sha256", "UNSIGNED-PAYLOAD")
         .body(Bytes::from(body.to_vec().unwrap()))
         .unwrap();
-    let auth = auth::Authorization {
-        algorithm: auth::Algorithm::HmacSha256,
-        access: "HWkvmuxdev".into(),
-        signed_headers: vec![
-            "content-type".into(),
-            "host".into(),
-            "x-sdk-content-sha256".into(),
-            "x-sdk-date".into(),
-        ],
-        signature: String::new(),
-    };
     let sr = auth::SignedRequest {
         method: "POST",
         path: req.uri().path(),
@@ -1396,14 +1371,19 @@ fn unsigned_payload(body: Document, date: &str, peer: &str) -> Request<Bytes> {
         headers: req.headers(),
         body: req.body(),
     };
-    let cr = auth::canonical_request(&sr, &auth);
-    let sig = auth.algorithm.mac_hex(
-        b"kvmuxdevsecret",
-        auth::string_to_sign(auth.algorithm, date, &cr).as_bytes(),
-    );
-    let value = format!(
-        "SDK-HMAC-SHA256 Access=HWkvmuxdev, SignedHeaders={}, Signature={sig}",
-        auth.signed_headers.join(";")
+    let signed_headers = vec![
+        "content-type".into(),
+        "host".into(),
+        "x-sdk-content-sha256".into(),
+        "x-sdk-date".into(),
+    ];
+    let value = auth::sign(
+        &sr,
+        auth::Algorithm::HmacSha256,
+        "HWkvmuxdev",
+        "kvmuxdevsecret",
+        signed_headers,
+        date,
     );
     req.headers_mut()
         .insert("authorization", value.parse().unwrap());

@@ -14,18 +14,15 @@
 //! Also: `X-Sdk-Date` just outside the 15-minute window (past and future) is refused, just
 //! inside accepted, and through the whole dialect the refusal is Huawei's `401 APIGW.0301`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
-use kv_core::{Clock, Engine};
-use kv_dialect::{AuthMode, Credential, Dialect, DialectContext, SignatureDiagnostics};
+use kv_dialect::testing::Setup;
+use kv_dialect::{Dialect, SignatureDiagnostics};
 use kv_huawei::auth::{self, SignedRequest, Verified};
 use kv_testkit::{
     assert_freshness_window, header_index, part_of, tamper_bytes, tamper_headers, tamper_method,
     tamper_str, valid_vectors, valid_vectors_expecting, verified, Req, TamperTally, Vector,
 };
-use serde_json::Value;
 
 /// The verifier, fed exactly as the dialect feeds it.
 fn verify(v: &Vector, req: &Req, now: i64) -> Result<Verified, Box<SignatureDiagnostics>> {
@@ -182,12 +179,6 @@ fn signed_at(offset: i64) -> Request<Bytes> {
     headers.insert("content-type", HeaderValue::from_static("application/bson"));
     headers.insert("host", HeaderValue::from_static("127.0.0.1:9090"));
     headers.insert("x-sdk-date", HeaderValue::from_str(&date).unwrap());
-    let mut authorization = auth::Authorization {
-        algorithm: auth::Algorithm::HmacSha256,
-        access: AK.into(),
-        signed_headers: vec!["content-type".into(), "host".into(), "x-sdk-date".into()],
-        signature: String::new(),
-    };
     let signed = SignedRequest {
         method: "POST",
         path: "/v1/list-store",
@@ -195,45 +186,28 @@ fn signed_at(offset: i64) -> Request<Bytes> {
         headers: &headers,
         body: &body,
     };
-    let canonical = auth::canonical_request(&signed, &authorization);
-    let sts = auth::string_to_sign(authorization.algorithm, &date, &canonical);
-    authorization.signature = authorization
-        .algorithm
-        .mac_hex(SK.as_bytes(), sts.as_bytes());
+    let signed_headers = vec!["content-type".into(), "host".into(), "x-sdk-date".into()];
+    let authorization = auth::sign(
+        &signed,
+        auth::Algorithm::HmacSha256,
+        AK,
+        SK,
+        signed_headers,
+        &date,
+    );
     let mut b = Request::builder().method("POST").uri("/v1/list-store");
     for (k, val) in &headers {
         b = b.header(k, val);
     }
-    b.header(
-        "authorization",
-        format!(
-            "SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-sdk-date, Signature={}",
-            authorization.signature
-        ),
-    )
-    .body(body)
-    .unwrap()
+    b.header("authorization", authorization).body(body).unwrap()
 }
 
 /// Through the whole dialect (which reads the wall clock): 20 s either side of the window edge,
 /// so the test's own run time cannot move a request across it.
 #[tokio::test]
 async fn the_dialect_refuses_stale_and_future_dates_with_apigw_0301() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Arc::new(Engine::open_redb(&dir.path().join("kv.redb"), false, Clock::new()).unwrap());
-    let dialect = kv_huawei::HuaweiDialect::new(DialectContext {
-        engine,
-        credentials: vec![Credential {
-            id: AK.into(),
-            secret: SK.into(),
-            account: "tamper".into(),
-        }]
-        .into(),
-        auth_mode: AuthMode::Enforce,
-        options: Value::Null,
-        vendor_rate_limits: false,
-    });
+    let h = Setup::new(&[(AK, SK, "tamper")]).build(kv_huawei::HuaweiDialect::new);
+    let dialect = &h.dialect;
     for offset in [-920, 920, -86_400] {
         let resp = dialect.serve_request(signed_at(offset)).await;
         assert_eq!(resp.status(), 401, "signed {offset} s away");
