@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
 # kvmux on PostgreSQL: signed Tencent get and put throughput through one gateway, then through three
 # gateways sharing the database, each gateway driven by its own `kvmux bench --target` at the same
-# time (the sum is the figure). PostgreSQL is a throwaway server from scripts/postgres.sh (Debian's
-# packages, 127.0.0.1, run as nobody; fsync=off, shared_buffers=32MB), stopped by PID afterwards.
-# Env: DURATION (5), CONNECTIONS per gateway (16), KEYS (2000).
+# time (the sum is the figure; the worst p99 of the three is reported). Run twice: against a
+# durable server (fsync=on, synchronous_commit=on, full_page_writes=on) and against one with
+# fsync=off, synchronous_commit=off, so the cost of durability is visible side by side.
+# PostgreSQL is a throwaway server from scripts/postgres.sh (Debian's packages, 127.0.0.1, run as
+# nobody, shared_buffers=32MB), stopped by PID afterwards.
+#
+# Rows: puts at 1 and 64 connections on one gateway (the scaling of durable commits), then gets
+# and puts at TOTAL connections on one gateway and on three gateways (TOTAL/3 each).
+# Env: DURATION (5), TOTAL connections (48), KEYS (2000), MODES ("on off"),
+#      KVMUX_BIN (a built binary; default: cargo build --release and target/release/kvmux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
-CONNECTIONS=${CONNECTIONS:-16}
+TOTAL=${TOTAL:-48}
 KEYS=${KEYS:-2000}
-cargo build --release -q -p kvmux
-KVMUX=$PWD/target/release/kvmux
+MODES=${MODES:-on off}
+if [ -z "${KVMUX_BIN:-}" ]; then
+  cargo build --release -q -p kvmux
+  KVMUX_BIN=$PWD/target/release/kvmux
+fi
+KVMUX=$KVMUX_BIN
 work=$(mktemp -d)
-pgdir=$(mktemp -d -u /tmp/kvmux-pg-bench.XXXXXX)  # created by postgres.sh, readable by nobody
+pgdir=""
 gateways=()
-cleanup() {
+stop_all() {
   for pid in "${gateways[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  bash scripts/postgres.sh stop "$pgdir"
-  rm -rf "$work"
+  gateways=()
+  if [ -n "$pgdir" ]; then bash scripts/postgres.sh stop "$pgdir"; pgdir=""; fi
 }
+cleanup() { stop_all; rm -rf "$work"; }
 trap cleanup EXIT
-url=$(bash scripts/postgres.sh start "$pgdir" | tail -n 1)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -39,8 +50,8 @@ start_gateway() {
   addr="127.0.0.1:$port"
 }
 
-bench() { # bench ADDR OP
-  "$KVMUX" bench --json --target "$1" --dialect tencent --op "$2" --connections "$CONNECTIONS" \
+bench() { # bench ADDR OP CONNECTIONS
+  "$KVMUX" bench --json --target "$1" --dialect tencent --op "$2" --connections "$3" \
     --duration "$DURATION" --keys "$KEYS"
 }
 
@@ -52,17 +63,31 @@ p99 = max(r["result"]["p99_us"] for r in runs)
 errors = sum(r["result"]["errors"] for r in runs)
 print(f"{ops:9.0f} ops/s   worst p99 {p99} us   errors {errors}")'; }
 
-echo "kvmux on PostgreSQL, tencent, $CONNECTIONS connections per gateway, ${DURATION}s, $(nproc) cores"
-start_gateway 1
-a=$addr
-for op in get put; do
-  printf '  1 gateway   %-3s ' "$op"; bench "$a" "$op" | sum
-done
-start_gateway 2
-b=$addr
-start_gateway 3
-c=$addr
-for op in get put; do
-  printf '  3 gateways  %-3s ' "$op"
-  { bench "$a" "$op" & bench "$b" "$op" & bench "$c" "$op" & wait; } | sum
+each=$((TOTAL / 3))
+echo "kvmux on PostgreSQL, tencent, ${DURATION}s per row, $KEYS keys, $(nproc) cores"
+for mode in $MODES; do
+  pgdir=$(mktemp -d -u /tmp/kvmux-pg-bench.XXXXXX)  # created by postgres.sh, readable by nobody
+  if [ "$mode" = on ]; then
+    url=$(bash scripts/postgres.sh start "$pgdir" -c fsync=on -c synchronous_commit=on \
+      -c full_page_writes=on | tail -n 1)
+  else
+    url=$(bash scripts/postgres.sh start "$pgdir" -c fsync=off -c synchronous_commit=off | tail -n 1)
+  fi
+  echo "fsync=$mode"
+  start_gateway 1
+  a=$addr
+  printf '  1 gateway   put  1 conn         '; bench "$a" put 1 | sum
+  printf '  1 gateway   put 64 conns        '; bench "$a" put 64 | sum
+  for op in get put; do
+    printf '  1 gateway   %-3s %2d conns        ' "$op" "$TOTAL"; bench "$a" "$op" "$TOTAL" | sum
+  done
+  start_gateway 2
+  b=$addr
+  start_gateway 3
+  c=$addr
+  for op in get put; do
+    printf '  3 gateways  %-3s %2d conns (3x%d) ' "$op" "$TOTAL" "$each"
+    { bench "$a" "$op" "$each" & bench "$b" "$op" "$each" & bench "$c" "$op" "$each" & wait; } | sum
+  done
+  stop_all
 done
