@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use kv_dialect::crypto::hmac_sha256;
 use sha2::{Digest, Sha256};
 
 /// The operation being measured.
@@ -232,26 +231,15 @@ impl Workload {
 
     /// TC3-HMAC-SHA256 as the Python/Go SDKs sign it: `content-type;host`, service `teo`.
     fn tencent(&self, action: &str, body: serde_json::Value) -> Request<Bytes> {
-        use kv_tencent::auth::{
-            tc3_canonical_request, tc3_signature, tc3_string_to_sign, SignedRequest,
-            Tc3Authorization,
-        };
+        use kv_tencent::auth::{sign_tc3, SignedRequest};
         let body = Bytes::from(body.to_string());
-        let timestamp = kv_core::clock::wall_clock_secs().to_string();
-        let date = utc(time::macros::format_description!("[year]-[month]-[day]"));
+        let timestamp = kv_core::clock::wall_clock_secs();
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.insert("host", header(&self.host));
         headers.insert("x-tc-action", header(action));
         headers.insert("x-tc-version", HeaderValue::from_static("2022-09-01"));
-        headers.insert("x-tc-timestamp", header(&timestamp));
-        let mut auth = Tc3Authorization {
-            secret_id: self.key_id.clone(),
-            date,
-            service: "teo".into(),
-            signed_headers: vec!["content-type".into(), "host".into()],
-            signature: String::new(),
-        };
+        headers.insert("x-tc-timestamp", HeaderValue::from(timestamp));
         let signed = SignedRequest {
             method: "POST",
             path: "/",
@@ -259,16 +247,16 @@ impl Workload {
             headers: &headers,
             body: &body,
         };
-        let canonical = tc3_canonical_request(&signed, &auth, &self.host);
-        let string_to_sign = tc3_string_to_sign(&timestamp, &auth, &canonical);
-        auth.signature = tc3_signature(&self.secret, &auth.date, &auth.service, &string_to_sign);
-        headers.insert(
-            "authorization",
-            header(&format!(
-                "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders=content-type;host, Signature={}",
-                auth.secret_id, auth.date, auth.service, auth.signature
-            )),
+        let signed_headers = ["content-type".to_string(), "host".to_string()];
+        let authorization = sign_tc3(
+            &signed,
+            &self.host,
+            &self.key_id,
+            &self.secret,
+            &signed_headers,
+            timestamp,
         );
+        headers.insert("authorization", header(&authorization));
         build(Method::POST, "/".into(), headers, body)
     }
 
@@ -280,7 +268,7 @@ impl Workload {
         query: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Request<Bytes> {
-        use kv_aliyun::auth::{pct, v3_canonical};
+        use kv_aliyun::auth::{pct, sign_v3};
         let body = if form.is_empty() {
             Bytes::new()
         } else {
@@ -319,26 +307,16 @@ impl Workload {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (_, string_to_sign) = v3_canonical(
+        let authorization = sign_v3(
             method.as_str(),
             &pairs,
             &headers,
             &signed,
             &payload_hash,
-            false,
+            &self.key_id,
+            &self.secret,
         );
-        let signature = hex::encode(hmac_sha256(
-            self.secret.as_bytes(),
-            string_to_sign.as_bytes(),
-        ));
-        headers.insert(
-            "authorization",
-            header(&format!(
-                "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
-                self.key_id,
-                signed.join(";")
-            )),
-        );
+        headers.insert("authorization", header(&authorization));
         let query: Vec<String> = query
             .iter()
             .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
@@ -353,9 +331,7 @@ impl Workload {
 
     /// SDK-HMAC-SHA256 as the Python SDK signs it, with the store name in the Host prefix.
     fn huawei(&self, operation: &str, body: bson::Document) -> Request<Bytes> {
-        use kv_huawei::auth::{
-            canonical_request, string_to_sign, Algorithm, Authorization, SignedRequest,
-        };
+        use kv_huawei::auth::{sign, Algorithm, SignedRequest};
         let mut raw = Vec::new();
         let _ = body.to_writer(&mut raw);
         let body = Bytes::from(raw);
@@ -372,12 +348,6 @@ impl Workload {
         headers.insert("content-type", HeaderValue::from_static("application/bson"));
         headers.insert("host", header(&host));
         headers.insert("x-sdk-date", header(&sdk_date));
-        let mut auth = Authorization {
-            algorithm: Algorithm::HmacSha256,
-            access: self.key_id.clone(),
-            signed_headers: vec!["content-type".into(), "host".into(), "x-sdk-date".into()],
-            signature: String::new(),
-        };
         let signed = SignedRequest {
             method: "POST",
             path: &path,
@@ -385,18 +355,15 @@ impl Workload {
             headers: &headers,
             body: &body,
         };
-        let canonical = canonical_request(&signed, &auth);
-        let sts = string_to_sign(auth.algorithm, &sdk_date, &canonical);
-        auth.signature = auth
-            .algorithm
-            .mac_hex(self.secret.as_bytes(), sts.as_bytes());
-        headers.insert(
-            "authorization",
-            header(&format!(
-                "SDK-HMAC-SHA256 Access={}, SignedHeaders=content-type;host;x-sdk-date, Signature={}",
-                auth.access, auth.signature
-            )),
+        let authorization = sign(
+            &signed,
+            Algorithm::HmacSha256,
+            &self.key_id,
+            &self.secret,
+            vec!["content-type".into(), "host".into(), "x-sdk-date".into()],
+            &sdk_date,
         );
+        headers.insert("authorization", header(&authorization));
         build(Method::POST, path, headers, body)
     }
 

@@ -136,9 +136,7 @@ fn an_absolute_form_target_through_a_proxy_still_works() {
 
 /// SDK-HMAC-SHA256 over exactly `signed` headers (the shared signer always signs `host`).
 fn sign_without_host(r: &mut RawRequest) {
-    use kv_huawei::auth::{
-        canonical_request, string_to_sign, Algorithm, Authorization, SignedRequest,
-    };
+    use kv_huawei::auth::{sign, Algorithm, SignedRequest};
     let date = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
@@ -153,12 +151,6 @@ fn sign_without_host(r: &mut RawRequest) {
         );
     }
     let key = Vendor::Huawei.dev_key();
-    let mut auth = Authorization {
-        algorithm: Algorithm::HmacSha256,
-        access: key.id.clone(),
-        signed_headers: vec!["content-type".into(), "x-sdk-date".into()],
-        signature: String::new(),
-    };
     let path = String::from_utf8(r.target.clone()).unwrap();
     let signed = SignedRequest {
         method: "POST",
@@ -167,19 +159,15 @@ fn sign_without_host(r: &mut RawRequest) {
         headers: &headers,
         body: &r.body,
     };
-    let sts = string_to_sign(auth.algorithm, &date, &canonical_request(&signed, &auth));
-    auth.signature = auth
-        .algorithm
-        .mac_hex(key.secret.as_bytes(), sts.as_bytes());
-    r.set(
-        "Authorization",
-        format!(
-            "SDK-HMAC-SHA256 Access={}, SignedHeaders={}, Signature={}",
-            auth.access,
-            auth.signed_headers.join(";"),
-            auth.signature
-        ),
+    let authorization = sign(
+        &signed,
+        Algorithm::HmacSha256,
+        &key.id,
+        &key.secret,
+        vec!["content-type".into(), "x-sdk-date".into()],
+        &date,
     );
+    r.set("Authorization", authorization);
 }
 
 #[test]

@@ -83,8 +83,7 @@ fn v2(s: &Server, action: &str, params: &[(&str, &str)], nonce: Option<&str>) ->
     if let Some(n) = nonce {
         all.push(("SignatureNonce".into(), n.into()));
     }
-    let (_, sts) = kv_aliyun::auth::v2_canonical("GET", &all);
-    let signature = kv_aliyun::auth::v2_signature(&key.secret, &sts);
+    let signature = kv_aliyun::auth::sign_v2("GET", &all, &key.secret);
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&all)
         .append_pair("Signature", &signature)
@@ -190,7 +189,6 @@ fn aliyun_requests_without_a_nonce_are_refused() {
 
 /// Signs `r` (which has no nonce) over host, action, version, date and body hash only.
 fn resign_without_nonce(mut r: RawRequest) -> RawRequest {
-    use hmac::Mac;
     let key = Vendor::Aliyun.dev_key();
     let mut headers = http::HeaderMap::new();
     for (n, v) in &r.headers {
@@ -212,18 +210,9 @@ fn resign_without_nonce(mut r: RawRequest) -> RawRequest {
     .collect();
     signed.sort();
     let hash = String::from_utf8_lossy(r.get("x-acs-content-sha256").expect("hash")).into_owned();
-    let (_, sts) = kv_aliyun::auth::v3_canonical("GET", &[], &headers, &signed, &hash, false);
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.secret.as_bytes()).expect("key");
-    mac.update(sts.as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes());
-    r.set(
-        "Authorization",
-        format!(
-            "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
-            key.id,
-            signed.join(";")
-        ),
-    );
+    let authorization =
+        kv_aliyun::auth::sign_v3("GET", &[], &headers, &signed, &hash, &key.id, &key.secret);
+    r.set("Authorization", authorization);
     r
 }
 

@@ -10,7 +10,6 @@ use adversarial::raw::{exchange, Exchange, RawRequest};
 use adversarial::sign;
 use adversarial::Vendor;
 use common::Server;
-use hmac::Mac;
 use serde_json::{json, Value};
 
 const ENFORCE: &str = "[auth]\nmode = \"enforce\"\n";
@@ -137,15 +136,11 @@ fn legacy(s: &Server, action: &str, nonce: Option<&str>, business: &[(&str, &str
         params.push(("Nonce", n));
     }
     params.extend_from_slice(business);
-    params.sort();
-    let canonical: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let sts = format!("GET{}/?{}", host(s), canonical.join("&"));
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(id.secret.as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let signature = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    };
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let signature = kv_tencent::auth::sign_legacy("GET", &host(s), "/", &owned, &id.secret);
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in &params {
         query.append_pair(k, v);

@@ -1,9 +1,8 @@
 //! Signs any [`RawRequest`] (malformed bodies, odd headers, odd paths included) with a dialect's
-//! own canonical-request and string-to-sign functions, the way `kvmux_bench::workload` signs its
-//! well-formed requests, so that a malformed request passes authentication and reaches the
-//! dialect's decoders with signatures enforced.
+//! own client-side signer (`auth::sign*`, built on its verifier's canonical request), the way
+//! `kvmux_bench::workload` signs its well-formed requests, so that a malformed request passes
+//! authentication and reaches the dialect's decoders with signatures enforced.
 
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
@@ -23,12 +22,6 @@ impl Key {
             secret: secret.into(),
         }
     }
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
 }
 
 fn now_utc(format: &[time::format_description::FormatItem<'_>]) -> String {
@@ -72,9 +65,7 @@ pub fn tencent(req: &mut RawRequest, key: &Key) -> bool {
 /// TC3 as [`tencent`], also signing the `extra` headers the request has (e.g. `x-tc-action`,
 /// which a client may sign; the server must then verify it as any signed header).
 pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool {
-    use kv_tencent::auth::{
-        tc3_canonical_request, tc3_signature, tc3_string_to_sign, SignedRequest, Tc3Authorization,
-    };
+    use kv_tencent::auth::{sign_tc3, SignedRequest};
     if !signable(req) || req.has("authorization") {
         return false;
     }
@@ -90,9 +81,12 @@ pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool 
     let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else {
         return false;
     };
+    // An unreadable X-TC-Timestamp (a corpus case) is signed as now: the server refuses the
+    // header before it looks at the signature.
     let timestamp = String::from_utf8_lossy(req.get("x-tc-timestamp").unwrap_or_default())
         .trim()
-        .to_string();
+        .parse::<u64>()
+        .unwrap_or_else(|_| kv_core::clock::wall_clock_secs());
     let mut signed_headers: Vec<String> = ["content-type", "host"]
         .iter()
         .chain(extra)
@@ -101,13 +95,6 @@ pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool 
         .collect();
     signed_headers.sort();
     signed_headers.dedup();
-    let mut auth = Tc3Authorization {
-        secret_id: key.id.clone(),
-        date: now_utc(time::macros::format_description!("[year]-[month]-[day]")),
-        service: "teo".into(),
-        signed_headers,
-        signature: String::new(),
-    };
     let method = String::from_utf8_lossy(&req.method).into_owned();
     let signed = SignedRequest {
         method: &method,
@@ -116,16 +103,13 @@ pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool 
         headers: &headers,
         body: &req.body,
     };
-    let canonical = tc3_canonical_request(&signed, &auth, host.trim());
-    let sts = tc3_string_to_sign(&timestamp, &auth, &canonical);
-    auth.signature = tc3_signature(&key.secret, &auth.date, &auth.service, &sts);
-    let value = format!(
-        "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}",
-        auth.secret_id,
-        auth.date,
-        auth.service,
-        auth.signed_headers.join(";"),
-        auth.signature
+    let value = sign_tc3(
+        &signed,
+        host.trim(),
+        &key.id,
+        &key.secret,
+        &signed_headers,
+        timestamp,
     );
     req.set("Authorization", value);
     true
@@ -140,7 +124,7 @@ pub fn aliyun_v3(req: &mut RawRequest, key: &Key) -> bool {
 /// ACS3 as [`aliyun_v3`], leaving the `omit` headers out of SignedHeaders (they are still sent):
 /// a request whose deciding headers are unsigned, which the server must refuse.
 pub fn aliyun_v3_omitting(req: &mut RawRequest, key: &Key, omit: &[&str]) -> bool {
-    use kv_aliyun::auth::v3_canonical;
+    use kv_aliyun::auth::sign_v3;
     if !signable(req) || req.has("authorization") {
         return false;
     }
@@ -184,22 +168,22 @@ pub fn aliyun_v3_omitting(req: &mut RawRequest, key: &Key, omit: &[&str]) -> boo
         .to_string();
     let pairs = kv_aliyun::wire::decode_form(query.as_bytes());
     let method = String::from_utf8_lossy(&req.method).into_owned();
-    let (_, sts) = v3_canonical(&method, &pairs, &headers, &signed, &declared, false);
-    let signature = hex::encode(hmac_sha256(key.secret.as_bytes(), sts.as_bytes()));
-    req.set(
-        "Authorization",
-        format!(
-            "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
-            key.id,
-            signed.join(";")
-        ),
+    let authorization = sign_v3(
+        &method,
+        &pairs,
+        &headers,
+        &signed,
+        &declared,
+        &key.id,
+        &key.secret,
     );
+    req.set("Authorization", authorization);
     true
 }
 
 /// SDK-HMAC-SHA256 over `content-type` (when present), `host` and `x-sdk-date`.
 pub fn huawei(req: &mut RawRequest, key: &Key) -> bool {
-    use kv_huawei::auth::{canonical_request, string_to_sign, Algorithm, Authorization};
+    use kv_huawei::auth::{sign, Algorithm, SignedRequest};
     if !signable(req) || req.has("authorization") {
         return false;
     }
@@ -218,34 +202,23 @@ pub fn huawei(req: &mut RawRequest, key: &Key) -> bool {
         .filter(|h| headers.contains_key(*h))
         .map(str::to_string)
         .collect();
-    let mut auth = Authorization {
-        algorithm: Algorithm::HmacSha256,
-        access: key.id.clone(),
-        signed_headers,
-        signature: String::new(),
-    };
     let method = String::from_utf8_lossy(&req.method).into_owned();
-    let signed = kv_huawei::auth::SignedRequest {
+    let signed = SignedRequest {
         method: &method,
         path: &path,
         query: (!query.is_empty()).then_some(query.as_str()),
         headers: &headers,
         body: &req.body,
     };
-    let canonical = canonical_request(&signed, &auth);
-    let sts = string_to_sign(auth.algorithm, &date, &canonical);
-    auth.signature = auth
-        .algorithm
-        .mac_hex(key.secret.as_bytes(), sts.as_bytes());
-    req.set(
-        "Authorization",
-        format!(
-            "SDK-HMAC-SHA256 Access={}, SignedHeaders={}, Signature={}",
-            auth.access,
-            auth.signed_headers.join(";"),
-            auth.signature
-        ),
+    let authorization = sign(
+        &signed,
+        Algorithm::HmacSha256,
+        &key.id,
+        &key.secret,
+        signed_headers,
+        &date,
     );
+    req.set("Authorization", authorization);
     true
 }
 
@@ -253,7 +226,7 @@ pub fn huawei(req: &mut RawRequest, key: &Key) -> bool {
 /// a fresh `SignatureNonce`, `Timestamp` now), every one of them in the query and signed, the way
 /// the legacy SDKs send a GET. Repeated names in `params` are kept (and signed) as given.
 pub fn aliyun_v2(host: &str, params: &[(&str, &str)], key: &Key) -> RawRequest {
-    use kv_aliyun::auth::{pct, v2_canonical, v2_signature};
+    use kv_aliyun::auth::{pct, sign_v2};
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let timestamp = now_utc(time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
@@ -272,8 +245,8 @@ pub fn aliyun_v2(host: &str, params: &[(&str, &str)], key: &Key) -> RawRequest {
     ] {
         pairs.push((k.into(), v.into()));
     }
-    let (_, sts) = v2_canonical("GET", &pairs);
-    pairs.push(("Signature".into(), v2_signature(&key.secret, &sts)));
+    let signature = sign_v2("GET", &pairs, &key.secret);
+    pairs.push(("Signature".into(), signature));
     let query: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
