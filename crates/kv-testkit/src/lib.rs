@@ -325,6 +325,27 @@ mod tests {
     }
 
     #[test]
+    fn vectors_holds_every_vector_and_valid_vectors_the_valid_ones() {
+        for (vendor, all, valid) in [
+            ("tencent", 34, 20),
+            ("aliyun", 47, 36),
+            ("huawei", 120, 110),
+        ] {
+            let vectors = vectors(vendor);
+            assert_eq!(vectors.len(), all, "{vendor}");
+            let marked = vectors.iter().filter(|v| v["valid"] == true).count();
+            assert_eq!(marked, valid, "{vendor}");
+            let names: Vec<String> = valid_vectors(vendor).into_iter().map(|v| v.name).collect();
+            let expected: Vec<&str> = vectors
+                .iter()
+                .filter(|v| v["valid"] == true)
+                .map(|v| v["name"].as_str().expect("a name"))
+                .collect();
+            assert_eq!(names, expected, "{vendor}");
+        }
+    }
+
+    #[test]
     fn every_vendor_has_valid_vectors_and_tampering_changes_one_byte() {
         for vendor in ["tencent", "aliyun", "huawei"] {
             let vectors = valid_vectors(vendor);
