@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod faults;
 pub mod gateway;
 pub mod inspector;
+pub mod logs;
 pub mod metrics;
 pub mod ready;
 pub mod server;

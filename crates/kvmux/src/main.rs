@@ -359,16 +359,15 @@ where
     })
 }
 
-/// Logs go to stdout through a background writer thread, so the one line per request costs the
-/// request a queue push, not a locked write to a pipe or terminal. Nothing is dropped: when the
-/// queue is full, callers wait. The returned guard flushes the queue when dropped.
+/// Logs go to stdout through a background writer thread that writes them in batches
+/// (`kvmux::logs`), so the one line per request costs the request an append to a buffer, not a
+/// write to a pipe or terminal nor a wake-up of another thread. Nothing is dropped: when the
+/// buffer is full, callers wait. The returned guard writes what is pending when dropped.
 /// The logs are held back until the ready line is on stdout (`ready::StdoutGate`).
-fn init_tracing() -> (tracing_appender::non_blocking::WorkerGuard, LogGate) {
+fn init_tracing() -> (kvmux::logs::FlushGuard, LogGate) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
+    let (writer, guard) = kvmux::logs::batched(std::io::stdout());
     let gated = ready::StdoutGate::new(writer);
     let gate = gated.opener();
     // Colour codes only for a terminal: a log file or collector gets plain lines, and formatting
@@ -384,7 +383,7 @@ fn init_tracing() -> (tracing_appender::non_blocking::WorkerGuard, LogGate) {
 }
 
 /// Opens the held-back stdout logs behind the ready line.
-type LogGate = ready::GateOpener<tracing_appender::non_blocking::NonBlocking>;
+type LogGate = ready::GateOpener<kvmux::logs::BatchedWriter>;
 
 /// How `serve` was started, beyond the config: where the config came from (for the log), where
 /// to write the ready file, and the stdout gate to open with the ready line.

@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
@@ -94,6 +95,9 @@ pub struct StdoutGate<W> {
     inner: W,
     /// `Some` while closed: the bytes written so far.
     held: Arc<Mutex<Option<Vec<u8>>>>,
+    /// Set once the gate is open (after the held bytes went out): later writes go straight
+    /// through without taking the lock (one per log line).
+    opened: Arc<AtomicBool>,
 }
 
 impl<W: Write + Clone> StdoutGate<W> {
@@ -101,6 +105,7 @@ impl<W: Write + Clone> StdoutGate<W> {
         StdoutGate {
             inner,
             held: Arc::new(Mutex::new(Some(Vec::new()))),
+            opened: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -125,11 +130,15 @@ impl<W: Write + Clone> StdoutGate<W> {
             let _ = inner.write_all(&buffer);
             let _ = inner.flush();
         }
+        self.opened.store(true, Ordering::Release);
     }
 }
 
 impl<W: Write + Clone> Write for StdoutGate<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.opened.load(Ordering::Acquire) {
+            return self.inner.write(buf);
+        }
         {
             let mut held = self.lock();
             if let Some(buffer) = held.as_mut() {
@@ -141,6 +150,9 @@ impl<W: Write + Clone> Write for StdoutGate<W> {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.opened.load(Ordering::Acquire) {
+            return self.inner.write_all(buf);
+        }
         {
             let mut held = self.lock();
             if let Some(buffer) = held.as_mut() {
