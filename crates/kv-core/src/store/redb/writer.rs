@@ -212,6 +212,23 @@ impl Tables<'_> {
         Ok(())
     }
 
+    /// Forgets what the record at `key` (if any) referenced, before a put replaces it in place.
+    /// Reads it rather than removing it: a remove followed by an insert of the same key walked
+    /// and copied its path twice and could merge and then split the leaf again.
+    pub(super) fn forget_replaced(&mut self, key: &[u8]) -> Result<()> {
+        let replaced = match self.records.get(key)? {
+            Some(old) => {
+                let (_, expires_at, body) = decode(old.value())?;
+                Some((expires_at, body.blob()))
+            }
+            None => None,
+        };
+        match replaced {
+            Some((expires_at, blob)) => self.forget(key, expires_at, blob),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn remove_record(&mut self, key: &[u8]) -> Result<()> {
         let removed = match self.records.remove(key)? {
             Some(old) => {
@@ -240,7 +257,8 @@ pub(super) fn apply_batch(
                 value,
                 expires_at,
             } => {
-                tables.remove_record(key)?;
+                // The insert below replaces the record; its expiry entry and blob go here.
+                tables.forget_replaced(key)?;
                 match staged.iter().find(|s| s.write == index) {
                     Some(blob) => {
                         let record = blob_record(*blob, *expires_at, version);
