@@ -798,3 +798,76 @@ async fn a_nonce_is_admitted_once_across_gateways() {
         .await
         .unwrap());
 }
+
+/// A put by container name is three statements (the container's record with the item's, then the
+/// commit's two round trips) once the gateway has seen the container, and a container changed,
+/// deleted or recreated through another gateway is honoured by the next put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_by_name_reads_the_container_with_the_item_and_follows_other_gateways() {
+    let url = fresh_schema_url("putat");
+    let a = open_url(&url, Clock::new()).await;
+    let b_clock = Clock::new();
+    let counted = Arc::new(Counted {
+        inner: PostgresStore::open_shared(&url, 4, &b_clock).await.unwrap(),
+        calls: Default::default(),
+    });
+    let b = Engine::new(counted.clone(), b_clock);
+    let limits = Limits {
+        max_items: Some(2),
+        ..Limits::default()
+    };
+    let c = a
+        .create_container(new_container("acct", "c", limits.clone()))
+        .await
+        .unwrap();
+    let put_b = |key: &'static str, value: &'static str| {
+        b.put_at(
+            "acct",
+            "test",
+            "c",
+            key.as_bytes(),
+            Bytes::from_static(value.as_bytes()),
+            None,
+            Precondition::None,
+        )
+    };
+    let v = put_b("k", "one").await.unwrap();
+    counted.take();
+    let v2 = put_b("k", "two").await.unwrap();
+    assert_ne!(v, v2);
+    // One read (container record + item), one commit (its two round trips).
+    assert_eq!(counted.take(), 2);
+    assert_eq!(
+        a.get(&c, b"k").await.unwrap().map(|i| (i.value, i.version)),
+        Some((Bytes::from_static(b"two"), v2))
+    );
+    // Quotas hold as with `put`.
+    put_b("k2", "x").await.unwrap();
+    assert_eq!(
+        put_b("k3", "x").await,
+        Err(Error::QuotaExceeded(Quota::ContainerItems))
+    );
+
+    // Changed through A: B's next put still lands (it reads the record anew).
+    a.update_container_attrs("acct", "test", "c", serde_json::json!({"remark": "new"}))
+        .await
+        .unwrap();
+    put_b("k", "three").await.unwrap();
+    assert_eq!(
+        a.get(&c, b"k").await.unwrap().map(|i| i.value),
+        Some(Bytes::from_static(b"three"))
+    );
+    // Deleted through A: NotFound. Recreated: the put lands in the new container.
+    a.delete_container("acct", "test", "c").await.unwrap();
+    assert!(matches!(put_b("k", "four").await, Err(Error::NotFound(_))));
+    let again = a
+        .create_container(new_container("acct", "c", limits))
+        .await
+        .unwrap();
+    put_b("k", "five").await.unwrap();
+    assert_eq!(
+        a.get(&again, b"k").await.unwrap().map(|i| i.value),
+        Some(Bytes::from_static(b"five"))
+    );
+    assert_eq!(a.usage(&again).await.unwrap().items, 1);
+}

@@ -223,6 +223,70 @@ impl Engine {
         Ok((container, items))
     }
 
+    /// Writes one item of the container `name` in `scope` if `precondition` holds, and returns
+    /// the new version: [`Engine::put`] without a separate lookup of the container. Once this
+    /// engine has read the container, its record is read in the same statement as the item's
+    /// current state, under the id last seen, and the commit checks that record's version (a
+    /// shared lock on PostgreSQL), so a container changed, deleted or recreated through another
+    /// gateway meanwhile makes the attempt start again with the record read, or `NotFound`.
+    /// Bound names take the path of [`Engine::container`] and [`Engine::put`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_at(
+        &self,
+        account: &str,
+        scope: &str,
+        name: &str,
+        key: &[u8],
+        value: Bytes,
+        expires_at: Option<u64>,
+        precondition: Precondition,
+    ) -> Result<u64> {
+        let address = (account.to_string(), scope.to_string(), name.to_string());
+        let meta_key = keys::container(account, scope, name);
+        if self.binding_of(&address).is_some() || self.meta_cache.remembered(&meta_key).is_none() {
+            let container = self.container(account, scope, name).await?;
+            return self
+                .put(&container, key, value, expires_at, precondition)
+                .await;
+        }
+        retry(|| async {
+            let Some(remembered) = self.meta_cache.remembered(&meta_key) else {
+                // Forgotten by a change seen in the last attempt: read it as it is now.
+                let container = self.container_at(account, scope, name).await?;
+                return self
+                    .put(
+                        &container,
+                        key,
+                        value.clone(),
+                        expires_at,
+                        precondition.clone(),
+                    )
+                    .await;
+            };
+            let mut tx = self.begin();
+            tx.prefetch(&[meta_key.clone(), keys::item(remembered.id, key)])
+                .await?;
+            match tx.physical(&meta_key).await? {
+                Some(r) if r.version == remembered.meta_version => {}
+                found => {
+                    self.meta_cache.forget(&meta_key);
+                    return match found {
+                        None => Err(Error::NotFound(format!("container {name}"))),
+                        // Changed meanwhile: start again from the record as it is now.
+                        Some(_) => Err(Error::Conflict),
+                    };
+                }
+            }
+            let current = tx.get(&remembered, key).await?;
+            if !precondition.holds(current.as_ref()) {
+                return Err(Error::PreconditionFailed(format!("{precondition:?}")));
+            }
+            tx.put(&remembered, key, value.clone(), expires_at).await?;
+            tx.commit().await
+        })
+        .await
+    }
+
     /// Containers of one scope in name order, strictly after `after`, at most `limit`.
     pub async fn list_containers(
         &self,

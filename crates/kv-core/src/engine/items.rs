@@ -92,7 +92,7 @@ impl std::fmt::Debug for Precondition {
 }
 
 impl Precondition {
-    fn holds(&self, current: Option<&Item>) -> bool {
+    pub(super) fn holds(&self, current: Option<&Item>) -> bool {
         match self {
             Precondition::None => true,
             Precondition::Absent => current.is_none(),

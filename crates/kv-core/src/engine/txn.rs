@@ -142,7 +142,7 @@ impl<'e> Txn<'e> {
     }
 
     /// Reads several physical keys in one snapshot, recording what was seen.
-    async fn prefetch(&mut self, keys: &[Key]) -> Result<()> {
+    pub(super) async fn prefetch(&mut self, keys: &[Key]) -> Result<()> {
         let missing: Vec<Key> = keys
             .iter()
             .filter(|k| !self.view.contains_key(*k))

@@ -78,10 +78,13 @@ pub async fn put(ctx: &Ctx<'_>, params: &Params) -> Result<Map<String, Value>, A
             "the expiry is after the year 9999",
         ));
     }
-    let namespace = ctx.namespace(&zone, &name).await?;
+    // No separate namespace lookup: the namespace's record is read with the item's current state
+    // (one statement on PostgreSQL once this gateway has seen the namespace).
     ctx.engine
-        .put(
-            &namespace,
+        .put_at(
+            ctx.account,
+            &Ctx::scope(&zone),
+            &name,
             key.as_bytes(),
             Bytes::from(value.into_bytes()),
             expires_at.map(|t| u64::try_from(t).unwrap_or(u64::MAX)),
