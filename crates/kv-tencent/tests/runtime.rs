@@ -45,6 +45,7 @@ fn sign(
     let authorization = sign_tc3(
         &signed,
         &header("host"),
+        "teo",
         id,
         secret,
         &signed_headers,

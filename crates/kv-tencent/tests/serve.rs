@@ -47,7 +47,15 @@ fn signed(action: &str, body: &str, id: &str, secret: &str, timestamp: u64) -> R
         body: body.as_bytes(),
     };
     let signed_headers = ["content-type".to_string(), "host".to_string()];
-    let authorization = sign_tc3(&request, HOST, id, secret, &signed_headers, timestamp);
+    let authorization = sign_tc3(
+        &request,
+        HOST,
+        "teo",
+        id,
+        secret,
+        &signed_headers,
+        timestamp,
+    );
     headers.insert("authorization", authorization.parse().unwrap());
     let mut b = Request::builder().method("POST").uri("/");
     for (k, v) in &headers {

@@ -227,6 +227,29 @@ pub fn valid_vectors_expecting(vendor: &str, expected: usize) -> Vec<Vector> {
     all
 }
 
+/// Runs `check` on every valid vector of `vendor` with its request head, having asserted how many
+/// valid vectors of each algorithm the file holds (`expected`, none of any other), so a vector
+/// lost from the file cannot shrink the check silently.
+pub fn check_valid_vectors(
+    vendor: &str,
+    expected: &[(&str, usize)],
+    mut check: impl FnMut(&Vector, &http::request::Parts),
+) {
+    let vectors = valid_vectors(vendor);
+    let mut by_algorithm = std::collections::BTreeMap::new();
+    for v in &vectors {
+        *by_algorithm.entry(v.algorithm.as_str()).or_insert(0) += 1;
+    }
+    let expected: std::collections::BTreeMap<&str, usize> = expected.iter().copied().collect();
+    assert_eq!(
+        by_algorithm, expected,
+        "valid {vendor} vectors by algorithm"
+    );
+    for v in &vectors {
+        check(v, &v.req.to_parts());
+    }
+}
+
 /// Every vector of `shared/specs/vectors/<vendor>.json`, valid and tampered, as the file holds it.
 pub fn vectors(vendor: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -251,6 +251,7 @@ impl Workload {
         let authorization = sign_tc3(
             &signed,
             &self.host,
+            "teo",
             &self.key_id,
             &self.secret,
             &signed_headers,

@@ -106,6 +106,7 @@ pub fn tencent_signing(req: &mut RawRequest, key: &Key, extra: &[&str]) -> bool 
     let value = sign_tc3(
         &signed,
         host.trim(),
+        "teo",
         &key.id,
         &key.secret,
         &signed_headers,
