@@ -36,13 +36,9 @@ struct Credential {
 
 /// The first valid vector of `algorithm` whose name contains `hint`.
 fn vector(vendor: &str, algorithm: &str, hint: &str) -> Vector {
-    let path = format!(
-        "{}/../../../shared/specs/vectors/{vendor}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let all: Vec<Vector> = serde_json::from_str(&text).expect("vectors");
-    all.into_iter()
+    kv_testkit::vectors(vendor)
+        .into_iter()
+        .map(|v| serde_json::from_value::<Vector>(v).expect("a vector"))
         .find(|v| v.valid && v.algorithm == algorithm && v.name.contains(hint))
         .unwrap_or_else(|| panic!("no {algorithm} vector like {hint} in {vendor}.json"))
 }
