@@ -111,11 +111,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A gateway (default config: every dialect, the dev credentials, logging, metrics, the
 /// inspector) on a redb file, and one connection to it served by hyper as `server::run` does.
-async fn start(dir: &std::path::Path) -> Client {
+async fn start(dir: &std::path::Path, inspector_capacity: usize) -> Client {
+    let default = kvmux::config::Config::default();
     let config = kvmux::config::Config {
         data_dir: dir.to_path_buf(),
         durable: false,
-        ..kvmux::config::Config::default()
+        inspector_capacity: if inspector_capacity == usize::MAX {
+            default.inspector_capacity
+        } else {
+            inspector_capacity
+        },
+        ..default
     };
     let local: SocketAddr = HOST.parse().expect("addr");
     let (gateway, _) = kvmux::gateway::assemble(config, local)
@@ -184,7 +190,7 @@ fn pipeline(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("dir");
-    let mut client = runtime.block_on(start(dir.path()));
+    let mut client = runtime.block_on(start(dir.path(), usize::MAX));
 
     let health = wire(&workload(Target::Tencent).health());
     let mut report = Vec::new();
@@ -226,9 +232,21 @@ fn pipeline(c: &mut Criterion) {
             )
         });
     }
+    // The same Tencent get with the inspector off (`inspector_capacity = 0`): its share.
+    let off_dir = tempfile::tempdir().expect("dir");
+    let mut off = runtime.block_on(start(off_dir.path(), 0));
+    let w = workload(Target::Tencent);
+    let (create, _) = w.setup(0);
+    for request in [create, w.request(Op::Put, 0)] {
+        runtime.block_on(off.call(&wire(&request)));
+    }
+    report.push((
+        "tencent get, inspector off",
+        allocations(&runtime, &mut off, 2000, || wire(&w.request(Op::Get, 0))),
+    ));
     eprintln!("\nallocations per request through the whole pipeline (client side included: one read buffer copy)");
     for (name, (count, bytes)) in report {
-        eprintln!("  {name:<12} {count:>7.1} allocations  {bytes:>9.0} bytes");
+        eprintln!("  {name:<28} {count:>7.1} allocations  {bytes:>9.0} bytes");
     }
 }
 
