@@ -86,33 +86,43 @@ pub fn cut(text: &str, max: usize) -> String {
 pub fn mask_authorization(value: &str) -> String {
     let value = value.trim();
     let (scheme, params) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
-    let scheme = cut(scheme, MAX_NAME_BYTES);
-    let params: Vec<String> = params
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|param| match param.split_once('=') {
-            Some((name, value))
+    // Built in one string (this runs for every request the inspector records).
+    let mut out = String::with_capacity(value.len() + 16);
+    out.push_str(&cut_ref(scheme, MAX_NAME_BYTES));
+    let mut first = true;
+    for param in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        out.push_str(if first { " " } else { ", " });
+        first = false;
+        match param.split_once('=') {
+            Some((name, value)) => {
+                let name = name.trim();
+                out.push_str(&cut_ref(name, MAX_NAME_BYTES));
+                out.push('=');
                 if SHOWN_AUTHORIZATION_PARAMS
-                    .contains(&name.trim().to_ascii_lowercase().as_str()) =>
-            {
-                format!(
-                    "{}={}",
-                    cut(name.trim(), MAX_NAME_BYTES),
-                    cut(value.trim(), MAX_HEADER_VALUE_BYTES / 2)
-                )
+                    .iter()
+                    .any(|shown| name.eq_ignore_ascii_case(shown))
+                {
+                    out.push_str(&cut_ref(value.trim(), MAX_HEADER_VALUE_BYTES / 2));
+                } else {
+                    out.push_str("***");
+                }
             }
-            Some((name, _)) => format!("{}=***", cut(name.trim(), MAX_NAME_BYTES)),
-            None => "***".to_string(),
-        })
-        .collect();
-    if params.is_empty() {
-        scheme
+            None => out.push_str("***"),
+        }
+    }
+    if first || out.len() <= MAX_HEADER_VALUE_BYTES * 2 {
+        out
     } else {
-        cut(
-            &format!("{scheme} {}", params.join(", ")),
-            MAX_HEADER_VALUE_BYTES * 2,
-        )
+        cut(&out, MAX_HEADER_VALUE_BYTES * 2)
+    }
+}
+
+/// [`cut`] without a copy when `text` fits.
+fn cut_ref(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(cut(text, max))
     }
 }
 
@@ -259,12 +269,18 @@ impl Entry {
                 .headers
                 .push(("…".to_string(), format!("{more} more headers not kept")));
         }
+        // Only what is over its bound is cut again (a cut copies; `from_parts` already cut the rest).
+        let recut = |field: &mut String, max: usize| {
+            if field.len() > max {
+                *field = cut(field, max);
+            }
+        };
         for (name, value) in &mut self.request.headers {
-            *name = cut(name, MAX_NAME_BYTES);
-            *value = cut(value, MAX_HEADER_VALUE_BYTES * 2);
+            recut(name, MAX_NAME_BYTES);
+            recut(value, MAX_HEADER_VALUE_BYTES * 2);
         }
-        self.request.method = cut(&self.request.method, MAX_NAME_BYTES);
-        self.request.target = cut(&self.request.target, MAX_FIELD_BYTES);
+        recut(&mut self.request.method, MAX_NAME_BYTES);
+        recut(&mut self.request.target, MAX_FIELD_BYTES);
         if let Some(signature) = &self.signature {
             self.signature = Some(bounded_signature(signature));
         }
