@@ -330,9 +330,12 @@ async fn a_missing_or_empty_database_beside_side_files_refuses_to_start_and_keep
         assert_eq!(before.len(), 2);
         // Wait for the closed store to let go of its file before damaging it.
         drop(reopen(&path).await.unwrap());
-        match damage {
-            "missing" => std::fs::remove_file(&path).unwrap(),
-            _ => std::fs::File::create(&path).unwrap().set_len(0).unwrap(),
+        // The dropped store's writer thread may still hold the file for a moment (and write its
+        // last pages on the way out): the damage replaces the file rather than truncating it in
+        // place, so those late writes land in the unlinked old file, not in the damaged one.
+        std::fs::remove_file(&path).unwrap();
+        if damage == "empty" {
+            std::fs::File::create(&path).unwrap();
         }
         let refused = reopen(&path).await;
         let Err(Error::Internal(message)) = refused else {
