@@ -117,8 +117,7 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
         }
     }
     if is_v3(v) {
-        let authz =
-            &req.headers[header_index(req, "authorization").expect("V3 has Authorization")].1;
+        let authz = req.header("authorization").expect("V3 has Authorization");
         let parsed = auth::parse_acs3_authorization(authz).expect("a valid ACS3 Authorization");
         out.extend(tamper_headers(req, &parsed.signed_headers, &v.name));
     }
@@ -185,22 +184,14 @@ fn unsigned_parts_may_change() {
 }
 
 fn request_time(v: &Vector) -> u64 {
-    let text = match header_index(&v.req, "x-acs-date") {
-        Some(h) if is_v3(v) => v.req.headers[h].1.clone(),
-        _ => {
-            let query = v
-                .req
-                .target
-                .split_once('?')
-                .map(|(_, q)| q)
-                .unwrap_or_default();
-            kv_aliyun::wire::decode_form(query.as_bytes())
-                .into_iter()
-                .chain(kv_aliyun::wire::decode_form(&v.req.body))
-                .find(|(k, _)| k == "Timestamp")
-                .map(|(_, t)| t)
-                .expect("V2 carries Timestamp")
-        }
+    let text = match v.req.header("x-acs-date") {
+        Some(date) if is_v3(v) => date.to_string(),
+        _ => kv_aliyun::wire::decode_form(v.req.query().as_bytes())
+            .into_iter()
+            .chain(kv_aliyun::wire::decode_form(&v.req.body))
+            .find(|(k, _)| k == "Timestamp")
+            .map(|(_, t)| t)
+            .expect("V2 carries Timestamp"),
     };
     auth::parse_timestamp(&text).expect("a valid timestamp")
 }

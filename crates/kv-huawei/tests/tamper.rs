@@ -78,7 +78,7 @@ fn tampered(v: &Vector) -> Vec<(String, Req)> {
             ));
         }
     }
-    let authz = &req.headers[header_index(req, "authorization").expect("Authorization")].1;
+    let authz = req.header("authorization").expect("Authorization");
     let parsed = auth::parse_authorization(authz).expect("a valid Authorization");
     out.extend(tamper_headers(req, &parsed.signed_headers, &v.name));
     out

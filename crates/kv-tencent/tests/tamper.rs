@@ -122,8 +122,7 @@ fn tampered(v: &Vector, accepted: &auth::Verified) -> Vec<(String, Req)> {
     }
     let mut signed_headers: Vec<String> = vec!["host".into()];
     if !is_legacy(v) {
-        let authz =
-            &req.headers[header_index(req, "authorization").expect("TC3 has Authorization")].1;
+        let authz = req.header("authorization").expect("TC3 has Authorization");
         let parsed = auth::parse_tc3_authorization(authz).expect("a valid TC3 Authorization");
         signed_headers = parsed.signed_headers.clone();
         signed_headers.push("x-tc-timestamp".into());
@@ -214,16 +213,10 @@ fn every_byte_of_every_signed_part_is_refused() {
 
 /// The request's own timestamp: `X-TC-Timestamp` (TC3) or the `Timestamp` parameter (legacy).
 fn timestamp_of(v: &Vector) -> u64 {
-    if let Some(h) = header_index(&v.req, "x-tc-timestamp") {
-        return v.req.headers[h].1.parse().unwrap();
+    if let Some(timestamp) = v.req.header("x-tc-timestamp") {
+        return timestamp.parse().unwrap();
     }
-    let query = v
-        .req
-        .target
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or_default();
-    form_urlencoded::parse(query.as_bytes())
+    form_urlencoded::parse(v.req.query().as_bytes())
         .chain(form_urlencoded::parse(&v.req.body))
         .find(|(k, _)| k == "Timestamp")
         .map(|(_, t)| t.parse().unwrap())

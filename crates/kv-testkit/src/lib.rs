@@ -25,6 +25,19 @@ pub struct Req {
 }
 
 impl Req {
+    /// The value of the first header named `name` (case-insensitive), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_index(self, name).map(|i| self.headers[i].1.as_str())
+    }
+
+    /// The request target's query (after `?`), empty when there is none.
+    pub fn query(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map(|(_, query)| query)
+            .unwrap_or_default()
+    }
+
     /// The request head as hyper hands it to a dialect: what every verifier is fed.
     pub fn to_parts(&self) -> http::request::Parts {
         let mut builder = http::Request::builder()
