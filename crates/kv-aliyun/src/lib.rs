@@ -23,7 +23,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
+use kv_dialect::{
+    Answer, AuthMode, Dialect, DialectContext, DialectOptions, GatewayError, Head, RequestInfo,
+};
 
 use crate::auth::{Caller, Refusal, Scheme};
 use crate::error::ApiError;
@@ -86,12 +88,7 @@ pub struct AliyunDialect {
 
 impl AliyunDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        // The binary refuses a config whose options do not read (check-config names the line);
-        // an embedder passing bad JSON gets the defaults and this error.
-        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
-            tracing::error!("ignoring invalid options: {e}");
-            Options::default()
-        });
+        let options = Options::from_json_or_default(&ctx.options);
         let upload_endpoint = options.upload_endpoint;
         let inactive_accounts: HashSet<String> = options.inactive_accounts.into_iter().collect();
         let security_tokens: HashSet<String> = options.security_tokens.into_iter().collect();

@@ -1,8 +1,6 @@
 //! The `[aliyun]` config options. Unknown keys are refused (a typo must not pass silently); the
 //! binary's config reads this type, so `check-config` names the line and column.
 
-use serde_json::Value;
-
 use crate::ops::namespace::{ACCOUNT_CAPACITY, NAMESPACE_CAPACITY};
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -34,19 +32,11 @@ impl Default for Options {
     }
 }
 
-impl Options {
-    /// Reads `[aliyun]` as JSON (`Null` when absent); the message names what is wrong.
-    pub fn from_json(value: &Value) -> Result<Self, String> {
-        let options: Options = match value {
-            Value::Null => Options::default(),
-            v => serde_json::from_value(v.clone()).map_err(|e| format!("[aliyun]: {e}"))?,
-        };
-        options.check().map_err(|(_, message)| message)?;
-        Ok(options)
-    }
+impl kv_dialect::DialectOptions for Options {
+    const SECTION: &'static str = "aliyun";
 
     /// The rules serde cannot state (capacities are positive): the offending key and why.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self) -> Result<(), (&'static str, String)> {
         for (name, value) in [
             ("namespace_capacity", self.namespace_capacity),
             ("account_capacity", self.account_capacity),
@@ -65,6 +55,8 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kv_dialect::DialectOptions;
+    use serde_json::Value;
 
     #[test]
     fn options_read_and_refuse_typos_and_bad_capacities() {

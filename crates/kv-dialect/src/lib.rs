@@ -23,6 +23,40 @@ pub use credentials::{AuthMode, Credential, CredentialError, Credentials, Dialec
 pub use kv_core::clock::{wall_clock_millis, wall_clock_secs};
 pub use kv_core::{ContainerSelector, ScopeMatch};
 
+/// A dialect's typed config section (`[tencent]`, `[aliyun]`, `[huawei]`), which the binary
+/// hands over as JSON ([`DialectContext::options`]). Reading it, and what a dialect does with a
+/// section that does not read, are written once here.
+pub trait DialectOptions: serde::de::DeserializeOwned + Default {
+    /// The section's name (`tencent`), for messages.
+    const SECTION: &'static str;
+
+    /// The rules serde cannot state: the offending key and why (the message names the section).
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+
+    /// Reads the section (`Null` when absent: the defaults); the message names what is wrong.
+    fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let options: Self = match value {
+            serde_json::Value::Null => Self::default(),
+            v => serde_json::from_value(v.clone())
+                .map_err(|e| format!("[{}]: {e}", Self::SECTION))?,
+        };
+        options.check().map_err(|(_, message)| message)?;
+        Ok(options)
+    }
+
+    /// For a dialect's constructor. The binary refuses a config whose options do not read
+    /// (check-config names the line); an embedder passing bad JSON gets the defaults, with the
+    /// error in the log.
+    fn from_json_or_default(value: &serde_json::Value) -> Self {
+        Self::from_json(value).unwrap_or_else(|e| {
+            tracing::error!("ignoring invalid options: {e}");
+            Self::default()
+        })
+    }
+}
+
 /// A fresh request id: a random UUID in lowercase hex with hyphens, the form Tencent and Huawei
 /// send (Aliyun's is the same, uppercased: [`new_request_id_upper`]).
 pub fn new_request_id() -> String {

@@ -23,7 +23,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
+use kv_dialect::{
+    Answer, AuthMode, Dialect, DialectContext, DialectOptions, GatewayError, Head, RequestInfo,
+};
 
 use crate::error::KvsError;
 use crate::router::Operation;
@@ -49,14 +51,8 @@ pub struct Options {
     pub strict_store_names: bool,
 }
 
-impl Options {
-    /// Reads `[huawei]` as JSON (`Null` when absent); the message names what is wrong.
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        match value {
-            serde_json::Value::Null => Ok(Options::default()),
-            v => serde_json::from_value(v.clone()).map_err(|e| format!("[huawei]: {e}")),
-        }
-    }
+impl DialectOptions for Options {
+    const SECTION: &'static str = "huawei";
 }
 
 pub struct HuaweiDialect {
@@ -72,12 +68,7 @@ const UNSIGNED_PAYLOAD_CAPACITY: usize = 1_000_000;
 
 impl HuaweiDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        // The binary refuses a config whose options do not read (check-config names the line);
-        // an embedder passing bad JSON gets the defaults and this error.
-        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
-            tracing::error!("ignoring invalid options: {e}");
-            Options::default()
-        });
+        let options = Options::from_json_or_default(&ctx.options);
         HuaweiDialect {
             ctx,
             options,

@@ -23,7 +23,9 @@ use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{Method, Request};
 use kv_core::replay::{Binding, SignatureBindings};
-use kv_dialect::{Answer, AuthMode, Dialect, DialectContext, GatewayError, Head, RequestInfo};
+use kv_dialect::{
+    Answer, AuthMode, Dialect, DialectContext, DialectOptions, GatewayError, Head, RequestInfo,
+};
 
 use crate::auth::{Refused, SignedRequest, Verified, TIMESTAMP_WINDOW_SECS};
 use crate::error::{envelope_len, envelope_of, error_response, ApiError};
@@ -90,12 +92,7 @@ impl<'a> RequestSecret<'a> {
 
 impl TencentDialect {
     pub fn new(ctx: DialectContext) -> Self {
-        // The binary refuses a config whose options do not read (check-config names the line);
-        // an embedder passing bad JSON gets the defaults and this error.
-        let options = Options::from_json(&ctx.options).unwrap_or_else(|e| {
-            tracing::error!("ignoring invalid options: {e}");
-            Options::default()
-        });
+        let options = Options::from_json_or_default(&ctx.options);
         TencentDialect {
             ctx,
             options,

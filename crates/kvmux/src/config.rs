@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_dialect::{AuthMode, Credential};
+use kv_dialect::{AuthMode, Credential, DialectOptions};
 use serde::{Deserialize, Serialize};
 
 /// The default config file, read when no `--config`/`KVMUX_CONFIG` is given and it exists.

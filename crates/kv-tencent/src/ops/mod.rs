@@ -70,19 +70,11 @@ impl Default for Options {
     }
 }
 
-impl Options {
-    /// Reads `[tencent]` as JSON (`Null` when absent); the message names what is wrong.
-    pub fn from_json(value: &Value) -> Result<Self, String> {
-        let options: Options = match value {
-            Value::Null => Options::default(),
-            v => serde_json::from_value(v.clone()).map_err(|e| format!("[tencent]: {e}"))?,
-        };
-        options.check().map_err(|(_, message)| message)?;
-        Ok(options)
-    }
+impl kv_dialect::DialectOptions for Options {
+    const SECTION: &'static str = "tencent";
 
     /// The rules serde cannot state (sizes are positive): the offending key and why.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    fn check(&self) -> Result<(), (&'static str, String)> {
         if self.namespace_capacity <= 0 {
             return Err((
                 "namespace_capacity",
@@ -100,7 +92,9 @@ impl Options {
         }
         Ok(())
     }
+}
 
+impl Options {
     /// Whether TC3 signatures are bound to their unsigned action (see the field).
     pub fn binds_unsigned_action(&self) -> bool {
         self.bind_unsigned_action.unwrap_or(true)
@@ -286,6 +280,7 @@ pub fn empty() -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::error::codes;
+    use kv_dialect::DialectOptions;
 
     #[test]
     fn namespace_name_rules() {
