@@ -1921,6 +1921,12 @@ impl Corpus {
                 body.extend_from_slice(&r.body);
                 body.extend_from_slice(b"\r\n0\r\n\r\n");
                 r.body = body;
+                // RFC 9112 6.3: a server MAY reject this or read the body by Transfer-Encoding
+                // alone and close the connection after answering; hyper does the latter (no
+                // second request can hide behind the first). The body is then the valid one, so
+                // with auth off a put into a namespace another case of the run has created is a
+                // success (which made this case fail now and then, depending on the order).
+                allow.success = true;
                 (
                     "bad-content-length",
                     "Transfer-Encoding chunked and Content-Length".to_string(),
