@@ -181,29 +181,8 @@ fn claims_every_aliyun_vector_and_no_other_vendors() {
 
 #[test]
 fn coverage_md_lists_exactly_the_routed_actions() {
-    let path = format!("{}/../../docs/COVERAGE.md", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find("<!-- aliyun:begin -->").unwrap();
-    let end = text.find("<!-- aliyun:end -->").unwrap();
-    let section = &text[start..end];
-    let mut listed = Vec::new();
-    for line in section.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // | `Action` | product | status | notes |
-        if cells.len() >= 5 && cells[1].starts_with('`') {
-            let name = cells[1].trim_matches('`').to_string();
-            let status = cells[3];
-            assert!(
-                ["full", "partial", "none"].contains(&status),
-                "{name}: status {status}"
-            );
-            listed.push(name);
-        }
-    }
-    let mut routed: Vec<String> = ACTIONS.iter().map(|e| e.0.to_string()).collect();
-    routed.sort();
-    listed.sort();
-    assert_eq!(listed, routed);
+    // | `Action` | product | status | notes |
+    kv_testkit::assert_coverage_lists("aliyun", 3, ACTIONS.iter().map(|e| e.0));
 }
 
 // ---------------------------------------------------------------- serve()

@@ -973,26 +973,8 @@ async fn every_vector_is_served_by_its_operation() {
 
 #[test]
 fn coverage_doc_lists_every_operation() {
-    let path = format!("{}/../../docs/COVERAGE.md", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find("<!-- huawei:begin -->").unwrap();
-    let end = text.find("<!-- huawei:end -->").unwrap();
-    let section = &text[start..end];
-    let mut listed = Vec::new();
-    for line in section.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cells.len() > 3 {
-            if let Some(op) = cells[1].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
-                assert!(["full", "partial", "none"].contains(&cells[2]), "{line}");
-                listed.push(op.to_string());
-            }
-        }
-    }
-    let routed: Vec<String> = router::Operation::ALL
-        .iter()
-        .map(|o| o.name().to_string())
-        .collect();
-    assert_eq!(listed, routed);
+    // | `operation` | status | notes |
+    kv_testkit::assert_coverage_lists("huawei", 2, router::Operation::ALL.iter().map(|o| o.name()));
 }
 
 mod robustness {
