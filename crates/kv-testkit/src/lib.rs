@@ -346,6 +346,47 @@ pub fn tamper_str(text: &str, range: Range<usize>) -> Vec<(usize, u8, String)> {
         .collect()
 }
 
+/// Asserts that docs/COVERAGE.md's section of `vendor` (between `<!-- vendor:begin -->` and
+/// `<!-- vendor:end -->`) lists exactly the operations `served`, each once, each with a status of
+/// `full`, `partial` or `none` in cell `status_cell` of its row (cell 1 is the operation, in
+/// backticks), so the page cannot drift from a dialect's router.
+pub fn assert_coverage_lists<'a>(
+    vendor: &str,
+    status_cell: usize,
+    served: impl IntoIterator<Item = &'a str>,
+) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/COVERAGE.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let begin = text
+        .find(&format!("<!-- {vendor}:begin -->"))
+        .unwrap_or_else(|| panic!("{vendor}:begin marker"));
+    let end = text
+        .find(&format!("<!-- {vendor}:end -->"))
+        .unwrap_or_else(|| panic!("{vendor}:end marker"));
+    assert!(begin < end, "{vendor} markers out of order");
+    let mut listed = std::collections::BTreeSet::new();
+    for row in text[begin..end].lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let operation = cells[1].trim_matches('`');
+        let status = cells.get(status_cell).copied().unwrap_or_default();
+        assert!(
+            ["full", "partial", "none"].contains(&status),
+            "{vendor} {operation}: unknown status {status:?}"
+        );
+        assert!(
+            listed.insert(operation.to_string()),
+            "{vendor} {operation} is listed twice"
+        );
+    }
+    let served: std::collections::BTreeSet<String> =
+        served.into_iter().map(str::to_string).collect();
+    assert_eq!(
+        listed, served,
+        "docs/COVERAGE.md's {vendor} section against the router"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,45 +435,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Asserts that docs/COVERAGE.md's section of `vendor` (between `<!-- vendor:begin -->` and
-/// `<!-- vendor:end -->`) lists exactly the operations `served`, each once, each with a status of
-/// `full`, `partial` or `none` in cell `status_cell` of its row (cell 1 is the operation, in
-/// backticks), so the page cannot drift from a dialect's router.
-pub fn assert_coverage_lists<'a>(
-    vendor: &str,
-    status_cell: usize,
-    served: impl IntoIterator<Item = &'a str>,
-) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/COVERAGE.md");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let begin = text
-        .find(&format!("<!-- {vendor}:begin -->"))
-        .unwrap_or_else(|| panic!("{vendor}:begin marker"));
-    let end = text
-        .find(&format!("<!-- {vendor}:end -->"))
-        .unwrap_or_else(|| panic!("{vendor}:end marker"));
-    assert!(begin < end, "{vendor} markers out of order");
-    let mut listed = std::collections::BTreeSet::new();
-    for row in text[begin..end].lines().filter(|l| l.starts_with("| `")) {
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let operation = cells[1].trim_matches('`');
-        let status = cells.get(status_cell).copied().unwrap_or_default();
-        assert!(
-            ["full", "partial", "none"].contains(&status),
-            "{vendor} {operation}: unknown status {status:?}"
-        );
-        assert!(
-            listed.insert(operation.to_string()),
-            "{vendor} {operation} is listed twice"
-        );
-    }
-    let served: std::collections::BTreeSet<String> =
-        served.into_iter().map(str::to_string).collect();
-    assert_eq!(
-        listed, served,
-        "docs/COVERAGE.md's {vendor} section against the router"
-    );
 }
