@@ -15,6 +15,10 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The code of the vendor's rate-limit refusal, the one reply tea-openapi retries after
+/// `x-acs-retry-after`.
+pub const TOO_MANY_REQUESTS: &str = "TooManyRequests";
+
 impl ApiError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
         ApiError {
@@ -176,7 +180,7 @@ impl ApiError {
     }
 
     pub fn too_many_requests() -> Self {
-        ApiError::new(429, "TooManyRequests", "Too many requests are submitted.")
+        ApiError::new(429, TOO_MANY_REQUESTS, "Too many requests are submitted.")
     }
 
     pub fn too_quick_requests() -> Self {

@@ -661,7 +661,7 @@ fn error_response(err: &ApiError, product: Product, mut info: RequestInfo) -> An
     info.code = Some(err.code.clone());
     let body = err.body(&info.request_id, product);
     let mut answer = json_response(err.status, &body, info);
-    if err.code == ApiError::too_many_requests().code {
+    if err.code == error::TOO_MANY_REQUESTS {
         // The header is what makes tea-openapi raise its ThrottlingException (with
         // `retry_after`), which client retry code keys on: on the emulated rate limit and on an
         // injected throttle alike.

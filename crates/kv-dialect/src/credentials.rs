@@ -127,10 +127,32 @@ impl Credentials {
 
     /// The key pair with this id: a configured or added one, else an auto account's.
     pub fn get(&self, id: &str) -> Option<Credential> {
+        self.lookup(id, Credential::clone, |secret| Credential {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            account: id.to_string(),
+        })
+    }
+
+    /// The account the key pair with this id reaches (configured, added or auto), unverified:
+    /// what [`crate::Head::account`] names. Asked for every request a dialect classifies, so it
+    /// copies the account alone, not the whole key pair.
+    pub fn account_of(&self, id: &str) -> Option<String> {
+        self.lookup(id, |held| held.account.clone(), |_| id.to_string())
+    }
+
+    /// The one lookup rule behind [`Credentials::get`] and [`Credentials::account_of`]: `held`
+    /// reads a configured or added key pair, `auto` makes the auto account's from its secret.
+    fn lookup<T>(
+        &self,
+        id: &str,
+        held: impl FnOnce(&Credential) -> T,
+        auto: impl FnOnce(&str) -> T,
+    ) -> Option<T> {
         {
             let keys = self.read();
             if let Some(found) = keys.iter().find(|c| c.id == id) {
-                return Some(found.clone());
+                return Some(held(found));
             }
             // A key id named like an account that has key pairs of its own would reach that
             // account with the auto secret instead of the account's secret.
@@ -144,17 +166,7 @@ impl Credentials {
         let secret = self.auto_secret.as_ref()?;
         // An auto account is named after the key id, and account names reach the store's keys
         // and logs: only ids a vendor SDK would send qualify (no separators, no control bytes).
-        valid_auto_id(id).then(|| Credential {
-            id: id.to_string(),
-            secret: secret.to_string(),
-            account: id.to_string(),
-        })
-    }
-
-    /// The account the key pair with this id reaches (configured, added or auto), unverified:
-    /// what [`crate::Head::account`] names.
-    pub fn account_of(&self, id: &str) -> Option<String> {
-        self.get(id).map(|c| c.account)
+        valid_auto_id(id).then(|| auto(secret))
     }
 
     /// The first key pair configured or added (the account used when auth is off).
