@@ -194,18 +194,7 @@ impl<W: Write + Clone> Drop for GateOpener<W> {
 mod tests {
     use super::*;
 
-    /// A writer whose bytes the test can read back.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logs::tests::Sink;
 
     #[test]
     fn logs_written_before_ready_follow_the_ready_line() {
