@@ -595,6 +595,16 @@ struct Counted {
     calls: std::sync::atomic::AtomicUsize,
 }
 
+/// A second gateway on the database at `url` whose store counts its statements.
+async fn counted_gateway(url: &str) -> (Engine, Arc<Counted>) {
+    let clock = Clock::new();
+    let counted = Arc::new(Counted {
+        inner: PostgresStore::open_shared(url, 4, &clock).await.unwrap(),
+        calls: Default::default(),
+    });
+    (Engine::new(counted.clone(), clock), counted)
+}
+
 impl Counted {
     fn take(&self) -> usize {
         self.calls.swap(0, std::sync::atomic::Ordering::SeqCst)
@@ -680,12 +690,7 @@ impl Store for Counted {
 async fn a_read_is_one_statement_and_sees_other_gateways_changes_in_it() {
     let url = fresh_schema_url("oneread");
     let a = open_url(&url, Clock::new()).await;
-    let b_clock = Clock::new();
-    let counted = Arc::new(Counted {
-        inner: PostgresStore::open_shared(&url, 4, &b_clock).await.unwrap(),
-        calls: Default::default(),
-    });
-    let b = Engine::new(counted.clone(), b_clock);
+    let (b, counted) = counted_gateway(&url).await;
     let c = a
         .create_container(new_container("acct", "c", Limits::default()))
         .await
@@ -806,12 +811,7 @@ async fn a_nonce_is_admitted_once_across_gateways() {
 async fn a_put_by_name_reads_the_container_with_the_item_and_follows_other_gateways() {
     let url = fresh_schema_url("putat");
     let a = open_url(&url, Clock::new()).await;
-    let b_clock = Clock::new();
-    let counted = Arc::new(Counted {
-        inner: PostgresStore::open_shared(&url, 4, &b_clock).await.unwrap(),
-        calls: Default::default(),
-    });
-    let b = Engine::new(counted.clone(), b_clock);
+    let (b, counted) = counted_gateway(&url).await;
     let limits = Limits {
         max_items: Some(2),
         ..Limits::default()
