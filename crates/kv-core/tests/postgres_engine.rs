@@ -871,3 +871,117 @@ async fn a_put_by_name_reads_the_container_with_the_item_and_follows_other_gatew
     );
     assert_eq!(a.usage(&again).await.unwrap().items, 1);
 }
+
+/// A TCP proxy in front of the PostgreSQL server that counts the server's ReadyForQuery
+/// messages: one per Sync (or simple query) the client sends, so one per round trip of an
+/// unpipelined statement. A statement given as text costs two (Parse/Describe/Sync to prepare
+/// it, then Bind/Execute/Sync) and a Close after; a statement prepared once per connection and
+/// run again costs one.
+struct WireCounter {
+    url: String,
+    ready: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl WireCounter {
+    async fn start(url: &str) -> WireCounter {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let port = config.get_ports()[0];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_port = listener.local_addr().unwrap().port();
+        let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = ready.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    // Server messages: a type byte, then a length that counts itself.
+                    let (mut pending, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
+                    loop {
+                        let n = match server_read.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&chunk[..n]);
+                        while pending.len() >= 5 {
+                            let len = u32::from_be_bytes([
+                                pending[1], pending[2], pending[3], pending[4],
+                            ]) as usize;
+                            if pending.len() < 1 + len {
+                                break;
+                            }
+                            if pending[0] == b'Z' {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            pending.drain(..1 + len);
+                        }
+                        if client_write.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WireCounter {
+            url: url.replacen(&format!(":{port}/"), &format!(":{proxy_port}/"), 1),
+            ready,
+        }
+    }
+
+    fn take(&self) -> usize {
+        self.ready.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// On the wire, every read is ONE round trip once its connection has run it: `get_many`, `scan`,
+/// `count` and `counters` run statements prepared once per connection (and kept), where a
+/// statement given as text was prepared again on every call, a round trip of its own before the
+/// one that ran it. So a data read through a gateway that has seen its container is one
+/// statement in one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_is_one_round_trip_on_the_wire() {
+    let url = fresh_schema_url("wire");
+    let wire = WireCounter::start(&url).await;
+    // One connection, and no clock sync task (whose statements would be counted too).
+    let store = PostgresStore::open(&wire.url, 1).await.unwrap();
+    let engine = Engine::new(Arc::new(store), Clock::new());
+    let c = engine
+        .create_container(new_container("acct", "c", Limits::default()))
+        .await
+        .unwrap();
+    put(&engine, &c, "k", "one").await;
+    let keys = vec![b"k".to_vec()];
+    let everything = ScanOptions::prefix(b"", None, 10);
+    // The first run of each prepares it on the connection.
+    engine
+        .container_and_items("acct", "test", "c", &keys)
+        .await
+        .unwrap();
+    engine.scan(&c, everything.clone()).await.unwrap();
+    engine.count(&c, &everything).await.unwrap();
+    engine.usage(&c).await.unwrap();
+    wire.take();
+    for _ in 0..3 {
+        let (_, items) = engine
+            .container_and_items("acct", "test", "c", &keys)
+            .await
+            .unwrap();
+        assert_eq!(items[0].as_ref().map(|i| &i.value[..]), Some(&b"one"[..]));
+        assert_eq!(wire.take(), 1, "a get");
+        let page = engine.scan(&c, everything.clone()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(wire.take(), 1, "a scan page");
+        assert_eq!(engine.count(&c, &everything).await.unwrap(), 1);
+        assert_eq!(wire.take(), 1, "a count");
+        assert_eq!(engine.usage(&c).await.unwrap().items, 1);
+        assert_eq!(wire.take(), 1, "the usage counters");
+    }
+}

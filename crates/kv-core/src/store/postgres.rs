@@ -389,8 +389,9 @@ impl PostgresStore {
              WHERE kv_leases.holder = excluded.holder OR kv_leases.until_ms < {DB_NOW_MS}
              RETURNING holder"
         );
+        let statement = client.prepare_cached(&sql).await.map_err(pg_error)?;
         let rows = client
-            .query(&sql, &[&name, &self.instance, &SWEEP_LEASE_MS])
+            .query(&statement, &[&name, &self.instance, &SWEEP_LEASE_MS])
             .await
             .map_err(pg_error)?;
         Ok(!rows.is_empty())
@@ -413,14 +414,32 @@ impl PostgresStore {
     /// only grow, so taking the maximum merges advances made through any gateway in any order.
     /// Both sides are kept within `0..=Clock::MAX_OFFSET_SECS`, so an offset a buggy build stored
     /// (wrapped negative, or near i64::MAX) is healed here instead of surviving every restart.
+    ///
+    /// Every gateway runs this every [`CLOCK_SYNC_INTERVAL`], so it writes only when the stored
+    /// value would change: the usual case is one read-only statement (an `UPDATE` that changes
+    /// nothing still writes a new row version, WAL and, on a durable server, a flush: 20 of them
+    /// a second per gateway, all on one row).
     pub async fn merge_clock_offset(&self, local: i64) -> Result<i64> {
+        let local = crate::clock::clamp_offset(local);
         let client = self.client().await?;
-        let row = client
-            .query_one(
+        let read = client
+            .prepare_cached("SELECT value FROM kv_meta WHERE name = 'clock_offset'")
+            .await
+            .map_err(pg_error)?;
+        let stored: i64 = client.query_one(&read, &[]).await.map_err(pg_error)?.get(0);
+        // What the UPDATE below would store; if that is what is there, there is nothing to write.
+        if stored.max(0).max(local).min(Clock::MAX_OFFSET_SECS) == stored {
+            return Ok(stored);
+        }
+        let merge = client
+            .prepare_cached(
                 "UPDATE kv_meta SET value = LEAST(GREATEST(value, 0, $1), $2)
                  WHERE name = 'clock_offset' RETURNING value",
-                &[&crate::clock::clamp_offset(local), &Clock::MAX_OFFSET_SECS],
             )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_one(&merge, &[&local, &Clock::MAX_OFFSET_SECS])
             .await
             .map_err(pg_error)?;
         Ok(crate::clock::clamp_offset(row.get(0)))
@@ -860,16 +879,18 @@ impl Store for PostgresStore {
             let client = self.client().await?;
             // The shared clock offset comes back with the records, from the same snapshot (one
             // row with NULL record columns when no key is found), so an advance made through any
-            // gateway is this gateway's engine time for the very next read.
-            let rows = client
-                .query(
+            // gateway is this gateway's engine time for the very next read. Prepared once per
+            // connection: a statement given as text is prepared on every call, a round trip of
+            // its own before the one that runs it.
+            let statement = client
+                .prepare_cached(
                     "SELECT o.value, r.key, r.value, r.expires_at, r.version
                      FROM kv_meta o LEFT JOIN kv_records r ON r.key = ANY($1)
                      WHERE o.name = 'clock_offset'",
-                    &[&keys],
                 )
                 .await
                 .map_err(pg_error)?;
+            let rows = client.query(&statement, &[&keys]).await.map_err(pg_error)?;
             if let Some(row) = rows.first() {
                 self.adopt_offset(row.get(0));
             }
@@ -916,7 +937,9 @@ impl Store for PostgresStore {
                 params.len()
             ));
             let client = self.client().await?;
-            let rows = client.query(&sql, &params).await.map_err(pg_error)?;
+            // One prepared statement per shape of range (at most 18), kept per connection.
+            let statement = client.prepare_cached(&sql).await.map_err(pg_error)?;
+            let rows = client.query(&statement, &params).await.map_err(pg_error)?;
             let more = rows.len() > limit;
             Ok(Page {
                 records: rows
@@ -941,7 +964,11 @@ impl Store for PostgresStore {
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now, &base];
             push_range(&mut sql, &mut params, &range);
             let client = self.client().await?;
-            let row = client.query_one(&sql, &params).await.map_err(pg_error)?;
+            let statement = client.prepare_cached(&sql).await.map_err(pg_error)?;
+            let row = client
+                .query_one(&statement, &params)
+                .await
+                .map_err(pg_error)?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         }
         .boxed()
@@ -953,13 +980,11 @@ impl Store for PostgresStore {
                 return Ok(Vec::new());
             }
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT key, value FROM kv_counters WHERE key = ANY($1)",
-                    &[&keys],
-                )
+            let statement = client
+                .prepare_cached("SELECT key, value FROM kv_counters WHERE key = ANY($1)")
                 .await
                 .map_err(pg_error)?;
+            let rows = client.query(&statement, &[&keys]).await.map_err(pg_error)?;
             let found: HashMap<Vec<u8>, i64> =
                 rows.iter().map(|row| (row.get(0), row.get(1))).collect();
             Ok(keys
@@ -1003,8 +1028,9 @@ impl Store for PostgresStore {
                  WHERE expires_at <= GREATEST($1, $3 + {SHARED_OFFSET})
                  ORDER BY expires_at, key LIMIT $2"
             );
+            let statement = client.prepare_cached(&sql).await.map_err(pg_error)?;
             let rows = client
-                .query(&sql, &[&now, &max, &base])
+                .query(&statement, &[&now, &max, &base])
                 .await
                 .map_err(pg_error)?;
             Ok(rows
@@ -1107,10 +1133,16 @@ impl Store for PostgresStore {
             }
             let client = self.client().await?;
             let seconds = to_sql_u64(seconds).min(Clock::MAX_OFFSET_SECS);
-            let row = client
-                .query_one(
+            let statement = client
+                .prepare_cached(
                     "UPDATE kv_meta SET value = LEAST(GREATEST(value, 0, $1) + $2, $3)
                      WHERE name = 'clock_offset' RETURNING value",
+                )
+                .await
+                .map_err(pg_error)?;
+            let row = client
+                .query_one(
+                    &statement,
                     &[
                         &crate::clock::clamp_offset(local_offset),
                         &seconds,
