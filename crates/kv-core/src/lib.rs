@@ -25,7 +25,7 @@ pub use container::{
     INTERNAL_ACCOUNT,
 };
 pub use engine::{
-    decode_cursor, encode_cursor, retry, Engine, Item, ItemWrite, Precondition, ScanOptions,
-    ScanPage, Txn,
+    decode_cursor, encode_cursor, retry, Engine, Item, ItemWrite, Precondition, ReadAhead,
+    ScanOptions, ScanPage, Txn,
 };
 pub use error::{Error, Quota, Result};

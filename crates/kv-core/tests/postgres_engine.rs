@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kv_core::store::counting::Counting;
 use kv_core::store::postgres::PostgresStore;
 use kv_core::store::{Batch, Check, Rejected, Store, Write};
 use kv_core::{
@@ -588,99 +589,12 @@ async fn a_held_commit_locks_only_its_own_keys_container_and_counters() {
     assert_eq!(item.version, version);
 }
 
-/// A real PostgreSQL store that counts the statements the engine sends through it (every `Store`
+/// A second gateway on the database at `url` whose store counts its statements (every `Store`
 /// read and commit call is one statement or one transaction).
-struct Counted {
-    inner: Arc<PostgresStore>,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-/// A second gateway on the database at `url` whose store counts its statements.
-async fn counted_gateway(url: &str) -> (Engine, Arc<Counted>) {
+async fn counted_gateway(url: &str) -> (Engine, Arc<Counting>) {
     let clock = Clock::new();
-    let counted = Arc::new(Counted {
-        inner: PostgresStore::open_shared(url, 4, &clock).await.unwrap(),
-        calls: Default::default(),
-    });
+    let counted = Counting::new(PostgresStore::open_shared(url, 4, &clock).await.unwrap());
     (Engine::new(counted.clone(), clock), counted)
-}
-
-impl Counted {
-    fn take(&self) -> usize {
-        self.calls.swap(0, std::sync::atomic::Ordering::SeqCst)
-    }
-    fn tick(&self) {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Store for Counted {
-    fn get_many<'a>(
-        &'a self,
-        keys: &'a [kv_core::store::Key],
-    ) -> futures_util::future::BoxFuture<'a, kv_core::Result<Vec<Option<kv_core::store::Record>>>>
-    {
-        self.tick();
-        self.inner.get_many(keys)
-    }
-    fn scan(
-        &self,
-        range: kv_core::store::KeyRange,
-        limit: usize,
-        reverse: bool,
-        now: u64,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<kv_core::store::Page>> {
-        self.tick();
-        self.inner.scan(range, limit, reverse, now)
-    }
-    fn count(
-        &self,
-        range: kv_core::store::KeyRange,
-        now: u64,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<u64>> {
-        self.tick();
-        self.inner.count(range, now)
-    }
-    fn counters<'a>(
-        &'a self,
-        keys: &'a [kv_core::store::Key],
-    ) -> futures_util::future::BoxFuture<'a, kv_core::Result<Vec<i64>>> {
-        self.tick();
-        self.inner.counters(keys)
-    }
-    fn commit(
-        &self,
-        batch: Batch,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::store::CommitResult> {
-        self.tick();
-        self.inner.commit(batch)
-    }
-    fn expired(
-        &self,
-        now: u64,
-        max: usize,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<Vec<kv_core::store::Expired>>> {
-        self.tick();
-        self.inner.expired(now, max)
-    }
-    fn reset(&self) -> futures_util::future::BoxFuture<'_, kv_core::Result<()>> {
-        self.inner.reset()
-    }
-    fn stats(
-        &self,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<kv_core::store::StoreStats>> {
-        self.inner.stats()
-    }
-    fn close(&self) -> futures_util::future::BoxFuture<'_, kv_core::Result<()>> {
-        self.inner.close()
-    }
-    fn advance_shared_clock(
-        &self,
-        local_offset: i64,
-        seconds: u64,
-    ) -> futures_util::future::BoxFuture<'_, kv_core::Result<Option<i64>>> {
-        self.inner.advance_shared_clock(local_offset, seconds)
-    }
 }
 
 /// A data read is one statement: once a gateway has seen a container, `container_and_items`

@@ -93,7 +93,10 @@ impl Engine {
     }
 
     /// The binding group `address` belongs to, if any.
-    fn binding_of(&self, address: &ContainerAddress) -> Option<Arc<Vec<ContainerAddress>>> {
+    pub(super) fn binding_of(
+        &self,
+        address: &ContainerAddress,
+    ) -> Option<Arc<Vec<ContainerAddress>>> {
         self.bindings
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -166,14 +169,9 @@ impl Engine {
     }
 
     /// The container `name` in `scope` and its live items under `item_keys`, read together: a
-    /// data read's whole store work. Once this engine has read the container, this is ONE store
-    /// statement on every backend: the container's record is read in the same `get_many` as the
-    /// items (under the id this engine last saw), so on a shared store (PostgreSQL) a container
-    /// deleted, recreated or changed through another gateway is known from that very snapshot:
-    /// its version (unique per write) is compared with the one remembered, a changed record is
-    /// decoded and remembered instead, a recreated one (another id) has its items read again
-    /// under the new id, and a deleted one is `NotFound`. Bound names take the two-step path of
-    /// [`Engine::container`] and [`Engine::get_many`].
+    /// data read's whole store work, ONE store statement once this engine has seen the
+    /// container (see [`Txn::container`] for how a change through another gateway is seen in
+    /// that same snapshot).
     pub async fn container_and_items(
         &self,
         account: &str,
@@ -181,55 +179,24 @@ impl Engine {
         name: &str,
         item_keys: &[Vec<u8>],
     ) -> Result<(Container, Vec<Option<Item>>)> {
-        let address = (account.to_string(), scope.to_string(), name.to_string());
-        let meta_key = keys::container(account, scope, name);
-        let remembered = match self.binding_of(&address) {
-            Some(_) => None,
-            None => self.meta_cache.remembered(&meta_key),
-        };
-        let Some(remembered) = remembered else {
-            let container = self.container(account, scope, name).await?;
-            let items = self.get_many(&container, item_keys).await?;
-            return Ok((container, items));
-        };
-        let mut physical = Vec::with_capacity(item_keys.len() + 1);
-        physical.push(meta_key.clone());
-        physical.extend(item_keys.iter().map(|k| keys::item(remembered.id, k)));
-        let mut records = self.store.get_many(&physical).await?.into_iter();
-        let now = self.now();
-        let container = match records.next().flatten() {
-            None => {
-                self.meta_cache.forget(&meta_key);
-                return Err(Error::NotFound(format!("container {name}")));
-            }
-            Some(r) if r.version == remembered.meta_version => remembered,
-            Some(r) => {
-                let fresh = decode_meta(&r)?;
-                self.meta_cache.forget(&meta_key);
-                self.meta_cache
-                    .keep(meta_key.clone(), &fresh, self.meta_cache.generation());
-                if fresh.id != remembered.id {
-                    // Recreated under the same name: its items live under the new id.
-                    let items = self.get_many(&fresh, item_keys).await?;
-                    return Ok((fresh, items));
+        let mut tx = self.begin();
+        let container = tx
+            .container(account, scope, name, |c, plan| {
+                for k in item_keys {
+                    plan.item(c, k);
                 }
-                fresh
-            }
-        };
-        let items = records
-            .zip(item_keys)
-            .map(|(r, k)| r.and_then(|r| live_item(k, r, now)))
-            .collect();
+            })
+            .await?;
+        let items = tx.get_many(&container, item_keys).await?;
         Ok((container, items))
     }
 
     /// Writes one item of the container `name` in `scope` if `precondition` holds, and returns
-    /// the new version: [`Engine::put`] without a separate lookup of the container. Once this
-    /// engine has read the container, its record is read in the same statement as the item's
-    /// current state, under the id last seen, and the commit checks that record's version (a
-    /// shared lock on PostgreSQL), so a container changed, deleted or recreated through another
-    /// gateway meanwhile makes the attempt start again with the record read, or `NotFound`.
-    /// Bound names take the path of [`Engine::container`] and [`Engine::put`].
+    /// the new version: [`Engine::put`] without a separate lookup of the container. The
+    /// container's record is read in the same statement as the item's current state (see
+    /// [`Txn::container`]) and the commit checks that record's version (a shared lock on
+    /// PostgreSQL), so a container changed, deleted or recreated through another gateway
+    /// meanwhile makes the attempt start again with the record read anew, or `NotFound`.
     #[allow(clippy::too_many_arguments)]
     pub async fn put_at(
         &self,
@@ -241,47 +208,16 @@ impl Engine {
         expires_at: Option<u64>,
         precondition: Precondition,
     ) -> Result<u64> {
-        let address = (account.to_string(), scope.to_string(), name.to_string());
-        let meta_key = keys::container(account, scope, name);
-        if self.binding_of(&address).is_some() || self.meta_cache.remembered(&meta_key).is_none() {
-            let container = self.container(account, scope, name).await?;
-            return self
-                .put(&container, key, value, expires_at, precondition)
-                .await;
-        }
         retry(|| async {
-            let Some(remembered) = self.meta_cache.remembered(&meta_key) else {
-                // Forgotten by a change seen in the last attempt: read it as it is now.
-                let container = self.container_at(account, scope, name).await?;
-                return self
-                    .put(
-                        &container,
-                        key,
-                        value.clone(),
-                        expires_at,
-                        precondition.clone(),
-                    )
-                    .await;
-            };
             let mut tx = self.begin();
-            tx.prefetch(&[meta_key.clone(), keys::item(remembered.id, key)])
+            let container = tx
+                .container(account, scope, name, |c, plan| plan.item(c, key))
                 .await?;
-            match tx.physical(&meta_key).await? {
-                Some(r) if r.version == remembered.meta_version => {}
-                found => {
-                    self.meta_cache.forget(&meta_key);
-                    return match found {
-                        None => Err(Error::NotFound(format!("container {name}"))),
-                        // Changed meanwhile: start again from the record as it is now.
-                        Some(_) => Err(Error::Conflict),
-                    };
-                }
-            }
-            let current = tx.get(&remembered, key).await?;
+            let current = tx.get(&container, key).await?;
             if !precondition.holds(current.as_ref()) {
                 return Err(Error::PreconditionFailed(format!("{precondition:?}")));
             }
-            tx.put(&remembered, key, value.clone(), expires_at).await?;
+            tx.put(&container, key, value.clone(), expires_at).await?;
             tx.commit().await
         })
         .await

@@ -22,7 +22,7 @@ pub use items::{
     ScanPage,
 };
 pub use reset::ResetSummary;
-pub use txn::{retry, Txn};
+pub use txn::{retry, ReadAhead, Txn};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -86,12 +86,37 @@ pub struct Txn<'e> {
     pub(super) checks: Vec<Check>,
     pub(super) writes: Vec<Write>,
     counters: BTreeMap<Key, (i64, Option<(i64, Quota)>)>,
+    /// The container cache's generation when this transaction began: a container record read
+    /// by it may be kept in the cache unless a change was committed since (see `MetaCache`).
+    meta_generation: u64,
+}
+
+/// Reads to make in the same store statement as a container's record, planned on the record
+/// this engine last saw (see [`Txn::container`]): items of that container, and the records of
+/// other containers whose addresses it determines.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    keys: Vec<Key>,
+}
+
+impl ReadAhead {
+    /// The item `key` of `container`.
+    pub fn item(&mut self, container: &Container, key: &[u8]) {
+        self.keys.push(keys::item(container.id, key));
+    }
+
+    /// The record of the container at this address; [`Txn::container`] on it then needs no
+    /// statement of its own.
+    pub fn container(&mut self, account: &str, scope: &str, name: &str) {
+        self.keys.push(keys::container(account, scope, name));
+    }
 }
 
 impl<'e> Txn<'e> {
     pub(super) fn new(engine: &'e Engine) -> Self {
         let now_ms = engine.clock.now_millis();
         Txn {
+            meta_generation: engine.meta_cache.generation(),
             engine,
             now: now_ms / 1000,
             now_ms,
@@ -160,6 +185,87 @@ impl<'e> Txn<'e> {
         }
         self.catch_up_with_clock();
         Ok(())
+    }
+
+    /// Reads `plan`'s keys in one store statement (those this transaction has not read yet), so
+    /// that later reads of them ([`Txn::get`], [`Txn::put`], [`Txn::delete`], [`Txn::container`])
+    /// need none.
+    pub async fn read_ahead(&mut self, plan: ReadAhead) -> Result<()> {
+        self.prefetch(&plan.keys).await
+    }
+
+    /// The container `name` in `scope` as this transaction sees it, with the reads `ahead` plans
+    /// on it made in the same store statement: once this engine has seen the container, a data
+    /// request's whole read is ONE statement.
+    ///
+    /// On a store other processes also write (PostgreSQL), a container record is remembered but
+    /// never trusted: it is read again with the planned keys, and its version (unique per write)
+    /// compared with the remembered one. A container changed through another gateway is decoded
+    /// from that very snapshot, a deleted one is `NotFound`, and one recreated under the same
+    /// name (another id) gets its planned reads made again under the new id (one more
+    /// statement). The record's version is then checked at commit like any record read, so a
+    /// write through this transaction never lands in a container changed or deleted meanwhile.
+    /// Seen for the first time, the record is read first and the plan after (two statements).
+    /// On a store this engine alone writes (redb, memory) a cached record is exact and is not
+    /// read again. Bound names (see [`Engine::bind_containers`]) are resolved as by
+    /// [`Engine::container`], then `ahead` is read.
+    pub async fn container(
+        &mut self,
+        account: &str,
+        scope: &str,
+        name: &str,
+        ahead: impl Fn(&Container, &mut ReadAhead),
+    ) -> Result<Container> {
+        let engine = self.engine;
+        let address = (account.to_string(), scope.to_string(), name.to_string());
+        let meta_key = keys::container(account, scope, name);
+        let trusted = match engine.binding_of(&address) {
+            Some(_) => Some(engine.container(account, scope, name).await?),
+            None => engine.meta_cache.get(&meta_key),
+        };
+        if let Some(container) = trusted {
+            let mut plan = ReadAhead::default();
+            ahead(&container, &mut plan);
+            self.read_ahead(plan).await?;
+            return Ok(container);
+        }
+        let remembered = engine.meta_cache.remembered(&meta_key);
+        let mut plan = ReadAhead {
+            keys: vec![meta_key.clone()],
+        };
+        if let Some(r) = &remembered {
+            ahead(r, &mut plan);
+        }
+        self.read_ahead(plan).await?;
+        let record = self.view.get(&meta_key).cloned().flatten();
+        let container = match (record, remembered) {
+            (None, remembered) => {
+                if remembered.is_some() {
+                    engine.meta_cache.forget(&meta_key);
+                }
+                return Err(Error::NotFound(format!("container {name}")));
+            }
+            (Some(r), Some(remembered)) if r.version == remembered.meta_version => remembered,
+            (Some(r), remembered) => {
+                let fresh = super::containers::decode_meta(&r)?;
+                if remembered.is_some() {
+                    // Changed through another gateway: remember it as it is now.
+                    engine.meta_cache.forget(&meta_key);
+                    let now = engine.meta_cache.generation();
+                    engine.meta_cache.keep(meta_key, &fresh, now);
+                } else {
+                    engine
+                        .meta_cache
+                        .keep(meta_key, &fresh, self.meta_generation);
+                }
+                fresh
+            }
+        };
+        // Planned on another record (or none): read what the plan on this one adds.
+        let mut plan = ReadAhead::default();
+        ahead(&container, &mut plan);
+        self.read_ahead(plan).await?;
+        Ok(container)
     }
 
     /// The live item, as this transaction sees it.

@@ -11,6 +11,8 @@ use futures_util::future::BoxFuture;
 use crate::error::{Quota, Result};
 
 mod batch;
+#[cfg(feature = "testing")]
+pub mod counting;
 pub mod memory;
 pub mod postgres;
 pub mod redb;
