@@ -8,7 +8,7 @@ use kv_core::text::lossy_utf8;
 use kv_core::{Container, Precondition};
 use serde_json::json;
 
-use super::namespace::open;
+use super::namespace::{checked_after_namespace, in_namespace, open, scope, validate_name};
 use super::{reply, Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Product;
@@ -92,40 +92,75 @@ pub fn put_reply(product: Product, length: usize, echo: &str) -> Reply {
 
 pub async fn put(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     let p = ctx.params;
-    let container = open(ctx).await?;
-    let key = p.required("Key")?;
-    validate_key(key)?;
-    let value = p.required("Value")?;
-    let base64 = ctx.product == Product::Esa && p.bool(ctx.product, "Base64")?;
-    let raw: Vec<u8> = if base64 {
-        base64::engine::general_purpose::STANDARD
-            .decode(value.trim())
-            .map_err(|_| ApiError::invalid_parameter(ctx.product, "Value is not valid base64."))?
-    } else {
-        value.as_bytes().to_vec()
-    };
-    if raw.len() > MAX_VALUE || value.len() > MAX_VALUE * 2 {
-        return Err(ApiError::value_too_large("2,000,000"));
-    }
-    let expires_at = expiry(
-        ctx.product,
-        p.int(ctx.product, "Expiration")?,
-        p.int(ctx.product, "ExpirationTtl")?,
-        ctx.engine.now(),
-    )?;
+    let name = p.required("Namespace")?;
+    validate_name(name)?;
+    // The checks the vendor makes after finding the namespace, made before it here: the
+    // namespace's record is then read with the key's current state, in one store read.
+    let checked = (|| {
+        let key = p.required("Key")?;
+        validate_key(key)?;
+        let value = p.required("Value")?;
+        let base64 = ctx.product == Product::Esa && p.bool(ctx.product, "Base64")?;
+        let raw: Vec<u8> = if base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|_| {
+                    ApiError::invalid_parameter(ctx.product, "Value is not valid base64.")
+                })?
+        } else {
+            value.as_bytes().to_vec()
+        };
+        if raw.len() > MAX_VALUE || value.len() > MAX_VALUE * 2 {
+            return Err(ApiError::value_too_large("2,000,000"));
+        }
+        let expires_at = expiry(
+            ctx.product,
+            p.int(ctx.product, "Expiration")?,
+            p.int(ctx.product, "ExpirationTtl")?,
+            ctx.engine.now(),
+        )?;
+        Ok((key, value, raw, expires_at))
+    })();
+    let (key, value, raw, expires_at) = checked_after_namespace(ctx, name, checked).await?;
     let length = raw.len();
-    write(ctx, &container, key, Bytes::from(raw), expires_at).await?;
+    let raw = &Bytes::from(raw);
+    in_namespace(ctx, name, |stored| async move {
+        ctx.engine
+            .put_at(
+                ctx.account,
+                scope(ctx.product),
+                &stored,
+                key.as_bytes(),
+                raw.clone(),
+                expires_at,
+                Precondition::None,
+            )
+            .await
+    })
+    .await?;
     Ok(put_reply(ctx.product, length, value))
 }
 
+/// The live value and expiry under `Key` in the request's namespace: the namespace's record and
+/// the item in one store read.
 async fn read(ctx: &Ctx<'_>) -> ApiResult<(Bytes, Option<u64>)> {
-    let container = open(ctx).await?;
-    let key = ctx.params.required("Key")?;
-    validate_key(key)?;
-    match ctx.engine.get(&container, key.as_bytes()).await {
-        Ok(Some(item)) => Ok((item.value, item.expires_at)),
-        Ok(None) => Err(ApiError::key_not_found()),
-        Err(e) => Err(ApiError::from_engine(ctx.product, e)),
+    let name = ctx.params.required("Namespace")?;
+    validate_name(name)?;
+    let checked = ctx
+        .params
+        .required("Key")
+        .and_then(|key| validate_key(key).map(|()| key));
+    let key = checked_after_namespace(ctx, name, checked).await?;
+    let keys = &[key.as_bytes().to_vec()];
+    let (_, items) = in_namespace(ctx, name, |stored| async move {
+        ctx.engine
+            .container_and_items(ctx.account, scope(ctx.product), &stored, keys)
+            .await
+    })
+    .await?;
+    match items.into_iter().next().flatten() {
+        Some(item) => Ok((item.value, item.expires_at)),
+        None => Err(ApiError::key_not_found()),
     }
 }
 

@@ -71,24 +71,51 @@ pub async fn open(ctx: &Ctx<'_>) -> ApiResult<Container> {
 
 pub async fn open_named(ctx: &Ctx<'_>, name: &str) -> ApiResult<Container> {
     validate_name(name)?;
+    in_namespace(ctx, name, |stored| async move {
+        ctx.engine
+            .container(ctx.account, scope(ctx.product), &stored)
+            .await
+    })
+    .await
+}
+
+/// Runs `call` on the engine name the namespace `name` is stored under: its engine name (see
+/// [`engine_name`]), and for a DCDN namespace created before names were folded, its exact name
+/// when the folded one is not found. The engine's `NotFound` for both is the vendor's
+/// `InvalidNameSpace.NotFound`. This is how a data call names its namespace without a lookup of
+/// its own (`Engine::container_and_items`, `Engine::put_at`: one store read for the namespace
+/// and the item together).
+pub async fn in_namespace<T, F, Fut>(ctx: &Ctx<'_>, name: &str, call: F) -> ApiResult<T>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = kv_core::Result<T>>,
+{
     let key = engine_name(ctx.product, name);
-    let found = match ctx
-        .engine
-        .container(ctx.account, scope(ctx.product), &key)
-        .await
-    {
-        // A DCDN namespace created before names were folded is stored under its exact name.
-        Err(kv_core::Error::NotFound(_)) if key != name => {
-            ctx.engine
-                .container(ctx.account, scope(ctx.product), name)
-                .await
-        }
+    let folded = key != name;
+    let found = match call(key).await {
+        Err(kv_core::Error::NotFound(_)) if folded => call(name.to_string()).await,
         other => other,
     };
-    match found {
-        Ok(c) => Ok(c),
-        Err(kv_core::Error::NotFound(_)) => Err(ApiError::namespace_not_found()),
-        Err(e) => Err(ApiError::from_engine(ctx.product, e)),
+    found.map_err(|e| match e {
+        kv_core::Error::NotFound(_) => ApiError::namespace_not_found(),
+        e => ApiError::from_engine(ctx.product, e),
+    })
+}
+
+/// The request's parameter checks that the vendor makes after finding the namespace: when they
+/// fail, the namespace is looked up first, so a missing namespace is still the error reported
+/// (as when the lookup came first); when they pass, no lookup is made here.
+pub async fn checked_after_namespace<T>(
+    ctx: &Ctx<'_>,
+    name: &str,
+    checks: ApiResult<T>,
+) -> ApiResult<T> {
+    match checks {
+        Ok(checked) => Ok(checked),
+        Err(e) => {
+            open_named(ctx, name).await?;
+            Err(e)
+        }
     }
 }
 
