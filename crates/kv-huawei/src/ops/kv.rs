@@ -6,7 +6,7 @@ use bson::{doc, Document};
 use bytes::Bytes;
 use kv_doc::{decode_document, Condition};
 
-use super::table::{load_table, Table};
+use super::table::{checked_after_table, open_table, Table};
 use super::{validate_field_name, Ctx};
 use crate::error::KvsError;
 use crate::wire;
@@ -79,18 +79,53 @@ pub async fn write(
         Ok(Ok(()))
     })
     .await;
-    finish(table, outcome)
+    finish(&table.name, outcome)
+}
+
+/// The write of put-kv, update-kv and delete-kv by table name: the table (with its indexes) and
+/// the document read in one store statement inside the transaction that writes (see
+/// `open_table`), so no lookup of the table comes before the commit. `key_source` is the
+/// request document the primary key is taken from; `checks` are the request's checks that
+/// follow the primary key's in the vendor's order.
+async fn write_by_name(
+    ctx: &Ctx<'_>,
+    table_name: &str,
+    key_source: &Document,
+    checks: impl Fn() -> Result<(), KvsError>,
+    change: &Change,
+    condition: Option<&Condition>,
+) -> Result<(), KvsError> {
+    let outcome = kv_core::retry(|| async {
+        let mut tx = ctx.engine.begin();
+        let read_ahead = |schema: &kv_doc::KeySchema| schema.encode(key_source).ok();
+        let table = match open_table(&mut tx, ctx, table_name, true, read_ahead).await? {
+            Ok(table) => table,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (key, key_doc) =
+            match primary_key(&table, key_source).and_then(|k| checks().map(|()| k)) {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(e)),
+            };
+        if let Err(e) = apply(&mut tx, &table, &key, &key_doc, change, condition).await? {
+            return Ok(Err(e));
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    })
+    .await;
+    finish(table_name, outcome)
 }
 
 /// A retry loop's outcome as the vendor's reply: a container that vanished mid-request is the
 /// table's `NoSuchTable`, any other engine failure maps through `From<kv_core::Error>`.
 pub(super) fn finish<T>(
-    table: &Table,
+    table_name: &str,
     outcome: kv_core::Result<Result<T, KvsError>>,
 ) -> Result<T, KvsError> {
     match outcome {
         Ok(r) => r,
-        Err(kv_core::Error::NotFound(_)) => Err(KvsError::no_such_table(&table.name)),
+        Err(kv_core::Error::NotFound(_)) => Err(KvsError::no_such_table(table_name)),
         Err(e) => Err(e.into()),
     }
 }
@@ -163,6 +198,8 @@ pub(super) async fn apply(
             tx.delete(&table.container, key).await?;
         }
     }
+    let mut entries = Vec::with_capacity(table.indexes.len());
+    let mut plan = kv_core::ReadAhead::default();
     for (def, index) in &table.indexes {
         let old = match current
             .as_ref()
@@ -180,6 +217,14 @@ pub(super) async fn apply(
             Ok(e) => e.flatten(),
             Err(e) => return Ok(Err(e.into())),
         };
+        for (key, _) in old.iter().chain(new.iter()) {
+            plan.item(index, key);
+        }
+        entries.push((index, old, new));
+    }
+    // Every index entry the write replaces or adds, read in one statement.
+    tx.read_ahead(plan).await?;
+    for (index, old, new) in entries {
         if let Some((old_key, _)) = &old {
             if new.as_ref().map(|(k, _)| k) != Some(old_key) {
                 tx.delete(index, old_key).await?;
@@ -198,10 +243,20 @@ pub(super) async fn apply(
 }
 
 pub async fn put_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
-    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
-    let kv_doc = wire::req_doc(request, "kv_doc")?;
-    let condition = wire::condition(request, "condition_expression")?;
-    put_doc(ctx, &table, kv_doc, condition.as_ref()).await?;
+    let name = wire::req_str(request, "table_name")?;
+    let parsed = wire::req_doc(request, "kv_doc").and_then(|kv_doc| {
+        wire::condition(request, "condition_expression").map(|condition| (kv_doc, condition))
+    });
+    let (kv_doc, condition) = checked_after_table(ctx, &name, parsed).await?;
+    write_by_name(
+        ctx,
+        &name,
+        kv_doc,
+        || check_document(kv_doc).map(|_| ()),
+        &Change::Put(kv_doc.clone()),
+        condition.as_ref(),
+    )
+    .await?;
     Ok(doc! {})
 }
 
@@ -224,12 +279,23 @@ pub async fn put_doc(
     .await
 }
 
+/// get-kv: the table's record and the document in one store statement once this gateway has
+/// seen the table (see `open_table`).
 pub async fn get_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
-    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
-    let pk = wire::req_doc(request, "primary_key")?;
-    let projection = wire::str_array(request, "projection_fields")?;
-    match get_doc(ctx, &table, pk).await? {
-        Some(d) => Ok(doc! {"kv_doc": super::project::project(d, &projection)}),
+    let name = wire::req_str(request, "table_name")?;
+    let parsed = wire::req_doc(request, "primary_key").and_then(|pk| {
+        wire::str_array(request, "projection_fields").map(|projection| (pk, projection))
+    });
+    let (pk, projection) = checked_after_table(ctx, &name, parsed).await?;
+    let mut tx = ctx.engine.begin();
+    let read_ahead = |schema: &kv_doc::KeySchema| schema.encode(pk).ok();
+    let opened = open_table(&mut tx, ctx, &name, false, read_ahead).await;
+    let table = finish(&name, opened)?;
+    let (key, _) = primary_key(&table, pk)?;
+    match tx.get(&table.container, &key).await? {
+        Some(item) => {
+            Ok(doc! {"kv_doc": super::project::project(decode_stored(&item)?, &projection)})
+        }
         None => Err(KvsError::no_such_key()),
     }
 }
@@ -247,11 +313,25 @@ pub async fn get_doc(
 }
 
 pub async fn update_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
-    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
-    let pk = wire::req_doc(request, "primary_key")?;
-    let condition = wire::condition(request, "condition_expression")?;
-    let update = wire::update_fields(request)?;
-    update_doc(ctx, &table, pk, update, condition.as_ref()).await?;
+    let name = wire::req_str(request, "table_name")?;
+    let parsed = wire::req_doc(request, "primary_key").and_then(|pk| {
+        let condition = wire::condition(request, "condition_expression")?;
+        Ok((pk, condition, wire::update_fields(request)?))
+    });
+    let (pk, condition, update) = checked_after_table(ctx, &name, parsed).await?;
+    let empty = update.spec.is_empty() && update.upsert.is_none();
+    write_by_name(
+        ctx,
+        &name,
+        pk,
+        || match empty {
+            true => Err(KvsError::bad_request("`update_fields` has nothing to do")),
+            false => Ok(()),
+        },
+        &Change::Update(Box::new(update)),
+        condition.as_ref(),
+    )
+    .await?;
     Ok(doc! {})
 }
 
@@ -278,10 +358,20 @@ pub async fn update_doc(
 }
 
 pub async fn delete_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, KvsError> {
-    let table = load_table(ctx, &wire::req_str(request, "table_name")?).await?;
-    let pk = wire::req_doc(request, "primary_key")?;
-    let condition = wire::condition(request, "condition_expression")?;
-    delete_doc(ctx, &table, pk, condition.as_ref()).await?;
+    let name = wire::req_str(request, "table_name")?;
+    let parsed = wire::req_doc(request, "primary_key").and_then(|pk| {
+        wire::condition(request, "condition_expression").map(|condition| (pk, condition))
+    });
+    let (pk, condition) = checked_after_table(ctx, &name, parsed).await?;
+    write_by_name(
+        ctx,
+        &name,
+        pk,
+        || Ok(()),
+        &Change::Delete,
+        condition.as_ref(),
+    )
+    .await?;
     Ok(doc! {})
 }
 

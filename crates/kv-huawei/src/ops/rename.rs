@@ -130,7 +130,7 @@ pub async fn rename_kv(ctx: &Ctx<'_>, request: &Document) -> Result<Document, Kv
         Ok(Ok((old, moved)))
     })
     .await;
-    let (old, moved) = finish(&table, outcome)?;
+    let (old, moved) = finish(&table.name, outcome)?;
     let mut reply = Document::new();
     reply.insert(n.old_pk, old_key_doc);
     if camel {

@@ -91,8 +91,7 @@ pub async fn load_table(ctx: &Ctx<'_>, name: &str) -> Result<Table, KvsError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let meta: TableMeta = serde_json::from_value(container.attrs.clone())
-        .map_err(|e| KvsError::internal(format!("table metadata: {e}")))?;
+    let meta = table_meta(&container)?;
     let mut indexes = Vec::new();
     for def in meta.lsi.iter().chain(meta.gsi.iter()) {
         let c = ctx
@@ -102,16 +101,121 @@ pub async fn load_table(ctx: &Ctx<'_>, name: &str) -> Result<Table, KvsError> {
             .map_err(|e| KvsError::internal(format!("index {}: {e}", def.name)))?;
         indexes.push((def.clone(), c));
     }
-    Ok(Table {
-        name: name.to_string(),
-        schema: KeySchema {
-            shard_fields: meta.shard_fields.clone(),
-            sort_fields: meta.sort_fields.clone(),
-        },
-        container,
-        meta,
-        indexes,
-    })
+    Ok(Table::new(name, container, meta, indexes))
+}
+
+/// The table `name` read inside `tx`, in ONE store statement with the table's document under
+/// the key `doc_key` computes from the table's key schema (and, with `indexes`, the records of
+/// the table's index containers) once this gateway has seen the table: a get-kv's whole read,
+/// and the read a put-kv, update-kv or delete-kv commits on (see `kv_core::Txn::container`;
+/// the table's record is checked at commit like the document). Without `indexes` the returned
+/// table lists none (a read needs none). `Ok(Err(..))` is the vendor's answer (no such store or
+/// table); `Err` is the engine's, which a retry loop may retry.
+pub async fn open_table(
+    tx: &mut kv_core::Txn<'_>,
+    ctx: &Ctx<'_>,
+    name: &str,
+    indexes: bool,
+    doc_key: impl Fn(&KeySchema) -> Option<Vec<u8>>,
+) -> kv_core::Result<Result<Table, KvsError>> {
+    let store = match ctx.store() {
+        Ok(store) => store,
+        Err(e) => return Ok(Err(e)),
+    };
+    let plan = |c: &Container, plan: &mut kv_core::ReadAhead| {
+        let Ok(meta) = table_meta(c) else { return };
+        if indexes {
+            for def in meta.lsi.iter().chain(meta.gsi.iter()) {
+                plan.container(&ctx.account, &index_scope(c), &def.name);
+            }
+        }
+        if let Some(key) = doc_key(&meta.key_schema()) {
+            plan.item(c, &key);
+        }
+    };
+    let container = match tx
+        .container(&ctx.account, &table_scope(store), name, plan)
+        .await
+    {
+        Ok(c) => c,
+        Err(kv_core::Error::NotFound(_)) => {
+            return Ok(match require_store(ctx, store).await {
+                Ok(()) => Err(KvsError::no_such_table(name)),
+                Err(e) => Err(e),
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = match table_meta(&container) {
+        Ok(meta) => meta,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut index_containers = Vec::new();
+    if indexes {
+        for def in meta.lsi.iter().chain(meta.gsi.iter()) {
+            // Read ahead with the table: no statement of its own.
+            match tx
+                .container(&ctx.account, &index_scope(&container), &def.name, |_, _| {})
+                .await
+            {
+                Ok(c) => index_containers.push((def.clone(), c)),
+                Err(kv_core::Error::NotFound(m)) => {
+                    return Ok(Err(KvsError::internal(format!("index {}: {m}", def.name))))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(Ok(Table::new(name, container, meta, index_containers)))
+}
+
+/// The request's checks that come after finding the table in the vendor's order: when they
+/// fail, the table is looked up first, so a missing store or table is still the error reported;
+/// when they pass, no lookup is made here (the operation reads the table with its document).
+pub async fn checked_after_table<T>(
+    ctx: &Ctx<'_>,
+    name: &str,
+    checks: Result<T, KvsError>,
+) -> Result<T, KvsError> {
+    match checks {
+        Ok(checked) => Ok(checked),
+        Err(e) => {
+            load_table(ctx, name).await?;
+            Err(e)
+        }
+    }
+}
+
+/// A table's metadata, from its container's attributes.
+fn table_meta(container: &Container) -> Result<TableMeta, KvsError> {
+    serde_json::from_value(container.attrs.clone())
+        .map_err(|e| KvsError::internal(format!("table metadata: {e}")))
+}
+
+impl TableMeta {
+    fn key_schema(&self) -> KeySchema {
+        KeySchema {
+            shard_fields: self.shard_fields.clone(),
+            sort_fields: self.sort_fields.clone(),
+        }
+    }
+}
+
+impl Table {
+    fn new(
+        name: &str,
+        container: Container,
+        meta: TableMeta,
+        indexes: Vec<(IndexDef, Container)>,
+    ) -> Table {
+        Table {
+            name: name.to_string(),
+            schema: meta.key_schema(),
+            container,
+            meta,
+            indexes,
+        }
+    }
 }
 
 fn check_fields(fields: &[String], err: fn(String) -> KvsError) -> Result<(), KvsError> {

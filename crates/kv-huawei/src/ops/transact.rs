@@ -195,6 +195,6 @@ pub async fn transact_write_skey_kv(
         Ok(Ok(()))
     })
     .await;
-    finish(&table, outcome)?;
+    finish(&table.name, outcome)?;
     Ok(doc! {})
 }
