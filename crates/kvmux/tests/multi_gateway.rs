@@ -9,7 +9,15 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kv_core::store::counting::Counting;
+use kv_core::store::postgres::PostgresStore;
+use kv_core::{Clock, Engine};
+use kv_dialect::Dialect;
+use kvmux_bench::workload::{key_name, Op, Target, Workload, NAMESPACE};
 
 use common::{agent, Server, AUTH_OFF};
 use serde_json::{json, Value};
@@ -427,4 +435,256 @@ fn one_gateway_sweeps_at_a_time_and_another_takes_over_when_it_stops() {
         || sql(&schema, expiring) == ["0"],
     );
     gateways.remove(index);
+}
+
+// ------------------------------------------------------------------ statements per request
+
+/// A gateway in this process on the database `url`, serving the dialects of `config` (the
+/// default configuration: the dev credentials, signatures enforced), whose store counts its
+/// statements (every `Store` read, claim and commit call is one statement or one transaction).
+async fn counted_gateway(
+    url: &str,
+    config: &kvmux::config::Config,
+) -> (Vec<Arc<dyn Dialect>>, Arc<Engine>, Arc<Counting>) {
+    let clock = Clock::new();
+    let store = PostgresStore::open_shared(url, 4, &clock)
+        .await
+        .expect("postgres store");
+    let counted = Counting::new(store);
+    let engine = Arc::new(Engine::new(counted.clone(), clock));
+    let dialects = kvmux::gateway::build_dialects(config, &engine);
+    (dialects, engine, counted)
+}
+
+/// Serves `request` through the dialect that claims it, as the binary dispatches.
+async fn serve(dialects: &[Arc<dyn Dialect>], request: http::Request<Bytes>) -> (u16, Bytes) {
+    let (parts, body) = request.into_parts();
+    for d in dialects {
+        if let Some(head) = d.classify(&parts) {
+            let answer = d.serve(head, http::Request::from_parts(parts, body)).await;
+            let (parts, body) = answer.response.into_parts();
+            return (parts.status.as_u16(), body);
+        }
+    }
+    panic!("no dialect claims {} {}", parts.method, parts.uri);
+}
+
+fn signed(target: Target) -> Workload {
+    Workload {
+        target,
+        host: "127.0.0.1:9090".into(),
+        key_id: target.dev_key_id().into(),
+        secret: "kvmuxdevsecret".into(),
+        value: Bytes::from_static(b"counted value"),
+    }
+}
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// An Aliyun GetKv is one statement for the data once the gateway has seen the namespace (its
+/// record and the item read together), beside the one every signed Aliyun request costs (its
+/// nonce, claimed in the database so that all gateways admit it once); a PutKv adds only its
+/// commit. A namespace deleted or recreated through another gateway is seen in that same read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aliyun_get_reads_the_namespace_with_the_item_in_one_statement() {
+    let url = storage_url(&fresh_schema("stmt_aliyun"));
+    let config = kvmux::config::Config::default();
+    let (a, a_engine, _) = counted_gateway(&url, &config).await;
+    let (b, _, counted) = counted_gateway(&url, &config).await;
+    let w = signed(Target::Aliyun);
+    let (create, puts) = w.setup(1);
+    for request in std::iter::once(create).chain(puts) {
+        let (status, body) = serve(&a, request).await;
+        assert_eq!(status, 200, "{}", text(&body));
+    }
+
+    // First read through B: the nonce, the namespace's record, then the item.
+    counted.take();
+    let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert!(text(&body).contains("counted value"), "{}", text(&body));
+    assert_eq!(counted.take_names(), ["claim_once", "get_many", "get_many"]);
+    // From then on: the nonce and ONE read.
+    for _ in 0..3 {
+        let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+        assert!(
+            text(&body).contains("counted value"),
+            "{status} {}",
+            text(&body)
+        );
+        assert_eq!(counted.take(), 2);
+    }
+    let (status, body) = serve(&b, w.get("no-such-key")).await;
+    assert!(
+        status == 404 && text(&body).contains("InvalidKey.NotFound"),
+        "{status} {}",
+        text(&body)
+    );
+    assert_eq!(counted.take(), 2);
+    // A put: the nonce, the namespace's record with the key's current state, the commit (after
+    // the first commit through B, which reads once per process whether the per-account byte
+    // totals are kept).
+    let (status, body) = serve(&b, w.put(&key_name(0), "first from b")).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    counted.take();
+    let (status, body) = serve(&b, w.put(&key_name(0), "from b")).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(counted.take_names(), ["claim_once", "get_many", "commit"]);
+    let (_, body) = serve(&a, w.request(Op::Get, 0)).await;
+    assert!(text(&body).contains("from b"), "{}", text(&body));
+
+    // Deleted through A: B's next get is NotFound from its one read.
+    a_engine
+        .delete_container("dev", "aliyun-esa", NAMESPACE)
+        .await
+        .expect("delete");
+    let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert!(
+        status == 404 && text(&body).contains("InvalidNameSpace.NotFound"),
+        "{status} {}",
+        text(&body)
+    );
+    assert_eq!(counted.take(), 2);
+    // Recreated through A: B finds the new namespace and its item, then reads it in one again.
+    let (create, _) = w.setup(0);
+    assert_eq!(serve(&a, create).await.0, 200);
+    assert_eq!(serve(&a, w.put(&key_name(0), "reborn")).await.0, 200);
+    let (_, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert!(text(&body).contains("reborn"), "{}", text(&body));
+    counted.take();
+    let (_, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert!(text(&body).contains("reborn"), "{}", text(&body));
+    assert_eq!(counted.take(), 2);
+}
+
+/// A Huawei get-kv is ONE statement once the gateway has seen the table (the table's record and
+/// the document together); a put-kv is that read and its commit, and on a table with a secondary
+/// index one more read for the index entries it replaces. A table deleted through another
+/// gateway is `NoSuchTable` from that same read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huawei_get_reads_the_table_with_the_document_in_one_statement() {
+    let url = storage_url(&fresh_schema("stmt_huawei"));
+    let signed_config = kvmux::config::Config::default();
+    let mut open_config = kvmux::config::Config::default();
+    open_config.auth.mode = kv_dialect::AuthMode::Off;
+    let (a, a_engine, _) = counted_gateway(&url, &open_config).await;
+    let (b, _, counted) = counted_gateway(&url, &signed_config).await;
+    let w = signed(Target::Huawei);
+    let (create, puts) = w.setup(1);
+    for request in std::iter::once(create).chain(puts) {
+        let (status, body) = serve(&a, request).await;
+        assert_eq!(status, 200, "{}", text(&body));
+    }
+
+    counted.take();
+    let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert!(text(&body).contains("counted value"), "{}", text(&body));
+    assert_eq!(
+        counted.take_names(),
+        ["get_many", "get_many"],
+        "first read: the table, then the document"
+    );
+    for _ in 0..3 {
+        let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+        assert!(
+            text(&body).contains("counted value"),
+            "{status} {}",
+            text(&body)
+        );
+        assert_eq!(counted.take(), 1);
+    }
+    let (status, body) = serve(&b, w.get("no-such-key")).await;
+    assert!(
+        status == 404 && text(&body).contains("KVS.00001016"),
+        "{status} {}",
+        text(&body)
+    );
+    assert_eq!(counted.take(), 1);
+    // put-kv: the table's record with the document's current state, then the commit (after the
+    // first commit through B, which reads once per process whether the per-account byte totals
+    // are kept).
+    let (status, body) = serve(&b, w.put(&key_name(0), "first from b")).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    counted.take();
+    let (status, body) = serve(&b, w.put(&key_name(0), "from b")).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(counted.take_names(), ["get_many", "commit"]);
+    let (_, body) = serve(&a, w.request(Op::Get, 0)).await;
+    assert!(text(&body).contains("from b"), "{}", text(&body));
+
+    // A table with a global secondary index on `v`: a put-kv also reads the index entries it
+    // replaces (one statement for all of them) and writes them in the same commit.
+    let indexed = huawei_unsigned(
+        "create-table",
+        bson::doc! {
+            "table_name": "indexed",
+            "primary_key_schema": {"shard_key_fields": [{"name": "id"}]},
+            "global_secondary_index_schema": [{
+                "index_name": "by_v",
+                "shard_key_fields": [{"name": "v"}],
+            }],
+        },
+    );
+    let (status, body) = serve(&a, indexed).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let put_indexed = |value: &str| {
+        huawei_unsigned(
+            "put-kv",
+            bson::doc! {"table_name": "indexed", "kv_doc": {"id": "doc", "v": value}},
+        )
+    };
+    let (open_b, _, open_counted) = counted_gateway(&url, &open_config).await;
+    assert_eq!(serve(&open_b, put_indexed("one")).await.0, 200);
+    open_counted.take();
+    let (status, body) = serve(&open_b, put_indexed("two")).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(
+        open_counted.take_names(),
+        ["get_many", "get_many", "commit"],
+        "the table, its index and the document; the index entries; the commit"
+    );
+    // The index holds the new entry and no longer the old one.
+    let scan = huawei_unsigned(
+        "scan-kv",
+        bson::doc! {"table_name": "indexed", "hint_index_name": "by_v"},
+    );
+    let (status, body) = serve(&a, scan).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let reply = bson::Document::from_reader(&body[..]).expect("a BSON reply");
+    let entries = format!("{:?}", reply.get("returned_kv_items"));
+    assert!(
+        entries.contains("\"two\"") && !entries.contains("\"one\""),
+        "{entries}"
+    );
+
+    // Deleted through A: NoSuchTable from B's one read (and one lookup of the store, to tell
+    // which is missing).
+    a_engine
+        .delete_container("dev", "huawei/benchstore", "bench")
+        .await
+        .expect("delete");
+    let (status, body) = serve(&b, w.request(Op::Get, 0)).await;
+    assert!(
+        status == 404 && text(&body).contains("KVS.00001015"),
+        "{status} {}",
+        text(&body)
+    );
+    assert_eq!(counted.take(), 2);
+}
+
+/// A Huawei request without a signature (for a gateway whose auth is off), to the workload's
+/// store.
+fn huawei_unsigned(operation: &str, body: bson::Document) -> http::Request<Bytes> {
+    let mut raw = Vec::new();
+    body.to_writer(&mut raw).expect("bson");
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("/v1/{operation}"))
+        .header("host", "benchstore.127.0.0.1:9090")
+        .header("content-type", "application/bson")
+        .body(Bytes::from(raw))
+        .expect("request")
 }
