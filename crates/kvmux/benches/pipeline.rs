@@ -6,7 +6,8 @@
 //! without a load generator on the same cores.
 //!
 //! A counting global allocator reports allocations (and bytes) per request for each point before
-//! criterion runs; the request logging is on (`info`, written to a sink) as in production.
+//! criterion runs; the request logging is on (`info`, through `kvmux::logs`' batched writer into
+//! a sink) as in production.
 //!
 //! Run: `cargo bench -p kvmux --bench pipeline` (figures in docs/BENCHMARKS.md).
 
@@ -179,11 +180,18 @@ fn allocations(
 }
 
 fn pipeline(c: &mut Criterion) {
-    // The per-request log line, formatted as `kvmux serve` formats it, into a sink.
+    // The logs as `kvmux serve` writes them off a terminal, into a sink: other events through
+    // tracing, the per-request lines queued as data and formatted by the log writer's thread.
+    let (log_writer, _log_flush) = kvmux::logs::batched(std::io::sink());
+    kvmux::logs::install(
+        log_writer.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        Box::new(log_writer.clone()),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter("info")
         .with_ansi(false)
-        .with_writer(std::io::sink)
+        .with_writer(move || log_writer.clone())
         .try_init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

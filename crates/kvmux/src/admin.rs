@@ -156,15 +156,14 @@ pub fn tag_response(parts: &http::request::Parts, headers: &mut http::HeaderMap)
 
 /// Logs one admin call (INFO), answered or refused, with who asked.
 pub fn log_call(peer: SocketAddr, parts: &http::request::Parts, status: StatusCode) {
-    tracing::info!(
-        request_id = request_id(parts),
-        peer = %peer,
-        method = %parts.method,
+    crate::logs::emit(crate::logs::Line::AdminCall {
+        request_id: request_id(parts),
+        peer,
+        method: parts.method.as_str(),
         // The path is the caller's text: cut, so a log line never grows with what a stranger sent.
-        path = %crate::inspector::cut(parts.uri.path(), 256),
-        status = status.as_u16(),
-        "admin call"
-    );
+        path: &crate::inspector::cut_ref(parts.uri.path(), 256),
+        status: status.as_u16(),
+    });
 }
 
 /// Whether a request that reached a listener is allowed into the admin API (or, on the admin

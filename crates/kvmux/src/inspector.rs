@@ -84,11 +84,18 @@ pub fn cut(text: &str, max: usize) -> String {
 /// Credential=..,SignedHeaders=..,Signature=..` and `SDK-HMAC-SHA256 Access=.., SignedHeaders=..,
 /// Signature=..`; a value of any other shape keeps its scheme only.
 pub fn mask_authorization(value: &str) -> String {
+    let mut out = String::new();
+    mask_authorization_into(value, &mut out);
+    out
+}
+
+/// [`mask_authorization`], appended to `out` (the recorded head's one buffer).
+fn mask_authorization_into(value: &str, out: &mut String) {
+    let start = out.len();
     let value = value.trim();
     let (scheme, params) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
-    // Built in one string (this runs for every request the inspector records).
-    let mut out = String::with_capacity(value.len() + 16);
-    out.push_str(&cut_ref(scheme, MAX_NAME_BYTES));
+    out.reserve(value.len() + 16);
+    push_cut(out, scheme, MAX_NAME_BYTES);
     let mut first = true;
     for param in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         out.push_str(if first { " " } else { ", " });
@@ -96,13 +103,13 @@ pub fn mask_authorization(value: &str) -> String {
         match param.split_once('=') {
             Some((name, value)) => {
                 let name = name.trim();
-                out.push_str(&cut_ref(name, MAX_NAME_BYTES));
+                push_cut(out, name, MAX_NAME_BYTES);
                 out.push('=');
                 if SHOWN_AUTHORIZATION_PARAMS
                     .iter()
                     .any(|shown| name.eq_ignore_ascii_case(shown))
                 {
-                    out.push_str(&cut_ref(value.trim(), MAX_HEADER_VALUE_BYTES / 2));
+                    push_cut(out, value.trim(), MAX_HEADER_VALUE_BYTES / 2);
                 } else {
                     out.push_str("***");
                 }
@@ -110,15 +117,31 @@ pub fn mask_authorization(value: &str) -> String {
             None => out.push_str("***"),
         }
     }
-    if first || out.len() <= MAX_HEADER_VALUE_BYTES * 2 {
-        out
+    if !first {
+        cut_tail(out, start, MAX_HEADER_VALUE_BYTES * 2);
+    }
+}
+
+/// Appends [`cut`]`(text, max)` to `out` without a copy of its own when `text` fits.
+fn push_cut(out: &mut String, text: &str, max: usize) {
+    if text.len() <= max {
+        out.push_str(text);
     } else {
-        cut(&out, MAX_HEADER_VALUE_BYTES * 2)
+        out.push_str(&cut(text, max));
+    }
+}
+
+/// Cuts what `out` holds from `start` on to `max` bytes, as [`cut`] would.
+fn cut_tail(out: &mut String, start: usize, max: usize) {
+    if out.len() - start > max {
+        let cut_text = cut(&out[start..], max);
+        out.truncate(start);
+        out.push_str(&cut_text);
     }
 }
 
 /// [`cut`] without a copy when `text` fits.
-fn cut_ref(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub fn cut_ref(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         std::borrow::Cow::Borrowed(text)
     } else {
@@ -140,13 +163,20 @@ pub fn bounded_signature(d: &SignatureDiagnostics) -> SignatureDiagnostics {
     }
 }
 
-/// What the client sent, as far as the inspector shows it.
-#[derive(Clone, Debug, Serialize)]
+/// What the client sent, as far as the inspector shows it: tokens and signatures masked, at most
+/// [`MAX_HEADERS`] headers, every field cut (see the module doc), all of it recorded into one
+/// string. A `String` per header name and value was 22 of a signed get's 165 allocations
+/// (docs/BENCHMARKS.md); this is two. Serialized as `{"method", "target", "headers": [[name,
+/// value], ...], "body_bytes"}`, with a last `["…", "N more headers not kept"]` when headers
+/// were left out.
+#[derive(Clone, Debug)]
 pub struct SentRequest {
-    pub method: String,
-    /// Path and query, with masked token parameters.
-    pub target: String,
-    pub headers: Vec<(String, String)>,
+    /// The method, the target, then each kept header's name and value, back to back.
+    text: String,
+    /// Where each field ends in `text`: the method, the target, then each name and value.
+    ends: Vec<u32>,
+    /// Headers left out past [`MAX_HEADERS`].
+    more_headers: usize,
     pub body_bytes: usize,
 }
 
@@ -154,73 +184,137 @@ impl SentRequest {
     /// The head as shown: tokens and signatures masked, at most [`MAX_HEADERS`] headers, every
     /// field cut (see the module doc).
     pub fn from_parts(parts: &http::request::Parts, body_bytes: usize) -> Self {
-        let mut headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .take(MAX_HEADERS)
-            .map(|(name, value)| {
-                let name = name.as_str();
-                let value = if MASKED_HEADERS.contains(&name) {
-                    "***".to_string()
-                } else if name == "authorization" {
-                    mask_authorization(&kv_core::text::lossy_utf8(value.as_bytes()))
-                } else {
-                    cut(
-                        &kv_core::text::lossy_utf8(value.as_bytes()),
-                        MAX_HEADER_VALUE_BYTES,
-                    )
-                };
-                (cut(name, MAX_NAME_BYTES), value)
-            })
-            .collect();
-        let more = parts.headers.len().saturating_sub(MAX_HEADERS);
-        if more > 0 {
-            headers.push(("…".to_string(), format!("{more} more headers not kept")));
-        }
-        SentRequest {
-            method: cut(parts.method.as_str(), MAX_NAME_BYTES),
-            target: cut(&masked_target(&parts.uri), MAX_FIELD_BYTES),
-            headers,
+        let kept = parts.headers.len().min(MAX_HEADERS);
+        let mut sent = SentRequest {
+            text: String::with_capacity(256 + 48 * kept),
+            ends: Vec::with_capacity(2 + 2 * kept),
+            more_headers: parts.headers.len() - kept,
             body_bytes,
+        };
+        push_cut(&mut sent.text, parts.method.as_str(), MAX_NAME_BYTES);
+        sent.end_field();
+        let target = sent.text.len();
+        push_masked_target(&mut sent.text, &parts.uri);
+        cut_tail(&mut sent.text, target, MAX_FIELD_BYTES);
+        sent.end_field();
+        for (name, value) in parts.headers.iter().take(MAX_HEADERS) {
+            let name = name.as_str();
+            push_cut(&mut sent.text, name, MAX_NAME_BYTES);
+            sent.end_field();
+            if MASKED_HEADERS.contains(&name) {
+                sent.text.push_str("***");
+            } else if name == "authorization" {
+                mask_authorization_into(
+                    &kv_core::text::lossy_utf8(value.as_bytes()),
+                    &mut sent.text,
+                );
+            } else {
+                push_cut(
+                    &mut sent.text,
+                    &kv_core::text::lossy_utf8(value.as_bytes()),
+                    MAX_HEADER_VALUE_BYTES,
+                );
+            }
+            sent.end_field();
         }
+        sent
+    }
+
+    fn end_field(&mut self) {
+        self.ends
+            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
+    }
+
+    /// Field `i` (0 the method, 1 the target, then names and values).
+    fn field(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).map_or(0, |&e| e as usize),
+        };
+        let end = self.ends.get(i).map_or(start, |&e| e as usize);
+        self.text.get(start..end).unwrap_or_default()
+    }
+
+    pub fn method(&self) -> &str {
+        self.field(0)
+    }
+
+    /// Path and query, with masked token parameters.
+    pub fn target(&self) -> &str {
+        self.field(1)
+    }
+
+    /// The kept headers, as shown.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let pairs = self.ends.len().saturating_sub(2) / 2;
+        (0..pairs).map(|h| (self.field(2 + 2 * h), self.field(3 + 2 * h)))
+    }
+
+    /// Headers left out past [`MAX_HEADERS`].
+    pub fn more_headers(&self) -> usize {
+        self.more_headers
     }
 
     fn weight(&self) -> usize {
-        self.method.len()
-            + self.target.len()
-            + self
-                .headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len() + 2 * std::mem::size_of::<String>())
-                .sum::<usize>()
+        self.text.len() + self.ends.len() * std::mem::size_of::<u32>()
     }
 }
 
-fn masked_target(uri: &http::Uri) -> String {
-    let path = uri.path();
-    let Some(query) = uri.query() else {
-        return path.to_string();
-    };
-    let masked: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            // Compared decoded (`Signatur%65` is `Signature` to the verifier too).
-            let decoded: String = form_urlencoded::parse(name.as_bytes())
-                .next()
-                .map(|(n, _)| n.into_owned())
-                .unwrap_or_default();
-            if MASKED_QUERY
-                .iter()
-                .any(|masked| masked.eq_ignore_ascii_case(&decoded))
-            {
-                format!("{name}=***")
-            } else {
-                pair.to_string()
+impl Serialize for SentRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+
+        struct Headers<'a>(&'a SentRequest);
+        impl Serialize for Headers<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let more = self.0.more_headers;
+                let mut seq = serializer.serialize_seq(None)?;
+                for pair in self.0.headers() {
+                    seq.serialize_element(&pair)?;
+                }
+                if more > 0 {
+                    seq.serialize_element(&("…", format!("{more} more headers not kept")))?;
+                }
+                seq.end()
             }
-        })
-        .collect();
-    format!("{path}?{}", masked.join("&"))
+        }
+
+        let mut fields = serializer.serialize_struct("SentRequest", 4)?;
+        fields.serialize_field("method", self.method())?;
+        fields.serialize_field("target", self.target())?;
+        fields.serialize_field("headers", &Headers(self))?;
+        fields.serialize_field("body_bytes", &self.body_bytes)?;
+        fields.end()
+    }
+}
+
+/// Appends the path and query with the values of [`MASKED_QUERY`] parameters as `***`.
+fn push_masked_target(out: &mut String, uri: &http::Uri) {
+    out.push_str(uri.path());
+    let Some(query) = uri.query() else {
+        return;
+    };
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let name = pair.split('=').next().unwrap_or_default();
+        // Compared decoded (`Signatur%65` is `Signature` to the verifier too).
+        let decoded = form_urlencoded::parse(name.as_bytes())
+            .next()
+            .map(|(n, _)| n)
+            .unwrap_or_default();
+        if MASKED_QUERY
+            .iter()
+            .any(|masked| masked.eq_ignore_ascii_case(&decoded))
+        {
+            out.push_str(name);
+            out.push_str("=***");
+        } else {
+            out.push_str(pair);
+        }
+    }
 }
 
 /// One answered request.
@@ -262,25 +356,7 @@ impl Entry {
                 *field = cut(field, MAX_NAME_BYTES);
             }
         }
-        if self.request.headers.len() > MAX_HEADERS + 1 {
-            let more = self.request.headers.len() - MAX_HEADERS;
-            self.request.headers.truncate(MAX_HEADERS);
-            self.request
-                .headers
-                .push(("…".to_string(), format!("{more} more headers not kept")));
-        }
-        // Only what is over its bound is cut again (a cut copies; `from_parts` already cut the rest).
-        let recut = |field: &mut String, max: usize| {
-            if field.len() > max {
-                *field = cut(field, max);
-            }
-        };
-        for (name, value) in &mut self.request.headers {
-            recut(name, MAX_NAME_BYTES);
-            recut(value, MAX_HEADER_VALUE_BYTES * 2);
-        }
-        recut(&mut self.request.method, MAX_NAME_BYTES);
-        recut(&mut self.request.target, MAX_FIELD_BYTES);
+        // `request` is bounded as it is recorded (`SentRequest::from_parts`).
         if let Some(signature) = &self.signature {
             self.signature = Some(bounded_signature(signature));
         }
@@ -429,12 +505,14 @@ mod tests {
             request_id: String::new(),
             latency_ms: 0.0,
             fault: None,
-            request: SentRequest {
-                method: "POST".into(),
-                target: "/".into(),
-                headers: vec![],
-                body_bytes: 0,
-            },
+            request: SentRequest::from_parts(
+                &http::Request::post("/")
+                    .body(())
+                    .expect("request")
+                    .into_parts()
+                    .0,
+                0,
+            ),
             signature: None,
         }
     }
@@ -531,10 +609,25 @@ mod tests {
         }
         let (parts, _) = builder.body(()).expect("request").into_parts();
         let sent = SentRequest::from_parts(&parts, 12 << 20);
-        assert_eq!(sent.headers.len(), MAX_HEADERS + 1);
-        assert_eq!(sent.headers[MAX_HEADERS].1, "36 more headers not kept");
-        assert!(sent.headers[0].1.len() <= MAX_HEADER_VALUE_BYTES);
-        assert!(sent.target.len() <= MAX_FIELD_BYTES);
+        assert_eq!(sent.headers().count(), MAX_HEADERS);
+        assert_eq!(sent.more_headers(), 36);
+        let (name, value) = sent.headers().next().expect("a header");
+        assert_eq!(name, "x-h0");
+        assert!(value.len() <= MAX_HEADER_VALUE_BYTES);
+        assert!(
+            value.starts_with("vvv") && value.ends_with("bytes cut)"),
+            "{value}"
+        );
+        assert!(sent.target().len() <= MAX_FIELD_BYTES);
+        assert!(sent.target().starts_with("/?q=aaa"));
+        let json: serde_json::Value = serde_json::to_value(&sent).expect("json");
+        let headers = json["headers"].as_array().expect("headers");
+        assert_eq!(headers.len(), MAX_HEADERS + 1);
+        assert_eq!(
+            headers[MAX_HEADERS],
+            serde_json::json!(["…", "36 more headers not kept"])
+        );
+        assert_eq!(json["body_bytes"], 12 << 20);
 
         let big = "p".repeat(12 << 20);
         let diagnostics = SignatureDiagnostics {
@@ -582,5 +675,37 @@ mod tests {
         assert!(shown.contains("SecurityToken=***"), "{shown}");
         assert!(shown.contains("AccessKeyId=LTAI"), "{shown}");
         assert!(shown.contains("GetKv"), "{shown}");
+    }
+
+    #[test]
+    fn a_recorded_head_serializes_as_method_target_header_pairs_and_body_bytes() {
+        let (parts, _) = http::Request::put("/kv/a%20b?SecurityToken=sts&x=1")
+            .header("host", "127.0.0.1:9090")
+            .header(
+                "authorization",
+                "SDK-HMAC-SHA256 Access=ak, SignedHeaders=host, Signature=abc",
+            )
+            .header("x-tc-token", "tok")
+            .header("x-empty", "")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let sent = SentRequest::from_parts(&parts, 5);
+        assert_eq!(sent.method(), "PUT");
+        assert_eq!(sent.target(), "/kv/a%20b?SecurityToken=***&x=1");
+        assert_eq!(
+            serde_json::to_value(&sent).expect("json"),
+            serde_json::json!({
+                "method": "PUT",
+                "target": "/kv/a%20b?SecurityToken=***&x=1",
+                "headers": [
+                    ["host", "127.0.0.1:9090"],
+                    ["authorization", "SDK-HMAC-SHA256 Access=ak, SignedHeaders=host, Signature=***"],
+                    ["x-tc-token", "***"],
+                    ["x-empty", ""],
+                ],
+                "body_bytes": 5,
+            })
+        );
     }
 }

@@ -361,18 +361,23 @@ where
 
 /// Logs go to stdout through a background writer thread that writes them in batches
 /// (`kvmux::logs`), so the one line per request costs the request an append to a buffer, not a
-/// write to a pipe or terminal nor a wake-up of another thread. Nothing is dropped: when the
+/// write to a pipe or terminal nor a wake-up of another thread; off a terminal, that line is
+/// handed over as data and formatted by that thread. Nothing is dropped: when the
 /// buffer is full, callers wait. The returned guard writes what is pending when dropped.
 /// The logs are held back until the ready line is on stdout (`ready::StdoutGate`).
 fn init_tracing() -> (kvmux::logs::FlushGuard, LogGate) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = kvmux::logs::batched(std::io::stdout());
-    let gated = ready::StdoutGate::new(writer);
+    let gated = ready::StdoutGate::new(writer.clone());
     let gate = gated.opener();
     // Colour codes only for a terminal: a log file or collector gets plain lines, and formatting
     // the escape codes was a visible share of a request's time under load.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if !colour {
+        // The per-request lines, formatted by the writer thread in the same format.
+        kvmux::logs::install(writer.clone(), gated.opened_flag(), Box::new(gated.clone()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

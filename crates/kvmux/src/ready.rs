@@ -109,6 +109,11 @@ impl<W: Write + Clone> StdoutGate<W> {
         }
     }
 
+    /// Set once the gate is open: `logs::install` queues lines past the gate from then on.
+    pub fn opened_flag(&self) -> Arc<AtomicBool> {
+        self.opened.clone()
+    }
+
     /// A handle that opens the gate (and, dropped unopened, flushes the held logs).
     pub fn opener(&self) -> GateOpener<W> {
         GateOpener(self.clone())

@@ -1,6 +1,7 @@
 //! The listener: one port, HTTP/1.1 keep-alive, dispatch to the admin API or the first dialect
 //! that claims the request, body limits enforced before buffering, graceful shutdown.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +26,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::admin;
 use crate::config::Config;
 use crate::faults::{FaultError, Faults};
-use crate::inspector::{cut, Entry, Inspector, SentRequest, MAX_NAME_BYTES};
+use crate::inspector::{cut_ref, Entry, Inspector, SentRequest, MAX_NAME_BYTES};
+use crate::logs;
 use crate::metrics::Metrics;
 
 /// Everything a request handler needs, shared by all connections.
@@ -63,14 +65,14 @@ impl Gateway {
 
     /// The account as logged and inspected: a configured account as is, anything else (a name a
     /// dialect took from the request) cut to a short bounded form.
-    pub fn account_label(&self, account: Option<&str>) -> Option<String> {
+    pub fn account_label<'a>(&self, account: Option<&'a str>) -> Option<Cow<'a, str>> {
         let account = account?;
         let configured =
             account == "dev" || self.config.credentials.iter().any(|c| c.account == account);
         Some(if configured {
-            account.to_string()
+            Cow::Borrowed(account)
         } else {
-            cut(account, ACCOUNT_LABEL_BYTES)
+            cut_ref(account, ACCOUNT_LABEL_BYTES)
         })
     }
 }
@@ -643,8 +645,17 @@ fn finish(
     let status = status.as_u16();
     gw.metrics.observe(dialect, operation, status, elapsed);
     let account = gw.account_label(info.account.as_deref());
-    let code = info.code.as_deref().map(|c| cut(c, MAX_NAME_BYTES));
-    let request_id = cut(&info.request_id, MAX_NAME_BYTES);
+    let code = info.code.as_deref().map(|c| cut_ref(c, MAX_NAME_BYTES));
+    let request_id = cut_ref(&info.request_id, MAX_NAME_BYTES);
+    logs::emit(logs::Line::Request {
+        request_id: &request_id,
+        dialect,
+        operation,
+        account: account.as_deref(),
+        status,
+        code: code.as_deref(),
+        latency_us: elapsed.as_micros() as u64,
+    });
     if let Some((request, fault)) = inspected {
         gw.inspector.record(Entry {
             seq: 0,
@@ -654,10 +665,10 @@ fn finish(
                 .unwrap_or(0),
             dialect: dialect.to_string(),
             operation: operation.to_string(),
-            account: account.clone(),
+            account: account.map(Cow::into_owned),
             status,
-            code: code.clone(),
-            request_id: request_id.clone(),
+            code: code.map(Cow::into_owned),
+            request_id: request_id.into_owned(),
             latency_ms: elapsed.as_secs_f64() * 1000.0,
             fault,
             request,
@@ -668,16 +679,6 @@ fn finish(
                 .map(crate::inspector::bounded_signature),
         });
     }
-    tracing::info!(
-        request_id = %request_id,
-        dialect,
-        operation,
-        account = account.as_deref().unwrap_or("-"),
-        status,
-        code = code.as_deref().unwrap_or("-"),
-        latency_us = elapsed.as_micros() as u64,
-        "request"
-    );
 }
 
 enum BodyError {
