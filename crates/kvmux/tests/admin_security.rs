@@ -228,6 +228,14 @@ fn the_configured_token_opens_admin_and_a_wrong_one_does_not() {
         health["version"].is_string() && health["now"].is_u64(),
         "{health}"
     );
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["uptime_secs"].is_u64(), "{health}");
+    assert_eq!(
+        health["dialects"],
+        serde_json::json!(["tencent", "aliyun", "huawei"]),
+        "{health}"
+    );
+    assert_eq!(health.as_object().map(|o| o.len()), Some(5), "{health}");
 }
 
 #[test]
