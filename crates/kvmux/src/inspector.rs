@@ -324,8 +324,11 @@ pub struct Entry {
     pub seq: u64,
     /// Wall clock, unix milliseconds.
     pub time_ms: u64,
-    pub dialect: String,
-    pub operation: String,
+    /// A dialect's name, `admin` or `none`: from the code, never from the request.
+    pub dialect: &'static str,
+    /// One of the dialect's operation names ([`kv_dialect::Dialect::operations`]), `unknown`,
+    /// or an admin route's name: from the code, never from the request.
+    pub operation: &'static str,
     pub account: Option<String>,
     pub status: u16,
     /// The vendor's error code, when the reply was an error.
@@ -343,10 +346,8 @@ impl Entry {
     /// Cuts every field to its bound (see the module doc); cutting twice changes nothing, so
     /// [`Inspector::record`] applies it to whatever it is given.
     fn bound(&mut self) {
-        for field in [&mut self.dialect, &mut self.operation, &mut self.request_id] {
-            if field.len() > MAX_NAME_BYTES {
-                *field = cut(field, MAX_NAME_BYTES);
-            }
+        if self.request_id.len() > MAX_NAME_BYTES {
+            self.request_id = cut(&self.request_id, MAX_NAME_BYTES);
         }
         for field in [&mut self.account, &mut self.code, &mut self.fault]
             .into_iter()
@@ -493,12 +494,12 @@ pub struct Query {
 mod tests {
     use super::*;
 
-    fn entry(dialect: &str, status: u16) -> Entry {
+    fn entry(dialect: &'static str, status: u16) -> Entry {
         Entry {
             seq: 0,
             time_ms: 0,
-            dialect: dialect.into(),
-            operation: "op".into(),
+            dialect,
+            operation: "op",
             account: None,
             status,
             code: None,
@@ -642,7 +643,7 @@ mod tests {
         let inspector = Inspector::with_budget(500, budget);
         for _ in 0..50 {
             let mut e = entry("tencent", 200);
-            e.operation = "o".repeat(10_000);
+            e.request_id = "r".repeat(10_000);
             e.request = sent.clone();
             e.signature = Some(diagnostics.clone());
             inspector.record(e);
@@ -655,7 +656,7 @@ mod tests {
         let signature = kept[0].signature.as_ref().expect("diagnostics kept");
         assert!(signature.string_to_sign.len() <= MAX_FIELD_BYTES);
         assert!(signature.string_to_sign.ends_with("bytes cut)"));
-        assert!(kept[0].operation.len() <= MAX_NAME_BYTES);
+        assert!(kept[0].request_id.len() <= MAX_NAME_BYTES);
         inspector.clear();
         assert_eq!(inspector.bytes(), 0);
     }

@@ -663,8 +663,8 @@ fn finish(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
-            dialect: dialect.to_string(),
-            operation: operation.to_string(),
+            dialect,
+            operation,
             account: account.map(Cow::into_owned),
             status,
             code: code.map(Cow::into_owned),
