@@ -1,27 +1,31 @@
-//! The listener: one port, HTTP/1.1 keep-alive, dispatch to the admin API or the first dialect
-//! that claims the request, body limits enforced before buffering, graceful shutdown.
+//! The gateway's request path: one port, HTTP/1.1 keep-alive, dispatch to the admin API or the
+//! first dialect that claims the request, body limits enforced before buffering, graceful
+//! shutdown. `handle` runs a request through the pipeline's named stages (this file);
+//! [`body`] reads bodies within the shared body budget; [`listen`] accepts connections and
+//! serves them with hyper.
+
+mod body;
+mod listen;
+
+pub use body::BodyBudget;
+pub use listen::run;
+
+use body::{read_body_shared, BodyError, BodyShare};
 
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::Body as _;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use kv_core::Engine;
 use kv_dialect::{Answer, Dialect, GatewayError, Head, PeerAddr, RequestInfo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::admin;
 use crate::config::Config;
@@ -79,87 +83,6 @@ impl Gateway {
 
 /// The longest account name logged or inspected that is not a configured one.
 const ACCOUNT_LABEL_BYTES: usize = 64;
-
-/// How long a request waits for its share of `max_inflight_body_bytes` before it is refused as
-/// throttled: long enough to ride out a burst, short enough that a flood of large uploads is
-/// turned away rather than queued (a queued connection still holds its socket and task).
-const BODY_BUDGET_WAIT: Duration = Duration::from_secs(1);
-
-/// The budget is counted in KiB: a tokio semaphore takes at most `u32::MAX` permits at once, and
-/// bodies of several GiB must fit.
-const BUDGET_UNIT: u64 = 1024;
-
-/// The bytes of request bodies buffered at once, all connections together
-/// (`[limits] max_inflight_body_bytes`). A body is read before its signature can be checked, so
-/// without it a few unauthenticated clients sending large bodies slowly could make the gateway
-/// hold their uploads (10 PostObject connections: +629 MiB). A request takes its declared length
-/// (capped by the dialect's body limit) before reading, or grows its share frame by frame when
-/// the length is not declared, and keeps it until its response is produced.
-pub struct BodyBudget {
-    units: Semaphore,
-    total_units: u64,
-}
-
-impl BodyBudget {
-    /// A budget of `max_inflight_body_bytes`, shared by every listener of one gateway.
-    pub fn new(max_inflight_body_bytes: u64) -> Self {
-        let total_units = max_inflight_body_bytes
-            .div_ceil(BUDGET_UNIT)
-            .min(Semaphore::MAX_PERMITS as u64);
-        BodyBudget {
-            units: Semaphore::new(total_units as usize),
-            total_units,
-        }
-    }
-}
-
-/// A request's share of the body budget; released when dropped.
-struct BodyShare<'a> {
-    budget: &'a BodyBudget,
-    permit: Option<SemaphorePermit<'a>>,
-    /// Bytes the share covers.
-    covered: u64,
-}
-
-/// The budget could not cover a body within [`BODY_BUDGET_WAIT`].
-struct BudgetExhausted;
-
-impl<'a> BodyShare<'a> {
-    fn new(budget: &'a BodyBudget) -> Self {
-        BodyShare {
-            budget,
-            permit: None,
-            covered: 0,
-        }
-    }
-
-    /// Grows the share to cover `bytes` (at least `min_step` more when it grows, so that a body
-    /// of many small frames does not take the semaphore once per frame).
-    async fn cover(&mut self, bytes: u64, min_step: u64) -> Result<(), BudgetExhausted> {
-        if bytes <= self.covered {
-            return Ok(());
-        }
-        let held = self.covered / BUDGET_UNIT;
-        let wanted = bytes
-            .max(self.covered + min_step)
-            .div_ceil(BUDGET_UNIT)
-            .min(self.budget.total_units);
-        if bytes.div_ceil(BUDGET_UNIT) > self.budget.total_units {
-            return Err(BudgetExhausted);
-        }
-        let more = u32::try_from(wanted - held).map_err(|_| BudgetExhausted)?;
-        let permit = tokio::time::timeout(BODY_BUDGET_WAIT, self.budget.units.acquire_many(more))
-            .await
-            .map_err(|_| BudgetExhausted)?
-            .map_err(|_| BudgetExhausted)?;
-        match &mut self.permit {
-            Some(held) => held.merge(permit),
-            None => self.permit = Some(permit),
-        }
-        self.covered = wanted * BUDGET_UNIT;
-        Ok(())
-    }
-}
 
 /// The request line and headers as sent on the wire (`METHOD SP target SP HTTP/1.1 CRLF`, then
 /// `name: value CRLF` per header, then CRLF), measured from the parsed head. hyper's
@@ -678,311 +601,5 @@ fn finish(
                 .as_ref()
                 .map(crate::inspector::bounded_signature),
         });
-    }
-}
-
-enum BodyError {
-    TooLarge,
-    /// The body budget could not cover the bytes that arrived.
-    Throttled,
-    Other(String),
-}
-
-/// Reads a request body of at most `limit` bytes within its share of the body budget: the share
-/// grows as frames of an undeclared-length body arrive, and the read fails as throttled when it
-/// cannot.
-async fn read_body_shared(
-    body: Incoming,
-    limit: u64,
-    timeout_secs: u64,
-    share: &mut BodyShare<'_>,
-) -> Result<Bytes, BodyError> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let read = gather(body, limit, Some(share));
-    match tokio::time::timeout(Duration::from_secs(timeout_secs), read).await {
-        Err(_) => Err(BodyError::Other(
-            "the request body was not received in time".into(),
-        )),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) if e.is::<BudgetExhausted>() => Err(BodyError::Throttled),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Ok(Err(e)) => Err(BodyError::Other(format!("reading the request body: {e}"))),
-    }
-}
-
-impl std::fmt::Debug for BudgetExhausted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BudgetExhausted")
-    }
-}
-
-impl std::fmt::Display for BudgetExhausted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("max_inflight_body_bytes is in use by other requests")
-    }
-}
-
-impl std::error::Error for BudgetExhausted {}
-
-/// How much a share of the budget grows at least when an undeclared-length body outgrows it.
-const SHARE_STEP: u64 = 64 * 1024;
-
-/// Joins a body's frames into one buffer sized by its Content-Length (already checked against the
-/// limit), appending each frame as it arrives and dropping it. Collecting every frame first and
-/// then concatenating held a large body twice at once; a body of one frame is not copied at all.
-/// With a `share`, every frame is covered by the body budget before it is kept.
-async fn gather(
-    body: Incoming,
-    limit: usize,
-    mut share: Option<&mut BodyShare<'_>>,
-) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
-    let mut body = Limited::new(body, limit);
-    let announced = body
-        .size_hint()
-        .exact()
-        .and_then(|n| usize::try_from(n).ok());
-    let mut first: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue; // trailers carry nothing a dialect reads
-        };
-        if let Some(share) = share.as_deref_mut() {
-            let kept = first.as_ref().map_or(0, Bytes::len) + joined.len() + data.len();
-            share.cover(kept as u64, SHARE_STEP).await?;
-        }
-        if first.is_none() && joined.is_empty() {
-            first = Some(data);
-            continue;
-        }
-        if let Some(head) = first.take() {
-            let wanted = announced.unwrap_or(0).min(limit);
-            joined.reserve(wanted.max(head.len() + data.len()));
-            joined.extend_from_slice(&head);
-        }
-        joined.extend_from_slice(&data);
-    }
-    Ok(first.unwrap_or_else(|| joined.freeze()))
-}
-
-/// A TCP stream that re-arms TCP_QUICKACK after a read that leaves a request incomplete. SDKs
-/// that write headers and body in two segments with Nagle on would otherwise wait for our delayed
-/// ACK (~40 ms a call). A read that holds one whole request needs no quick ACK (the response,
-/// written at once, carries the ACK), and re-arming after it cost a `setsockopt` per request (9%
-/// of the gateway's CPU for `GET /_kvmux/health` in `perf record`, docs/BENCHMARKS.md).
-struct QuickAckStream(TcpStream);
-
-/// Whether `read` (the bytes of one read) is exactly one whole request: a complete head, then
-/// exactly the body its Content-Length announces (none without one). Anything else (a partial
-/// head, a head whose body has not all arrived, a chunked body, pipelined requests, the middle of
-/// a body) is not, and gets the quick ACK as before.
-fn whole_request(read: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut request = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = request.parse(read) else {
-        return false;
-    };
-    let mut body_len = 0usize;
-    for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-            {
-                Some(n) => body_len = n,
-                None => return false,
-            }
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return false;
-        }
-    }
-    head_len.checked_add(body_len) == Some(read.len())
-}
-
-impl AsyncRead for QuickAckStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.0).poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(())))
-            && buf.filled().len() > before
-            && !whole_request(&buf.filled()[before..])
-        {
-            let _ = socket2::SockRef::from(&this.0).set_tcp_quickack(true);
-        }
-        poll
-    }
-}
-
-impl AsyncWrite for QuickAckStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
-
-/// Accepts connections until `shutdown` resolves, then drains in-flight requests (at most
-/// `drain` long) and returns.
-///
-/// A connection costs only its task until the client sends its first byte: hyper's buffers (two
-/// 8 KiB ones) and, with `tls`, rustls's state are made then. A client gets `header_timeout_secs`
-/// to start talking and, with `tls`, to finish the handshake, and then `header_timeout_secs` for
-/// each request head; all of it inside the connection's permit, so clients that open TCP and
-/// never send a request (or a ClientHello) count against `max_connections` and are cut off.
-pub async fn run(
-    gw: Arc<Gateway>,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl std::future::Future<Output = ()>,
-    drain: Duration,
-    port: admin::Port,
-) {
-    let limits = gw.config.limits.clone();
-    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    // Tells connections that have not sent anything yet to close at shutdown (the graceful
-    // watcher only knows connections that hyper serves).
-    let (stopping, stop_signal) = tokio::sync::watch::channel(false);
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let gw = gw.clone();
-        let http = http.clone();
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        let mut stop_signal = stop_signal.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            // A peek, not `readable()`: tokio may report a fresh socket readable before any byte
-            // has arrived, and a peek waits for one.
-            let mut first_byte = [0u8; 1];
-            tokio::select! {
-                ready = tokio::time::timeout(header_timeout, stream.peek(&mut first_byte)) => match ready {
-                    Ok(Ok(0)) => return,
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %peer, "connection failed before a request");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "nothing sent within the header timeout");
-                        return;
-                    }
-                },
-                _ = stop_signal.changed() => return,
-            }
-            // Every request carries which listener it came in on, for admin::authorize.
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(port);
-                handle(gw.clone(), peer, req)
-            });
-            let stream = QuickAckStream(stream);
-            let served = match tls {
-                None => {
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake not finished in time");
-                                return;
-                            }
-                        };
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn).await
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    let _ = stopping.send(true);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(drain) => tracing::warn!("drain timed out; closing remaining connections"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::whole_request;
-
-    #[test]
-    fn only_a_read_holding_exactly_one_whole_request_skips_the_quick_ack() {
-        let get = b"GET /_kvmux/health HTTP/1.1\r\nhost: a\r\n\r\n";
-        assert!(whole_request(get));
-        let post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
-        assert!(whole_request(post));
-        // The head alone, its body still to come (the Nagle case the quick ACK is for).
-        assert!(!whole_request(&post[..post.len() - 5]));
-        // Part of the body, or too much of it (a pipelined request behind it).
-        assert!(!whole_request(&post[..post.len() - 2]));
-        let two = [&get[..], &get[..]].concat();
-        assert!(!whole_request(&two));
-        // A partial head, the middle of a body, a chunked body, an unreadable length.
-        assert!(!whole_request(&get[..10]));
-        assert!(!whole_request(b"hello"));
-        let chunked =
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-        assert!(!whole_request(chunked));
-        assert!(!whole_request(
-            b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"
-        ));
     }
 }
