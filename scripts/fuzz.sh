@@ -4,6 +4,8 @@
 #
 # Usage: scripts/fuzz.sh smoke [seconds]   CI: each target for 25 s (default); fails on any crash
 #        scripts/fuzz.sh long  [seconds]   each target for 600 s (default)
+#        scripts/fuzz.sh build             only build every target (scripts/test.sh does this in
+#                                          the background while other suites run)
 # Env:   FUZZ_TARGETS="a b"   only these targets (default: all, from `cargo fuzz list`)
 #        FUZZ_NICE=N          run under `nice -n N` (default 10: the machine is shared)
 #        FUZZ_TOOLCHAIN=T     build with `cargo +T` (default: nightly if installed, else stable);
@@ -18,12 +20,13 @@
 # The last lines are one summary line per target: executions, coverage, result.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 MODE=${1:-smoke}
 case "$MODE" in
   smoke) SECONDS_EACH=${2:-25} ;;
   long) SECONDS_EACH=${2:-600} ;;
-  *) echo "usage: $0 smoke|long [seconds-per-target]" >&2; exit 2 ;;
+  build) ;;
+  *) echo "usage: $0 smoke|long [seconds-per-target] | build" >&2; exit 2 ;;
 esac
 NICE=${FUZZ_NICE:-10}
 
@@ -51,6 +54,7 @@ fuzz() { nice -n "$NICE" cargo "${TOOLCHAIN[@]}" fuzz "$@"; }
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-$(cargo "${TOOLCHAIN[@]}" fuzz list | tr '\n' ' ')}"
 echo "==> building ${#TARGETS[@]} targets: ${TARGETS[*]}"
 fuzz build -s none "${TARGET_DIR[@]}" || exit 1
+[ "$MODE" = build ] && exit 0
 
 LOGS=fuzz/logs
 mkdir -p "$LOGS"
