@@ -28,7 +28,9 @@
 #         and the fuzz lines.
 # Builds: one debug build serves every suite: with the rust suite in the run the SDK suites use
 #         the binary `cargo test --workspace` built (same profile and features, so no crate is
-#         compiled twice), and the docs suite runs it too instead of a release build.
+#         compiled twice), and the docs suite runs it too instead of a release build. The
+#         optimised builds (fuzz harness tests and targets, release binary) run in the background
+#         from the start (see "background builds" below); their logs are target/test-logs/build-*.log.
 # Env:   KVMUX_TEST_STORAGE=memory  run the node/edge/go/java suites on the memory store too
 #        KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 #        KVMUX_KILLS, KVMUX_BAD_INPUTS, KVMUX_LIN_OPS override the reliability tests' sizes
@@ -125,7 +127,7 @@ run_suite() {
   logfile="$LOGDIR/${name//[\/:]/_}.log"
   [ -n "$dir" ] && rm -rf "$dir/target/surefire-reports"
   local started=$SECONDS
-  "$@" 2>&1 | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$logfile"
+  SUITE=$name "$@" 2>&1 | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$logfile"
   status=${PIPESTATUS[0]}
   seconds[$name]=$((SECONDS - started))
   record "$name" "$status"
@@ -183,6 +185,87 @@ lint_suite() {
 
 # sh_in DIR SCRIPT: runs SCRIPT (bash, with this script's functions) in DIR.
 sh_in() (cd "$1" && eval "$2")
+
+# --- background builds: the optimised builds that fuzz, package and launchers need. The fuzz
+# harness's tests and the cargo-fuzz targets (an instrumented release build in fuzz/target) and
+# the release binary (`cargo build --release -p kvmux`) are from-scratch compiles of minutes each
+# on 2 cores; compiled where their suites run, the whole run waited for them. Most of the run
+# leaves a core idle (an SDK suite is one client and one gateway; many Rust tests run on one
+# thread), so they start with the run, one after another, in the background under `nice -n 19`:
+# they take the CPU the suites leave, and next to none of what a suite uses. The fuzz builds come
+# first and the fuzz suite runs before package and launchers, so the release build also gets the
+# core the fuzzers (one thread each) leave. Each build's output is target/test-logs/build-NAME.log.
+# A suite that needs a build waits for it (the wait counts in the suite's time and its log says
+# how long) and fails, with the end of the build's log, when the build failed; the suite's own
+# cargo commands then find the build fresh. The summary gives each build's time, the part of the
+# run it took and the suites' waits. ---
+BUILDS=()
+declare -A build_cmd=()
+BUILD_PID=
+
+# background_build NAME COMMAND: queues COMMAND (a command line) as background build NAME.
+background_build() { BUILDS+=("$1"); build_cmd[$1]=$2; }
+
+# start_builds: runs the queued builds one after another in one background subshell under
+# nice -n 19; each leaves "STATUS START END" (START, END: seconds into the run, as $SECONDS
+# counts in the subshell too) in target/test-logs/build-NAME.status when it ends.
+start_builds() {
+  [ ${#BUILDS[@]} -gt 0 ] || return 0
+  (
+    for name in "${BUILDS[@]}"; do
+      start=$SECONDS
+      nice -n 19 bash -c "${build_cmd[$name]}" >"$LOGDIR/build-$name.log" 2>&1 </dev/null
+      status=$?
+      echo "$status $start $SECONDS" >"$LOGDIR/build-$name.tmp"
+      mv "$LOGDIR/build-$name.tmp" "$LOGDIR/build-$name.status"
+    done
+  ) &
+  BUILD_PID=$!
+}
+
+# await_build NAME: waits for background build NAME; fails, with the end of its log, when the
+# build failed. Each wait is noted in target/test-logs/build-waits (build, suite, seconds).
+await_build() {
+  local name=$1 file="$LOGDIR/build-$1.status" since=$SECONDS status start end
+  [ -f "$file" ] || echo "==> waiting for the background build $name (${build_cmd[$name]})"
+  while [ ! -f "$file" ] && kill -0 "$BUILD_PID" 2>/dev/null; do sleep 1; done
+  if ! read -r status start end 2>/dev/null <"$file"; then
+    echo "the background build $name ended without a status; its log:"
+    tail -n 60 "$LOGDIR/build-$name.log"
+    return 1
+  fi
+  echo "$name ${SUITE:-?} $((SECONDS - since))" >>"$LOGDIR/build-waits"
+  echo "==> background build $name: $((end - start)) s (from ${start} s to ${end} s into the run); waited $((SECONDS - since)) s for it"
+  if [ "$status" -ne 0 ]; then
+    echo "the background build $name failed (exit $status: ${build_cmd[$name]}); its log ends:"
+    tail -n 60 "$LOGDIR/build-$name.log"
+    return 1
+  fi
+}
+
+# A build still running when the run ends (no suite waited for it: an earlier step failed) is
+# stopped, with every process it started.
+stop_builds() {
+  [ -n "$BUILD_PID" ] && kill -0 "$BUILD_PID" 2>/dev/null || return 0
+  local pids=() queue=("$BUILD_PID") pid
+  while [ ${#queue[@]} -gt 0 ]; do
+    pid=${queue[0]}; queue=("${queue[@]:1}"); pids+=("$pid")
+    # shellcheck disable=SC2207
+    queue+=($(pgrep -P "$pid"))
+  done
+  kill -TERM "${pids[@]}" 2>/dev/null
+}
+trap stop_builds EXIT
+
+if want fuzz; then
+  background_build fuzz-tests "cargo test --manifest-path fuzz/Cargo.toml --lib --no-run"
+  background_build fuzz-targets "bash scripts/fuzz.sh build"
+fi
+if want package || want launchers; then
+  background_build release "cargo build --release -p kvmux"
+fi
+start_builds
+# --- end background builds ---
 
 if want lint; then
   log "cargo fmt --check and cargo clippy"
@@ -380,6 +463,42 @@ if want docs; then
 fi
 # --- end docs ---
 
+if want browser; then
+  # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
+  # pinned Selenium); the test starts its own kvmux. Screenshots land in target/browser/.
+  log "browser: the dashboard in headless Chromium"
+  browser_suite() (
+    set -e
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
+    "${PYTEST[@]}" tests/browser
+  )
+  run_suite browser browser_suite
+fi
+
+if want fuzz; then
+  # cargo-fuzz targets for each dialect's request handling and each signature verifier, from
+  # the committed seeds: 15 s each (10 minutes each with --long). Before package and launchers,
+  # so that the release build gets the core the fuzzers leave (see "background builds").
+  log "fuzzing: the harness's own tests, then every target"
+  fuzz_suite() (
+    set -e
+    await_build fuzz-tests
+    cargo test --manifest-path fuzz/Cargo.toml --lib
+    await_build fuzz-targets
+    if [ "$LONG" -eq 1 ]; then
+      bash scripts/fuzz.sh long
+    else
+      bash scripts/fuzz.sh smoke 15
+    fi
+  )
+  run_suite fuzz fuzz_suite
+fi
+
 # --- package (issue 16): scripts/package.sh builds dist/ from this checkout (the release binary,
 # the Python wheel with the stripped binary, the npm tarball when clients/node/pack.sh exists) and
 # checks each. Then the Python package's tests run as a user would run them: a fresh venv with
@@ -389,6 +508,7 @@ fi
 # line comes before the real one, which the summary counts). ---
 package_suite() (
   set -e
+  await_build release
   bash scripts/package.sh
   work=$ROOT/target/package-test
   rm -rf "$work" && mkdir -p "$work/run"
@@ -419,6 +539,7 @@ fi
 # run the binary taken out of that tarball (KVMUX_BIN). Each prints its launcher's start-up and reset() medians ("kvmux launcher ..."). ---
 launchers_suite() (
   set -e
+  await_build release
   cargo build --release -p kvmux
   # Packed into a temp dir of its own: scripts/package.sh may be rebuilding dist/ meanwhile.
   unpacked=$(mktemp -d)
@@ -438,43 +559,22 @@ if want launchers; then
 fi
 # --- end launchers ---
 
-if want browser; then
-  # The dashboard in a real headless Chromium (Debian chromium + chromium-driver, driven by a
-  # pinned Selenium); the test starts its own kvmux. Screenshots land in target/browser/.
-  log "browser: the dashboard in headless Chromium"
-  browser_suite() (
-    set -e
-    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-    fi
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
-    "${PYTEST[@]}" tests/browser
-  )
-  run_suite browser browser_suite
-fi
-
-if want fuzz; then
-  # cargo-fuzz targets for each dialect's request handling and each signature verifier, from
-  # the committed seeds: 15 s each (10 minutes each with --long).
-  log "fuzzing: the harness's own tests, then every target"
-  fuzz_suite() (
-    set -e
-    cargo test --manifest-path fuzz/Cargo.toml --lib
-    if [ "$LONG" -eq 1 ]; then
-      bash scripts/fuzz.sh long
-    else
-      bash scripts/fuzz.sh smoke 15
-    fi
-  )
-  run_suite fuzz fuzz_suite
-fi
-
 log "summary"
-# Each suite's counts and its wall-clock time (the build steps between suites are not counted).
+# Each suite's counts and its wall-clock time (the debug build step before the SDK suites is not
+# counted; a suite's wait for a background build is). Then each background build: its time, the
+# part of the run it took, and which suites waited for it how long.
 for name in "${passed[@]}" "${failed[@]}"; do
   echo "$name (${seconds[$name]:-?} s)${counts[$name]:+: ${counts[$name]}}"
+done
+for name in "${BUILDS[@]}"; do
+  if read -r status start end 2>/dev/null <"$LOGDIR/build-$name.status"; then
+    waits=$(awk -v b="$name" '$1 == b { printf "%s%s %s s", sep, $2, $3; sep = ", " }' \
+      "$LOGDIR/build-waits" 2>/dev/null)
+    result=ok; [ "$status" -eq 0 ] || result="FAILED (exit $status)"
+    echo "background build $name (${build_cmd[$name]}, nice 19): $((end - start)) s, from $start s to $end s into the run, $result; waited for: ${waits:-by no suite}"
+  else
+    echo "background build $name (${build_cmd[$name]}, nice 19): not finished (stopped with the run)"
+  fi
 done
 echo "total: $SECONDS s"
 # The reliability tests' seeds and counts (replay a run with the seed it names), and the
