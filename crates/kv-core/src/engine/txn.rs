@@ -219,11 +219,13 @@ impl<'e> Txn<'e> {
         let engine = self.engine;
         let address = (account.to_string(), scope.to_string(), name.to_string());
         let meta_key = keys::container(account, scope, name);
-        let trusted = match engine.binding_of(&address) {
+        // Exact without a read of its record: a bound name's container as resolved through its
+        // binding, or a record cached by the store's only writer.
+        let known = match engine.binding_of(&address) {
             Some(_) => Some(engine.container(account, scope, name).await?),
             None => engine.meta_cache.get(&meta_key),
         };
-        if let Some(container) = trusted {
+        if let Some(container) = known {
             let mut plan = ReadAhead::default();
             ahead(&container, &mut plan);
             self.read_ahead(plan).await?;
