@@ -29,8 +29,9 @@
 # Builds: one debug build serves every suite: with the rust suite in the run the SDK suites use
 #         the binary `cargo test --workspace` built (same profile and features, so no crate is
 #         compiled twice), and the docs suite runs it too instead of a release build. The
-#         optimised builds (fuzz harness tests and targets, release binary) run in the background
-#         from the start (see "background builds" below); their logs are target/test-logs/build-*.log.
+#         optimised builds (fuzz harness tests and targets, release binary) and the Python venvs
+#         with the pinned SDKs are made in the background from the start (see "background
+#         builds" below); their logs are target/test-logs/build-*.log.
 # Env:   KVMUX_TEST_STORAGE=memory  run the node/edge/go/java suites on the memory store too
 #        KV_MODEL_CASES=N  more engine model-test cases (default 1000; 300 on PostgreSQL)
 #        KVMUX_KILLS, KVMUX_BAD_INPUTS, KVMUX_LIN_OPS override the reliability tests' sizes
@@ -186,25 +187,51 @@ lint_suite() {
 # sh_in DIR SCRIPT: runs SCRIPT (bash, with this script's functions) in DIR.
 sh_in() (cd "$1" && eval "$2")
 
-# --- background builds: the optimised builds that fuzz, package and launchers need. The fuzz
-# harness's tests and the cargo-fuzz targets (an instrumented release build in fuzz/target) and
-# the release binary (`cargo build --release -p kvmux`) are from-scratch compiles of minutes each
-# on 2 cores; compiled where their suites run, the whole run waited for them. Most of the run
-# leaves a core idle (an SDK suite is one client and one gateway; many Rust tests run on one
-# thread), so they start with the run, one after another, in the background under `nice -n 19`:
-# they take the CPU the suites leave, and next to none of what a suite uses. The fuzz builds come
-# first and the fuzz suite runs before package and launchers, so the release build also gets the
-# core the fuzzers (one thread each) leave. Each build's output is target/test-logs/build-NAME.log.
-# A suite that needs a build waits for it (the wait counts in the suite's time and its log says
-# how long) and fails, with the end of the build's log, when the build failed; the suite's own
-# cargo commands then find the build fresh. The summary gives each build's time, the part of the
-# run it took and the suites' waits. ---
+# The pinned vendor SDKs (tests/sdk/requirements-*.txt) as pip arguments.
+SDK_REQUIREMENTS=()
+for req in tests/sdk/requirements-*.txt; do
+  [ -e "$req" ] && SDK_REQUIREMENTS+=(-r "$req")
+done
+
+# make_python_venv: .venv with pytest and the pinned SDKs, shared by the python, drift, tls,
+# postgres, memory and docs suites (python_venv, below).
+make_python_venv() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0 "${SDK_REQUIREMENTS[@]}"
+}
+
+# make_package_venv: the package suite's fresh venv (target/package-test/venv) with only pytest
+# and the pinned SDKs; the suite adds the wheel.
+PACKAGE_TEST=$ROOT/target/package-test
+make_package_venv() {
+  rm -rf "$PACKAGE_TEST" && mkdir -p "$PACKAGE_TEST/run"
+  python3 -m venv "$PACKAGE_TEST/venv"
+  "$PACKAGE_TEST/venv/bin/pip" install -q --disable-pip-version-check pytest==9.2.0 \
+    "${SDK_REQUIREMENTS[@]}"
+}
+
+# --- background builds: what the suites need built that takes minutes but no suite's attention.
+# The fuzz harness's tests and the cargo-fuzz targets (an instrumented release build in
+# fuzz/target) and the release binary (`cargo build --release -p kvmux`) are from-scratch
+# compiles of minutes each on 2 cores, and the Python venvs with the pinned SDKs (.venv, and the
+# package suite's fresh one) take a pip install of about a minute each; done where their suites
+# run, the whole run waited for them. Most of the run leaves a core idle (an SDK suite is one
+# client and one gateway; many Rust tests run on one thread), so they start with the run, one
+# after another in the order they are needed, in the background under `nice -n 19`: they take the
+# CPU the suites leave, and next to none of what a suite uses. The fuzz suite runs before package
+# and launchers, so the release build also gets the core the fuzzers (one thread each) leave.
+# Each build's output is target/test-logs/build-NAME.log. A suite that needs a build waits for it
+# (the wait counts in the suite's time and its log says how long) and fails, with the end of the
+# build's log, when the build failed; the suite's own cargo commands then find the build fresh.
+# The summary gives each build's time, the part of the run it took and the suites' waits. ---
 BUILDS=()
 declare -A build_cmd=()
 BUILD_PID=
 
-# background_build NAME COMMAND: queues COMMAND (a command line) as background build NAME.
+# background_build NAME COMMAND: queues COMMAND (a command line; this script's functions work)
+# as background build NAME. queued NAME: whether NAME is queued.
 background_build() { BUILDS+=("$1"); build_cmd[$1]=$2; }
+queued() { [ -n "${build_cmd[$1]:-}" ]; }
 
 # start_builds: runs the queued builds one after another in one background subshell under
 # nice -n 19; each leaves "STATUS START END" (START, END: seconds into the run, as $SECONDS
@@ -212,9 +239,10 @@ background_build() { BUILDS+=("$1"); build_cmd[$1]=$2; }
 start_builds() {
   [ ${#BUILDS[@]} -gt 0 ] || return 0
   (
+    renice --priority 19 -p "$BASHPID" >/dev/null
     for name in "${BUILDS[@]}"; do
       start=$SECONDS
-      nice -n 19 bash -c "${build_cmd[$name]}" >"$LOGDIR/build-$name.log" 2>&1 </dev/null
+      (eval "${build_cmd[$name]}") >"$LOGDIR/build-$name.log" 2>&1 </dev/null
       status=$?
       echo "$status $start $SECONDS" >"$LOGDIR/build-$name.tmp"
       mv "$LOGDIR/build-$name.tmp" "$LOGDIR/build-$name.status"
@@ -223,12 +251,27 @@ start_builds() {
   BUILD_PID=$!
 }
 
+# descendants PID: the processes PID started, and theirs (by parent PID).
+descendants() {
+  local child
+  for child in $(pgrep -P "$1"); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
 # await_build NAME: waits for background build NAME; fails, with the end of its log, when the
-# build failed. Each wait is noted in target/test-logs/build-waits (build, suite, seconds).
+# build failed. While a suite waits, the build runs at the suite's priority (renice, where
+# allowed: as root), as it would in the foreground; the builds after it start at 19 again. Each
+# wait is noted in target/test-logs/build-waits (build, suite, seconds).
 await_build() {
   local name=$1 file="$LOGDIR/build-$1.status" since=$SECONDS status start end
   [ -f "$file" ] || echo "==> waiting for the background build $name (${build_cmd[$name]})"
-  while [ ! -f "$file" ] && kill -0 "$BUILD_PID" 2>/dev/null; do sleep 1; done
+  while [ ! -f "$file" ] && kill -0 "$BUILD_PID" 2>/dev/null; do
+    # shellcheck disable=SC2046
+    renice --priority "$(nice)" -p $(descendants "$BUILD_PID") >/dev/null 2>&1
+    sleep 1
+  done
   if ! read -r status start end 2>/dev/null <"$file"; then
     echo "the background build $name ended without a status; its log:"
     tail -n 60 "$LOGDIR/build-$name.log"
@@ -247,16 +290,15 @@ await_build() {
 # stopped, with every process it started.
 stop_builds() {
   [ -n "$BUILD_PID" ] && kill -0 "$BUILD_PID" 2>/dev/null || return 0
-  local pids=() queue=("$BUILD_PID") pid
-  while [ ${#queue[@]} -gt 0 ]; do
-    pid=${queue[0]}; queue=("${queue[@]:1}"); pids+=("$pid")
-    # shellcheck disable=SC2207
-    queue+=($(pgrep -P "$pid"))
-  done
-  kill -TERM "${pids[@]}" 2>/dev/null
+  # shellcheck disable=SC2046
+  kill -TERM "$BUILD_PID" $(descendants "$BUILD_PID") 2>/dev/null
 }
 trap stop_builds EXIT
 
+# In the order they are needed.
+if want python || want drift || want tls || want postgres || want memory || want docs; then
+  background_build python-venv make_python_venv
+fi
 if want fuzz; then
   background_build fuzz-tests "cargo test --manifest-path fuzz/Cargo.toml --lib --no-run"
   background_build fuzz-targets "bash scripts/fuzz.sh build"
@@ -264,8 +306,17 @@ fi
 if want package || want launchers; then
   background_build release "cargo build --release -p kvmux"
 fi
+if want package; then
+  background_build package-venv make_package_venv
+fi
 start_builds
 # --- end background builds ---
+
+# python_venv: .venv ready for a suite (made in the background when a suite that needs it is in
+# the run).
+python_venv() {
+  if queued python-venv; then await_build python-venv; else make_python_venv; fi
+}
 
 if want lint; then
   log "cargo fmt --check and cargo clippy"
@@ -294,18 +345,6 @@ if want rust; then
   log "cargo test (unit, property, end-to-end)"
   run_suite rust rust_suite
 fi
-
-# The Python venv with the pinned SDKs, shared by the python, tls and postgres suites.
-python_venv() {
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check pytest==9.2.0 || return 1
-  local req
-  for req in tests/sdk/requirements-*.txt; do
-    if [ -e "$req" ]; then
-      .venv/bin/pip install -q --disable-pip-version-check -r "$req" || return 1
-    fi
-  done
-}
 
 # The debug binary every other suite runs ($KVMUX_BIN), built once. After the rust suite
 # `cargo test --workspace --no-run` finds it built with the same features (nothing to compile);
@@ -473,6 +512,7 @@ if want browser; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     fi
+    if queued python-venv; then await_build python-venv; fi
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/browser/requirements.txt
     "${PYTEST[@]}" tests/browser
@@ -510,12 +550,8 @@ package_suite() (
   set -e
   await_build release
   bash scripts/package.sh
-  work=$ROOT/target/package-test
-  rm -rf "$work" && mkdir -p "$work/run"
-  python3 -m venv "$work/venv"
-  reqs=()
-  for req in tests/sdk/requirements-*.txt; do reqs+=(-r "$req"); done
-  "$work/venv/bin/pip" install -q --disable-pip-version-check pytest==9.2.0 "${reqs[@]}"
+  await_build package-venv
+  work=$PACKAGE_TEST
   start=$(date +%s.%N)
   "$work/venv/bin/pip" install -q --disable-pip-version-check --no-index --no-deps dist/kvmux-*.whl
   echo "pip install of the wheel (venv with the SDKs): $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')") s"
