@@ -65,6 +65,9 @@ print(f"{ops:9.0f} ops/s   worst p99 {p99} us   errors {errors}")'; }
 
 each=$((TOTAL / 3))
 echo "kvmux on PostgreSQL, tencent, ${DURATION}s per row, $KEYS keys, $(nproc) cores"
+# The machine's load before and after: on a shared machine the figures mean little without it.
+echo "before: $(uptime)"
+trap 'echo "after: $(uptime)"; cleanup' EXIT
 for mode in $MODES; do
   pgdir=$(mktemp -d -u /tmp/kvmux-pg-bench.XXXXXX)  # created by postgres.sh, readable by nobody
   if [ "$mode" = on ]; then
