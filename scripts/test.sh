@@ -268,8 +268,9 @@ await_build() {
   local name=$1 file="$LOGDIR/build-$1.status" since=$SECONDS status start end
   [ -f "$file" ] || echo "==> waiting for the background build $name (${build_cmd[$name]})"
   while [ ! -f "$file" ] && kill -0 "$BUILD_PID" 2>/dev/null; do
+    # Not allowed, or a process already gone: no matter (the suites run under set -e).
     # shellcheck disable=SC2046
-    renice --priority "$(nice)" -p $(descendants "$BUILD_PID") >/dev/null 2>&1
+    renice --priority "$(nice)" -p $(descendants "$BUILD_PID") >/dev/null 2>&1 || true
     sleep 1
   done
   if ! read -r status start end 2>/dev/null <"$file"; then
