@@ -82,14 +82,8 @@ pub fn cut(text: &str, max: usize) -> String {
 /// [`SHOWN_AUTHORIZATION_PARAMS`] are kept (cut), every other value becomes `***`. Covers
 /// `TC3-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`, `ACS3-HMAC-SHA256
 /// Credential=..,SignedHeaders=..,Signature=..` and `SDK-HMAC-SHA256 Access=.., SignedHeaders=..,
-/// Signature=..`; a value of any other shape keeps its scheme only.
-pub fn mask_authorization(value: &str) -> String {
-    let mut out = String::new();
-    mask_authorization_into(value, &mut out);
-    out
-}
-
-/// [`mask_authorization`], appended to `out` (the recorded head's one buffer).
+/// Signature=..`; a value of any other shape keeps its scheme only. Appended to `out` (the
+/// recorded head's one buffer).
 fn mask_authorization_into(value: &str, out: &mut String) {
     let start = out.len();
     let value = value.trim();
@@ -581,7 +575,8 @@ mod tests {
                 "opaque-token-value",
             ),
         ] {
-            let shown = mask_authorization(sent);
+            let mut shown = String::new();
+            mask_authorization_into(sent, &mut shown);
             assert_eq!(shown, kept);
             assert!(!shown.contains(secret));
         }

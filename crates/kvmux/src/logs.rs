@@ -166,38 +166,7 @@ impl BatchedWriter {
                 pending.text.push_str(text);
                 start..pending.text.len()
             };
-            let kind = match *line {
-                Line::Request {
-                    request_id,
-                    dialect,
-                    operation,
-                    account,
-                    status,
-                    code,
-                    latency_us,
-                } => QueuedKind::Request {
-                    request_id: keep(request_id),
-                    dialect,
-                    operation,
-                    account: account.map(&mut keep),
-                    status,
-                    code: code.map(&mut keep),
-                    latency_us,
-                },
-                Line::AdminCall {
-                    request_id,
-                    peer,
-                    method,
-                    path,
-                    status,
-                } => QueuedKind::AdminCall {
-                    request_id: keep(request_id),
-                    peer,
-                    method: keep(method),
-                    path: keep(path),
-                    status,
-                },
-            };
+            let kind = line.map_text(|text| keep(text));
             pending.lines.push(QueuedLine { at, time, kind });
         });
     }
@@ -236,26 +205,68 @@ impl Drop for FlushGuard {
 /// target), so the request pays for copying a few fields, not for formatting: through
 /// tracing-subscriber the two lines of a `GET /_kvmux/health` were 18% of its CPU
 /// (docs/BENCHMARKS.md).
+pub type Line<'a> = LineOf<&'a str>;
+
+/// A [`Line`] with its text fields of type `T`: borrowed (`&str`) where a request hands it over,
+/// ranges of the batch's text buffer while it is queued.
 #[derive(Debug, Clone, Copy)]
-pub enum Line<'a> {
+pub enum LineOf<T> {
     /// `request request_id=… dialect="…" operation="…" account="…" status=… code="…" latency_us=…`
     Request {
-        request_id: &'a str,
+        request_id: T,
         dialect: &'static str,
         operation: &'static str,
-        account: Option<&'a str>,
+        account: Option<T>,
         status: u16,
-        code: Option<&'a str>,
+        code: Option<T>,
         latency_us: u64,
     },
     /// `admin call request_id="…" peer=… method=… path=… status=…`
     AdminCall {
-        request_id: &'a str,
+        request_id: T,
         peer: SocketAddr,
-        method: &'a str,
-        path: &'a str,
+        method: T,
+        path: T,
         status: u16,
     },
+}
+
+impl<T> LineOf<T> {
+    /// The same line with each text field mapped by `text`.
+    fn map_text<U>(&self, mut text: impl FnMut(&T) -> U) -> LineOf<U> {
+        match self {
+            LineOf::Request {
+                request_id,
+                dialect,
+                operation,
+                account,
+                status,
+                code,
+                latency_us,
+            } => LineOf::Request {
+                request_id: text(request_id),
+                dialect,
+                operation,
+                account: account.as_ref().map(&mut text),
+                status: *status,
+                code: code.as_ref().map(&mut text),
+                latency_us: *latency_us,
+            },
+            LineOf::AdminCall {
+                request_id,
+                peer,
+                method,
+                path,
+                status,
+            } => LineOf::AdminCall {
+                request_id: text(request_id),
+                peer: *peer,
+                method: text(method),
+                path: text(path),
+                status: *status,
+            },
+        }
+    }
 }
 
 /// A [`Line`] in a batch: its text fields are ranges of [`Pending::text`].
@@ -266,60 +277,11 @@ struct QueuedLine {
     kind: QueuedKind,
 }
 
-enum QueuedKind {
-    Request {
-        request_id: Range<usize>,
-        dialect: &'static str,
-        operation: &'static str,
-        account: Option<Range<usize>>,
-        status: u16,
-        code: Option<Range<usize>>,
-        latency_us: u64,
-    },
-    AdminCall {
-        request_id: Range<usize>,
-        peer: SocketAddr,
-        method: Range<usize>,
-        path: Range<usize>,
-        status: u16,
-    },
-}
+type QueuedKind = LineOf<Range<usize>>;
 
 impl QueuedKind {
     fn line<'t>(&self, text: &'t str) -> Line<'t> {
-        let field = |range: &Range<usize>| text.get(range.clone()).unwrap_or_default();
-        match self {
-            QueuedKind::Request {
-                request_id,
-                dialect,
-                operation,
-                account,
-                status,
-                code,
-                latency_us,
-            } => Line::Request {
-                request_id: field(request_id),
-                dialect,
-                operation,
-                account: account.as_ref().map(field),
-                status: *status,
-                code: code.as_ref().map(field),
-                latency_us: *latency_us,
-            },
-            QueuedKind::AdminCall {
-                request_id,
-                peer,
-                method,
-                path,
-                status,
-            } => Line::AdminCall {
-                request_id: field(request_id),
-                peer: *peer,
-                method: field(method),
-                path: field(path),
-                status: *status,
-            },
-        }
+        self.map_text(|range| text.get(range.clone()).unwrap_or_default())
     }
 }
 
